@@ -1,0 +1,281 @@
+//! The command line: clap definitions for every subcommand, and the
+//! program-name dispatch (`igwn-robot-get`, `robot-credmon-storer`).
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Keeps SciTokens fresh for robot accounts: keytab -> Vault -> bearer token.
+#[derive(Debug, Parser)]
+#[command(name = "robot-credmon", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant, reason = "parsed once per process")]
+pub enum Command {
+    /// Get a fresh bearer token from Vault with a keytab (igwn-robot-get compatible).
+    Get(GetArgs),
+    /// Show the claims and remaining lifetime of a bearer token file.
+    Token(TokenArgs),
+}
+
+/// `robot-credmon get` / `igwn-robot-get`: every igwn-robot-get 0.3.3 option
+/// plus the htgettoken options a robot needs.
+#[derive(Debug, Clone, Args)]
+#[command(about = "Get a fresh bearer token from Vault with a Kerberos keytab")]
+pub struct GetArgs {
+    /// Kerberos principal (default: the keytab's first principal); `@LIGO.ORG` is added when no realm is given.
+    pub principal: Option<String>,
+
+    /// More output: -v says what was done, -vv adds the token claims, -vvv shows requests.
+    #[arg(short, long, action = ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Only print errors.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Keytab with the robot's key [default: $KRB5_KTNAME].
+    #[arg(
+        short = 'k',
+        long = "keytab",
+        visible_alias = "kerberos-keytab",
+        value_name = "KEYTAB"
+    )]
+    pub keytab: Option<String>,
+
+    /// Kerberos credential cache for the robot's ticket [default: a private in-memory cache].
+    #[arg(
+        short = 'c',
+        long = "ccache",
+        visible_alias = "kerberos-ccache",
+        value_name = "CCACHE"
+    )]
+    pub ccache: Option<String>,
+
+    /// Vault server: host, host:port or https URL (port 8200 when not given).
+    #[arg(
+        short = 'a',
+        long,
+        default_value = "vault.ligo.org",
+        value_name = "HOST"
+    )]
+    pub vaultserver: String,
+
+    /// Token issuer name in Vault.
+    #[arg(short = 'i', long, default_value = "igwn")]
+    pub issuer: String,
+
+    /// Vault credential key [default: the principal without @REALM].
+    #[arg(long)]
+    pub credkey: Option<String>,
+
+    /// Vault role [default: the principal up to the first '/'].
+    #[arg(short = 'r', long)]
+    pub role: Option<String>,
+
+    /// Minimum remaining lifetime, in seconds, for an existing bearer token to be kept.
+    #[arg(short = 'm', long, default_value_t = 3600, value_name = "SECONDS")]
+    pub minsecs: u64,
+
+    /// Where to keep the Vault token [default: /tmp/vt_u<uid>].
+    #[arg(long, value_name = "FILE")]
+    pub vaulttokenfile: Option<PathBuf>,
+
+    /// Bearer token file [default: $BEARER_TOKEN_FILE, else $XDG_RUNTIME_DIR/bt_u<uid>, else /tmp/bt_u<uid>].
+    #[arg(
+        short = 'o',
+        long = "outfile",
+        visible_alias = "bearertokenfile",
+        value_name = "FILE"
+    )]
+    pub outfile: Option<PathBuf>,
+
+    /// Minimum remaining lifetime of the saved Vault token before a new Kerberos login.
+    #[arg(long, default_value = "24h", value_parser = parse_duration, value_name = "DURATION")]
+    pub vaulttokenminttl: Duration,
+
+    /// Lifetime of the Vault tokens we keep (longer login tokens are exchanged).
+    #[arg(long, default_value = "7d", value_parser = parse_duration, value_name = "DURATION")]
+    pub vaulttokenttl: Duration,
+
+    /// Store the credential in HTCondor's credd instead of writing a bearer token file.
+    #[arg(long)]
+    pub condor: bool,
+
+    /// CA bundle for the Vault server certificate [default: the system bundle].
+    #[arg(long, value_name = "FILE")]
+    pub cafile: Option<PathBuf>,
+
+    /// Directory of CA certificates [default: $X509_CERT_DIR, else /etc/grid-security/certificates if it exists].
+    #[arg(long, value_name = "DIR")]
+    pub capath: Option<PathBuf>,
+
+    /// Cluster name of the Vault service, used for the Kerberos service name host@ALIAS.
+    #[arg(long, value_name = "HOST")]
+    pub vaultalias: Option<String>,
+
+    /// Name to check in the Vault server certificate [default: the server host].
+    #[arg(long, value_name = "NAME")]
+    pub vaultcertname: Option<String>,
+
+    /// Scopes to request (comma or space separated); uses token exchange.
+    #[arg(long)]
+    pub scopes: Option<String>,
+
+    /// Audience to request (comma or space separated); uses token exchange.
+    #[arg(long)]
+    pub audience: Option<String>,
+
+    /// Give up retrying transient Vault failures after this long.
+    #[arg(long, default_value = "25s", value_parser = parse_duration, value_name = "DURATION")]
+    pub retry_time: Duration,
+
+    /// Time allowed for one Vault request once connected.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    pub request_timeout: Duration,
+}
+
+/// `robot-credmon token`: inspect a bearer token file.
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// Token file [default: the WLCG discovery rules].
+    pub file: Option<PathBuf>,
+
+    /// Print the claims as JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Exit 1 when less than this many seconds are left.
+    #[arg(short = 'm', long, default_value_t = 0, value_name = "SECONDS")]
+    pub minsecs: u64,
+
+    /// Check the signature against the issuer's published keys (JWKS).
+    #[arg(long)]
+    pub verify: bool,
+
+    /// CA bundle for the issuer's HTTPS server (with --verify).
+    #[arg(long, value_name = "FILE")]
+    pub cafile: Option<PathBuf>,
+
+    /// Directory of CA certificates (with --verify).
+    #[arg(long, value_name = "DIR")]
+    pub capath: Option<PathBuf>,
+}
+
+/// Parses `3600`, `3600s`, `30m`, `24h`, `7d` or humantime forms like `1h30m`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    if let Ok(secs) = t.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(t)
+        .map_err(|_| format!("invalid duration '{s}' (use seconds, or e.g. 30m, 24h, 7d)"))
+}
+
+/// The name the binary was invoked as (`igwn-robot-get`, `robot-credmon`, ...).
+pub fn invoked_as(argv0: &std::ffi::OsStr) -> String {
+    std::path::Path::new(argv0)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Parser for the `igwn-robot-get` program name: `get`'s options at the top level.
+#[derive(Debug, Parser)]
+#[command(
+    name = "igwn-robot-get",
+    version,
+    about = "Get a fresh bearer token from Vault with a Kerberos keytab"
+)]
+pub struct IgwnRobotGet {
+    /// The options.
+    #[command(flatten)]
+    pub args: GetArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn durations() {
+        for (s, secs) in [
+            ("3600", 3600),
+            ("24h", 86400),
+            ("7d", 604800),
+            ("30m", 1800),
+            ("10s", 10),
+            ("1h30m", 5400),
+        ] {
+            assert_eq!(parse_duration(s).unwrap(), Duration::from_secs(secs), "{s}");
+        }
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn clap_definitions_are_consistent() {
+        Cli::command().debug_assert();
+        IgwnRobotGet::command().debug_assert();
+    }
+
+    #[test]
+    fn igwn_robot_get_options_and_defaults() {
+        let a = IgwnRobotGet::try_parse_from([
+            "igwn-robot-get",
+            "-vv",
+            "--kerberos-keytab",
+            "/k",
+            "--kerberos-ccache",
+            "/c",
+            "--bearertokenfile",
+            "/o",
+            "robot/host@X",
+        ])
+        .unwrap()
+        .args;
+        assert_eq!(a.verbose, 2);
+        assert_eq!(a.keytab.as_deref(), Some("/k"));
+        assert_eq!(a.ccache.as_deref(), Some("/c"));
+        assert_eq!(a.outfile, Some(PathBuf::from("/o")));
+        assert_eq!(a.principal.as_deref(), Some("robot/host@X"));
+        assert_eq!(a.vaultserver, "vault.ligo.org");
+        assert_eq!(a.issuer, "igwn");
+        assert_eq!(a.minsecs, 3600);
+        assert_eq!(a.vaulttokenminttl, Duration::from_secs(86400));
+        assert_eq!(a.vaulttokenttl, Duration::from_secs(7 * 86400));
+        let b = Cli::try_parse_from([
+            "robot-credmon",
+            "get",
+            "-k",
+            "/k",
+            "-a",
+            "v:1",
+            "-i",
+            "i",
+            "-r",
+            "r",
+            "-m",
+            "5",
+            "-o",
+            "/o",
+            "--credkey",
+            "c",
+        ])
+        .unwrap();
+        let Command::Get(b) = b.command else {
+            panic!("not get")
+        };
+        assert_eq!(
+            (b.vaultserver.as_str(), b.role.as_deref(), b.minsecs),
+            ("v:1", Some("r"), 5)
+        );
+    }
+}

@@ -1,0 +1,450 @@
+//! A directory handle whose operations never follow symbolic links in the
+//! last path component, so a process running as root can work inside
+//! directories that other users can write to.
+
+use super::{FileError, is_plain_name};
+use nix::errno::Errno;
+use nix::fcntl::AtFlags;
+use nix::fcntl::{OFlag, openat, renameat};
+use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat};
+use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, fsync, unlinkat};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// Marker in the names of our temporary files, so leftovers can be recognised.
+pub const TEMP_MARKER: &str = ".robot-credmon-tmp.";
+
+/// An open directory; every operation is relative to it.
+#[derive(Debug)]
+pub struct SafeDir {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+/// How [`SafeDir::write_atomic`] treats the file it replaces.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteOptions {
+    /// Permission bits of the new file.
+    pub mode: u32,
+    /// `(uid, gid)` to give the new file, when running as root.
+    pub owner: Option<(u32, u32)>,
+    /// Refuse to replace a file owned by a uid other than this one.
+    pub existing_owner: Option<u32>,
+    /// Replace a symbolic link at the target (the link itself, never its target)
+    /// instead of refusing.
+    pub replace_symlink: bool,
+}
+
+impl SafeDir {
+    /// Opens a directory by path.
+    pub fn open(path: &Path) -> Result<Self, FileError> {
+        let fd = nix::fcntl::open(
+            path,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| FileError::io("cannot open directory", path, e))?;
+        Ok(Self {
+            fd,
+            path: path.to_owned(),
+        })
+    }
+
+    /// Opens the parent directory of `file` (`.` for a bare name) and returns it with the file name.
+    pub fn open_parent(file: &Path) -> Result<(Self, String), FileError> {
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .filter(|n| is_plain_name(n))
+            .ok_or_else(|| FileError::BadName(file.display().to_string()))?
+            .to_owned();
+        let parent = match file.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        Ok((Self::open(parent)?, name))
+    }
+
+    /// Opens a subdirectory without following a symbolic link.
+    pub fn open_child(&self, name: &str) -> Result<Self, FileError> {
+        let path = self.join(name)?;
+        let fd = openat(
+            &self.fd,
+            name,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| match e {
+            Errno::ELOOP => FileError::Symlink(path.clone()),
+            e => FileError::io("cannot open directory", &path, e),
+        })?;
+        Ok(Self { fd, path })
+    }
+
+    /// The path this directory was opened with.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The directory's own status.
+    pub fn stat_self(&self) -> Result<FileStat, FileError> {
+        fstat(&self.fd).map_err(|e| FileError::io("cannot stat", &self.path, e))
+    }
+
+    /// Status of an entry without following links; `None` when it does not exist.
+    pub fn stat(&self, name: &str) -> Result<Option<FileStat>, FileError> {
+        let path = self.join(name)?;
+        match fstatat(&self.fd, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(Some(st)),
+            Err(Errno::ENOENT) => Ok(None),
+            Err(e) => Err(FileError::io("cannot stat", path, e)),
+        }
+    }
+
+    /// Reads a regular file of at most `limit` bytes; `None` when it does not exist.
+    ///
+    /// Refuses symbolic links, non-regular files and, with `single_link`, files
+    /// with more than one hard link.
+    pub fn read(
+        &self,
+        name: &str,
+        limit: usize,
+        single_link: bool,
+    ) -> Result<Option<(Vec<u8>, FileStat)>, FileError> {
+        let path = self.join(name)?;
+        let fd = match openat(
+            &self.fd,
+            name,
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => return Ok(None),
+            Err(Errno::ELOOP) => return Err(FileError::Symlink(path)),
+            Err(e) => return Err(FileError::io("cannot open", path, e)),
+        };
+        let st = fstat(&fd).map_err(|e| FileError::io("cannot stat", &path, e))?;
+        if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) != SFlag::S_IFREG {
+            return Err(FileError::NotRegular(path));
+        }
+        if single_link && st.st_nlink > 1 {
+            return Err(FileError::HardLinked(path));
+        }
+        let size = usize::try_from(st.st_size).unwrap_or(usize::MAX);
+        if size > limit {
+            return Err(FileError::TooLarge { path, limit });
+        }
+        let mut buf = Vec::with_capacity(size);
+        File::from(fd)
+            .take(limit as u64 + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| FileError::io("cannot read", &path, e))?;
+        if buf.len() > limit {
+            return Err(FileError::TooLarge { path, limit });
+        }
+        Ok(Some((buf, st)))
+    }
+
+    /// Replaces `name` with `contents`: exclusive temporary file in this
+    /// directory, permissions and owner set before writing, fsync, rename over
+    /// the target, fsync of the directory. The old file stays in place until
+    /// the rename, and is never written through.
+    pub fn write_atomic(
+        &self,
+        name: &str,
+        contents: &[u8],
+        opts: WriteOptions,
+    ) -> Result<(), FileError> {
+        let path = self.join(name)?;
+        self.check_target(name, &path, &opts)?;
+        let (tmp_name, fd) = self.create_temp(name, opts.mode)?;
+        let result = self.fill_and_rename(&fd, &tmp_name, name, &path, contents, &opts);
+        if result.is_err() {
+            // Best effort: the temporary file must not stay behind.
+            let _ = unlinkat(&self.fd, tmp_name.as_str(), UnlinkatFlags::NoRemoveDir);
+        }
+        result
+    }
+
+    /// Removes an entry (a link is removed, never followed); `false` if it was absent.
+    pub fn remove(&self, name: &str) -> Result<bool, FileError> {
+        let path = self.join(name)?;
+        match unlinkat(&self.fd, name, UnlinkatFlags::NoRemoveDir) {
+            Ok(()) => Ok(true),
+            Err(Errno::ENOENT) => Ok(false),
+            Err(e) => Err(FileError::io("cannot remove", path, e)),
+        }
+    }
+
+    /// Names of the entries in this directory (without `.` and `..`), unsorted.
+    pub fn entries(&self) -> Result<Vec<String>, FileError> {
+        let dup = self
+            .fd
+            .try_clone()
+            .map_err(|e| FileError::io("cannot read directory", &self.path, e))?;
+        let mut dir = nix::dir::Dir::from_fd(dup)
+            .map_err(|e| FileError::io("cannot read directory", &self.path, e))?;
+        let mut out = Vec::new();
+        for entry in dir.iter() {
+            let entry = entry.map_err(|e| FileError::io("cannot read directory", &self.path, e))?;
+            if let Ok(n) = entry.file_name().to_str()
+                && n != "."
+                && n != ".."
+            {
+                out.push(n.to_owned());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes temporary files a crashed earlier run of ours left here; returns how many.
+    pub fn remove_stale_temps(&self) -> Result<usize, FileError> {
+        let mut n = 0;
+        for name in self.entries()? {
+            if name.starts_with('.') && name.contains(TEMP_MARKER) && self.remove(&name)? {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// The path of an entry, after checking that the name is one plain component.
+    pub fn join(&self, name: &str) -> Result<PathBuf, FileError> {
+        if is_plain_name(name) {
+            Ok(self.path.join(name))
+        } else {
+            Err(FileError::BadName(name.to_owned()))
+        }
+    }
+
+    /// Opens or creates a file for locking, never through a link.
+    pub(crate) fn open_lock(&self, name: &str) -> Result<(File, FileStat), FileError> {
+        let path = self.join(name)?;
+        let fd = openat(
+            &self.fd,
+            name,
+            OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(|e| match e {
+            Errno::ELOOP => FileError::Symlink(path.clone()),
+            e => FileError::io("cannot open lock file", &path, e),
+        })?;
+        let st = fstat(&fd).map_err(|e| FileError::io("cannot stat", &path, e))?;
+        if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) != SFlag::S_IFREG {
+            return Err(FileError::NotRegular(path));
+        }
+        Ok((File::from(fd), st))
+    }
+
+    fn check_target(&self, name: &str, path: &Path, opts: &WriteOptions) -> Result<(), FileError> {
+        let Some(st) = self.stat(name)? else {
+            return Ok(());
+        };
+        let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
+        if kind == SFlag::S_IFLNK {
+            return if opts.replace_symlink {
+                Ok(())
+            } else {
+                Err(FileError::Symlink(path.to_owned()))
+            };
+        }
+        if kind != SFlag::S_IFREG {
+            return Err(FileError::NotRegular(path.to_owned()));
+        }
+        match opts.existing_owner {
+            Some(expected) if st.st_uid != expected => Err(FileError::WrongOwner {
+                path: path.to_owned(),
+                owner: st.st_uid,
+                expected,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn create_temp(&self, name: &str, mode: u32) -> Result<(String, OwnedFd), FileError> {
+        let stem: String = name.chars().take(100).collect();
+        for _ in 0..16 {
+            let tmp = format!(".{stem}{TEMP_MARKER}{:016x}", fastrand::u64(..));
+            match openat(
+                &self.fd,
+                tmp.as_str(),
+                OFlag::O_WRONLY
+                    | OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(mode & 0o600),
+            ) {
+                Ok(fd) => return Ok((tmp, fd)),
+                Err(Errno::EEXIST) => continue,
+                Err(e) => {
+                    return Err(FileError::io(
+                        "cannot create a temporary file in",
+                        &self.path,
+                        e,
+                    ));
+                }
+            }
+        }
+        Err(FileError::io(
+            "cannot create a temporary file in",
+            &self.path,
+            std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+        ))
+    }
+
+    fn fill_and_rename(
+        &self,
+        fd: &OwnedFd,
+        tmp: &str,
+        name: &str,
+        path: &Path,
+        contents: &[u8],
+        opts: &WriteOptions,
+    ) -> Result<(), FileError> {
+        let tmp_path = self.path.join(tmp);
+        if let Some((uid, gid)) = opts.owner {
+            fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+                .map_err(|e| FileError::io("cannot change the owner of", &tmp_path, e))?;
+        }
+        fchmod(fd, Mode::from_bits_truncate(opts.mode))
+            .map_err(|e| FileError::io("cannot set the mode of", &tmp_path, e))?;
+        let mut file = File::from(
+            fd.try_clone()
+                .map_err(|e| FileError::io("cannot write", &tmp_path, e))?,
+        );
+        file.write_all(contents)
+            .map_err(|e| FileError::io("cannot write", &tmp_path, e))?;
+        fsync(fd).map_err(|e| FileError::io("cannot sync", &tmp_path, e))?;
+        // The target may have been swapped for a link since the first check.
+        self.check_target(name, path, opts)?;
+        renameat(&self.fd, tmp, &self.fd, name)
+            .map_err(|e| FileError::io("cannot rename a temporary file onto", path, e))?;
+        fsync(self.fd.as_fd()).map_err(|e| FileError::io("cannot sync directory", &self.path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+
+    fn opts() -> WriteOptions {
+        WriteOptions {
+            mode: 0o600,
+            owner: None,
+            existing_owner: None,
+            replace_symlink: false,
+        }
+    }
+
+    #[test]
+    fn writes_atomically_with_mode() {
+        let t = tempfile::tempdir().unwrap();
+        let d = SafeDir::open(t.path()).unwrap();
+        d.write_atomic("tok", b"one\n", opts()).unwrap();
+        d.write_atomic(
+            "tok",
+            b"two\n",
+            WriteOptions {
+                mode: 0o400,
+                ..opts()
+            },
+        )
+        .unwrap();
+        let p = t.path().join("tok");
+        assert_eq!(std::fs::read(&p).unwrap(), b"two\n");
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o400
+        );
+        assert_eq!(d.entries().unwrap(), vec!["tok".to_string()]);
+    }
+
+    #[test]
+    fn refuses_symlink_target_and_leaves_victim_alone() {
+        let t = tempfile::tempdir().unwrap();
+        let victim = t.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        symlink(&victim, t.path().join("tok")).unwrap();
+        let d = SafeDir::open(t.path()).unwrap();
+        assert!(matches!(
+            d.write_atomic("tok", b"x", opts()),
+            Err(FileError::Symlink(_))
+        ));
+        assert!(matches!(
+            d.read("tok", 100, false),
+            Err(FileError::Symlink(_))
+        ));
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        // Replacing the link itself is allowed on request and still spares the victim.
+        d.write_atomic(
+            "tok",
+            b"x",
+            WriteOptions {
+                replace_symlink: true,
+                ..opts()
+            },
+        )
+        .unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        assert!(
+            !std::fs::symlink_metadata(t.path().join("tok"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+    }
+
+    #[test]
+    fn read_limits_and_hard_links() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("big"), vec![b'a'; 100]).unwrap();
+        std::fs::hard_link(t.path().join("big"), t.path().join("link")).unwrap();
+        let d = SafeDir::open(t.path()).unwrap();
+        assert!(matches!(
+            d.read("big", 10, false),
+            Err(FileError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            d.read("link", 1000, true),
+            Err(FileError::HardLinked(_))
+        ));
+        assert!(d.read("missing", 10, false).unwrap().is_none());
+        assert!(matches!(
+            d.read("../x", 10, false),
+            Err(FileError::BadName(_))
+        ));
+    }
+
+    #[test]
+    fn wrong_owner_refused() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("tok"), b"x").unwrap();
+        let me = std::fs::metadata(t.path().join("tok")).unwrap().uid();
+        let d = SafeDir::open(t.path()).unwrap();
+        let err = d.write_atomic(
+            "tok",
+            b"y",
+            WriteOptions {
+                existing_owner: Some(me + 1),
+                ..opts()
+            },
+        );
+        assert!(matches!(err, Err(FileError::WrongOwner { .. })));
+    }
+
+    #[test]
+    fn stale_temps_removed() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join(format!(".a.use{TEMP_MARKER}1234")), b"x").unwrap();
+        std::fs::write(t.path().join("a.use"), b"x").unwrap();
+        let d = SafeDir::open(t.path()).unwrap();
+        assert_eq!(d.remove_stale_temps().unwrap(), 1);
+        assert_eq!(d.entries().unwrap(), vec!["a.use".to_string()]);
+    }
+}

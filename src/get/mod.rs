@@ -1,0 +1,402 @@
+//! `robot-credmon get` (also `igwn-robot-get`): keytab -> Vault -> bearer
+//! token file. Does nothing, without touching the network, while the existing
+//! token has more than `--minsecs` left; otherwise refreshes under a lock,
+//! reusing the saved Vault token when it is still good and logging in with
+//! Kerberos when it is not.
+
+pub mod plan;
+
+use crate::cli::GetArgs;
+use crate::files::{FileError, LockFile, SafeDir, WriteOptions};
+use crate::kerberos::{self, Initiator, KrbError};
+use crate::token::{self, BearerToken, MAX_TOKEN_BYTES};
+use crate::vault::{ClientConfig, Limits, LoginError, VaultClient, VaultError, VaultToken, tls};
+use plan::Plan;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+/// Why `get` failed. Each message names the file or server and the likely fix.
+#[derive(Debug, thiserror::Error)]
+pub enum GetError {
+    /// No keytab was given.
+    #[error("no keytab given: use --keytab FILE or set KRB5_KTNAME")]
+    NoKeytab,
+    /// A file could not be read or written.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// A Kerberos problem.
+    #[error(transparent)]
+    Kerberos(#[from] KrbError),
+    /// A Vault problem, with advice.
+    #[error("{error}{}", hint.as_deref().map(|h| format!(" ({h})")).unwrap_or_default())]
+    Vault {
+        /// What Vault said.
+        error: Box<VaultError>,
+        /// What to do about it.
+        hint: Option<String>,
+    },
+    /// The existing bearer token file holds something that is not a token.
+    #[error(
+        "'{path}' exists but does not hold a bearer token ({why}); remove it or choose another --outfile"
+    )]
+    NotAToken {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// A feature that is not available yet.
+    #[error("{0}")]
+    Unsupported(&'static str),
+}
+
+/// What a successful run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The existing token was good enough; nothing was done.
+    StillValid {
+        /// The token file.
+        path: PathBuf,
+        /// Seconds left.
+        remaining: i64,
+    },
+    /// A new token was written.
+    Refreshed {
+        /// The token file.
+        path: PathBuf,
+        /// Seconds left on the new token (`None` without `exp`).
+        remaining: Option<i64>,
+        /// Whether a Kerberos login was needed.
+        logged_in: bool,
+    },
+}
+
+/// Runs `get`. `now` is read once per check so tests and logs agree.
+pub fn run(args: &GetArgs) -> Result<Outcome, GetError> {
+    if args.condor {
+        return Err(GetError::Unsupported(
+            "--condor is not yet supported by robot-credmon; run condor_vault_storer after get, or drop --condor",
+        ));
+    }
+    let uid = nix::unistd::geteuid().as_raw();
+    let env = crate::files::discovery::process_env;
+    let keytab = plan::keytab_path(args, env).ok_or(GetError::NoKeytab)?;
+    let outfile = plan::outfile(args, env, uid);
+    let (dir, name) = SafeDir::open_parent(&outfile)?;
+
+    if let Some(outcome) = check_existing(&dir, &name, &outfile, args.minsecs, SystemTime::now())? {
+        return Ok(outcome);
+    }
+    let lock_wait = args.retry_time + args.request_timeout * 3 + Duration::from_secs(10);
+    let _lock = LockFile::acquire(&dir, &name, Some(uid), lock_wait)?;
+    if let Some(outcome) = check_existing(&dir, &name, &outfile, args.minsecs, SystemTime::now())? {
+        log::info!("another run refreshed the token meanwhile");
+        return Ok(outcome);
+    }
+
+    kerberos::check_keytab(&keytab)?;
+    let principal = kerberos::choose_principal(&keytab, args.principal.as_deref())?;
+    let plan = plan::plan(args, &principal, keytab, uid).map_err(vault_err)?;
+    // Before any thread exists: the HTTP client starts one.
+    let _profile = kerberos::disable_reverse_dns()?;
+    let client = client_for(args, &plan)?;
+
+    let (bearer, logged_in) = obtain(&client, &plan, uid, args.minsecs)?;
+    dir.write_atomic(
+        &name,
+        &bearer.file_contents(),
+        WriteOptions {
+            mode: 0o600,
+            owner: None,
+            existing_owner: Some(uid),
+            replace_symlink: false,
+        },
+    )?;
+    let now = SystemTime::now();
+    log::info!(
+        "wrote a new bearer token to {} ({} requests to {})",
+        outfile.display(),
+        client.request_count(),
+        client.server()
+    );
+    log_claims(&bearer, now);
+    Ok(Outcome::Refreshed {
+        path: outfile,
+        remaining: bearer.remaining(now),
+        logged_in,
+    })
+}
+
+/// The fast path: `Some` when the existing token has more than `minsecs` left.
+fn check_existing(
+    dir: &SafeDir,
+    name: &str,
+    path: &Path,
+    minsecs: u64,
+    now: SystemTime,
+) -> Result<Option<Outcome>, GetError> {
+    let Some((bytes, _)) = dir.read(name, MAX_TOKEN_BYTES + 2, false)? else {
+        log::info!("no bearer token in {} yet", path.display());
+        return Ok(None);
+    };
+    let tok = match BearerToken::from_bytes(&bytes) {
+        Ok(t) => t,
+        Err(token::TokenError::Empty) => return Ok(None),
+        Err(e) => {
+            log::warn!(
+                "{} does not hold a valid token ({e}); it will be replaced",
+                path.display()
+            );
+            return Ok(None);
+        }
+    };
+    let remaining = tok.remaining(now).unwrap_or(i64::MIN);
+    if tok.is_fresh(now, minsecs) {
+        log::info!(
+            "the bearer token in {} is valid for {} more (over --minsecs {minsecs}); nothing to do",
+            path.display(),
+            token::format_remaining(remaining)
+        );
+        log_claims(&tok, now);
+        return Ok(Some(Outcome::StillValid {
+            path: path.to_owned(),
+            remaining,
+        }));
+    }
+    log::info!(
+        "the bearer token in {} has {} left, not over --minsecs {minsecs}; refreshing",
+        path.display(),
+        token::format_remaining(remaining)
+    );
+    Ok(None)
+}
+
+fn client_for(args: &GetArgs, plan: &Plan) -> Result<VaultClient, GetError> {
+    let trust = tls::TrustSources::with_defaults(
+        args.cafile.clone(),
+        args.capath.clone(),
+        crate::files::discovery::process_env,
+    );
+    let tls = tls::client_config(&trust).map_err(vault_err)?;
+    Ok(VaultClient::new(ClientConfig {
+        server: plan.server.clone(),
+        certname: plan.certname.clone(),
+        tls,
+        limits: Limits {
+            retry_budget: args.retry_time,
+            request_timeout: args.request_timeout,
+            ..Limits::default()
+        },
+    }))
+}
+
+/// Gets a bearer token: saved Vault token first, Kerberos login otherwise.
+fn obtain(
+    client: &VaultClient,
+    plan: &Plan,
+    uid: u32,
+    minsecs: u64,
+) -> Result<(BearerToken, bool), GetError> {
+    if let Some(saved) = read_vault_token(&plan.vault_token_file)? {
+        match try_saved_token(client, plan, &saved, minsecs)? {
+            Some(bearer) => return Ok((bearer, false)),
+            None => log::info!(
+                "logging in to {} with Kerberos as {}",
+                client.server(),
+                plan.principal
+            ),
+        }
+    }
+    let token = login(client, plan)?;
+    let bearer = read_bearer(client, plan, &token, minsecs, true)?;
+    save_vault_token(&plan.vault_token_file, &token, uid)?;
+    log::info!(
+        "saved the Vault token in {}",
+        plan.vault_token_file.display()
+    );
+    Ok((bearer, true))
+}
+
+/// Uses the saved Vault token; `None` when it is too old or Vault refuses it.
+fn try_saved_token(
+    client: &VaultClient,
+    plan: &Plan,
+    saved: &VaultToken,
+    minsecs: u64,
+) -> Result<Option<BearerToken>, GetError> {
+    if !plan.vault_token_min_ttl.is_zero() {
+        match client.lookup_self_ttl(saved) {
+            Ok(ttl) if plan::vault_token_usable(ttl, plan.vault_token_min_ttl) => {
+                log::info!(
+                    "the saved Vault token is valid for {}",
+                    token::format_remaining(ttl as i64)
+                );
+            }
+            Ok(ttl) => {
+                log::info!(
+                    "the saved Vault token has {} left, under --vaulttokenminttl",
+                    token::format_remaining(ttl as i64)
+                );
+                return Ok(None);
+            }
+            Err(e) if e.is_transient() => return Err(vault_err(e)),
+            Err(e) => {
+                log::info!("the saved Vault token is no longer accepted ({e})");
+                return Ok(None);
+            }
+        }
+    }
+    match read_bearer(client, plan, saved, minsecs, false) {
+        Ok(b) => Ok(Some(b)),
+        Err(GetError::Vault { error, .. }) if error.is_permission_denied() => {
+            log::info!("Vault refused the saved token ({error})");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Kerberos login plus, for long leases, the exchange for a shorter token.
+fn login(client: &VaultClient, plan: &Plan) -> Result<VaultToken, GetError> {
+    let initiator = Initiator::from_keytab(&plan.keytab, &plan.principal, plan.ccache.as_deref())?;
+    let auth = client
+        .login_kerberos(&plan.mount, &mut || {
+            initiator.negotiate_header(&plan.service_host)
+        })
+        .map_err(|e| match e {
+            LoginError::Kerberos(k) => GetError::Kerberos(k),
+            LoginError::Vault(v) => {
+                let hint = login_hint(&v, plan);
+                GetError::Vault {
+                    error: Box::new(v),
+                    hint,
+                }
+            }
+        })?;
+    log::info!(
+        "Kerberos login to {} at auth/{} succeeded",
+        client.server(),
+        plan.mount
+    );
+    if !plan::needs_exchange(auth.lease_duration, plan.vault_token_ttl) {
+        return Ok(auth.token);
+    }
+    let child = client
+        .create_token(&auth.token, plan.vault_token_ttl.as_secs())
+        .map_err(vault_err)?;
+    Ok(child.token)
+}
+
+fn read_bearer(
+    client: &VaultClient,
+    plan: &Plan,
+    vt: &VaultToken,
+    minsecs: u64,
+    fresh_login: bool,
+) -> Result<BearerToken, GetError> {
+    match client.read_bearer(vt, &plan.secret_path, &plan.query) {
+        Ok(b) => Ok(b),
+        Err(e)
+            if e.status() == Some(400)
+                && e.errors().iter().any(|m| m == "token expired")
+                && minsecs > 60 =>
+        {
+            log::warn!(
+                "the issuer's tokens live less than --minsecs {minsecs}; asking for one with at least 60 s instead (use a smaller --minsecs)"
+            );
+            let mut query = plan.query.clone();
+            query[0].1 = "60".into();
+            client
+                .read_bearer(vt, &plan.secret_path, &query)
+                .map_err(|e| read_err(e, plan, fresh_login))
+        }
+        Err(e) => Err(read_err(e, plan, fresh_login)),
+    }
+}
+
+fn read_err(e: VaultError, plan: &Plan, fresh_login: bool) -> GetError {
+    let hint = match e.status() {
+        Some(404) => Some(format!(
+            "Vault holds no credential for credkey '{}' of issuer '{}' and role '{}': the first token needs a person; run 'htgettoken -a {} -i {} -r {} --credkey {}' interactively once",
+            plan.credkey,
+            plan.issuer,
+            plan.role,
+            plan.server.host,
+            plan.issuer,
+            plan.role,
+            plan.credkey
+        )),
+        Some(400) if e.errors().iter().any(|m| m.contains("refresh failed")) => Some(format!(
+            "the issuer refused to refresh the stored credential (refresh token expired or revoked): the owner must run 'htgettoken -a {} -i {} -r {} --credkey {}' interactively",
+            plan.server.host, plan.issuer, plan.role, plan.credkey
+        )),
+        Some(403) if fresh_login => Some(format!(
+            "the Kerberos identity may not read {}: check --credkey '{}' and --role '{}'",
+            plan.secret_path, plan.credkey, plan.role
+        )),
+        Some(429) => Some("Vault's rate limit was hit; run less often".into()),
+        _ => None,
+    };
+    GetError::Vault {
+        error: Box::new(e),
+        hint,
+    }
+}
+
+fn login_hint(e: &VaultError, plan: &Plan) -> Option<String> {
+    match e.status() {
+        Some(401) if e.errors().is_empty() => Some(format!(
+            "Vault rejected the Kerberos login of '{}': check that the server's keytab holds host/{} (use --vaultalias for a cluster name), that this host's clock is within 5 minutes of Vault's, that the keytab's principal is the one Vault expects, and (on the server) decode_pac=false for MIT KDCs >= 1.20",
+            plan.principal, plan.service_host
+        )),
+        Some(403) => Some(format!(
+            "there is no Kerberos login at auth/{}: check --issuer '{}' and --role '{}'",
+            plan.mount, plan.issuer, plan.role
+        )),
+        _ => None,
+    }
+}
+
+fn vault_err(error: VaultError) -> GetError {
+    GetError::Vault {
+        error: Box::new(error),
+        hint: None,
+    }
+}
+
+fn read_vault_token(path: &Path) -> Result<Option<VaultToken>, GetError> {
+    let (dir, name) = SafeDir::open_parent(path)?;
+    match dir.read(&name, 8192, false) {
+        Ok(Some((bytes, _))) => Ok(std::str::from_utf8(&bytes).ok().and_then(VaultToken::new)),
+        Ok(None) => Ok(None),
+        Err(e) => {
+            log::warn!("ignoring the saved Vault token: {e}");
+            Ok(None)
+        }
+    }
+}
+
+fn save_vault_token(path: &Path, token: &VaultToken, uid: u32) -> Result<(), GetError> {
+    let (dir, name) = SafeDir::open_parent(path)?;
+    let mut contents = token.expose().as_bytes().to_vec();
+    contents.push(b'\n');
+    dir.write_atomic(
+        &name,
+        &contents,
+        WriteOptions {
+            mode: 0o600,
+            owner: None,
+            existing_owner: Some(uid),
+            replace_symlink: false,
+        },
+    )?;
+    Ok(())
+}
+
+fn log_claims(tok: &BearerToken, now: SystemTime) {
+    if log::log_enabled!(log::Level::Debug) {
+        for (k, v) in token::describe_claims(tok, now) {
+            log::debug!("  {k:<5} {v}");
+        }
+    }
+}

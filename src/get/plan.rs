@@ -1,0 +1,242 @@
+//! Pure decisions for `get`: which principal, credkey, role, paths and Vault
+//! paths a run uses, given its options, environment and uid.
+
+use crate::cli::GetArgs;
+use crate::files::discovery;
+use crate::vault::{ServerAddress, VaultError};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything a `get` run needs to know, with defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Client principal, realm-qualified.
+    pub principal: String,
+    /// Keytab path (no `FILE:` prefix).
+    pub keytab: PathBuf,
+    /// Credential cache for the TGT (`None`: private in-memory cache).
+    pub ccache: Option<String>,
+    /// The Vault server.
+    pub server: ServerAddress,
+    /// Host for the Kerberos service name `host@<this>`.
+    pub service_host: String,
+    /// Name checked in the server certificate, when not the server host.
+    pub certname: Option<String>,
+    /// Issuer name in Vault.
+    pub issuer: String,
+    /// Vault role.
+    pub role: String,
+    /// Vault credential key.
+    pub credkey: String,
+    /// The Kerberos auth mount, `kerberos-<issuer>_<role>`.
+    pub mount: String,
+    /// The secret path to read the bearer token from (`creds` or `sts`).
+    pub secret_path: String,
+    /// Query parameters of the bearer read.
+    pub query: Vec<(&'static str, String)>,
+    /// Where the Vault token is kept.
+    pub vault_token_file: PathBuf,
+    /// Keep the saved Vault token while it has at least this much left.
+    pub vault_token_min_ttl: Duration,
+    /// Exchange login tokens longer than this for one of this length.
+    pub vault_token_ttl: Duration,
+}
+
+/// The bearer token file for these options: `-o`, else WLCG discovery.
+pub fn outfile(args: &GetArgs, env: impl Fn(&str) -> Option<String>, uid: u32) -> PathBuf {
+    args.outfile
+        .clone()
+        .unwrap_or_else(|| discovery::bearer_token_file(env, uid))
+}
+
+/// The keytab from `-k` or `$KRB5_KTNAME`, without a `FILE:`/`WRFILE:` prefix.
+pub fn keytab_path(args: &GetArgs, env: impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    let raw = args
+        .keytab
+        .clone()
+        .filter(|k| !k.is_empty())
+        .or_else(|| env("KRB5_KTNAME").filter(|k| !k.is_empty()))?;
+    let path = raw
+        .strip_prefix("FILE:")
+        .or_else(|| raw.strip_prefix("WRFILE:"))
+        .unwrap_or(&raw);
+    Some(PathBuf::from(path))
+}
+
+/// Builds the plan once the principal is known.
+pub fn plan(
+    args: &GetArgs,
+    principal: &str,
+    keytab: PathBuf,
+    uid: u32,
+) -> Result<Plan, VaultError> {
+    let server = ServerAddress::parse(&args.vaultserver)?;
+    let service_host = match &args.vaultalias {
+        Some(alias) => ServerAddress::host_of(alias)?,
+        None => server.host.clone(),
+    };
+    let bare = principal.split('@').next().unwrap_or(principal);
+    let credkey = args.credkey.clone().unwrap_or_else(|| bare.to_owned());
+    let role = args
+        .role
+        .clone()
+        .unwrap_or_else(|| bare.split('/').next().unwrap_or(bare).to_owned());
+    let exchange = args.scopes.is_some() || args.audience.is_some();
+    let kind = if exchange { "sts" } else { "creds" };
+    let secret_path = format!("secret/oauth/{kind}/{}/{credkey}:{role}", args.issuer);
+    let mut query = vec![("minimum_seconds", args.minsecs.to_string())];
+    if let Some(s) = &args.scopes {
+        query.push(("scopes", s.clone()));
+    }
+    if let Some(a) = &args.audience {
+        query.push(("audiences", a.clone()));
+    }
+    Ok(Plan {
+        principal: principal.to_owned(),
+        keytab,
+        ccache: args.ccache.clone(),
+        certname: args.vaultcertname.clone(),
+        server,
+        service_host,
+        mount: format!("kerberos-{}_{role}", args.issuer),
+        issuer: args.issuer.clone(),
+        role,
+        credkey,
+        secret_path,
+        query,
+        vault_token_file: args
+            .vaulttokenfile
+            .clone()
+            .unwrap_or_else(|| discovery::vault_token_file(uid)),
+        vault_token_min_ttl: args.vaulttokenminttl,
+        vault_token_ttl: args.vaulttokenttl,
+    })
+}
+
+/// Whether a saved Vault token with `ttl` seconds left may still be used.
+pub fn vault_token_usable(ttl: u64, min_ttl: Duration) -> bool {
+    ttl >= min_ttl.as_secs()
+}
+
+/// Whether a login token with this lease must be exchanged for a shorter one.
+pub fn needs_exchange(lease: Option<u64>, ttl: Duration) -> bool {
+    lease.is_none_or(|l| l > ttl.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::cli::IgwnRobotGet;
+    use clap::Parser;
+
+    fn args(extra: &[&str]) -> GetArgs {
+        let mut v = vec!["igwn-robot-get"];
+        v.extend_from_slice(extra);
+        IgwnRobotGet::try_parse_from(v).unwrap().args
+    }
+
+    #[test]
+    fn derives_credkey_role_and_paths() {
+        let p = plan(
+            &args(&[]),
+            "robot/host.example@LIGO.ORG",
+            "/kt".into(),
+            1000,
+        )
+        .unwrap();
+        assert_eq!(p.credkey, "robot/host.example");
+        assert_eq!(p.role, "robot");
+        assert_eq!(p.mount, "kerberos-igwn_robot");
+        assert_eq!(
+            p.secret_path,
+            "secret/oauth/creds/igwn/robot/host.example:robot"
+        );
+        assert_eq!(p.query, vec![("minimum_seconds", "3600".to_owned())]);
+        assert_eq!(p.server.to_string(), "https://vault.ligo.org:8200");
+        assert_eq!(p.service_host, "vault.ligo.org");
+        assert_eq!(p.vault_token_file, PathBuf::from("/tmp/vt_u1000"));
+    }
+
+    #[test]
+    fn explicit_options_win_and_sts_is_used() {
+        let a = args(&[
+            "-a",
+            "node1.example:8300",
+            "--vaultalias",
+            "vault.example",
+            "-i",
+            "cilogon",
+            "-r",
+            "prod",
+            "--credkey",
+            "ck",
+            "--scopes",
+            "read:/a,write:/b",
+            "--audience",
+            "https://x",
+            "-m",
+            "60",
+            "--vaulttokenfile",
+            "/v",
+        ]);
+        let p = plan(&a, "bot@R", "/kt".into(), 1).unwrap();
+        assert_eq!(p.service_host, "vault.example");
+        assert_eq!(p.server.to_string(), "https://node1.example:8300");
+        assert_eq!(p.secret_path, "secret/oauth/sts/cilogon/ck:prod");
+        assert_eq!(p.mount, "kerberos-cilogon_prod");
+        assert_eq!(
+            p.query,
+            vec![
+                ("minimum_seconds", "60".to_owned()),
+                ("scopes", "read:/a,write:/b".to_owned()),
+                ("audiences", "https://x".to_owned())
+            ]
+        );
+        assert_eq!(p.vault_token_file, PathBuf::from("/v"));
+    }
+
+    #[test]
+    fn keytab_sources() {
+        let env = |k: &str| (k == "KRB5_KTNAME").then(|| "FILE:/etc/robot.keytab".to_owned());
+        assert_eq!(
+            keytab_path(&args(&[]), env),
+            Some(PathBuf::from("/etc/robot.keytab"))
+        );
+        assert_eq!(
+            keytab_path(&args(&["-k", "/mine"]), env),
+            Some(PathBuf::from("/mine"))
+        );
+        assert_eq!(keytab_path(&args(&[]), |_| None), None);
+        assert_eq!(keytab_path(&args(&[]), |_| Some(String::new())), None);
+    }
+
+    #[test]
+    fn vault_token_rules() {
+        let day = Duration::from_secs(86400);
+        for (ttl, usable) in [(86400, true), (86399, false), (604800, true), (0, false)] {
+            assert_eq!(vault_token_usable(ttl, day), usable, "{ttl}");
+        }
+        let week = Duration::from_secs(604800);
+        for (lease, exchange) in [
+            (Some(2419200), true),
+            (Some(604800), false),
+            (Some(60), false),
+            (None, true),
+        ] {
+            assert_eq!(needs_exchange(lease, week), exchange, "{lease:?}");
+        }
+    }
+
+    #[test]
+    fn outfile_rules() {
+        assert_eq!(
+            outfile(&args(&["-o", "/x"]), |_| None, 5),
+            PathBuf::from("/x")
+        );
+        assert_eq!(
+            outfile(&args(&[]), |_| None, 5),
+            PathBuf::from("/tmp/bt_u5")
+        );
+    }
+}

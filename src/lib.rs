@@ -1,0 +1,20 @@
+//! robot-credmon keeps SciTokens (JWT bearer tokens) fresh for robot accounts.
+//!
+//! Data flow: a Kerberos keytab ([`kerberos`]) logs in to Vault ([`vault`]),
+//! which hands out a Vault token and then bearer tokens ([`token`]); these are
+//! written to files ([`files`]) by one of the roles:
+//!
+//! * [`get`]: the cron / standalone role (`robot-credmon get`, `igwn-robot-get`);
+//! * [`inspect`]: `robot-credmon token`, showing a token file.
+//!
+//! [`cli`] holds the command-line definitions; `main.rs` only parses and dispatches.
+
+pub mod backoff;
+pub mod cli;
+pub mod files;
+pub mod get;
+pub mod inspect;
+pub mod kerberos;
+pub mod logging;
+pub mod token;
+pub mod vault;

@@ -1,0 +1,456 @@
+//! The Vault (OpenBao / htvault-config) HTTP client: Kerberos login, token
+//! exchange, `lookup-self`, and bearer token reads from the oauthapp
+//! `creds`/`sts` paths. All HTTP lives here. A client is pinned to one server
+//! address per run, fails over to the next address on connect errors, and
+//! retries transient failures with bounded, jittered backoff.
+
+mod address;
+mod error;
+pub mod tls;
+
+pub use address::ServerAddress;
+pub use error::VaultError;
+
+use crate::backoff::Backoff;
+use crate::token::BearerToken;
+use reqwest::blocking::{Client, RequestBuilder, Response};
+use serde::Deserialize;
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A Vault token. Never displayed; `Debug` hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct VaultToken(String);
+
+impl fmt::Debug for VaultToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("VaultToken(***)")
+    }
+}
+
+impl VaultToken {
+    /// Wraps token text (trimmed); `None` when empty or not printable ASCII.
+    pub fn new(text: &str) -> Option<Self> {
+        let t = text.trim();
+        (!t.is_empty() && t.len() <= 4096 && t.bytes().all(|b| b.is_ascii_graphic()))
+            .then(|| Self(t.to_owned()))
+    }
+
+    /// The secret text. Callers must not log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The `auth` block of a login or token-create answer.
+#[derive(Debug, Clone)]
+pub struct AuthInfo {
+    /// The new token.
+    pub token: VaultToken,
+    /// Lease in seconds, when Vault gave one.
+    pub lease_duration: Option<u64>,
+    /// Policies attached to the token.
+    pub policies: Vec<String>,
+    /// Identity alias name (`metadata.user`), when given.
+    pub user: Option<String>,
+}
+
+/// Timeouts and retry limits for one client.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// TCP + TLS connect timeout.
+    pub connect_timeout: Duration,
+    /// Time allowed for one request once connected.
+    pub request_timeout: Duration,
+    /// Total time budget for retries of one operation.
+    pub retry_budget: Duration,
+    /// Backoff between retries.
+    pub backoff: Backoff,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(10),
+            retry_budget: Duration::from_secs(25),
+            backoff: Backoff {
+                base: Duration::from_millis(500),
+                cap: Duration::from_secs(8),
+            },
+        }
+    }
+}
+
+/// Where to send requests and whom to trust.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The server (`https://host:port`).
+    pub server: ServerAddress,
+    /// Name to check in the server certificate (default: the server host).
+    pub certname: Option<String>,
+    /// TLS configuration (trust anchors).
+    pub tls: Arc<rustls::ClientConfig>,
+    /// Timeouts and retries.
+    pub limits: Limits,
+}
+
+/// A client for one Vault server. Safe to share between threads.
+pub struct VaultClient {
+    cfg: ClientConfig,
+    state: Mutex<Pinned>,
+    requests: std::sync::atomic::AtomicU32,
+}
+
+#[derive(Default)]
+struct Pinned {
+    addrs: Vec<SocketAddr>,
+    current: usize,
+    http: Option<Client>,
+}
+
+#[derive(Deserialize, Default)]
+struct Envelope {
+    #[serde(default)]
+    data: Option<serde_json::Value>,
+    #[serde(default)]
+    auth: Option<RawAuth>,
+    #[serde(default)]
+    errors: Option<Vec<String>>,
+    #[serde(default)]
+    warnings: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+struct RawAuth {
+    client_token: String,
+    #[serde(default)]
+    lease_duration: Option<u64>,
+    #[serde(default)]
+    policies: Option<Vec<String>>,
+    #[serde(default)]
+    metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl VaultClient {
+    /// Creates a client; nothing is resolved or connected until the first request.
+    pub fn new(cfg: ClientConfig) -> Self {
+        Self {
+            cfg,
+            state: Mutex::new(Pinned::default()),
+            requests: Default::default(),
+        }
+    }
+
+    /// The server as `https://host:port`.
+    pub fn server(&self) -> String {
+        self.cfg.server.to_string()
+    }
+
+    /// How many HTTP requests this client has sent (attempts included).
+    pub fn request_count(&self) -> u32 {
+        self.requests.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Logs in at `auth/<mount>/login` with a Negotiate header from `negotiate`,
+    /// which is called again for every attempt (tokens must not be replayed).
+    pub fn login_kerberos<E>(
+        &self,
+        mount: &str,
+        negotiate: &mut dyn FnMut() -> Result<String, E>,
+    ) -> Result<AuthInfo, LoginError<E>> {
+        let path = format!("auth/{mount}/login");
+        let mut header_error = None;
+        let result = self.execute(&path, &mut |http, url| match negotiate() {
+            Ok(h) => Some(
+                http.post(url)
+                    .header("Authorization", h)
+                    .header("Content-Type", "application/x-www-form-urlencoded"),
+            ),
+            Err(e) => {
+                header_error = Some(e);
+                None
+            }
+        });
+        if let Some(e) = header_error {
+            return Err(LoginError::Kerberos(e));
+        }
+        let env = result.map_err(LoginError::Vault)?;
+        self.auth_of(&path, env).map_err(LoginError::Vault)
+    }
+
+    /// Exchanges `token` for a child token of `ttl_secs` seconds (`auth/token/create`).
+    pub fn create_token(&self, token: &VaultToken, ttl_secs: u64) -> Result<AuthInfo, VaultError> {
+        let path = "auth/token/create";
+        let body = serde_json::json!({"ttl": format!("{ttl_secs}s"), "renewable": "false"});
+        let env = self.execute(path, &mut |http, url| {
+            Some(
+                http.post(url)
+                    .header("X-Vault-Token", token.expose())
+                    .json(&body),
+            )
+        })?;
+        self.auth_of(path, env)
+    }
+
+    /// Remaining TTL of `token` in seconds, from `auth/token/lookup-self`.
+    pub fn lookup_self_ttl(&self, token: &VaultToken) -> Result<u64, VaultError> {
+        let path = "auth/token/lookup-self";
+        let env = self.execute(path, &mut |http, url| {
+            Some(http.get(url).header("X-Vault-Token", token.expose()))
+        })?;
+        env.data
+            .as_ref()
+            .and_then(|d| d.get("ttl"))
+            .and_then(|t| t.as_u64())
+            .ok_or_else(|| self.protocol(path, "no data.ttl in the answer"))
+    }
+
+    /// Reads a bearer token from a secret path such as
+    /// `secret/oauth/creds/<issuer>/<credkey>:<role>` with query parameters.
+    pub fn read_bearer(
+        &self,
+        token: &VaultToken,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<BearerToken, VaultError> {
+        let env = self.execute(path, &mut |http, url| {
+            Some(
+                http.get(url)
+                    .query(query)
+                    .header("X-Vault-Token", token.expose()),
+            )
+        })?;
+        let text = env
+            .data
+            .as_ref()
+            .and_then(|d| d.get("access_token"))
+            .and_then(|t| t.as_str())
+            .ok_or_else(|| self.protocol(path, "no data.access_token in the answer"))?;
+        BearerToken::parse(text)
+            .map_err(|e| self.protocol(path, &format!("the bearer token is not valid: {e}")))
+    }
+
+    /// Sends a request for `path`, retrying transient failures within the budget.
+    fn execute(
+        &self,
+        path: &str,
+        build: &mut dyn FnMut(&Client, &str) -> Option<RequestBuilder>,
+    ) -> Result<Envelope, VaultError> {
+        let start = Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            let result = self.attempt(path, build);
+            let err = match result {
+                Ok(Some(env)) => return Ok(env),
+                Ok(None) => return Err(self.protocol(path, "request was not built")),
+                Err(e) => e,
+            };
+            if !err.is_transient() {
+                return Err(err);
+            }
+            let delay = self.cfg.limits.backoff.delay(attempt, fastrand::f64());
+            if start.elapsed() + delay >= self.cfg.limits.retry_budget {
+                return Err(err);
+            }
+            log::info!("{err}; retrying in {:.1} s", delay.as_secs_f64());
+            std::thread::sleep(delay);
+            attempt += 1;
+        }
+    }
+
+    /// One attempt, failing over to the next address on connect errors.
+    fn attempt(
+        &self,
+        path: &str,
+        build: &mut dyn FnMut(&Client, &str) -> Option<RequestBuilder>,
+    ) -> Result<Option<Envelope>, VaultError> {
+        let url = format!(
+            "https://{}:{}/v1/{path}",
+            self.tls_name(),
+            self.cfg.server.port
+        );
+        loop {
+            let (http, addr, more) = self.pinned()?;
+            let Some(req) = build(&http, &url) else {
+                return Ok(None);
+            };
+            self.requests
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            log::trace!("request {path} to {addr}");
+            match req.send() {
+                Ok(resp) => return self.decode(path, resp).map(Some),
+                Err(e) if e.is_connect() && more => {
+                    log::info!(
+                        "cannot connect to {} at {addr}: {}; trying the next address",
+                        self.server(),
+                        short(&e)
+                    );
+                    self.drop_address(addr);
+                }
+                Err(e) => {
+                    return Err(VaultError::Transport {
+                        server: self.server(),
+                        detail: short(&e),
+                    });
+                }
+            }
+        }
+    }
+
+    fn decode(&self, path: &str, resp: Response) -> Result<Envelope, VaultError> {
+        let status = resp.status().as_u16();
+        let body = resp.bytes().map_err(|e| VaultError::Transport {
+            server: self.server(),
+            detail: short(&e),
+        })?;
+        let env: Envelope = if body.is_empty() {
+            Envelope::default()
+        } else {
+            match serde_json::from_slice(&body) {
+                Ok(env) => env,
+                Err(_) if (200..300).contains(&status) => {
+                    return Err(self.protocol(path, "the answer is not JSON"));
+                }
+                Err(_) => Envelope {
+                    errors: Some(vec![first_line(&body)]),
+                    ..Envelope::default()
+                },
+            }
+        };
+        if status == 200 || status == 204 {
+            return Ok(env);
+        }
+        Err(VaultError::Status {
+            server: self.server(),
+            path: path.to_owned(),
+            status,
+            errors: env.errors.unwrap_or_default(),
+            warnings: env.warnings.unwrap_or_default(),
+        })
+    }
+
+    fn auth_of(&self, path: &str, env: Envelope) -> Result<AuthInfo, VaultError> {
+        let auth = env
+            .auth
+            .ok_or_else(|| self.protocol(path, "no auth block in the answer"))?;
+        let token = VaultToken::new(&auth.client_token)
+            .ok_or_else(|| self.protocol(path, "empty client_token"))?;
+        Ok(AuthInfo {
+            token,
+            lease_duration: auth.lease_duration,
+            policies: auth.policies.unwrap_or_default(),
+            user: auth
+                .metadata
+                .and_then(|m| m.get("user").and_then(|u| u.as_str()).map(str::to_owned)),
+        })
+    }
+
+    fn protocol(&self, path: &str, detail: &str) -> VaultError {
+        VaultError::Protocol {
+            server: self.server(),
+            path: path.to_owned(),
+            detail: detail.to_owned(),
+        }
+    }
+
+    fn tls_name(&self) -> &str {
+        self.cfg
+            .certname
+            .as_deref()
+            .unwrap_or(&self.cfg.server.host)
+    }
+
+    /// The HTTP client pinned to the current address, whether other addresses remain.
+    fn pinned(&self) -> Result<(Client, SocketAddr, bool), VaultError> {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if st.addrs.is_empty() {
+            st.addrs = self.resolve()?;
+            st.current = 0;
+            st.http = None;
+        }
+        let addr = st.addrs[st.current.min(st.addrs.len() - 1)];
+        let more = st.current + 1 < st.addrs.len();
+        if st.http.is_none() {
+            st.http = Some(self.build_http(addr)?);
+        }
+        match &st.http {
+            Some(http) => Ok((http.clone(), addr, more)),
+            None => Err(self.protocol("", "no HTTP client")),
+        }
+    }
+
+    fn drop_address(&self, addr: SocketAddr) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if st.addrs.get(st.current) == Some(&addr) && st.current + 1 < st.addrs.len() {
+            st.current += 1;
+            st.http = None;
+        }
+    }
+
+    /// Resolves the server: IPv4 addresses if there are any, else IPv6, in DNS order.
+    fn resolve(&self) -> Result<Vec<SocketAddr>, VaultError> {
+        let host = &self.cfg.server.host;
+        let all: Vec<SocketAddr> = (host.as_str(), self.cfg.server.port)
+            .to_socket_addrs()
+            .map_err(|e| VaultError::Transport {
+                server: self.server(),
+                detail: format!("cannot resolve '{host}': {e}"),
+            })?
+            .collect();
+        let v4: Vec<SocketAddr> = all.iter().copied().filter(SocketAddr::is_ipv4).collect();
+        let chosen = if v4.is_empty() { all } else { v4 };
+        if chosen.is_empty() {
+            return Err(VaultError::Transport {
+                server: self.server(),
+                detail: format!("'{host}' has no addresses"),
+            });
+        }
+        Ok(chosen)
+    }
+
+    fn build_http(&self, addr: SocketAddr) -> Result<Client, VaultError> {
+        let tls = (*self.cfg.tls).clone();
+        Client::builder()
+            .tls_backend_preconfigured(tls)
+            .resolve(self.tls_name(), addr)
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(self.cfg.limits.connect_timeout)
+            .timeout(self.cfg.limits.request_timeout)
+            .user_agent(concat!("robot-credmon/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| VaultError::Tls(format!("cannot set up the HTTPS client: {}", short(&e))))
+    }
+}
+
+/// A Kerberos login failure: either building the Negotiate header or Vault itself.
+#[derive(Debug)]
+pub enum LoginError<E> {
+    /// The Negotiate header could not be built.
+    Kerberos(E),
+    /// Vault refused or could not be reached.
+    Vault(VaultError),
+}
+
+/// The whole error chain of a reqwest error on one line.
+fn short(e: &reqwest::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        let text = s.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        src = s.source();
+    }
+    msg
+}
+
+fn first_line(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
+    text.lines().next().unwrap_or("").trim().to_owned()
+}
