@@ -22,6 +22,10 @@ pub enum Command {
     Get(GetArgs),
     /// Show the claims and remaining lifetime of a bearer token file.
     Token(TokenArgs),
+    /// Run as HTCondor's OAuth credential monitor (CREDMON_OAUTH).
+    Credmon(crate::credmon::CredmonArgs),
+    /// Monitoring check (Nagios/Icinga plugin) for a token file or a credmon.
+    Check(crate::check::CheckArgs),
 }
 
 /// `robot-credmon get` / `igwn-robot-get`: every igwn-robot-get 0.3.3 option

@@ -5,12 +5,16 @@
 //! written to files ([`files`]) by one of the roles:
 //!
 //! * [`get`]: the cron / standalone role (`robot-credmon get`, `igwn-robot-get`);
-//! * [`inspect`]: `robot-credmon token`, showing a token file.
+//! * [`inspect`]: `robot-credmon token`, showing a token file;
+//! * [`credmon`]: the HTCondor credential monitor (`CREDMON_OAUTH`);
+//! * [`check`]: monitoring checks in Nagios plugin form.
 //!
 //! [`cli`] holds the command-line definitions; `main.rs` only parses and dispatches.
 
 pub mod backoff;
+pub mod check;
 pub mod cli;
+pub mod credmon;
 pub mod files;
 pub mod get;
 pub mod inspect;

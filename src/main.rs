@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use robot_credmon::cli::{Cli, Command, IgwnRobotGet, invoked_as};
-use robot_credmon::{get, inspect, logging};
+use robot_credmon::{check, credmon, get, inspect, logging};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -32,6 +32,8 @@ fn main() -> ExitCode {
                 Err(e) => finish(Err(e)),
             }
         }
+        Command::Credmon(args) => credmon::main(args),
+        Command::Check(args) => check::main(args),
     }
 }
 

@@ -196,9 +196,9 @@ fn child_tokens() -> Result<Vec<String>, String> {
     let cred = acquire_from(&[("client_keytab", &keytab), ("ccache", &ccache)], sys::GSS_C_INITIATE)?;
     (0..count)
         .map(|_| {
-            let name = Name::new(target.as_bytes(), Some(&GSS_NT_HOSTBASED_SERVICE))
+            let name = Name::new(target.as_bytes(), Some(GSS_NT_HOSTBASED_SERVICE))
                 .map_err(|e| format!("bad target '{target}': {e}"))?;
-            let mut ctx = ClientCtx::new(Some(cred.clone()), name, CtxFlags::GSS_C_MUTUAL_FLAG, Some(&mech));
+            let mut ctx = ClientCtx::new(Some(cred.clone()), name, CtxFlags::GSS_C_MUTUAL_FLAG, Some(mech));
             let token = ctx
                 .step(None, None)
                 .map_err(|e| format!("gss_init_sec_context for '{target}': {e}"))?
