@@ -26,6 +26,9 @@ pub enum Command {
     Credmon(crate::credmon::CredmonArgs),
     /// Monitoring check (Nagios/Icinga plugin) for a token file or a credmon.
     Check(crate::check::CheckArgs),
+    /// Write man pages and shell completions (for packagers).
+    #[command(hide = true)]
+    Generate(crate::generate::GenerateArgs),
 }
 
 /// `robot-credmon get` / `igwn-robot-get`: every igwn-robot-get 0.3.3 option

@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use robot_credmon::cli::{Cli, Command, IgwnRobotGet, invoked_as};
-use robot_credmon::{check, credmon, get, inspect, logging};
+use robot_credmon::{check, credmon, generate, get, inspect, logging};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -11,7 +11,9 @@ fn main() -> ExitCode {
     let command = if name == "igwn-robot-get" {
         Command::Get(IgwnRobotGet::parse_from(&argv).args)
     } else {
-        Cli::parse_from(&argv).command
+        Cli::try_parse_from(&argv)
+            .unwrap_or_else(|e| check::exit_on_parse_error(e, &argv))
+            .command
     };
     match command {
         Command::Get(args) => {
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
         }
         Command::Credmon(args) => credmon::main(args),
         Command::Check(args) => check::main(args),
+        Command::Generate(args) => finish(generate::run(&args).map(|_| ())),
     }
 }
 

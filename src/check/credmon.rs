@@ -1,0 +1,566 @@
+//! `check --credmon`: is the credmon alive, has it finished a pass recently,
+//! and does every Vault credential have a fresh `.use`?
+//!
+//! Follows HTCondor's credmon interface: `<cred_dir>/pid` holds the credmon's
+//! pid, `CREDMON_COMPLETE` is touched after each full pass, and each
+//! `<user>/<name>.top` whose JSON has a `vault_url` is a Vault credential the
+//! credmon must turn into `<user>/<name>.use`. Files are read through
+//! [`SafeDir`], never through a symbolic link.
+
+use super::{State, Thresholds, Verdict, expiry_phrase};
+use crate::files::SafeDir;
+use crate::token::{self, BearerToken, MAX_TOKEN_BYTES};
+use nix::errno::Errno;
+use nix::sys::stat::{FileStat, SFlag};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// Largest `.top` file we read.
+const MAX_TOP_BYTES: usize = 1024 * 1024;
+
+/// How many problems the output line names before "and N more".
+const SHOWN_PROBLEMS: usize = 3;
+
+/// Limits of the credmon check, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Remaining-lifetime thresholds for each `.use`.
+    pub thresholds: Thresholds,
+    /// Oldest acceptable `CREDMON_COMPLETE`; also how long a new `.top` may wait for its `.use`.
+    pub max_age: i64,
+}
+
+/// What the `pid` file said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PidState {
+    /// There is no pid file.
+    Missing,
+    /// The pid file could not be read or holds no pid; the message says why.
+    Invalid(String),
+    /// The process exists (possibly owned by someone else).
+    Alive(i32),
+    /// No such process.
+    Dead(i32),
+}
+
+/// What a Vault credential's `.use` file holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UseState {
+    /// There is no `.use` yet.
+    Missing,
+    /// The `.use` could not be read or is not a token; the message says why.
+    Unusable(String),
+    /// A token expiring at this time (seconds since the epoch), if it says.
+    Token(Option<i64>),
+}
+
+/// One Vault credential: `<user>/<name>.top` with a `vault_url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    /// `<user>/<name>`.
+    pub name: String,
+    /// When the `.top` was last changed (ctime, seconds since the epoch).
+    pub top_changed: i64,
+    /// The `.use`.
+    pub usage: UseState,
+}
+
+/// Everything the check saw in a credential directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    /// The directory.
+    pub dir: PathBuf,
+    /// Set when the directory itself could not be read; nothing else is then known.
+    pub unreadable: Option<String>,
+    /// The `pid` file.
+    pub pid: PidState,
+    /// Modification time of `CREDMON_COMPLETE`, if it exists.
+    pub complete: Option<i64>,
+    /// The Vault credentials, sorted by name.
+    pub credentials: Vec<Credential>,
+    /// Files or directories that could not be read.
+    pub errors: Vec<String>,
+}
+
+impl Observation {
+    fn empty(dir: &Path) -> Self {
+        Observation {
+            dir: dir.to_owned(),
+            unreadable: None,
+            pid: PidState::Missing,
+            complete: None,
+            credentials: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+}
+
+/// Reads the credential directory. Never fails: problems become part of the observation.
+pub fn observe(dir: &Path) -> Observation {
+    let mut seen = Observation::empty(dir);
+    let top = match SafeDir::open(dir) {
+        Ok(d) => d,
+        Err(e) => {
+            seen.unreadable = Some(e.to_string());
+            return seen;
+        }
+    };
+    seen.pid = read_pid(&top);
+    match top.stat("CREDMON_COMPLETE") {
+        Ok(st) => seen.complete = st.map(|st| st.st_mtime),
+        Err(e) => seen.errors.push(e.to_string()),
+    }
+    let mut names = match top.entries() {
+        Ok(n) => n,
+        Err(e) => {
+            seen.unreadable = Some(e.to_string());
+            return seen;
+        }
+    };
+    names.sort();
+    for user in names.iter().filter(|n| !n.starts_with('.')) {
+        match top.stat(user) {
+            Ok(Some(st)) if is_kind(&st, SFlag::S_IFDIR) => {}
+            Ok(_) => continue,
+            Err(e) => {
+                seen.errors.push(e.to_string());
+                continue;
+            }
+        }
+        match top.open_child(user) {
+            Ok(d) => observe_user(&d, user, &mut seen),
+            Err(e) => seen.errors.push(e.to_string()),
+        }
+    }
+    seen
+}
+
+fn is_kind(st: &FileStat, kind: SFlag) -> bool {
+    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == kind
+}
+
+fn read_pid(dir: &SafeDir) -> PidState {
+    let bytes = match dir.read("pid", 255, false) {
+        Ok(Some((b, _))) => b,
+        Ok(None) => return PidState::Missing,
+        Err(e) => return PidState::Invalid(e.to_string()),
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    match text.trim().parse::<i32>() {
+        Ok(pid) if pid > 0 => match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+            Ok(()) | Err(Errno::EPERM) => PidState::Alive(pid),
+            Err(_) => PidState::Dead(pid),
+        },
+        _ => PidState::Invalid(format!(
+            "'{}' does not hold a process id",
+            dir.path().join("pid").display()
+        )),
+    }
+}
+
+fn observe_user(dir: &SafeDir, user: &str, seen: &mut Observation) {
+    let mut names = match dir.entries() {
+        Ok(n) => n,
+        Err(e) => {
+            seen.errors.push(e.to_string());
+            return;
+        }
+    };
+    names.sort();
+    for top_name in names
+        .iter()
+        .filter(|n| !n.starts_with('.') && n.ends_with(".top"))
+    {
+        let stem = top_name.trim_end_matches(".top");
+        let (bytes, st) = match dir.read(top_name, MAX_TOP_BYTES, false) {
+            Ok(Some(found)) => found,
+            Ok(None) => continue,
+            Err(e) => {
+                seen.errors.push(e.to_string());
+                continue;
+            }
+        };
+        if !is_vault_top(&bytes) {
+            continue;
+        }
+        seen.credentials.push(Credential {
+            name: format!("{user}/{stem}"),
+            top_changed: st.st_ctime,
+            usage: read_use(dir, &format!("{stem}.use")),
+        });
+    }
+}
+
+/// Whether a `.top` is a Vault credential: a JSON object with a string `vault_url`.
+pub fn is_vault_top(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|v| v.get("vault_url").map(serde_json::Value::is_string))
+        .unwrap_or(false)
+}
+
+fn read_use(dir: &SafeDir, name: &str) -> UseState {
+    match dir.read(name, MAX_TOKEN_BYTES + 2, false) {
+        Ok(None) => UseState::Missing,
+        Err(e) => UseState::Unusable(e.to_string()),
+        Ok(Some((bytes, _))) => match BearerToken::from_bytes(&bytes) {
+            Ok(tok) => UseState::Token(tok.claims().exp),
+            Err(e) => UseState::Unusable(format!("'{}' {e}", path_of(dir, name).display())),
+        },
+    }
+}
+
+fn path_of(dir: &SafeDir, name: &str) -> PathBuf {
+    dir.path().join(name)
+}
+
+/// A finding about one part of the credmon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Finding {
+    state: State,
+    text: String,
+}
+
+/// Judges an observation at `now`: a plain function of what was seen.
+pub fn evaluate(seen: &Observation, now: SystemTime, limits: Limits) -> Verdict {
+    if let Some(why) = &seen.unreadable {
+        return Verdict::unknown(why.clone());
+    }
+    let now = token::unix_seconds(now);
+    let th = limits.thresholds;
+    let mut findings = Vec::new();
+    let mut bad = |state: State, text: String| findings.push(Finding { state, text });
+
+    let pid_text = match &seen.pid {
+        PidState::Missing => {
+            bad(
+                State::Critical,
+                format!(
+                    "no pid file in '{}' (is the credmon running?)",
+                    seen.dir.display()
+                ),
+            );
+            "no credmon pid".to_owned()
+        }
+        PidState::Invalid(why) => {
+            bad(State::Unknown, why.clone());
+            "credmon pid unknown".to_owned()
+        }
+        PidState::Dead(pid) => {
+            bad(State::Critical, format!("credmon pid {pid} is not running"));
+            format!("credmon pid {pid} not running")
+        }
+        PidState::Alive(pid) => format!("credmon pid {pid} running"),
+    };
+
+    let (pass_text, last_pass) = match seen.complete {
+        None => {
+            bad(
+                State::Warning,
+                "no CREDMON_COMPLETE: the credmon has not finished a pass".to_owned(),
+            );
+            ("no complete pass".to_owned(), None)
+        }
+        Some(t) => {
+            let age = (now - t).max(0);
+            if age > limits.max_age {
+                bad(
+                    State::Critical,
+                    format!(
+                        "the last complete pass was {} ago (more than {})",
+                        token::format_remaining(age),
+                        token::format_remaining(limits.max_age)
+                    ),
+                );
+            }
+            (
+                format!("last pass {} ago", token::format_remaining(age)),
+                Some(age),
+            )
+        }
+    };
+
+    let mut soonest: Option<(i64, &str)> = None;
+    for cred in &seen.credentials {
+        match &cred.usage {
+            UseState::Missing => {
+                let waiting = (now - cred.top_changed).max(0);
+                if waiting > limits.max_age {
+                    bad(
+                        State::Critical,
+                        format!(
+                            "{} has no .use {} after its .top was stored",
+                            cred.name,
+                            token::format_remaining(waiting)
+                        ),
+                    );
+                }
+            }
+            UseState::Unusable(why) => bad(State::Unknown, format!("{}: {why}", cred.name)),
+            UseState::Token(None) => bad(
+                State::Unknown,
+                format!("{}: the .use token has no exp claim", cred.name),
+            ),
+            UseState::Token(Some(exp)) => {
+                let left = exp - now;
+                let state = th.classify(left);
+                if state != State::Ok {
+                    bad(state, format!("{} {}", cred.name, expiry_phrase(left)));
+                }
+                if soonest.is_none_or(|(s, _)| left < s) {
+                    soonest = Some((left, &cred.name));
+                }
+            }
+        }
+    }
+    for e in &seen.errors {
+        bad(State::Unknown, e.clone());
+    }
+
+    let state = findings.iter().fold(State::Ok, |acc, f| acc.worst(f.state));
+    let n = seen.credentials.len();
+    let mut context = format!(
+        "{pid_text}, {pass_text}, {n} vault credential{}",
+        if n == 1 { "" } else { "s" }
+    );
+    if let Some((left, name)) = soonest {
+        context.push_str(&format!(", soonest {name} {}", expiry_phrase(left)));
+    }
+    let summary = if findings.is_empty() {
+        context
+    } else {
+        // Worst first, then in the order found.
+        let mut sorted: Vec<&Finding> = findings.iter().collect();
+        sorted.sort_by_key(|f| std::cmp::Reverse(f.state.rank()));
+        let mut text: Vec<String> = sorted
+            .iter()
+            .take(SHOWN_PROBLEMS)
+            .map(|f| f.text.clone())
+            .collect();
+        if sorted.len() > SHOWN_PROBLEMS {
+            text.push(format!("and {} more", sorted.len() - SHOWN_PROBLEMS));
+        }
+        format!("{}; {context}", text.join("; "))
+    };
+    let mut perf = Vec::new();
+    if let Some((left, _)) = soonest {
+        perf.push(th.perf("remaining", left));
+    }
+    perf.push(format!("credentials={n};;;0"));
+    perf.push(format!("problems={};;;0", findings.len()));
+    if let Some(age) = last_pass {
+        perf.push(format!("last_pass={age}s;;{}", limits.max_age));
+    }
+    Verdict {
+        state,
+        summary,
+        perf: perf.join(" "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    const NOW: i64 = 1_000_000;
+
+    fn limits() -> Limits {
+        Limits {
+            thresholds: Thresholds {
+                warning: 3600,
+                critical: 1800,
+            },
+            max_age: 600,
+        }
+    }
+
+    fn at(s: i64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(u64::try_from(s).unwrap())
+    }
+
+    fn healthy() -> Observation {
+        Observation {
+            dir: PathBuf::from("/creds"),
+            unreadable: None,
+            pid: PidState::Alive(42),
+            complete: Some(NOW - 35),
+            credentials: vec![
+                Credential {
+                    name: "alice/igwn".into(),
+                    top_changed: NOW - 86400,
+                    usage: UseState::Token(Some(NOW + 7980)),
+                },
+                Credential {
+                    name: "bob/igwn".into(),
+                    top_changed: NOW - 86400,
+                    usage: UseState::Token(Some(NOW + 9000)),
+                },
+            ],
+            errors: Vec::new(),
+        }
+    }
+
+    fn with(f: impl FnOnce(&mut Observation)) -> Observation {
+        let mut o = healthy();
+        f(&mut o);
+        o
+    }
+
+    fn cred(name: &str, top_changed: i64, usage: UseState) -> Credential {
+        Credential {
+            name: name.into(),
+            top_changed,
+            usage,
+        }
+    }
+
+    #[test]
+    fn healthy_line() {
+        let v = evaluate(&healthy(), at(NOW), limits());
+        assert_eq!(
+            v.line(),
+            "OK - credmon pid 42 running, last pass 35s ago, 2 vault credentials, soonest alice/igwn expires in 2h13m \
+             | remaining=7980s;3600;1800 credentials=2;;;0 problems=0;;;0 last_pass=35s;;600"
+        );
+    }
+
+    #[test]
+    fn state_table() {
+        // (observation, state, text the summary starts with)
+        let cases: Vec<(Observation, State, &str)> = vec![
+            (healthy(), State::Ok, "credmon pid 42 running"),
+            (
+                with(|o| o.pid = PidState::Missing),
+                State::Critical,
+                "no pid file in '/creds' (is the credmon running?)",
+            ),
+            (
+                with(|o| o.pid = PidState::Dead(42)),
+                State::Critical,
+                "credmon pid 42 is not running",
+            ),
+            (
+                with(|o| {
+                    o.pid = PidState::Invalid("'/creds/pid' does not hold a process id".into())
+                }),
+                State::Unknown,
+                "'/creds/pid' does not hold a process id",
+            ),
+            (
+                with(|o| o.complete = None),
+                State::Warning,
+                "no CREDMON_COMPLETE",
+            ),
+            (
+                with(|o| o.complete = Some(NOW - 601)),
+                State::Critical,
+                "the last complete pass was 10m01s ago (more than 10m00s)",
+            ),
+            (with(|o| o.complete = Some(NOW - 600)), State::Ok, "credmon"),
+            (
+                with(|o| o.credentials[1].usage = UseState::Token(Some(NOW + 3000))),
+                State::Warning,
+                "bob/igwn expires in 50m00s",
+            ),
+            (
+                with(|o| o.credentials[1].usage = UseState::Token(Some(NOW - 60))),
+                State::Critical,
+                "bob/igwn expired 1m00s ago",
+            ),
+            (
+                with(|o| {
+                    o.credentials
+                        .push(cred("carol/igwn", NOW - 700, UseState::Missing))
+                }),
+                State::Critical,
+                "carol/igwn has no .use 11m40s after its .top was stored",
+            ),
+            (
+                with(|o| {
+                    o.credentials
+                        .push(cred("carol/igwn", NOW - 30, UseState::Missing))
+                }),
+                State::Ok,
+                "credmon",
+            ),
+            (
+                with(|o| {
+                    o.credentials.push(cred(
+                        "carol/igwn",
+                        NOW,
+                        UseState::Unusable("not a JWT".into()),
+                    ))
+                }),
+                State::Unknown,
+                "carol/igwn: not a JWT",
+            ),
+            (
+                with(|o| o.credentials[0].usage = UseState::Token(None)),
+                State::Unknown,
+                "alice/igwn: the .use token has no exp claim",
+            ),
+            (
+                with(|o| {
+                    o.errors
+                        .push("cannot open directory '/creds/x': denied".into())
+                }),
+                State::Unknown,
+                "cannot open directory '/creds/x': denied",
+            ),
+            (
+                with(|o| o.unreadable = Some("cannot open directory '/creds': gone".into())),
+                State::Unknown,
+                "cannot open directory '/creds': gone",
+            ),
+            // The worst finding wins and comes first.
+            (
+                with(|o| {
+                    o.errors.push("unreadable".into());
+                    o.credentials[0].usage = UseState::Token(Some(NOW + 10));
+                }),
+                State::Critical,
+                "alice/igwn expires in 10s; unreadable",
+            ),
+        ];
+        for (o, state, start) in cases {
+            let v = evaluate(&o, at(NOW), limits());
+            assert_eq!(v.state, state, "{}", v.line());
+            assert!(v.summary.starts_with(start), "{} / {start}", v.summary);
+        }
+    }
+
+    #[test]
+    fn many_problems_are_counted() {
+        let o = with(|o| {
+            for i in 0..5 {
+                o.credentials.push(cred(
+                    &format!("u{i}/igwn"),
+                    NOW,
+                    UseState::Token(Some(NOW - 1)),
+                ));
+            }
+        });
+        let v = evaluate(&o, at(NOW), limits());
+        assert!(v.summary.contains("; and 2 more; "), "{}", v.summary);
+        assert!(v.perf.contains("problems=5;;;0"), "{}", v.perf);
+    }
+
+    #[test]
+    fn vault_tops() {
+        for (json, vault) in [
+            (
+                r#"{"vault_token":"hvs.x","vault_url":"https://v:8200/v1/x"}"#,
+                true,
+            ),
+            (r#"{"vault_url":"https://v:8200/v1/x","scopes":"a"}"#, true),
+            (r#"{"refresh_token":"x"}"#, false),
+            (r#"{"vault_url":7}"#, false),
+            ("alice", false),
+            ("", false),
+        ] {
+            assert_eq!(is_vault_top(json.as_bytes()), vault, "{json}");
+        }
+    }
+}
