@@ -83,6 +83,26 @@ impl SafeDir {
         Ok(Self { fd, path })
     }
 
+    /// Creates a subdirectory with `mode` (and `owner`, as root) and opens it without following links.
+    pub fn create_dir(
+        &self,
+        name: &str,
+        mode: u32,
+        owner: Option<(u32, u32)>,
+    ) -> Result<Self, FileError> {
+        let path = self.join(name)?;
+        nix::sys::stat::mkdirat(&self.fd, name, Mode::from_bits_truncate(mode & 0o700))
+            .map_err(|e| FileError::io("cannot create directory", &path, e))?;
+        let dir = self.open_child(name)?;
+        if let Some((uid, gid)) = owner {
+            fchown(&dir.fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+                .map_err(|e| FileError::io("cannot change the owner of", &path, e))?;
+        }
+        fchmod(&dir.fd, Mode::from_bits_truncate(mode))
+            .map_err(|e| FileError::io("cannot set the mode of", &path, e))?;
+        Ok(dir)
+    }
+
     /// The path this directory was opened with.
     pub fn path(&self) -> &Path {
         &self.path

@@ -1,0 +1,705 @@
+//! The daemon: a coordinator thread that scans the credential directory and
+//! fills a two-level queue (urgent first), and a fixed set of worker threads
+//! that refresh credentials concurrently. SIGHUP makes the coordinator look
+//! at changed user directories at once (new credentials jump the queue),
+//! re-read the configuration and start a full pass.
+
+use super::config::{Config, MAX_TOP_BYTES};
+use super::policy::{self, NotOurs};
+use super::refresh::{self, Ctx, Key, Outcome, Task};
+use crate::backoff::Backoff;
+use crate::files::SafeDir;
+use nix::sys::stat::SFlag;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Longest per-credential retry delay.
+const BACKOFF_CAP: Duration = Duration::from_secs(300);
+/// How long an unusable `.top` is left alone unless it changes.
+const UNUSABLE_RETRY: Duration = Duration::from_secs(3600);
+
+struct Entry {
+    task: Task,
+    pass: bool,
+    top_ctime: i128,
+}
+
+struct Retry {
+    failures: u32,
+    at: Instant,
+    top_ctime: i128,
+}
+
+#[derive(Default)]
+struct QState {
+    urgent: VecDeque<Key>,
+    normal: VecDeque<Key>,
+    queued: HashMap<Key, Entry>,
+    in_flight: HashSet<Key>,
+    retry: HashMap<Key, Retry>,
+    pass_active: bool,
+    pass_pending: usize,
+    pass_failed: usize,
+    pass_refreshed: usize,
+    hup: bool,
+    stop: bool,
+    workers: usize,
+}
+
+/// The work queue shared by the coordinator and the workers.
+pub struct Queue {
+    st: Mutex<QState>,
+    work: Condvar,
+    coord: Condvar,
+}
+
+impl Queue {
+    /// An empty queue served by `workers` threads.
+    pub fn new(workers: usize) -> Self {
+        Self {
+            st: Mutex::new(QState {
+                workers,
+                ..QState::default()
+            }),
+            work: Condvar::new(),
+            coord: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, QState> {
+        self.st.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Asks for an immediate look at the credential directory (SIGHUP).
+    pub fn hup(&self) {
+        self.lock().hup = true;
+        self.coord.notify_all();
+    }
+
+    /// Sets how many workers may run requests at once.
+    fn set_workers(&self, n: usize) {
+        self.lock().workers = n;
+        self.work.notify_all();
+    }
+}
+
+/// Adds a job; urgent jobs go ahead of everything queued. Returns whether it was queued.
+fn enqueue(
+    st: &mut QState,
+    key: Key,
+    task: Task,
+    urgent: bool,
+    pass: bool,
+    top_ctime: i128,
+) -> bool {
+    if st.in_flight.contains(&key) {
+        return false;
+    }
+    if let Some(r) = st.retry.get(&key)
+        && r.at > Instant::now()
+        && r.top_ctime == top_ctime
+        && task == Task::Refresh
+    {
+        return false;
+    }
+    if let Some(e) = st.queued.get_mut(&key) {
+        if urgent {
+            st.urgent.push_back(key);
+        }
+        if pass && !e.pass {
+            e.pass = true;
+            st.pass_pending += 1;
+        }
+        return true;
+    }
+    if urgent {
+        st.urgent.push_back(key.clone());
+    } else {
+        st.normal.push_back(key.clone());
+    }
+    if pass {
+        st.pass_pending += 1;
+    }
+    st.queued.insert(
+        key,
+        Entry {
+            task,
+            pass,
+            top_ctime,
+        },
+    );
+    true
+}
+
+/// The worker loop: take the most urgent job, run it, record the outcome.
+pub fn worker(index: usize, ctx: Arc<Ctx>, q: Arc<Queue>) {
+    loop {
+        let job = {
+            let mut st = q.lock();
+            loop {
+                if st.stop {
+                    return;
+                }
+                if index < st.workers
+                    && let Some(key) = st.urgent.pop_front().or_else(|| st.normal.pop_front())
+                {
+                    if let Some(e) = st.queued.remove(&key) {
+                        st.in_flight.insert(key.clone());
+                        break (key, e);
+                    }
+                    continue;
+                }
+                st = q
+                    .work
+                    .wait_timeout(st, Duration::from_secs(5))
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|p| p.into_inner().0);
+            }
+        };
+        let (key, entry) = job;
+        let outcome = refresh::process(&ctx, &key, &entry.task);
+        let base = ctx.config().backoff_base;
+        let mut st = q.lock();
+        st.in_flight.remove(&key);
+        record(&mut st, &key, &entry, &outcome, base);
+        if entry.pass {
+            st.pass_pending = st.pass_pending.saturating_sub(1);
+            if st.pass_pending == 0 {
+                q.coord.notify_all();
+            }
+        }
+    }
+}
+
+fn record(st: &mut QState, key: &Key, entry: &Entry, outcome: &Outcome, base: Duration) {
+    let backoff = Backoff {
+        base,
+        cap: BACKOFF_CAP,
+    };
+    let now = Instant::now();
+    let failures = st.retry.get(key).map_or(0, |r| r.failures);
+    let retry_at = match outcome {
+        Outcome::Refreshed(_) | Outcome::Nothing | Outcome::Removed => {
+            st.retry.remove(key);
+            if matches!(outcome, Outcome::Refreshed(_)) && entry.pass {
+                st.pass_refreshed += 1;
+            }
+            return;
+        }
+        Outcome::Unusable => now + UNUSABLE_RETRY,
+        Outcome::Failed => now + backoff.delay(failures, fastrand::f64()),
+        Outcome::RateLimited(d) => now + (*d).max(backoff.delay(failures, fastrand::f64())),
+    };
+    if entry.pass {
+        st.pass_failed += 1;
+    }
+    st.retry.insert(
+        key.clone(),
+        Retry {
+            failures: failures.saturating_add(1),
+            at: retry_at,
+            top_ctime: entry.top_ctime,
+        },
+    );
+}
+
+/// A credential the scan found in need of work.
+pub struct Found {
+    key: Key,
+    task: Task,
+    urgent: bool,
+    top_ctime: i128,
+}
+
+/// What the coordinator remembers between scans.
+#[derive(Default)]
+pub struct Scanner {
+    dir_stamps: HashMap<String, (i128, i128)>,
+    use_cache: HashMap<Key, (u64, i128, i64, Option<i64>)>,
+    cleaned: HashSet<String>,
+    warned: HashSet<String>,
+    /// Problems (bad names, unusable files) found by the last scan.
+    pub problems: usize,
+}
+
+fn is_dir(st: &nix::sys::stat::FileStat) -> bool {
+    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR
+}
+
+fn kind(st: &nix::sys::stat::FileStat) -> SFlag {
+    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits())
+}
+
+fn ns(s: i64, n: i64) -> i128 {
+    i128::from(s) * 1_000_000_000 + i128::from(n)
+}
+
+impl Scanner {
+    fn warn(&mut self, msg: String) {
+        self.problems += 1;
+        if self.warned.insert(msg.clone()) {
+            log::warn!("{msg}");
+        }
+    }
+
+    /// Looks at every user directory (or only those changed since the last
+    /// look) and returns the credentials that need work.
+    pub fn scan(&mut self, cfg: &Config, root: &SafeDir, only_changed: bool) -> Vec<Found> {
+        self.problems = 0;
+        let mut out = Vec::new();
+        let names = match root.entries() {
+            Ok(n) => n,
+            Err(e) => {
+                log::error!("{e}");
+                self.problems += 1;
+                return out;
+            }
+        };
+        let now = refresh::now_ns(SystemTime::now());
+        let mut seen = HashSet::new();
+        for user in names {
+            let Ok(Some(st)) = root.stat(&user) else {
+                continue;
+            };
+            if kind(&st) == SFlag::S_IFLNK {
+                self.warn(format!(
+                    "skipping {}: a symbolic link where a user directory should be",
+                    root.path().join(&user).display()
+                ));
+                continue;
+            }
+            if !is_dir(&st) {
+                continue;
+            }
+            if !policy::valid_cred_name(&user) {
+                if !user.starts_with('.') {
+                    self.warn(format!(
+                        "skipping user directory with an invalid name {user:?}"
+                    ));
+                }
+                continue;
+            }
+            seen.insert(user.clone());
+            let stamp = (
+                ns(st.st_mtime, st.st_mtime_nsec),
+                ns(st.st_ctime, st.st_ctime_nsec),
+            );
+            if only_changed && self.dir_stamps.get(&user) == Some(&stamp) {
+                continue;
+            }
+            self.dir_stamps.insert(user.clone(), stamp);
+            self.scan_user(cfg, root, &user, now, &mut out);
+        }
+        if !only_changed {
+            self.dir_stamps.retain(|u, _| seen.contains(u));
+            self.use_cache.retain(|k, _| seen.contains(&k.user));
+        }
+        out
+    }
+
+    fn scan_user(
+        &mut self,
+        cfg: &Config,
+        root: &SafeDir,
+        user: &str,
+        now: i128,
+        out: &mut Vec<Found>,
+    ) {
+        let dir = match root.open_child(user) {
+            Ok(d) => d,
+            Err(e) => {
+                self.warn(format!("skipping user {user}: {e}"));
+                return;
+            }
+        };
+        if self.cleaned.insert(user.to_owned()) {
+            match dir.remove_stale_temps() {
+                Ok(0) => {}
+                Ok(n) => log::info!(
+                    "removed {n} leftover temporary file(s) in {}",
+                    dir.path().display()
+                ),
+                Err(e) => log::warn!("{e}"),
+            }
+        }
+        let entries = match dir.entries() {
+            Ok(e) => e,
+            Err(e) => {
+                self.warn(e.to_string());
+                return;
+            }
+        };
+        for name in entries {
+            let Some(stem) = name.strip_suffix(".top") else {
+                continue;
+            };
+            if stem.starts_with('.') {
+                continue;
+            }
+            if !policy::valid_cred_name(stem) {
+                self.warn(format!("skipping {user}/{name:?}: invalid credential name"));
+                continue;
+            }
+            match policy::ours(stem, &cfg.providers) {
+                Ok(()) => {}
+                Err(NotOurs::TrailingUnderscore) => {
+                    self.warn(format!(
+                        "skipping {user}/{name}: a name must not end in '_'"
+                    ));
+                    continue;
+                }
+                Err(_) => continue,
+            }
+            let key = Key {
+                user: user.to_owned(),
+                stem: stem.to_owned(),
+            };
+            let top = match dir.stat(&name) {
+                Ok(Some(st)) => st,
+                _ => continue,
+            };
+            let path = dir.path().join(&name);
+            if kind(&top) != SFlag::S_IFREG {
+                self.warn(format!("skipping {}: not a regular file", path.display()));
+                continue;
+            }
+            if top.st_nlink > 1 {
+                self.warn(format!(
+                    "skipping {}: it has several hard links",
+                    path.display()
+                ));
+                continue;
+            }
+            if top.st_size as u64 > MAX_TOP_BYTES as u64 {
+                self.warn(format!(
+                    "skipping {}: larger than {MAX_TOP_BYTES} bytes",
+                    path.display()
+                ));
+                continue;
+            }
+            let top_ctime = refresh::ctime_ns(&top);
+            let use_state = self.use_state(&dir, &key);
+            if let Some(reason) =
+                policy::should_renew(use_state, top_ctime, now, cfg.minimum, cfg.refresh)
+            {
+                out.push(Found {
+                    key,
+                    task: Task::Refresh,
+                    urgent: reason.urgent(),
+                    top_ctime,
+                });
+            }
+        }
+    }
+
+    /// The `.use` state, reading the file only when it changed since last time.
+    fn use_state(&mut self, dir: &SafeDir, key: &Key) -> Option<policy::UseState> {
+        let name = format!("{}.use", key.stem);
+        let st = dir.stat(&name).ok().flatten()?;
+        if kind(&st) != SFlag::S_IFREG {
+            return None;
+        }
+        let ctime = refresh::ctime_ns(&st);
+        let id = (st.st_ino, ctime, st.st_size);
+        if let Some(&(ino, c, size, exp)) = self.use_cache.get(key)
+            && (ino, c, size) == id
+        {
+            return Some(policy::UseState {
+                ctime_ns: ctime,
+                exp,
+            });
+        }
+        let state = refresh::read_use(dir, &key.stem)?;
+        self.use_cache
+            .insert(key.clone(), (st.st_ino, ctime, st.st_size, state.exp));
+        Some(state)
+    }
+
+    /// Keytab users' missing provisioned `.top` files.
+    pub fn provision(&mut self, cfg: &Config, root: &SafeDir) -> Vec<Found> {
+        let mut out = Vec::new();
+        let Some(kdir) = &cfg.keytab_dir else {
+            return out;
+        };
+        if cfg.provision.is_empty() {
+            return out;
+        }
+        let names = match std::fs::read_dir(kdir) {
+            Ok(r) => r,
+            Err(e) => {
+                self.warn(format!(
+                    "cannot read ROBOT_CREDMON_KEYTAB_DIR '{}': {e}",
+                    kdir.display()
+                ));
+                return out;
+            }
+        };
+        for entry in names.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(user) = name.strip_suffix(".keytab") else {
+                continue;
+            };
+            if !policy::valid_cred_name(user) {
+                continue;
+            }
+            let udir = root.open_child(user).ok();
+            for p in &cfg.provision {
+                let exists = udir
+                    .as_ref()
+                    .is_some_and(|d| matches!(d.stat(&format!("{}.top", p.service)), Ok(Some(_))));
+                if !exists {
+                    out.push(Found {
+                        key: Key {
+                            user: user.to_owned(),
+                            stem: p.service.clone(),
+                        },
+                        task: Task::Provision(p.server.clone()),
+                        urgent: true,
+                        top_ctime: 0,
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Queues what a scan found; returns how many were queued.
+fn queue_found(q: &Queue, found: Vec<Found>, pass: bool) -> usize {
+    let mut st = q.lock();
+    let mut n = 0;
+    for f in found {
+        if enqueue(&mut st, f.key, f.task, f.urgent, pass, f.top_ctime) {
+            n += 1;
+        }
+    }
+    drop(st);
+    if n > 0 {
+        q.work.notify_all();
+    }
+    n
+}
+
+/// Everything the coordinator needs.
+pub struct Coordinator {
+    /// Worker context.
+    pub ctx: Arc<Ctx>,
+    /// The queue.
+    pub queue: Arc<Queue>,
+    /// Scan memory.
+    pub scanner: Scanner,
+    /// Re-reads the configuration (SIGHUP); `None` keeps the current one.
+    pub reload: Box<dyn FnMut() -> Option<Config> + Send>,
+    /// Worker threads started so far.
+    pub spawned: usize,
+}
+
+/// Result of a `--once` pass.
+pub struct PassReport {
+    /// Credentials refreshed.
+    pub refreshed: usize,
+    /// Credentials that failed or could not be used.
+    pub failed: usize,
+}
+
+impl Coordinator {
+    /// Starts worker threads until `n` exist.
+    pub fn spawn_workers(&mut self, n: usize) {
+        while self.spawned < n {
+            let (ctx, q, i) = (self.ctx.clone(), self.queue.clone(), self.spawned);
+            let started = std::thread::Builder::new()
+                .name(format!("worker-{i}"))
+                .stack_size(1024 * 1024)
+                .spawn(move || worker(i, ctx, q));
+            if let Err(e) = started {
+                log::error!("cannot start a worker thread: {e}");
+                return;
+            }
+            self.spawned += 1;
+        }
+    }
+
+    fn root(&self) -> Option<SafeDir> {
+        let cfg = self.ctx.config();
+        match SafeDir::open(&cfg.cred_dir) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                log::error!("{e}");
+                None
+            }
+        }
+    }
+
+    /// Starts a full pass: removes `CREDMON_COMPLETE`, scans everything, queues the work.
+    fn start_pass(&mut self) {
+        let cfg = self.ctx.config();
+        let Some(root) = self.root() else {
+            return;
+        };
+        if let Err(e) = root.remove("CREDMON_COMPLETE") {
+            log::warn!("{e}");
+        }
+        let t0 = Instant::now();
+        let mut found = self.scanner.provision(&cfg, &root);
+        found.extend(self.scanner.scan(&cfg, &root, false));
+        {
+            let mut st = self.queue.lock();
+            st.pass_active = true;
+            st.pass_failed = self.scanner.problems;
+            st.pass_refreshed = 0;
+        }
+        let n = queue_found(&self.queue, found, true);
+        log::debug!(
+            "full pass: {n} credential(s) queued after a {:.1} ms scan",
+            t0.elapsed().as_secs_f64() * 1000.0
+        );
+    }
+
+    fn finish_pass(&mut self) {
+        let (refreshed, failed) = {
+            let mut st = self.queue.lock();
+            st.pass_active = false;
+            (st.pass_refreshed, st.pass_failed)
+        };
+        if let Some(root) = self.root() {
+            let touch = root.write_atomic(
+                "CREDMON_COMPLETE",
+                b"",
+                crate::files::WriteOptions {
+                    mode: 0o644,
+                    owner: None,
+                    existing_owner: None,
+                    replace_symlink: true,
+                },
+            );
+            if let Err(e) = touch {
+                log::error!("{e}");
+            }
+        }
+        if refreshed > 0 || failed > 0 {
+            log::info!("pass complete: {refreshed} refreshed, {failed} failed or skipped");
+        }
+        // Take note of our own writes so that the next SIGHUP looks only at new changes.
+        let cfg = self.ctx.config();
+        if let Some(root) = self.root() {
+            let found = self.scanner.scan(&cfg, &root, true);
+            queue_found(&self.queue, found, false);
+        }
+    }
+
+    /// Runs one full pass and waits for it (`--once`), at most `limit`.
+    pub fn once(&mut self, limit: Duration) -> PassReport {
+        self.start_pass();
+        let deadline = Instant::now() + limit;
+        let mut st = self.queue.lock();
+        while st.pass_pending > 0 && Instant::now() < deadline {
+            st = self
+                .queue
+                .coord
+                .wait_timeout(st, Duration::from_millis(200))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+        let failed = st.pass_failed + st.pass_pending;
+        let refreshed = st.pass_refreshed;
+        st.stop = true;
+        drop(st);
+        self.queue.work.notify_all();
+        PassReport { refreshed, failed }
+    }
+
+    /// The daemon loop; returns only when asked to stop.
+    pub fn run(&mut self) {
+        let mut next_pass = Instant::now();
+        let mut pass_again = false;
+        loop {
+            let now = Instant::now();
+            let (hup, pass_done) = {
+                let mut st = self.queue.lock();
+                if st.stop {
+                    return;
+                }
+                let pass_done = st.pass_active && st.pass_pending == 0;
+                let due: Vec<Key> = st
+                    .retry
+                    .iter()
+                    .filter(|(_, r)| r.at <= now)
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                if !st.hup && !pass_done && due.is_empty() && now < next_pass {
+                    let next_retry = st.retry.values().map(|r| r.at).min();
+                    let wake = next_retry.map_or(next_pass, |r| r.min(next_pass));
+                    let wait = wake
+                        .saturating_duration_since(now)
+                        .clamp(Duration::from_millis(1), Duration::from_secs(60));
+                    let (g, _) = self
+                        .queue
+                        .coord
+                        .wait_timeout(st, wait)
+                        .unwrap_or_else(|p| p.into_inner());
+                    drop(g);
+                    continue;
+                }
+                for key in &due {
+                    let top_ctime = st.retry.get(key).map_or(0, |r| r.top_ctime);
+                    enqueue(&mut st, key.clone(), Task::Refresh, false, false, top_ctime);
+                    if let Some(r) = st.retry.get_mut(key) {
+                        // Re-armed by the outcome of the job just queued.
+                        r.at = now + UNUSABLE_RETRY;
+                    }
+                }
+                if !due.is_empty() {
+                    self.queue.work.notify_all();
+                }
+                (std::mem::take(&mut st.hup), pass_done)
+            };
+            if hup {
+                self.on_hup();
+                if self.queue.lock().pass_active {
+                    pass_again = true;
+                } else {
+                    next_pass = Instant::now();
+                }
+            }
+            if pass_done {
+                self.finish_pass();
+                let interval = self.ctx.config().scan_interval;
+                if std::mem::take(&mut pass_again) {
+                    next_pass = Instant::now();
+                } else {
+                    next_pass = Instant::now() + interval;
+                }
+            }
+            if Instant::now() >= next_pass && !self.queue.lock().pass_active {
+                next_pass = Instant::now() + self.ctx.config().scan_interval;
+                self.start_pass();
+            }
+        }
+    }
+
+    /// SIGHUP: urgent look at changed directories first, then the configuration.
+    fn on_hup(&mut self) {
+        let t0 = Instant::now();
+        let cfg = self.ctx.config();
+        if let Some(root) = self.root() {
+            let found = self.scanner.scan(&cfg, &root, true);
+            let n = queue_found(&self.queue, found, false);
+            log::debug!(
+                "SIGHUP: {n} credential(s) queued after a {:.1} ms look at changed directories",
+                t0.elapsed().as_secs_f64() * 1000.0
+            );
+        }
+        if let Some(new) = (self.reload)() {
+            let new = Arc::new(new);
+            if *new != *cfg {
+                log::info!("configuration changed; re-read on SIGHUP");
+                self.queue.set_workers(new.max_in_flight);
+                self.spawn_workers(new.max_in_flight);
+                // Settings that change which credentials are ours need a full look.
+                self.scanner.dir_stamps.clear();
+            }
+            self.ctx.set_config(new);
+        }
+    }
+}

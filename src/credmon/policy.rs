@@ -1,0 +1,363 @@
+//! Pure decisions of the credmon, each a plain function of its inputs
+//! (including the current time): which names are acceptable, which
+//! credentials are ours, when a `.use` must be renewed, which Vault URLs may
+//! be contacted and with which query.
+
+use super::config::ProviderFilter;
+
+/// Whether a user, service or handle name from the credential directory is
+/// acceptable: the credd's `[A-Za-z0-9-+=_.]`, not starting with a dot.
+pub fn valid_cred_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 200
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-+=_.".contains(&b))
+}
+
+/// Why a `.top` is not handled by this credmon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotOurs {
+    /// The stem ends in `_`, which the Python credmon refuses with a warning.
+    TrailingUnderscore,
+    /// Another credmon (local, OAuth2, client, Pelican) owns the provider.
+    OtherCredmon,
+    /// The provider is not in `VAULT_CREDMON_PROVIDER_NAMES`.
+    NotListed,
+}
+
+/// The provider of a credential file stem: before the first `_`, or the whole
+/// stem with `CREDMON_ALLOW_SPECIAL_CHAR_NAMES`.
+pub fn provider_of(stem: &str, special_chars: bool) -> &str {
+    if special_chars {
+        stem
+    } else {
+        stem.split('_').next().unwrap_or(stem)
+    }
+}
+
+/// The Python Vault credmon's ownership filter (`check_access_token`).
+pub fn ours(stem: &str, f: &ProviderFilter) -> Result<(), NotOurs> {
+    if stem.ends_with('_') {
+        return Err(NotOurs::TrailingUnderscore);
+    }
+    let provider = provider_of(stem, f.special_chars);
+    if f.vault.iter().any(|p| p == provider) {
+        return Ok(());
+    }
+    if !f.vault.iter().any(|p| p == "*") {
+        return Err(NotOurs::NotListed);
+    }
+    if provider == "scitokens"
+        || f.others.contains(provider)
+        || f.client_ids.contains(&provider.to_ascii_uppercase())
+    {
+        return Err(NotOurs::OtherCredmon);
+    }
+    Ok(())
+}
+
+/// The parent credential of a handle (`<service>_<handle>` → `<service>`),
+/// found as the Python credmon does: up to the last `_`.
+pub fn parent_stem(stem: &str) -> Option<&str> {
+    stem.rfind('_')
+        .map(|i| &stem[..i])
+        .filter(|s| !s.is_empty())
+}
+
+/// Issuer and role of a Vault service name `issuer[_role]` (role `default` when absent).
+pub fn issuer_role(service: &str) -> (&str, &str) {
+    match service.split_once('_') {
+        Some((i, r)) if !r.is_empty() => (i, r),
+        Some((i, _)) => (i, "default"),
+        None => (service, "default"),
+    }
+}
+
+/// What we know about an existing `.use` file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UseState {
+    /// Its ctime, nanoseconds since the epoch.
+    pub ctime_ns: i128,
+    /// The token's `exp` (epoch seconds), `None` when unreadable or absent.
+    pub exp: Option<i64>,
+}
+
+/// Why a credential is renewed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renew {
+    /// There is no `.use` yet.
+    Missing,
+    /// The `.top` was replaced after the `.use` was written.
+    TopNewer,
+    /// The `.use` is older than `CREDMON_OAUTH_TOKEN_REFRESH`.
+    Age,
+    /// The token has less than `CREDMON_OAUTH_TOKEN_MINIMUM` left (or no readable expiry).
+    Expiring,
+}
+
+impl Renew {
+    /// Whether the job should skip the queue (a new or replaced credential).
+    pub fn urgent(self) -> bool {
+        matches!(self, Renew::Missing | Renew::TopNewer)
+    }
+}
+
+/// `should_renew`: the Python credmon's ctime rules plus the token's own expiry.
+pub fn should_renew(
+    use_state: Option<UseState>,
+    top_ctime_ns: i128,
+    now_ns: i128,
+    minimum: u64,
+    refresh: u64,
+) -> Option<Renew> {
+    let Some(u) = use_state else {
+        return Some(Renew::Missing);
+    };
+    if top_ctime_ns > u.ctime_ns {
+        return Some(Renew::TopNewer);
+    }
+    if now_ns > u.ctime_ns + i128::from(refresh) * 1_000_000_000 {
+        return Some(Renew::Age);
+    }
+    match u.exp {
+        Some(exp)
+            if i128::from(exp) * 1_000_000_000 - now_ns >= i128::from(minimum) * 1_000_000_000 =>
+        {
+            None
+        }
+        _ => Some(Renew::Expiring),
+    }
+}
+
+/// A Vault URL that passed the checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VaultTarget {
+    /// Host, lower case.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// The API path after `/v1/`.
+    pub path: String,
+}
+
+/// HTCondor's `request_url` checks plus `TRUSTED_VAULT_HOSTS`: https, an allowed
+/// port (8200 in HTCondor), a `/v1/` path, no credentials or query in the URL.
+pub fn check_vault_url(
+    url: &str,
+    allowed_ports: &[u16],
+    trusted_hosts: &[String],
+) -> Result<VaultTarget, String> {
+    let u = url::Url::parse(url).map_err(|_| "vault_url is not a URL".to_owned())?;
+    if u.scheme() != "https" {
+        return Err("vault_url must start with https://".into());
+    }
+    if !u.username().is_empty() || u.password().is_some() || u.query().is_some() {
+        return Err("vault_url must not hold credentials or a query".into());
+    }
+    let host = match u.host() {
+        Some(url::Host::Domain(d)) => d.to_ascii_lowercase(),
+        Some(url::Host::Ipv4(a)) => a.to_string(),
+        Some(url::Host::Ipv6(a)) => a.to_string(),
+        None => return Err("vault_url has no host".into()),
+    };
+    let port = u.port_or_known_default().unwrap_or(443);
+    if !allowed_ports.contains(&port) {
+        return Err(format!(
+            "vault_url port {port} is not allowed (HTCondor allows 8200; see ROBOT_CREDMON_ALLOWED_VAULT_PORTS)"
+        ));
+    }
+    if !trusted_hosts.is_empty() && !trusted_hosts.contains(&host) {
+        return Err(format!(
+            "vault_url host '{host}' is not in TRUSTED_VAULT_HOSTS"
+        ));
+    }
+    let path = u
+        .path()
+        .strip_prefix("/v1/")
+        .filter(|p| !p.is_empty() && !p.split('/').any(|s| s == ".." || s == "."))
+        .ok_or_else(|| "vault_url path must start with /v1/".to_owned())?;
+    Ok(VaultTarget {
+        host,
+        port,
+        path: path.to_owned(),
+    })
+}
+
+/// The query of the bearer-token read, exactly as the Python credmon sends it:
+/// `minimum_seconds`, `scopes` when given, and `audience` on `/creds/` URLs,
+/// `audiences` on the others (`/sts/`).
+pub fn bearer_query(
+    path: &str,
+    minimum: u64,
+    scopes: Option<&str>,
+    audience: Option<&str>,
+) -> Vec<(&'static str, String)> {
+    let mut q = vec![("minimum_seconds", minimum.to_string())];
+    if let Some(s) = scopes.filter(|s| !s.is_empty()) {
+        q.push(("scopes", s.to_owned()));
+    }
+    if let Some(a) = audience.filter(|a| !a.is_empty()) {
+        let key = if format!("/{path}").contains("/creds/") {
+            "audience"
+        } else {
+            "audiences"
+        };
+        q.push((key, a.to_owned()));
+    }
+    q
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn names() {
+        for (n, ok) in [
+            ("alice", true),
+            ("igwn_robot", true),
+            ("a-b+c=d.e_f", true),
+            (".hidden", false),
+            ("", false),
+            ("a b", false),
+            ("a/b", false),
+            ("ünï", false),
+            ("a\nb", false),
+        ] {
+            assert_eq!(valid_cred_name(n), ok, "{n:?}");
+        }
+    }
+
+    fn filter(vault: &[&str], special: bool) -> ProviderFilter {
+        ProviderFilter {
+            vault: vault.iter().map(|s| s.to_string()).collect(),
+            others: HashSet::from(["mylocal".to_string()]),
+            client_ids: HashSet::from(["BOX".to_string()]),
+            special_chars: special,
+        }
+    }
+
+    #[test]
+    fn provider_filter() {
+        let star = filter(&["*"], false);
+        let listed = filter(&["igwn", "dune"], false);
+        let special = filter(&["igwn_robot"], true);
+        for (stem, f, want) in [
+            ("igwn", &star, Ok(())),
+            ("igwn_robot", &star, Ok(())),
+            ("igwn_robot_handle", &star, Ok(())),
+            ("scitokens", &star, Err(NotOurs::OtherCredmon)),
+            ("mylocal_x", &star, Err(NotOurs::OtherCredmon)),
+            ("box", &star, Err(NotOurs::OtherCredmon)),
+            ("igwn_", &star, Err(NotOurs::TrailingUnderscore)),
+            ("dune_ro", &listed, Ok(())),
+            ("other", &listed, Err(NotOurs::NotListed)),
+            ("igwn_robot", &special, Ok(())),
+            ("igwn", &special, Err(NotOurs::NotListed)),
+        ] {
+            assert_eq!(ours(stem, f), want, "{stem}");
+        }
+    }
+
+    #[test]
+    fn parents_and_roles() {
+        assert_eq!(parent_stem("igwn_robot_ro"), Some("igwn_robot"));
+        assert_eq!(parent_stem("igwn"), None);
+        assert_eq!(issuer_role("igwn_robot"), ("igwn", "robot"));
+        assert_eq!(issuer_role("igwn"), ("igwn", "default"));
+        assert_eq!(issuer_role("igwn_"), ("igwn", "default"));
+    }
+
+    #[test]
+    fn renew_rules() {
+        const S: i128 = 1_000_000_000;
+        let now = 10_000 * S;
+        let fresh = |ctime: i128, exp: Option<i64>| {
+            Some(UseState {
+                ctime_ns: ctime,
+                exp,
+            })
+        };
+        for (use_state, top, want) in [
+            (None, 0, Some(Renew::Missing)),
+            (
+                fresh(now - 10 * S, Some(20_000)),
+                now - 5 * S,
+                Some(Renew::TopNewer),
+            ),
+            (fresh(now - 1201 * S, Some(20_000)), 0, Some(Renew::Age)),
+            (fresh(now - 1199 * S, Some(20_000)), 0, None),
+            (
+                fresh(now - 10 * S, Some(10_000 + 2399)),
+                0,
+                Some(Renew::Expiring),
+            ),
+            (fresh(now - 10 * S, Some(10_000 + 2400)), 0, None),
+            (fresh(now - 10 * S, None), 0, Some(Renew::Expiring)),
+            (fresh(now, Some(20_000)), now, None),
+        ] {
+            assert_eq!(
+                should_renew(use_state, top, now, 2400, 1200),
+                want,
+                "{use_state:?} top {top}"
+            );
+        }
+    }
+
+    #[test]
+    fn vault_urls() {
+        let ports = [8200];
+        let none: Vec<String> = vec![];
+        let ok = check_vault_url(
+            "https://Vault.Example.org:8200/v1/secret/oauth/creds/igwn/alice:robot",
+            &ports,
+            &none,
+        )
+        .unwrap();
+        assert_eq!(ok.host, "vault.example.org");
+        assert_eq!(ok.path, "secret/oauth/creds/igwn/alice:robot");
+        for url in [
+            "http://vault:8200/v1/secret/x",
+            "https://vault/v1/secret/x",
+            "https://vault:8201/v1/secret/x",
+            "https://vault:8200/v2/secret/x",
+            "https://vault:8200/v1/",
+            "https://u:p@vault:8200/v1/secret/x",
+            "https://vault:8200/v1/secret/x?a=b",
+            "https://vault:8200/v1/../x",
+            "not a url",
+        ] {
+            assert!(check_vault_url(url, &ports, &none).is_err(), "{url}");
+        }
+        assert!(check_vault_url("https://vault:8201/v1/s", &[8201], &none).is_ok());
+        let trusted = vec!["vault".to_string()];
+        assert!(check_vault_url("https://VAULT:8200/v1/s", &ports, &trusted).is_ok());
+        assert!(check_vault_url("https://evil:8200/v1/s", &ports, &trusted).is_err());
+    }
+
+    #[test]
+    fn queries() {
+        let q = bearer_query("secret/oauth/creds/igwn/a:r", 2400, None, None);
+        assert_eq!(q, vec![("minimum_seconds", "2400".to_string())]);
+        let q = bearer_query(
+            "secret/oauth/sts/igwn/a:r",
+            60,
+            Some("read:/x"),
+            Some("aud1"),
+        );
+        assert_eq!(
+            q,
+            vec![
+                ("minimum_seconds", "60".to_string()),
+                ("scopes", "read:/x".to_string()),
+                ("audiences", "aud1".to_string())
+            ]
+        );
+        let q = bearer_query("secret/oauth/creds/igwn/a:r", 60, None, Some("aud1"));
+        assert_eq!(q[1], ("audience", "aud1".to_string()));
+    }
+}

@@ -1,0 +1,680 @@
+//! One credential, end to end: read the `.top`, ask Vault for a bearer token,
+//! write the `.use`; on "permission denied" log in again with the user's
+//! keytab (robots) or remove the credential (everyone else, as HTCondor does).
+//! Also creates `.top` files for keytab users (`ROBOT_CREDMON_PROVISION`).
+
+use super::config::{Config, MAX_TOP_BYTES};
+use super::policy::{self, Renew, UseState, VaultTarget};
+use crate::files::{FileError, SafeDir, WriteOptions};
+use crate::kerberos::{self, Initiator};
+use crate::token::{self, BearerToken, MAX_TOKEN_BYTES};
+use crate::vault::{ClientConfig, Limits, LoginError, VaultClient, VaultError, VaultToken, tls};
+use nix::sys::stat::FileStat;
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Lifetime asked for Vault tokens that robots get from a keytab login (as the storer's `--vaulttokenttl=28d`).
+const ROBOT_VAULT_TOKEN_TTL: Duration = Duration::from_secs(28 * 86400);
+
+/// What to do for one credential.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Key {
+    /// The user (directory name).
+    pub user: String,
+    /// The file stem, `<service>` or `<service>_<handle>`.
+    pub stem: String,
+}
+
+impl std::fmt::Display for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.user, self.stem)
+    }
+}
+
+/// The kind of work for a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Task {
+    /// Renew the `.use` if the rules say so.
+    Refresh,
+    /// Create the `.top` for a keytab user on this Vault server (`host:port`), then refresh.
+    Provision(String),
+}
+
+/// How a job ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new `.use` was written; the token's `exp`.
+    Refreshed(Option<i64>),
+    /// Nothing to do: the `.use` is fresh or the `.top` is gone.
+    Nothing,
+    /// Vault refused the token and the credential was removed.
+    Removed,
+    /// The `.top` is unusable (logged once); retried only when it changes.
+    Unusable,
+    /// A failure worth retrying later (logged).
+    Failed,
+    /// Vault asked us to slow down (429); retry after this long.
+    RateLimited(Duration),
+}
+
+/// State shared by the workers: configuration, one Vault client per server.
+pub struct Ctx {
+    cfg: RwLock<Arc<Config>>,
+    clients: Mutex<HashMap<(String, u16), Arc<VaultClient>>>,
+    tls: Mutex<Option<Arc<rustls::ClientConfig>>>,
+    paused: Mutex<HashMap<(String, u16), Instant>>,
+    warned: Mutex<HashMap<Key, String>>,
+    owner: Option<(u32, u32)>,
+}
+
+impl Ctx {
+    /// A context for `cfg`; files are given to root when we run as root.
+    pub fn new(cfg: Arc<Config>) -> Self {
+        let owner = nix::unistd::geteuid().is_root().then_some((0, 0));
+        Self {
+            cfg: RwLock::new(cfg),
+            clients: Mutex::new(HashMap::new()),
+            tls: Mutex::new(None),
+            paused: Mutex::new(HashMap::new()),
+            warned: Mutex::new(HashMap::new()),
+            owner,
+        }
+    }
+
+    /// The current configuration.
+    pub fn config(&self) -> Arc<Config> {
+        self.cfg.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Installs a new configuration; Vault clients are rebuilt when trust or timeouts changed.
+    pub fn set_config(&self, cfg: Arc<Config>) {
+        let old = self.config();
+        if old.cafile != cfg.cafile
+            || old.capath != cfg.capath
+            || old.request_timeout != cfg.request_timeout
+        {
+            *self.tls.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            self.clients
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
+        }
+        *self.cfg.write().unwrap_or_else(|p| p.into_inner()) = cfg;
+    }
+
+    /// Logs `msg` at warning level unless the same message was logged for `key` already.
+    pub fn warn_once(&self, key: &Key, msg: String) {
+        let mut w = self.warned.lock().unwrap_or_else(|p| p.into_inner());
+        if w.get(key) != Some(&msg) {
+            log::warn!("{msg}");
+            w.insert(key.clone(), msg);
+        }
+    }
+
+    fn clear_warning(&self, key: &Key) {
+        self.warned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+    }
+
+    fn client(&self, host: &str, port: u16) -> Result<Arc<VaultClient>, VaultError> {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = clients.get(&(host.to_owned(), port)) {
+            return Ok(c.clone());
+        }
+        let cfg = self.config();
+        let tls = {
+            let mut t = self.tls.lock().unwrap_or_else(|p| p.into_inner());
+            match &*t {
+                Some(t) => t.clone(),
+                None => {
+                    let sources = tls::TrustSources::with_defaults(
+                        cfg.cafile.clone(),
+                        cfg.capath.clone(),
+                        crate::files::discovery::process_env,
+                    );
+                    let made = tls::client_config(&sources)?;
+                    *t = Some(made.clone());
+                    made
+                }
+            }
+        };
+        let client = Arc::new(VaultClient::new(ClientConfig {
+            server: crate::vault::ServerAddress {
+                host: host.to_owned(),
+                port,
+            },
+            certname: None,
+            tls,
+            limits: Limits {
+                connect_timeout: Duration::from_secs(2),
+                request_timeout: cfg.request_timeout,
+                // One attempt: the credmon's own per-credential backoff retries.
+                retry_budget: Duration::ZERO,
+                ..Limits::default()
+            },
+        }));
+        clients.insert((host.to_owned(), port), client.clone());
+        Ok(client)
+    }
+
+    fn paused_until(&self, host: &str, port: u16) -> Option<Instant> {
+        let p = self.paused.lock().unwrap_or_else(|p| p.into_inner());
+        p.get(&(host.to_owned(), port))
+            .copied()
+            .filter(|t| *t > Instant::now())
+    }
+
+    fn pause(&self, host: &str, port: u16, d: Duration) {
+        self.paused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((host.to_owned(), port), Instant::now() + d);
+    }
+
+    fn use_opts(&self) -> WriteOptions {
+        WriteOptions {
+            mode: 0o400,
+            owner: self.owner,
+            existing_owner: None,
+            replace_symlink: true,
+        }
+    }
+
+    fn top_opts(&self) -> WriteOptions {
+        WriteOptions {
+            mode: 0o600,
+            owner: self.owner,
+            existing_owner: None,
+            replace_symlink: true,
+        }
+    }
+}
+
+/// A parsed `.top`.
+struct Top {
+    json: serde_json::Map<String, serde_json::Value>,
+    vault_token: Option<VaultToken>,
+    vault_url: String,
+    scopes: Option<String>,
+    audience: Option<String>,
+}
+
+/// A string, or a list of strings joined with commas.
+fn string_field(v: Option<&serde_json::Value>) -> Option<String> {
+    match v? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Array(a) => Some(
+            a.iter()
+                .filter_map(|x| x.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        _ => None,
+    }
+}
+
+fn parse_top(bytes: &[u8]) -> Result<Top, String> {
+    let json: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(bytes).map_err(|_| "not a JSON object".to_owned())?;
+    let vault_url = json
+        .get("vault_url")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| "no vault_url".to_owned())?
+        .to_owned();
+    let vault_token = match json.get("vault_token") {
+        None => None,
+        Some(v) => Some(
+            v.as_str()
+                .and_then(VaultToken::new)
+                .ok_or_else(|| "vault_token is not a token".to_owned())?,
+        ),
+    };
+    Ok(Top {
+        scopes: string_field(json.get("scopes")),
+        audience: string_field(json.get("audience")),
+        json,
+        vault_token,
+        vault_url,
+    })
+}
+
+/// `ctime` of a stat, nanoseconds since the epoch.
+pub fn ctime_ns(st: &FileStat) -> i128 {
+    i128::from(st.st_ctime) * 1_000_000_000 + i128::from(st.st_ctime_nsec)
+}
+
+/// `now` in nanoseconds since the epoch.
+pub fn now_ns(now: SystemTime) -> i128 {
+    now.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0)
+}
+
+/// The state of an existing `.use`; `None` when absent or not a regular file.
+pub fn read_use(dir: &SafeDir, stem: &str) -> Option<UseState> {
+    let name = format!("{stem}.use");
+    match dir.read(&name, MAX_TOKEN_BYTES + 2, false) {
+        Ok(Some((bytes, st))) => Some(UseState {
+            ctime_ns: ctime_ns(&st),
+            exp: BearerToken::from_bytes(&bytes)
+                .ok()
+                .and_then(|t| t.claims().exp),
+        }),
+        _ => None,
+    }
+}
+
+/// Reads and checks a `.top`: regular, single link, at most 64 KiB. `Ok(None)` when absent.
+fn read_top(dir: &SafeDir, stem: &str) -> Result<Option<(Top, FileStat)>, String> {
+    match dir.read(&format!("{stem}.top"), MAX_TOP_BYTES, true) {
+        Ok(None) => Ok(None),
+        Ok(Some((bytes, st))) => parse_top(&bytes).map(|t| Some((t, st))).map_err(|why| {
+            format!(
+                "{}: {why}",
+                dir.path().join(format!("{stem}.top")).display()
+            )
+        }),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Runs one job.
+pub fn process(ctx: &Ctx, key: &Key, task: &Task) -> Outcome {
+    let cfg = ctx.config();
+    let root = match SafeDir::open(&cfg.cred_dir) {
+        Ok(d) => d,
+        Err(e) => {
+            log::error!("{e}");
+            return Outcome::Failed;
+        }
+    };
+    if let Task::Provision(server) = task {
+        match provision(ctx, &cfg, &root, key, server) {
+            Ok(true) => {}
+            Ok(false) => return Outcome::Nothing,
+            Err(why) => {
+                ctx.warn_once(key, format!("cannot provision {key}: {why}"));
+                return Outcome::Failed;
+            }
+        }
+    }
+    let udir = match root.open_child(&key.user) {
+        Ok(d) => d,
+        Err(FileError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Outcome::Nothing;
+        }
+        Err(e) => {
+            ctx.warn_once(key, format!("skipping user {}: {e}", key.user));
+            return Outcome::Unusable;
+        }
+    };
+    let (top, top_st) = match read_top(&udir, &key.stem) {
+        Ok(Some(t)) => t,
+        Ok(None) => return Outcome::Nothing,
+        Err(why) => {
+            ctx.warn_once(key, format!("skipping credential {key}: {why}"));
+            return Outcome::Unusable;
+        }
+    };
+    let now = SystemTime::now();
+    let reason = policy::should_renew(
+        read_use(&udir, &key.stem),
+        ctime_ns(&top_st),
+        now_ns(now),
+        cfg.minimum,
+        cfg.refresh,
+    );
+    let Some(reason) = reason else {
+        return Outcome::Nothing;
+    };
+    refresh(ctx, &cfg, &udir, key, top, reason)
+}
+
+fn refresh(ctx: &Ctx, cfg: &Config, udir: &SafeDir, key: &Key, top: Top, reason: Renew) -> Outcome {
+    let target =
+        match policy::check_vault_url(&top.vault_url, &cfg.allowed_ports, &cfg.trusted_hosts) {
+            Ok(t) => t,
+            Err(why) => {
+                ctx.warn_once(key, format!("skipping credential {key}: {why}"));
+                return Outcome::Unusable;
+            }
+        };
+    // The Vault token: the credential's own, else its parent's (handles).
+    let (vault_token, token_stem) = match &top.vault_token {
+        Some(t) => (t.clone(), key.stem.clone()),
+        None => {
+            let parent = policy::parent_stem(&key.stem).map(str::to_owned);
+            let found = match &parent {
+                Some(p) => read_top(udir, p),
+                None => Ok(None),
+            };
+            match (found, parent) {
+                (
+                    Ok(Some((
+                        Top {
+                            vault_token: Some(t),
+                            ..
+                        },
+                        _,
+                    ))),
+                    Some(p),
+                ) => (t, p),
+                (Ok(None), Some(p)) => {
+                    log::warn!(
+                        "credential {key} has no vault_token and its parent {}/{p}.top is gone; removing {key}",
+                        key.user
+                    );
+                    remove_cred(udir, &key.stem);
+                    return Outcome::Removed;
+                }
+                (Err(why), _) => {
+                    ctx.warn_once(key, format!("skipping credential {key}: parent: {why}"));
+                    return Outcome::Unusable;
+                }
+                _ => {
+                    ctx.warn_once(
+                        key,
+                        format!("skipping credential {key}: no vault_token in it or a parent .top"),
+                    );
+                    return Outcome::Unusable;
+                }
+            }
+        }
+    };
+    if let Some(until) = ctx.paused_until(&target.host, target.port) {
+        return Outcome::RateLimited(until.saturating_duration_since(Instant::now()));
+    }
+    let client = match ctx.client(&target.host, target.port) {
+        Ok(c) => c,
+        Err(e) => {
+            ctx.warn_once(key, format!("cannot refresh {key}: {e}"));
+            return Outcome::Failed;
+        }
+    };
+    let query = policy::bearer_query(
+        &target.path,
+        cfg.minimum,
+        top.scopes.as_deref(),
+        top.audience.as_deref(),
+    );
+    log::debug!("refreshing {key} ({reason:?})");
+    match client.read_bearer(&vault_token, &target.path, &query) {
+        Ok(bearer) => write_use(ctx, udir, key, &bearer),
+        Err(e) if e.is_permission_denied() => match keytab_for(cfg, &key.user) {
+            Some(keytab) => relogin_and_refresh(
+                ctx,
+                udir,
+                key,
+                &target,
+                &token_stem,
+                &keytab,
+                &query,
+                &client,
+            ),
+            None => {
+                log::warn!(
+                    "Vault refused the token of {key} ({e}); its Vault token expired or was revoked and {} has no keytab, so {key}.top and .use were removed (the user must submit again)",
+                    key.user
+                );
+                remove_cred(udir, &key.stem);
+                Outcome::Removed
+            }
+        },
+        Err(e) => failed(ctx, key, &target, &e),
+    }
+}
+
+fn failed(ctx: &Ctx, key: &Key, target: &VaultTarget, e: &VaultError) -> Outcome {
+    if e.status() == Some(429) {
+        let pause = Duration::from_secs(30);
+        ctx.pause(&target.host, target.port, pause);
+        log::warn!(
+            "Vault at {}:{} asks us to slow down (429); pausing requests to it for {} s",
+            target.host,
+            target.port,
+            pause.as_secs()
+        );
+        return Outcome::RateLimited(pause);
+    }
+    log::warn!("failed to refresh {key}: {e}; keeping the old .use, will retry");
+    Outcome::Failed
+}
+
+fn write_use(ctx: &Ctx, udir: &SafeDir, key: &Key, bearer: &BearerToken) -> Outcome {
+    match udir.write_atomic(
+        &format!("{}.use", key.stem),
+        &bearer.file_contents(),
+        ctx.use_opts(),
+    ) {
+        Ok(()) => {
+            ctx.clear_warning(key);
+            let exp = bearer.claims().exp;
+            log::info!(
+                "refreshed {key}: token expires {}",
+                exp.map(|e| format!(
+                    "{} (in {})",
+                    token::format_utc(e),
+                    token::format_remaining(e - token::unix_seconds(SystemTime::now()))
+                ))
+                .unwrap_or_else(|| "never (no exp claim)".into())
+            );
+            Outcome::Refreshed(exp)
+        }
+        Err(e) => {
+            log::error!("cannot write the token of {key}: {e}");
+            Outcome::Failed
+        }
+    }
+}
+
+/// Removes a credential's `.top` and `.use` (the entries, never what a link points to).
+fn remove_cred(udir: &SafeDir, stem: &str) {
+    for ext in ["use", "top"] {
+        if let Err(e) = udir.remove(&format!("{stem}.{ext}")) {
+            log::error!("{e}");
+        }
+    }
+}
+
+/// `<keytab dir>/<user>.keytab` when it exists, is a regular file, root's (when we are root) and private.
+pub fn keytab_for(cfg: &Config, user: &str) -> Option<PathBuf> {
+    let dir = cfg.keytab_dir.as_ref()?;
+    let path = dir.join(format!("{user}.keytab"));
+    let meta = std::fs::symlink_metadata(&path).ok()?;
+    if !meta.file_type().is_file() {
+        log::warn!("ignoring {}: not a regular file", path.display());
+        return None;
+    }
+    if nix::unistd::geteuid().is_root() && meta.uid() != 0 {
+        log::warn!(
+            "ignoring {}: owned by uid {}, not root",
+            path.display(),
+            meta.uid()
+        );
+        return None;
+    }
+    if meta.mode() & 0o007 != 0 {
+        log::warn!(
+            "ignoring {}: mode {:04o} lets other users read it (chmod 600)",
+            path.display(),
+            meta.mode() & 0o7777
+        );
+        return None;
+    }
+    Some(path)
+}
+
+/// Logs in to Vault at `host:port` with `keytab` for service `issuer[_role]`.
+fn login(
+    client: &VaultClient,
+    host: &str,
+    keytab: &std::path::Path,
+    service: &str,
+) -> Result<VaultToken, String> {
+    kerberos::check_keytab(keytab).map_err(|e| e.to_string())?;
+    let principal = kerberos::choose_principal(keytab, None).map_err(|e| e.to_string())?;
+    let (issuer, role) = policy::issuer_role(service);
+    let mount = format!("kerberos-{issuer}_{role}");
+    let initiator = Initiator::from_keytab(keytab, &principal, None).map_err(|e| e.to_string())?;
+    let auth = client
+        .login_kerberos(&mount, &mut || initiator.negotiate_header(host))
+        .map_err(|e| match e {
+            LoginError::Kerberos(k) => k.to_string(),
+            LoginError::Vault(v) => format!("Kerberos login as {principal} at auth/{mount}: {v}"),
+        })?;
+    if auth
+        .lease_duration
+        .is_none_or(|l| l > ROBOT_VAULT_TOKEN_TTL.as_secs())
+    {
+        let child = client
+            .create_token(&auth.token, ROBOT_VAULT_TOKEN_TTL.as_secs())
+            .map_err(|e| e.to_string())?;
+        return Ok(child.token);
+    }
+    Ok(auth.token)
+}
+
+/// Writes `token` into `<stem>.top` (keeping its other fields) as root 0600.
+fn store_vault_token(
+    ctx: &Ctx,
+    udir: &SafeDir,
+    stem: &str,
+    token: &VaultToken,
+) -> Result<(), String> {
+    let (mut top, _) = read_top(udir, stem)?.ok_or_else(|| format!("{stem}.top is gone"))?;
+    top.json.insert(
+        "vault_token".into(),
+        serde_json::Value::String(token.expose().to_owned()),
+    );
+    let mut bytes = serde_json::to_vec(&top.json).map_err(|e| e.to_string())?;
+    bytes.push(b'\n');
+    udir.write_atomic(&format!("{stem}.top"), &bytes, ctx.top_opts())
+        .map_err(|e| e.to_string())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn relogin_and_refresh(
+    ctx: &Ctx,
+    udir: &SafeDir,
+    key: &Key,
+    target: &VaultTarget,
+    token_stem: &str,
+    keytab: &std::path::Path,
+    query: &[(&str, String)],
+    client: &VaultClient,
+) -> Outcome {
+    log::info!(
+        "the Vault token of {}/{token_stem} is no longer accepted; logging in again with {}",
+        key.user,
+        keytab.display()
+    );
+    let token = match login(client, &target.host, keytab, token_stem) {
+        Ok(t) => t,
+        Err(why) => {
+            log::warn!("cannot log in again for {key}: {why}; will retry");
+            return Outcome::Failed;
+        }
+    };
+    if let Err(why) = store_vault_token(ctx, udir, token_stem, &token) {
+        log::error!(
+            "cannot store the new Vault token of {}/{token_stem}: {why}",
+            key.user
+        );
+        return Outcome::Failed;
+    }
+    log::info!("stored a new Vault token in {}/{token_stem}.top", key.user);
+    match client.read_bearer(&token, &target.path, query) {
+        Ok(bearer) => write_use(ctx, udir, key, &bearer),
+        Err(e) => failed(ctx, key, target, &e),
+    }
+}
+
+/// Creates `<user>/<service>.top` for a keytab user when missing; `Ok(true)` when created.
+fn provision(
+    ctx: &Ctx,
+    cfg: &Config,
+    root: &SafeDir,
+    key: &Key,
+    server: &str,
+) -> Result<bool, String> {
+    let keytab = keytab_for(cfg, &key.user).ok_or("no usable keytab")?;
+    let udir = match root.open_child(&key.user) {
+        Ok(d) => d,
+        Err(FileError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => root
+            .create_dir(&key.user, 0o700, condor_owner())
+            .map_err(|e| e.to_string())?,
+        Err(e) => return Err(e.to_string()),
+    };
+    if udir
+        .stat(&format!("{}.top", key.stem))
+        .map_err(|e| e.to_string())?
+        .is_some()
+    {
+        return Ok(false);
+    }
+    let addr = crate::vault::ServerAddress::parse(server).map_err(|e| e.to_string())?;
+    let principal = kerberos::choose_principal(&keytab, None).map_err(|e| e.to_string())?;
+    let credkey = principal.split('@').next().unwrap_or(&principal);
+    let (issuer, role) = policy::issuer_role(&key.stem);
+    let url = format!(
+        "https://{}:{}/v1/secret/oauth/creds/{issuer}/{credkey}:{role}",
+        addr.host, addr.port
+    );
+    policy::check_vault_url(&url, &cfg.allowed_ports, &cfg.trusted_hosts)?;
+    let client = ctx
+        .client(&addr.host, addr.port)
+        .map_err(|e| e.to_string())?;
+    let token = login(&client, &addr.host, &keytab, &key.stem)?;
+    let json = serde_json::json!({"vault_token": token.expose(), "vault_url": url});
+    let mut bytes = serde_json::to_vec(&json).map_err(|e| e.to_string())?;
+    bytes.push(b'\n');
+    udir.write_atomic(&format!("{}.top", key.stem), &bytes, ctx.top_opts())
+        .map_err(|e| e.to_string())?;
+    log::info!("provisioned {key}.top for keytab {}", keytab.display());
+    Ok(true)
+}
+
+/// Owner for user directories we create: the `condor` user, as the credd would, else root.
+fn condor_owner() -> Option<(u32, u32)> {
+    if !nix::unistd::geteuid().is_root() {
+        return None;
+    }
+    match nix::unistd::User::from_name("condor") {
+        Ok(Some(u)) => Some((u.uid.as_raw(), u.gid.as_raw())),
+        _ => Some((0, 0)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn top_parsing() {
+        let t = parse_top(br#"{"vault_token":"hvs.x","vault_url":"https://v:8200/v1/a","scopes":"a,b","audience":["x","y"],"other":1}"#).unwrap();
+        assert_eq!(t.vault_token.unwrap().expose(), "hvs.x");
+        assert_eq!(t.scopes.as_deref(), Some("a,b"));
+        assert_eq!(t.audience.as_deref(), Some("x,y"));
+        assert!(t.json.contains_key("other"));
+        assert!(
+            parse_top(br#"{"vault_url":"https://v:8200/v1/a"}"#)
+                .unwrap()
+                .vault_token
+                .is_none()
+        );
+        for bad in [
+            &b"[]"[..],
+            b"{}",
+            b"not json",
+            br#"{"vault_url":"u","vault_token":""}"#,
+        ] {
+            assert!(parse_top(bad).is_err());
+        }
+    }
+}
