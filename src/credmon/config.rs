@@ -231,8 +231,9 @@ pub fn resolve(knobs: &Knobs, args: &CredmonArgs) -> Result<Config, ConfigError>
         Some(v) => list(v),
         None => vec!["*".to_owned()],
     };
+    let special_chars = boolean(knobs, "CREDMON_ALLOW_SPECIAL_CHAR_NAMES", false)?;
     for p in &vault {
-        if p != "*" && !valid_provider_name(p) {
+        if p != "*" && !special_chars && !valid_provider_name(p) {
             return Err(ConfigError::Invalid {
                 knob: "VAULT_CREDMON_PROVIDER_NAMES".into(),
                 value: p.clone(),
@@ -266,7 +267,7 @@ pub fn resolve(knobs: &Knobs, args: &CredmonArgs) -> Result<Config, ConfigError>
         vault,
         others,
         client_ids,
-        special_chars: boolean(knobs, "CREDMON_ALLOW_SPECIAL_CHAR_NAMES", false)?,
+        special_chars,
     };
 
     let allowed_ports = match get("ROBOT_CREDMON_ALLOWED_VAULT_PORTS") {

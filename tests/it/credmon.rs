@@ -1,0 +1,909 @@
+//! `robot-credmon credmon` end to end: the real binary against the test Vault,
+//! the real KDC and a credd simulator, configured through `_CONDOR_*` variables
+//! (and a fake `condor_config_val` for the SIGHUP reconfiguration test).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../support/credd.rs"]
+mod credd;
+
+use crate::support::{Fault, TestEnv};
+use credd::Credd;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const USER: &str = "alice";
+const SVC: &str = "igwn_robot";
+
+/// A running credmon; killed by pid on drop.
+struct Credmon {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Credmon {
+    fn command(env: &TestEnv, credd: &Credd, knobs: &[(&str, &str)]) -> (Command, PathBuf) {
+        let log = env.path().join("CredMonOAuthLog");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_robot-credmon"));
+        cmd.arg("credmon")
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .envs(env.kdc.env())
+            .env(
+                "_CONDOR_SEC_CREDENTIAL_DIRECTORY_OAUTH",
+                credd.dir.display().to_string(),
+            )
+            .env("_CONDOR_CREDMON_OAUTH_LOG", log.display().to_string())
+            .env(
+                "_CONDOR_AUTH_SSL_CLIENT_CAFILE",
+                env.vault.ca_file().display().to_string(),
+            )
+            .env(
+                "_CONDOR_ROBOT_CREDMON_ALLOWED_VAULT_PORTS",
+                env.vault.port().to_string(),
+            )
+            .env("_CONDOR_ROBOT_CREDMON_BACKOFF_BASE", "1")
+            .env("_CONDOR_CREDMON_OAUTH_DEBUG", "D_FULLDEBUG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in knobs {
+            cmd.env(format!("_CONDOR_{k}"), v);
+        }
+        (cmd, log)
+    }
+
+    fn start(env: &TestEnv, credd: &Credd, knobs: &[(&str, &str)]) -> Credmon {
+        let (mut cmd, log) = Self::command(env, credd, knobs);
+        let child = cmd.spawn().expect("cannot start robot-credmon");
+        let c = Credmon { child, log };
+        let pid = c.pid();
+        let t0 = Instant::now();
+        while credd.pid() != Some(pid) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "the credmon wrote no pid file within 5 s; log:\n{}",
+                c.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        c
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn signal(&self, s: Signal) {
+        kill(Pid::from_raw(self.pid()), s).unwrap();
+    }
+
+    /// Sends `s` and waits (bounded) for the exit; returns the status and how long it took.
+    fn stop_with(&mut self, s: Signal, limit: Duration) -> (Option<i32>, Duration) {
+        let t0 = Instant::now();
+        self.signal(s);
+        while t0.elapsed() < limit {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return (st.code(), t0.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        (None, t0.elapsed())
+    }
+}
+
+impl Drop for Credmon {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = kill(Pid::from_raw(self.pid()), Signal::SIGKILL);
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn setup() -> (TestEnv, Credd) {
+    let env = TestEnv::start().expect("test environment (KDC + Vault)");
+    let credd = Credd::new(&env.path().join("oauth_credentials"));
+    (env, credd)
+}
+
+fn top(env: &TestEnv, ttl: u64) -> (String, String) {
+    let token = env.provision_token(ttl);
+    (
+        token.clone(),
+        Credd::vault_top(Some(&token), &env.creds_url()),
+    )
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::symlink_metadata(p).unwrap().mode() & 0o7777
+}
+
+fn assert_use_file(credd: &Credd, user: &str, name: &str) -> String {
+    let p = credd.use_path(user, name);
+    let meta = std::fs::symlink_metadata(&p).unwrap();
+    assert!(
+        meta.file_type().is_file(),
+        "{} is not a regular file",
+        p.display()
+    );
+    assert_eq!(meta.uid(), 0, "{} must be root's", p.display());
+    assert_eq!(meta.mode() & 0o777, 0o400, "{} mode", p.display());
+    let text = std::fs::read_to_string(&p).unwrap();
+    assert!(
+        text.ends_with('\n') && text.matches('\n').count() == 1,
+        "token + one newline"
+    );
+    assert_eq!(text.trim().split('.').count(), 3, "a JWT");
+    text
+}
+
+#[test]
+fn new_top_with_sighup_gives_use_within_1s() {
+    let (env, credd) = setup();
+    let cm = Credmon::start(&env, &credd, &[]);
+    std::thread::sleep(Duration::from_millis(300));
+    let (_, t) = top(&env, 3600);
+    credd.store_and_kick(USER, SVC, &t);
+    let took = credd.wait_for_use(USER, SVC, Duration::from_secs(1));
+    assert!(
+        took.is_some(),
+        "no .use within 1 s; log:\n{}",
+        cm.log_text()
+    );
+    assert_use_file(&credd, USER, SVC);
+    let log = cm.log_text();
+    assert!(
+        log.contains("refreshed alice/igwn_robot: token expires"),
+        "{log}"
+    );
+    assert!(!log.contains(&t[20..40]), "a token in the log");
+}
+
+#[test]
+fn refreshes_by_age_and_by_token_expiry() {
+    let (env, credd) = setup();
+    let (_, t) = top(&env, 3600);
+    credd.store(USER, SVC, &t);
+    // An expired JWT in a .use newer than the .top: only the expiry rule renews it.
+    let expired = format!(
+        "eyJhbGciOiJub25lIn0.{}.c2ln\n",
+        base64url(r#"{"exp":1000,"sub":"x"}"#)
+    );
+    std::fs::write(credd.use_path(USER, SVC), &expired).unwrap();
+    let cm = Credmon::start(
+        &env,
+        &credd,
+        &[
+            ("CREDMON_OAUTH_TOKEN_REFRESH", "2"),
+            ("ROBOT_CREDMON_SCAN_INTERVAL", "1"),
+        ],
+    );
+    let first = credd
+        .wait_for_change(USER, SVC, &expired, Duration::from_secs(3))
+        .unwrap_or_else(|| panic!("expired .use not renewed; log:\n{}", cm.log_text()));
+    assert_use_file(&credd, USER, SVC);
+    // The age rule (CREDMON_OAUTH_TOKEN_REFRESH = 2 s) renews it again.
+    let n0 = env.vault.count_prefix("GET", "/v1/secret/oauth/creds/");
+    std::thread::sleep(Duration::from_secs(4));
+    let n1 = env.vault.count_prefix("GET", "/v1/secret/oauth/creds/");
+    assert!(n1 > n0, "no renewal by age; log:\n{}", cm.log_text());
+    assert!(n1 - n0 <= 4, "too many renewals: {}", n1 - n0);
+    let _ = first;
+}
+
+fn base64url(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+}
+
+#[test]
+fn replaced_top_is_picked_up_without_a_signal() {
+    let (env, credd) = setup();
+    let (old_token, t) = top(&env, 3600);
+    credd.store(USER, SVC, &t);
+    let cm = Credmon::start(&env, &credd, &[("ROBOT_CREDMON_SCAN_INTERVAL", "1")]);
+    assert!(
+        credd
+            .wait_for_use(USER, SVC, Duration::from_secs(3))
+            .is_some()
+    );
+    let before = credd.read_use(USER, SVC).unwrap();
+    // The credd does not signal when a .use exists; the old Vault token is revoked.
+    env.vault.revoke_token(&old_token);
+    let (_, t2) = top(&env, 3600);
+    credd.store(USER, SVC, &t2);
+    let top_mtime = Credd::mtime(&credd.top_path(USER, SVC)).unwrap();
+    let t0 = Instant::now();
+    loop {
+        let m = Credd::mtime(&credd.use_path(USER, SVC)).unwrap();
+        if m > top_mtime {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "replaced .top not picked up; log:\n{}",
+            cm.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_use_file(&credd, USER, SVC);
+    assert!(credd.top_path(USER, SVC).exists(), "the .top must stay");
+    let _ = before;
+}
+
+#[test]
+fn expired_vault_token_with_keytab_logs_in_again() {
+    let (env, credd) = setup();
+    let kdir = env.path().join("robot-keytabs");
+    std::fs::create_dir(&kdir).unwrap();
+    std::fs::set_permissions(&kdir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::copy(env.robot_keytab(), kdir.join(format!("{USER}.keytab"))).unwrap();
+    std::fs::set_permissions(
+        kdir.join(format!("{USER}.keytab")),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let (token, t) = top(&env, 3600);
+    let mut json: serde_json::Value = serde_json::from_str(&t).unwrap();
+    json["extra"] = serde_json::json!("kept");
+    credd.store(USER, SVC, &json.to_string());
+    env.vault.expire_token(&token);
+    let cm = Credmon::start(
+        &env,
+        &credd,
+        &[("ROBOT_CREDMON_KEYTAB_DIR", kdir.to_str().unwrap())],
+    );
+    assert!(
+        credd
+            .wait_for_use(USER, SVC, Duration::from_secs(5))
+            .is_some(),
+        "no .use after re-login; log:\n{}",
+        cm.log_text()
+    );
+    assert_use_file(&credd, USER, SVC);
+    assert_eq!(env.vault.logins(), 1, "one Kerberos login");
+    let top_path = credd.top_path(USER, SVC);
+    assert_eq!(mode(&top_path), 0o600);
+    assert_eq!(std::fs::metadata(&top_path).unwrap().uid(), 0);
+    let new: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&top_path).unwrap()).unwrap();
+    assert_ne!(new["vault_token"].as_str().unwrap(), token);
+    assert_eq!(new["extra"], "kept");
+    assert_eq!(new["vault_url"], json["vault_url"]);
+    let info = env
+        .vault
+        .token_info(new["vault_token"].as_str().unwrap())
+        .unwrap();
+    assert!(info.ttl > 0);
+    assert!(!cm.log_text().contains(new["vault_token"].as_str().unwrap()));
+}
+
+#[test]
+fn expired_vault_token_without_keytab_removes_the_credential() {
+    let (env, credd) = setup();
+    let (token, t) = top(&env, 3600);
+    credd.store(USER, SVC, &t);
+    env.vault.expire_token(&token);
+    let cm = Credmon::start(&env, &credd, &[("ROBOT_CREDMON_SCAN_INTERVAL", "1")]);
+    let t0 = Instant::now();
+    while credd.top_path(USER, SVC).exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "the .top was not removed; log:\n{}",
+            cm.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!credd.use_path(USER, SVC).exists());
+    std::thread::sleep(Duration::from_millis(1500));
+    let log = cm.log_text();
+    assert_eq!(
+        log.matches("Vault refused the token of alice/igwn_robot")
+            .count(),
+        1,
+        "{log}"
+    );
+    assert!(credd.dir.join(USER).is_dir(), "the user directory stays");
+}
+
+#[test]
+fn vault_500_keeps_the_old_use_and_backs_off() {
+    let (env, credd) = setup();
+    let (_, t) = top(&env, 3600);
+    credd.store(USER, SVC, &t);
+    let cm = Credmon::start(
+        &env,
+        &credd,
+        &[
+            ("CREDMON_OAUTH_TOKEN_REFRESH", "1"),
+            ("ROBOT_CREDMON_SCAN_INTERVAL", "1"),
+            ("ROBOT_CREDMON_BACKOFF_BASE", "2"),
+        ],
+    );
+    assert!(
+        credd
+            .wait_for_use(USER, SVC, Duration::from_secs(3))
+            .is_some()
+    );
+    let good = credd.read_use(USER, SVC).unwrap();
+    env.vault.inject(
+        Fault::status(
+            "/v1/secret/oauth/creds/",
+            500,
+            r#"{"errors":["internal error"]}"#,
+        )
+        .permanent(),
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let n0 = env.vault.count_status("/v1/secret/oauth/creds/", 500);
+    std::thread::sleep(Duration::from_secs(6));
+    let n = env.vault.count_status("/v1/secret/oauth/creds/", 500) - n0;
+    assert!(n >= 1, "no retry at all; log:\n{}", cm.log_text());
+    assert!(
+        n <= 3,
+        "{n} attempts in 6 s: no backoff; log:\n{}",
+        cm.log_text()
+    );
+    assert_eq!(
+        credd.read_use(USER, SVC).unwrap(),
+        good,
+        "the old .use stays"
+    );
+    env.vault.clear_faults();
+    let fresh = credd.wait_for_change(USER, SVC, &good, Duration::from_secs(20));
+    assert!(fresh.is_some(), "no recovery; log:\n{}", cm.log_text());
+    assert!(cm.log_text().contains("failed to refresh alice/igwn_robot"));
+}
+
+#[test]
+fn vault_timeout_keeps_the_old_use() {
+    let (env, credd) = setup();
+    let (_, t) = top(&env, 3600);
+    credd.store(USER, SVC, &t);
+    let cm = Credmon::start(
+        &env,
+        &credd,
+        &[
+            ("CREDMON_OAUTH_TOKEN_REFRESH", "1"),
+            ("ROBOT_CREDMON_SCAN_INTERVAL", "1"),
+            ("ROBOT_CREDMON_REQUEST_TIMEOUT", "1"),
+        ],
+    );
+    assert!(
+        credd
+            .wait_for_use(USER, SVC, Duration::from_secs(3))
+            .is_some()
+    );
+    let good = credd.read_use(USER, SVC).unwrap();
+    env.vault
+        .inject(Fault::delay("/v1/secret/oauth/creds/", Duration::from_secs(3)).permanent());
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        credd.read_use(USER, SVC).unwrap(),
+        good,
+        "the old .use stays"
+    );
+    let log = cm.log_text();
+    assert!(log.contains("failed to refresh alice/igwn_robot"), "{log}");
+    env.vault.clear_faults();
+}
+
+#[test]
+fn handles_with_and_without_their_own_vault_token_use_sts_with_scopes_and_audiences() {
+    let (env, credd) = setup();
+    let (_, t) = top(&env, 3600);
+    credd.store(USER, SVC, &t);
+    let sts = env.creds_url().replace("/creds/", "/sts/");
+    // Handle without vault_token: the parent's is used.
+    credd.store(
+        USER,
+        "igwn_robot_ro",
+        &serde_json::json!({"vault_url": sts, "scopes": "storage.read:/", "audience": "https://aud.example"}).to_string(),
+    );
+    // Handle with its own token.
+    let own = env.provision_token(3600);
+    credd.store(
+        USER,
+        "igwn_robot_own",
+        &serde_json::json!({"vault_token": own, "vault_url": sts, "scopes": "compute.create"})
+            .to_string(),
+    );
+    let cm = Credmon::start(&env, &credd, &[]);
+    for name in [SVC, "igwn_robot_ro", "igwn_robot_own"] {
+        assert!(
+            credd
+                .wait_for_use(USER, name, Duration::from_secs(5))
+                .is_some(),
+            "no {name}.use; log:\n{}",
+            cm.log_text()
+        );
+        assert_use_file(&credd, USER, name);
+    }
+    let reqs = env.vault.requests();
+    let sts_reqs: Vec<_> = reqs
+        .iter()
+        .filter(|r| r.path.starts_with("/v1/secret/oauth/sts/"))
+        .collect();
+    assert_eq!(sts_reqs.len(), 2, "{reqs:?}");
+    assert!(sts_reqs.iter().all(|r| r.has_token && r.method == "GET"));
+    assert!(
+        sts_reqs
+            .iter()
+            .all(|r| r.query.contains("minimum_seconds=2400"))
+    );
+    assert!(sts_reqs.iter().any(|r| r.query.contains("scopes=storage.read")
+        && r.query.contains("audiences=https")));
+    assert!(
+        sts_reqs
+            .iter()
+            .any(|r| r.query.contains("scopes=compute.create"))
+    );
+}
+
+#[test]
+fn provider_filtering_and_special_character_names() {
+    let (env, credd) = setup();
+    let (_, t) = top(&env, 3600);
+    for name in [
+        "igwn_robot",
+        "scitokens",
+        "box_x",
+        "dune",
+        "igwn_",
+        "mine_a",
+    ] {
+        credd.store(USER, name, &t);
+    }
+    // A file name the credd would refuse.
+    std::fs::write(credd.user_dir(USER).join("bad name.top"), &t).unwrap();
+    let cm = Credmon::start(
+        &env,
+        &credd,
+        &[
+            ("VAULT_CREDMON_PROVIDER_NAMES", "*"),
+            ("BOX_CLIENT_ID", "abc"),
+            ("LOCAL_CREDMON_PROVIDER_NAMES", "mine"),
+        ],
+    );
+    assert!(
+        credd
+            .wait_for_use(USER, "igwn_robot", Duration::from_secs(3))
+            .is_some()
+    );
+    assert!(
+        credd
+            .wait_for_use(USER, "dune", Duration::from_secs(3))
+            .is_some()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    for name in ["scitokens", "box_x", "igwn_", "mine_a", "bad name"] {
+        assert!(
+            !credd.use_path(USER, name).exists(),
+            "{name}.use must not exist"
+        );
+    }
+    let log = cm.log_text();
+    assert!(log.contains("must not end in '_'"), "{log}");
+    assert!(log.contains("invalid credential name"), "{log}");
+    drop(cm);
+
+    // With CREDMON_ALLOW_SPECIAL_CHAR_NAMES the provider is the whole stem.
+    let credd2 = Credd::new(&env.path().join("oauth2"));
+    credd2.store(USER, "igwn_robot", &t);
+    credd2.store(USER, "igwn", &t);
+    let cm = Credmon::start(
+        &env,
+        &credd2,
+        &[
+            ("VAULT_CREDMON_PROVIDER_NAMES", "igwn_robot"),
+            ("CREDMON_ALLOW_SPECIAL_CHAR_NAMES", "True"),
+        ],
+    );
+    assert!(
+        credd2
+            .wait_for_use(USER, "igwn_robot", Duration::from_secs(3))
+            .is_some(),
+        "log:\n{}",
+        cm.log_text()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!credd2.use_path(USER, "igwn").exists());
+}
+
+#[test]
+fn invalid_provider_names_exit_99() {
+    let (env, credd) = setup();
+    let (mut cmd, _) = Credmon::command(
+        &env,
+        &credd,
+        &[("VAULT_CREDMON_PROVIDER_NAMES", "igwn_robot")],
+    );
+    let st = cmd.status().unwrap();
+    assert_eq!(st.code(), Some(99));
+}
+
+#[test]
+fn symlink_and_hard_link_attacks_stay_inside_the_credential_directory() {
+    let (env, credd) = setup();
+    let (_, t) = top(&env, 3600);
+    let outside = env.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    let victim = outside.join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    // 1. .use is a symlink to a root file outside.
+    credd.store(USER, SVC, &t);
+    std::os::unix::fs::symlink(&victim, credd.use_path(USER, SVC)).unwrap();
+    // 2. A user "directory" that is a symlink to a directory outside, holding a .top.
+    std::fs::write(outside.join(format!("{SVC}.top")), &t).unwrap();
+    std::os::unix::fs::symlink(&outside, credd.dir.join("mallory")).unwrap();
+    // 3. A .top hard-linked to a file outside.
+    credd.user_dir("bob");
+    let linked = outside.join("linked.top");
+    std::fs::write(&linked, &t).unwrap();
+    std::fs::hard_link(&linked, credd.dir.join("bob").join(format!("{SVC}.top"))).unwrap();
+
+    let cm = Credmon::start(&env, &credd, &[]);
+    let t0 = Instant::now();
+    while !std::fs::symlink_metadata(credd.use_path(USER, SVC))
+        .unwrap()
+        .file_type()
+        .is_file()
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(3),
+            "log:\n{}",
+            cm.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_use_file(&credd, USER, SVC);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert_eq!(mode(&victim), 0o644);
+    assert!(
+        !outside.join(format!("{SVC}.use")).exists(),
+        "wrote through a symlinked dir"
+    );
+    assert!(!credd.dir.join("bob").join(format!("{SVC}.use")).exists());
+    let log = cm.log_text();
+    assert!(log.contains("several hard links"), "{log}");
+    assert!(log.contains("symbolic link"), "{log}");
+}
+
+#[test]
+fn malformed_and_huge_top_files_are_skipped_with_one_log_line() {
+    let (env, credd) = setup();
+    let (_, t) = top(&env, 3600);
+    credd.store(USER, "igwn_bad", "{not json");
+    credd.store(
+        USER,
+        "igwn_huge",
+        &format!("{{\"x\":\"{}\"}}", "a".repeat(100_000)),
+    );
+    credd.store(USER, "igwn_nourl", r#"{"vault_token":"hvs.x"}"#);
+    credd.store(USER, SVC, &t);
+    let cm = Credmon::start(&env, &credd, &[("ROBOT_CREDMON_SCAN_INTERVAL", "1")]);
+    assert!(
+        credd
+            .wait_for_use(USER, SVC, Duration::from_secs(3))
+            .is_some()
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    let log = cm.log_text();
+    assert_eq!(
+        log.matches("igwn_bad.top: not a JSON object").count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("igwn_huge.top: larger than").count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("igwn_nourl.top: no vault_url").count(),
+        1,
+        "{log}"
+    );
+    for name in ["igwn_bad", "igwn_huge", "igwn_nourl"] {
+        assert!(!credd.use_path(USER, name).exists());
+    }
+}
+
+#[test]
+fn sigterm_sigint_and_sigquit_exit_0_within_1s() {
+    let (env, credd) = setup();
+    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGQUIT] {
+        let mut cm = Credmon::start(&env, &credd, &[]);
+        std::thread::sleep(Duration::from_millis(200));
+        let (code, took) = cm.stop_with(sig, Duration::from_secs(1));
+        assert_eq!(code, Some(0), "{sig} exit; log:\n{}", cm.log_text());
+        assert!(took < Duration::from_secs(1), "{sig}: {took:?}");
+    }
+}
+
+#[test]
+fn sighup_is_harmless_and_rescans() {
+    let (env, credd) = setup();
+    let cm = Credmon::start(&env, &credd, &[]);
+    for _ in 0..5 {
+        cm.signal(Signal::SIGHUP);
+    }
+    let (_, t) = top(&env, 3600);
+    credd.store_and_kick("carol", SVC, &t);
+    assert!(
+        credd
+            .wait_for_use("carol", SVC, Duration::from_secs(1))
+            .is_some()
+    );
+    let mut cm = cm;
+    assert!(
+        cm.child.try_wait().unwrap().is_none(),
+        "SIGHUP must not stop it"
+    );
+}
+
+#[test]
+fn a_crash_mid_write_leaves_no_partial_use_and_temps_are_cleaned() {
+    let (env, credd) = setup();
+    let (_, t) = top(&env, 3600);
+    for i in 0..200 {
+        credd.store(&format!("u{i}"), SVC, &t);
+    }
+    // A leftover temporary file of ours from an earlier crash.
+    let stale = credd
+        .user_dir("u0")
+        .join(format!(".{SVC}.use.robot-credmon-tmp.0123456789abcdef"));
+    std::fs::write(&stale, "partial").unwrap();
+    let mut cm = Credmon::start(&env, &credd, &[]);
+    std::thread::sleep(Duration::from_millis(150));
+    cm.signal(Signal::SIGKILL);
+    let _ = cm.child.wait();
+    assert!(!stale.exists(), "stale temp file not removed at start");
+    let mut done = 0;
+    for i in 0..200 {
+        if let Some(text) = credd.read_use(&format!("u{i}"), SVC) {
+            assert!(
+                text.ends_with('\n') && text.trim().split('.').count() == 3,
+                "partial .use"
+            );
+            done += 1;
+        }
+    }
+    // A restart finishes the job and removes whatever temp files the kill left.
+    let cm2 = Credmon::start(&env, &credd, &[]);
+    for i in 0..200 {
+        assert!(
+            credd
+                .wait_for_use(&format!("u{i}"), SVC, Duration::from_secs(10))
+                .is_some(),
+            "u{i}; log:\n{}",
+            cm2.log_text()
+        );
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    for i in 0..200 {
+        for e in std::fs::read_dir(credd.dir.join(format!("u{i}"))).unwrap() {
+            let n = e.unwrap().file_name().to_string_lossy().into_owned();
+            assert!(!n.contains("robot-credmon-tmp"), "leftover {n}");
+        }
+    }
+    let _ = done;
+}
+
+#[test]
+fn pid_and_credmon_complete_protocol() {
+    let (env, credd) = setup();
+    let (_, t) = top(&env, 3600);
+    credd.store(USER, SVC, &t);
+    let complete = credd.dir.join("CREDMON_COMPLETE");
+    std::fs::write(&complete, "").unwrap();
+    let before = Credd::mtime(&complete).unwrap();
+    let cm = Credmon::start(&env, &credd, &[("ROBOT_CREDMON_SCAN_INTERVAL", "1")]);
+    assert_eq!(credd.pid(), Some(cm.pid()));
+    let pid_file = credd.dir.join("pid");
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).unwrap(),
+        cm.pid().to_string()
+    );
+    assert_eq!(
+        mode(&pid_file) & 0o040,
+        0o040,
+        "pid readable by the condor group"
+    );
+    // Touched after the first pass, with the .use in place.
+    let t0 = Instant::now();
+    loop {
+        if let Some(m) = Credd::mtime(&complete)
+            && m > before
+        {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(3),
+            "no CREDMON_COMPLETE; log:\n{}",
+            cm.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        credd.use_path(USER, SVC).exists(),
+        "complete before the .use"
+    );
+    // Removed and touched again around the next pass.
+    let first = Credd::mtime(&complete).unwrap();
+    let t0 = Instant::now();
+    loop {
+        if let Some(m) = Credd::mtime(&complete)
+            && m > first
+        {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(3), "no second pass");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The cred dir must not be open to others.
+    let bad = Credd::new(&env.path().join("open"));
+    std::fs::set_permissions(&bad.dir, std::fs::Permissions::from_mode(0o2777)).unwrap();
+    let (mut cmd, _) = Credmon::command(&env, &bad, &[]);
+    let st = cmd.status().unwrap();
+    assert_eq!(st.code(), Some(1));
+    assert!(!bad.dir.join("pid").exists());
+}
+
+#[test]
+fn log_that_cannot_be_opened_exits_44_and_check_config_and_once() {
+    let (env, credd) = setup();
+    let (mut cmd, _) = Credmon::command(&env, &credd, &[]);
+    cmd.env("_CONDOR_CREDMON_OAUTH_LOG", "/nonexistent/dir/log");
+    assert_eq!(cmd.status().unwrap().code(), Some(44));
+
+    let (mut cmd, _) = Credmon::command(&env, &credd, &[("CREDMON_OAUTH_TOKEN_MINIMUM", "1000")]);
+    let out = cmd
+        .arg("--check-config")
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("CREDMON_OAUTH_TOKEN_MINIMUM = 1000"),
+        "{text}"
+    );
+    assert!(text.contains("CREDMON_OAUTH_TOKEN_REFRESH = 500"), "{text}");
+
+    let (_, t) = top(&env, 3600);
+    credd.store(USER, SVC, &t);
+    let (mut cmd, _) = Credmon::command(&env, &credd, &[]);
+    assert_eq!(cmd.arg("--once").status().unwrap().code(), Some(0));
+    assert_use_file(&credd, USER, SVC);
+    credd.store(USER, "igwn_broken", "{");
+    let (mut cmd, _) = Credmon::command(&env, &credd, &[]);
+    assert_eq!(cmd.arg("--once").status().unwrap().code(), Some(1));
+}
+
+#[test]
+fn config_is_reread_on_sighup_through_condor_config_val() {
+    let (env, credd) = setup();
+    let bin = env.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let conf = env.path().join("condor_config");
+    let write_conf = |providers: &str| {
+        std::fs::write(
+            &conf,
+            format!(
+                "# fake\nSEC_CREDENTIAL_DIRECTORY_OAUTH = {}\nVAULT_CREDMON_PROVIDER_NAMES = {providers}\n",
+                credd.dir.display()
+            ),
+        )
+        .unwrap();
+    };
+    write_conf("dune");
+    let script = bin.join("condor_config_val");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = -dump ] && exec cat '{}'\nexit 1\n",
+            conf.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (_, t) = top(&env, 3600);
+    credd.store(USER, SVC, &t);
+    let (mut cmd, log) = Credmon::command(&env, &credd, &[]);
+    cmd.env_remove("_CONDOR_SEC_CREDENTIAL_DIRECTORY_OAUTH")
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()));
+    let child = cmd.spawn().unwrap();
+    let cm = Credmon { child, log };
+    assert!(Credd::wait_for_file(
+        &credd.dir.join("CREDMON_COMPLETE"),
+        Duration::from_secs(3)
+    ));
+    assert!(
+        !credd.use_path(USER, SVC).exists(),
+        "igwn is not listed yet"
+    );
+    write_conf("igwn");
+    cm.signal(Signal::SIGHUP);
+    assert!(
+        credd
+            .wait_for_use(USER, SVC, Duration::from_secs(2))
+            .is_some(),
+        "config not re-read; log:\n{}",
+        cm.log_text()
+    );
+}
+
+#[test]
+fn keytab_robots_are_provisioned_before_any_submit() {
+    let (env, credd) = setup();
+    let kdir = env.path().join("robot-keytabs");
+    std::fs::create_dir(&kdir).unwrap();
+    let kt = kdir.join("robot.keytab");
+    std::fs::copy(env.robot_keytab(), &kt).unwrap();
+    std::fs::set_permissions(&kt, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let cm = Credmon::start(
+        &env,
+        &credd,
+        &[
+            ("ROBOT_CREDMON_KEYTAB_DIR", kdir.to_str().unwrap()),
+            ("ROBOT_CREDMON_PROVISION", SVC),
+            (
+                "ROBOT_CREDMON_VAULT_SERVER",
+                &format!("localhost:{}", env.vault.port()),
+            ),
+        ],
+    );
+    assert!(
+        credd
+            .wait_for_use("robot", SVC, Duration::from_secs(5))
+            .is_some(),
+        "no provisioned .use; log:\n{}",
+        cm.log_text()
+    );
+    assert_use_file(&credd, "robot", SVC);
+    let top_path = credd.top_path("robot", SVC);
+    assert_eq!(mode(&top_path), 0o600);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&top_path).unwrap()).unwrap();
+    assert_eq!(json["vault_url"], env.creds_url());
+}
+
+#[test]
+fn a_new_credential_does_not_wait_behind_a_full_pass() {
+    let (env, credd) = setup();
+    let (_, t) = top(&env, 3600);
+    for i in 0..100 {
+        credd.store(&format!("u{i}"), SVC, &t);
+    }
+    // Every read takes 100 ms: the pass of 100 credentials takes > 1 s with 8 in flight.
+    env.vault
+        .inject(Fault::delay("/v1/secret/oauth/creds/", Duration::from_millis(100)).permanent());
+    let cm = Credmon::start(&env, &credd, &[]);
+    std::thread::sleep(Duration::from_millis(200));
+    credd.store_and_kick("newcomer", SVC, &t);
+    let took = credd.wait_for_use("newcomer", SVC, Duration::from_secs(1));
+    assert!(
+        took.is_some(),
+        "waited behind the pass; log:\n{}",
+        cm.log_text()
+    );
+    let pending = (0..100)
+        .filter(|i| !credd.use_path(&format!("u{i}"), SVC).exists())
+        .count();
+    assert!(
+        pending > 0,
+        "the pass was already over: test proves nothing"
+    );
+    env.vault.clear_faults();
+}
