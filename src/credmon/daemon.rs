@@ -466,11 +466,12 @@ impl Scanner {
 }
 
 /// Queues what a scan found; returns how many were queued.
+/// Full passes queue everything as normal work; only SIGHUP arrivals jump the queue.
 fn queue_found(q: &Queue, found: Vec<Found>, pass: bool) -> usize {
     let mut st = q.lock();
     let mut n = 0;
     for f in found {
-        if enqueue(&mut st, f.key, f.task, f.urgent, pass, f.top_ctime) {
+        if enqueue(&mut st, f.key, f.task, f.urgent && !pass, pass, f.top_ctime) {
             n += 1;
         }
     }

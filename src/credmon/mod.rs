@@ -144,6 +144,9 @@ fn run(args: CredmonArgs, cfg: Config) -> Result<ExitCode, String> {
     let _profile = crate::kerberos::disable_reverse_dns().map_err(|e| e.to_string())?;
     let cfg = Arc::new(cfg);
     let ctx = Arc::new(refresh::Ctx::new(cfg.clone()));
+    if let Err(e) = ctx.tls_config() {
+        ::log::error!("{e}");
+    }
     let queue = Arc::new(daemon::Queue::new(cfg.max_in_flight));
     let reload_args = args.clone();
     let mut coord = daemon::Coordinator {

@@ -127,22 +127,7 @@ impl Ctx {
             return Ok(c.clone());
         }
         let cfg = self.config();
-        let tls = {
-            let mut t = self.tls.lock().unwrap_or_else(|p| p.into_inner());
-            match &*t {
-                Some(t) => t.clone(),
-                None => {
-                    let sources = tls::TrustSources::with_defaults(
-                        cfg.cafile.clone(),
-                        cfg.capath.clone(),
-                        crate::files::discovery::process_env,
-                    );
-                    let made = tls::client_config(&sources)?;
-                    *t = Some(made.clone());
-                    made
-                }
-            }
-        };
+        let tls = self.tls_config()?;
         let client = Arc::new(VaultClient::new(ClientConfig {
             server: crate::vault::ServerAddress {
                 host: host.to_owned(),
@@ -160,6 +145,24 @@ impl Ctx {
         }));
         clients.insert((host.to_owned(), port), client.clone());
         Ok(client)
+    }
+
+    /// The TLS trust for Vault (built once, then shared); building it early
+    /// keeps the first request after a SIGHUP fast.
+    pub fn tls_config(&self) -> Result<Arc<rustls::ClientConfig>, VaultError> {
+        let mut t = self.tls.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = &*t {
+            return Ok(t.clone());
+        }
+        let cfg = self.config();
+        let sources = tls::TrustSources::with_defaults(
+            cfg.cafile.clone(),
+            cfg.capath.clone(),
+            crate::files::discovery::process_env,
+        );
+        let made = tls::client_config(&sources)?;
+        *t = Some(made.clone());
+        Ok(made)
     }
 
     fn paused_until(&self, host: &str, port: u16) -> Option<Instant> {

@@ -1,0 +1,6 @@
+#[path = "../support/mod.rs"]
+mod support;
+
+mod credmon;
+mod harness;
+mod ops;
