@@ -7,7 +7,13 @@ use std::time::Duration;
 
 /// Keeps SciTokens fresh for robot accounts: keytab -> Vault -> bearer token.
 #[derive(Debug, Parser)]
-#[command(name = "robot-credmon", version, about, propagate_version = true)]
+#[command(
+    name = "robot-credmon",
+    version,
+    about,
+    propagate_version = true,
+    args_override_self = true
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -34,7 +40,10 @@ pub enum Command {
 /// `robot-credmon get` / `igwn-robot-get`: every igwn-robot-get 0.3.3 option
 /// plus the htgettoken options a robot needs.
 #[derive(Debug, Clone, Args)]
-#[command(about = "Get a fresh bearer token from Vault with a Kerberos keytab")]
+#[command(
+    about = "Get a fresh bearer token from Vault with a Kerberos keytab",
+    args_override_self = true
+)]
 pub struct GetArgs {
     /// Kerberos principal (default: the keytab's first principal); `@LIGO.ORG` is added when no realm is given.
     pub principal: Option<String>,

@@ -1,6 +1,9 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod cmd;
 mod credmon;
+mod get;
 mod harness;
+mod openbao;
 mod ops;

@@ -18,9 +18,15 @@ struct Setup {
 fn setup() -> Setup {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_owned();
-    let kdc = Kdc::start(&dir.join("kdc"), &[ROBOT], &["host/localhost"]).unwrap_or_else(|e| panic!("{e}"));
+    let kdc = Kdc::start(&dir.join("kdc"), &[ROBOT], &["host/localhost"])
+        .unwrap_or_else(|e| panic!("{e}"));
     let bao = OpenBao::start(&dir.join("openbao"), &kdc).unwrap_or_else(|e| panic!("{e}"));
-    Setup { _tmp: tmp, kdc, bao, dir }
+    Setup {
+        _tmp: tmp,
+        kdc,
+        bao,
+        dir,
+    }
 }
 
 fn get(s: &Setup, out: &Path) -> crate::cmd::Run {
@@ -45,7 +51,9 @@ fn get(s: &Setup, out: &Path) -> crate::cmd::Run {
 #[test]
 fn openbao_kerberos_login_writes_the_robot_token() {
     let s = setup();
-    let jwt = unsigned_jwt(&serde_json::json!({"sub": ROBOT, "iss": "https://issuer.example", "exp": now() + 3 * 3600}));
+    let jwt = unsigned_jwt(
+        &serde_json::json!({"sub": ROBOT, "iss": "https://issuer.example", "exp": now() + 3 * 3600}),
+    );
     s.bao.put_credential(ROBOT, &jwt).unwrap();
     let out = s.dir.join("bt");
 
@@ -58,7 +66,10 @@ fn openbao_kerberos_login_writes_the_robot_token() {
     assert!(vt.starts_with("s."), "OpenBao tokens start with s.");
 
     // The exchanged token is a 7-day child of the 28-day login token.
-    let lookup = s.bao.bao(&["token", "lookup", "-format=json", vt.trim()]).unwrap();
+    let lookup = s
+        .bao
+        .bao(&["token", "lookup", "-format=json", vt.trim()])
+        .unwrap();
     let info: serde_json::Value = serde_json::from_str(&lookup).unwrap();
     let ttl = info["data"]["ttl"].as_u64().unwrap();
     assert!((604_000..=604_800).contains(&ttl), "ttl {ttl}");
@@ -100,7 +111,15 @@ fn openbao_unknown_role_is_a_clear_error() {
     let out = s.dir.join("bt");
     let mut c = robot(&s.dir);
     c.env("KRB5_CONFIG", s.kdc.krb5_conf())
-        .args(["get", "-a", &s.bao.url(), "-r", "nosuchrole", "--retry-time", "1s"])
+        .args([
+            "get",
+            "-a",
+            &s.bao.url(),
+            "-r",
+            "nosuchrole",
+            "--retry-time",
+            "1s",
+        ])
         .arg("--cafile")
         .arg(s.bao.ca_file())
         .arg("-k")
@@ -111,7 +130,15 @@ fn openbao_unknown_role_is_a_clear_error() {
         .arg(s.dir.join("vt"));
     let r = run(c);
     assert_eq!(r.code, 1);
-    assert!(r.stderr.starts_with("robot-credmon: error: "), "{}", r.stderr);
-    assert!(r.stderr.contains("auth/kerberos-igwn_nosuchrole"), "{}", r.stderr);
+    assert!(
+        r.stderr.starts_with("robot-credmon: error: "),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("auth/kerberos-igwn_nosuchrole"),
+        "{}",
+        r.stderr
+    );
     assert!(!out.exists());
 }

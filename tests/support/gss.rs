@@ -54,10 +54,14 @@ pub fn acquire_from(store: &[(&str, &str)], usage: u32) -> Result<Cred, String> 
         .map_err(|e| format!("NUL in credential store: {e}"))?;
     let mut elements: Vec<sys::gss_key_value_element_desc> = pairs
         .iter()
-        .map(|(k, v)| sys::gss_key_value_element_desc { key: k.as_ptr(), value: v.as_ptr() })
+        .map(|(k, v)| sys::gss_key_value_element_desc {
+            key: k.as_ptr(),
+            value: v.as_ptr(),
+        })
         .collect();
     let set = sys::gss_key_value_set_desc {
-        count: u32::try_from(elements.len()).map_err(|_| "credential store too large".to_string())?,
+        count: u32::try_from(elements.len())
+            .map_err(|_| "credential store too large".to_string())?,
         elements: elements.as_mut_ptr(),
     };
     let mut minor: u32 = 0;
@@ -78,7 +82,10 @@ pub fn acquire_from(store: &[(&str, &str)], usage: u32) -> Result<Cred, String> 
         )
     };
     if major != 0 {
-        let err = libgssapi::error::Error { major: libgssapi::error::MajorFlags::from_bits_retain(major), minor };
+        let err = libgssapi::error::Error {
+            major: libgssapi::error::MajorFlags::from_bits_retain(major),
+            minor,
+        };
         return Err(format!("gss_acquire_cred_from failed: {err}"));
     }
     // SAFETY: `cred` is a valid credential handle just returned by GSS-API.
@@ -96,7 +103,12 @@ pub fn acceptor_cred(keytab: &Path, rcache: &Path) -> Result<Cred, String> {
 
 /// One `Negotiate <base64>` header value for `host@<target_host>`, made from `keytab`'s
 /// first principal in a child process (see the module docs).
-pub fn negotiate_header(kdc: &Kdc, keytab: &Path, target_host: &str, mech: Mech) -> Result<String, String> {
+pub fn negotiate_header(
+    kdc: &Kdc,
+    keytab: &Path,
+    target_host: &str,
+    mech: Mech,
+) -> Result<String, String> {
     negotiate_headers(kdc, keytab, target_host, mech, 1)?
         .pop()
         .ok_or_else(|| "child produced no token".to_string())
@@ -110,18 +122,37 @@ pub fn negotiate_headers(
     mech: Mech,
     count: usize,
 ) -> Result<Vec<String>, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("no current exe: {e}"))?;
+    // /proc/self/exe still runs this binary if a concurrent rebuild replaced the file.
+    let proc_exe = Path::new("/proc/self/exe");
+    let exe = if proc_exe.exists() {
+        proc_exe.to_path_buf()
+    } else {
+        std::env::current_exe().map_err(|e| format!("no current exe: {e}"))?
+    };
     let tag = fastrand::u64(..);
     let out = kdc.dir().join(format!("gss-child-{tag}.out"));
     let log = kdc.dir().join(format!("gss-child-{tag}.log"));
-    let log_file = fs::File::create(&log).map_err(|e| format!("could not create '{}': {e}", log.display()))?;
-    let log_err = log_file.try_clone().map_err(|e| format!("could not dup log: {e}"))?;
+    let log_file =
+        fs::File::create(&log).map_err(|e| format!("could not create '{}': {e}", log.display()))?;
+    let log_err = log_file
+        .try_clone()
+        .map_err(|e| format!("could not dup log: {e}"))?;
     let mut cmd = Command::new(&exe);
-    cmd.args(["gss_token_child", "--ignored", "--test-threads=1", "--nocapture"]);
+    cmd.args([
+        "gss_token_child",
+        "--ignored",
+        "--test-threads=1",
+        "--nocapture",
+    ]);
     for (k, v) in kdc.env() {
         cmd.env(k, v);
     }
-    for k in ["KRB5CCNAME", "KRB5_KTNAME", "KRB5_CLIENT_KTNAME", "KRB5_TRACE"] {
+    for k in [
+        "KRB5CCNAME",
+        "KRB5_KTNAME",
+        "KRB5_CLIENT_KTNAME",
+        "KRB5_TRACE",
+    ] {
         cmd.env_remove(k);
     }
     cmd.env("SUPPORT_GSS_CHILD", "1")
@@ -133,7 +164,9 @@ pub fn negotiate_headers(
         .stdin(Stdio::null())
         .stdout(log_file)
         .stderr(log_err);
-    let mut child = cmd.spawn().map_err(|e| format!("could not run '{}': {e}", exe.display()))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("could not run '{}': {e}", exe.display()))?;
     let deadline = Instant::now() + CHILD_TIMEOUT;
     let status = loop {
         match child.try_wait() {
@@ -142,7 +175,9 @@ pub fn negotiate_headers(
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("token child did not finish within {CHILD_TIMEOUT:?}"));
+                return Err(format!(
+                    "token child did not finish within {CHILD_TIMEOUT:?}"
+                ));
             }
         }
     };
@@ -150,7 +185,11 @@ pub fn negotiate_headers(
     let logs = fs::read_to_string(&log).unwrap_or_default();
     let _ = fs::remove_file(&out);
     let _ = fs::remove_file(&log);
-    let headers: Vec<String> = text.lines().filter(|l| l.starts_with("Negotiate ")).map(String::from).collect();
+    let headers: Vec<String> = text
+        .lines()
+        .filter(|l| l.starts_with("Negotiate "))
+        .map(String::from)
+        .collect();
     if !status.success() || headers.len() != count {
         let error = text.lines().find(|l| l.starts_with("ERROR:")).unwrap_or("");
         return Err(format!(
@@ -170,14 +209,19 @@ fn gss_token_child() {
     if std::env::var_os("SUPPORT_GSS_CHILD").is_none() {
         return;
     }
-    let Some(out) = std::env::var_os("SUPPORT_GSS_OUT") else { return };
+    let Some(out) = std::env::var_os("SUPPORT_GSS_OUT") else {
+        return;
+    };
     let result = child_tokens();
     let text = match &result {
         Ok(headers) => headers.join("\n") + "\n",
         Err(e) => format!("ERROR: {e}\n"),
     };
     let written = fs::File::create(&out).and_then(|mut f| f.write_all(text.as_bytes()));
-    assert!(written.is_ok() && result.is_ok(), "token child failed: {text}");
+    assert!(
+        written.is_ok() && result.is_ok(),
+        "token child failed: {text}"
+    );
 }
 
 #[cfg(test)]
@@ -190,15 +234,29 @@ fn child_tokens() -> Result<Vec<String>, String> {
     let var = |k: &str| std::env::var(k).map_err(|_| format!("{k} not set"));
     let keytab = format!("FILE:{}", var("SUPPORT_GSS_KEYTAB")?);
     let target = var("SUPPORT_GSS_TARGET")?;
-    let mech = if var("SUPPORT_GSS_MECH")? == "spnego" { GSS_MECH_SPNEGO } else { GSS_MECH_KRB5 };
-    let count: usize = var("SUPPORT_GSS_COUNT")?.parse().map_err(|e| format!("bad count: {e}"))?;
+    let mech = if var("SUPPORT_GSS_MECH")? == "spnego" {
+        GSS_MECH_SPNEGO
+    } else {
+        GSS_MECH_KRB5
+    };
+    let count: usize = var("SUPPORT_GSS_COUNT")?
+        .parse()
+        .map_err(|e| format!("bad count: {e}"))?;
     let ccache = format!("MEMORY:support-{}", std::process::id());
-    let cred = acquire_from(&[("client_keytab", &keytab), ("ccache", &ccache)], sys::GSS_C_INITIATE)?;
+    let cred = acquire_from(
+        &[("client_keytab", &keytab), ("ccache", &ccache)],
+        sys::GSS_C_INITIATE,
+    )?;
     (0..count)
         .map(|_| {
             let name = Name::new(target.as_bytes(), Some(GSS_NT_HOSTBASED_SERVICE))
                 .map_err(|e| format!("bad target '{target}': {e}"))?;
-            let mut ctx = ClientCtx::new(Some(cred.clone()), name, CtxFlags::GSS_C_MUTUAL_FLAG, Some(mech));
+            let mut ctx = ClientCtx::new(
+                Some(cred.clone()),
+                name,
+                CtxFlags::GSS_C_MUTUAL_FLAG,
+                Some(mech),
+            );
             let token = ctx
                 .step(None, None)
                 .map_err(|e| format!("gss_init_sec_context for '{target}': {e}"))?

@@ -80,7 +80,11 @@ impl Kdc {
     /// Sets up realm [`REALM`] in `dir` (created if missing) and starts the KDC.
     ///
     /// `service_princs` empty means [`DEFAULT_SERVICE`]. Principals are given without realm.
-    pub fn start(dir: &Path, client_princs: &[&str], service_princs: &[&str]) -> Result<Kdc, String> {
+    pub fn start(
+        dir: &Path,
+        client_princs: &[&str],
+        service_princs: &[&str],
+    ) -> Result<Kdc, String> {
         let mut opts = KdcOptions {
             client_princs: client_princs.iter().map(|p| p.to_string()).collect(),
             ..KdcOptions::default()
@@ -94,7 +98,8 @@ impl Kdc {
     /// Like [`Kdc::start`], with all knobs.
     pub fn start_with(dir: &Path, opts: &KdcOptions) -> Result<Kdc, String> {
         let tools = Tools::find()?;
-        fs::create_dir_all(dir).map_err(|e| format!("could not create KDC dir '{}': {e}", dir.display()))?;
+        fs::create_dir_all(dir)
+            .map_err(|e| format!("could not create KDC dir '{}': {e}", dir.display()))?;
         let dir = dir
             .canonicalize()
             .map_err(|e| format!("could not resolve KDC dir '{}': {e}", dir.display()))?;
@@ -106,6 +111,7 @@ impl Kdc {
         } else {
             opts.service_princs.clone()
         };
+        remove_stale_realm(&dir)?;
         let mut kdc = Kdc {
             service_keytab: dir.join("service.keytab"),
             dir,
@@ -161,9 +167,18 @@ impl Kdc {
     /// `KRB5RCACHEDIR`. Set these on a `Command`, never on the test process.
     pub fn env(&self) -> Vec<(String, String)> {
         vec![
-            ("KRB5_CONFIG".to_string(), self.krb5_conf().display().to_string()),
-            ("KRB5_KDC_PROFILE".to_string(), self.kdc_conf().display().to_string()),
-            ("KRB5RCACHEDIR".to_string(), self.dir.join("rcache").display().to_string()),
+            (
+                "KRB5_CONFIG".to_string(),
+                self.krb5_conf().display().to_string(),
+            ),
+            (
+                "KRB5_KDC_PROFILE".to_string(),
+                self.kdc_conf().display().to_string(),
+            ),
+            (
+                "KRB5RCACHEDIR".to_string(),
+                self.dir.join("rcache").display().to_string(),
+            ),
         ]
     }
 
@@ -190,7 +205,10 @@ impl Kdc {
     pub fn add_client(&self, princ: &str) -> Result<PathBuf, String> {
         let keytab = self.reserve_keytab(princ)?;
         let full = self.principal(princ);
-        let script = format!("addprinc -randkey {full}\nktadd -k {} -norandkey {full}\n", keytab.display());
+        let script = format!(
+            "addprinc -randkey {full}\nktadd -k {} -norandkey {full}\n",
+            keytab.display()
+        );
         let result = self.kadmin(&script).and_then(|_| private_file(&keytab));
         if result.is_err() {
             lock(&self.clients).remove(princ);
@@ -201,13 +219,15 @@ impl Kdc {
     /// Gives `princ` a new random key (kvno + 1), so keytabs written before become stale.
     pub fn randomize_key(&self, princ: &str) -> Result<(), String> {
         check_principal(princ)?;
-        self.kadmin(&format!("cpw -randkey {}\n", self.principal(princ))).map(|_| ())
+        self.kadmin(&format!("cpw -randkey {}\n", self.principal(princ)))
+            .map(|_| ())
     }
 
     /// Deletes `princ` from the KDC database (its keytab stays on disk).
     pub fn delete_principal(&self, princ: &str) -> Result<(), String> {
         check_principal(princ)?;
-        self.kadmin(&format!("delprinc -force {}\n", self.principal(princ))).map(|_| ())
+        self.kadmin(&format!("delprinc -force {}\n", self.principal(princ)))
+            .map(|_| ())
     }
 
     /// A keytab for [`STALE_PRINCIPAL`], whose key was re-randomized after the keytab was
@@ -249,7 +269,9 @@ impl Kdc {
 
     /// Stops the KDC (SIGTERM by pid, SIGKILL after a bounded wait) and reaps it. Idempotent.
     pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else { return };
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
         let pid = Pid::from_raw(self.pid as i32);
         if matches!(child.try_wait(), Ok(None)) {
             let _ = kill(pid, Signal::SIGTERM);
@@ -268,7 +290,9 @@ impl Kdc {
             return Err(format!("client principal '{princ}' already exists"));
         }
         if clients.values().any(|p| *p == path) {
-            return Err(format!("client principal '{princ}' maps to a keytab name already in use"));
+            return Err(format!(
+                "client principal '{princ}' maps to a keytab name already in use"
+            ));
         }
         clients.insert(princ.to_string(), path.clone());
         Ok(path)
@@ -295,7 +319,8 @@ impl Kdc {
         );
         write_file(&self.krb5_conf(), &krb5)?;
         write_file(&self.kdc_conf(), &kdc)?;
-        fs::create_dir_all(self.dir.join("rcache")).map_err(|e| format!("could not create rcache dir: {e}"))
+        fs::create_dir_all(self.dir.join("rcache"))
+            .map_err(|e| format!("could not create rcache dir: {e}"))
     }
 
     fn create_database(&self) -> Result<(), String> {
@@ -315,7 +340,10 @@ impl Kdc {
         for princ in clients {
             let keytab = self.reserve_keytab(princ)?;
             let full = self.principal(princ);
-            script += &format!("addprinc -randkey {full}\nktadd -k {} -norandkey {full}\n", keytab.display());
+            script += &format!(
+                "addprinc -randkey {full}\nktadd -k {} -norandkey {full}\n",
+                keytab.display()
+            );
             keytabs.push(keytab);
         }
         for princ in services {
@@ -354,7 +382,9 @@ impl Kdc {
                 Err(Launch::Failed(msg)) => return Err(msg),
             }
         }
-        Err(format!("krb5kdc could not bind a port after {PORT_ATTEMPTS} attempts: {last_error}"))
+        Err(format!(
+            "krb5kdc could not bind a port after {PORT_ATTEMPTS} attempts: {last_error}"
+        ))
     }
 
     fn launch_once(&mut self) -> Result<(), Launch> {
@@ -367,14 +397,19 @@ impl Kdc {
             .append(true)
             .open(self.dir.join("kdc.stdio"))
             .map_err(|e| Launch::Failed(format!("could not open kdc.stdio: {e}")))?;
-        let stdio2 = stdio.try_clone().map_err(|e| Launch::Failed(format!("could not dup kdc.stdio: {e}")))?;
+        let stdio2 = stdio
+            .try_clone()
+            .map_err(|e| Launch::Failed(format!("could not dup kdc.stdio: {e}")))?;
         let mut cmd = Command::new(&self.tools.krb5kdc);
         cmd.args(["-n", "-r", REALM, "-P"]).arg(&pidfile);
         self.prepare(&mut cmd);
         cmd.stdin(Stdio::null()).stdout(stdio).stderr(stdio2);
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| Launch::Failed(format!("could not run '{}': {e}", self.tools.krb5kdc.display())))?;
+        let mut child = cmd.spawn().map_err(|e| {
+            Launch::Failed(format!(
+                "could not run '{}': {e}",
+                self.tools.krb5kdc.display()
+            ))
+        })?;
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             let log_text = fs::read_to_string(&log).unwrap_or_default();
@@ -386,7 +421,9 @@ impl Kdc {
                     Launch::Failed(msg)
                 });
             }
-            let pid = fs::read_to_string(&pidfile).ok().and_then(|s| s.trim().parse::<u32>().ok());
+            let pid = fs::read_to_string(&pidfile)
+                .ok()
+                .and_then(|s| s.trim().parse::<u32>().ok());
             if let (true, Some(pid)) = (log_text.contains("commencing operation"), pid) {
                 self.pid = pid;
                 self.child = Some(child);
@@ -409,7 +446,12 @@ impl Kdc {
         for (k, v) in self.env() {
             cmd.env(k, v);
         }
-        for k in ["KRB5CCNAME", "KRB5_KTNAME", "KRB5_CLIENT_KTNAME", "KRB5_TRACE"] {
+        for k in [
+            "KRB5CCNAME",
+            "KRB5_KTNAME",
+            "KRB5_CLIENT_KTNAME",
+            "KRB5_TRACE",
+        ] {
             cmd.env_remove(k);
         }
         // SAFETY: umask(2) is async-signal-safe and touches no memory of the parent.
@@ -422,17 +464,31 @@ impl Kdc {
     }
 
     /// Runs a short-lived tool with stdout/stderr in files, killing it after [`TOOL_TIMEOUT`].
-    fn run_tool(&self, mut cmd: Command, stdin: Option<&str>, name: &str) -> Result<ToolOutput, String> {
+    fn run_tool(
+        &self,
+        mut cmd: Command,
+        stdin: Option<&str>,
+        name: &str,
+    ) -> Result<ToolOutput, String> {
         let out_path = self.dir.join(format!("{name}.out"));
         let err_path = self.dir.join(format!("{name}.err"));
-        let out = fs::File::create(&out_path).map_err(|e| format!("could not create {name}.out: {e}"))?;
-        let err = fs::File::create(&err_path).map_err(|e| format!("could not create {name}.err: {e}"))?;
+        let out =
+            fs::File::create(&out_path).map_err(|e| format!("could not create {name}.out: {e}"))?;
+        let err =
+            fs::File::create(&err_path).map_err(|e| format!("could not create {name}.err: {e}"))?;
         self.prepare(&mut cmd);
-        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
         cmd.stdout(out).stderr(err);
-        let mut child = cmd.spawn().map_err(|e| format!("could not run {name}: {e}"))?;
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("could not run {name}: {e}"))?;
         if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            pipe.write_all(text.as_bytes()).map_err(|e| format!("could not feed {name}: {e}"))?;
+            pipe.write_all(text.as_bytes())
+                .map_err(|e| format!("could not feed {name}: {e}"))?;
         }
         let status_ok = match wait_status(&mut child, TOOL_TIMEOUT) {
             Some(status) => status.success(),
@@ -474,7 +530,11 @@ impl Tools {
                 .find(|p| p.is_file())
                 .ok_or_else(|| format!("{name} not found in PATH or /usr/sbin: {INSTALL_HINT}"))
         };
-        Ok(Tools { krb5kdc: find("krb5kdc")?, kdb5_util: find("kdb5_util")?, kadmin_local: find("kadmin.local")? })
+        Ok(Tools {
+            krb5kdc: find("krb5kdc")?,
+            kdb5_util: find("kdb5_util")?,
+            kadmin_local: find("kadmin.local")?,
+        })
     }
 }
 
@@ -489,11 +549,33 @@ enum Launch {
     Failed(String),
 }
 
+/// Removes the database, keytabs and pidfile of an earlier realm in `dir`, so a directory
+/// can be reused. A KDC still running from it is not touched (it is not ours to stop).
+fn remove_stale_realm(dir: &Path) -> Result<(), String> {
+    let entries =
+        fs::read_dir(dir).map_err(|e| format!("could not list '{}': {e}", dir.display()))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let stale = name.starts_with("principal")
+            || name.ends_with(".keytab")
+            || ["stash", "kdc.pid", "kdc.log"].contains(&name.as_str());
+        if stale {
+            fs::remove_file(entry.path())
+                .map_err(|e| format!("could not remove '{}': {e}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// A port that is free for both UDP and TCP on 127.0.0.1 right now.
 fn free_port() -> Result<u16, String> {
     for _ in 0..50 {
-        let udp = UdpSocket::bind("127.0.0.1:0").map_err(|e| format!("could not bind a UDP port: {e}"))?;
-        let port = udp.local_addr().map_err(|e| format!("no local address: {e}"))?.port();
+        let udp = UdpSocket::bind("127.0.0.1:0")
+            .map_err(|e| format!("could not bind a UDP port: {e}"))?;
+        let port = udp
+            .local_addr()
+            .map_err(|e| format!("no local address: {e}"))?
+            .port();
         if TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return Ok(port);
         }
@@ -505,7 +587,13 @@ fn free_port() -> Result<u16, String> {
 fn keytab_file_name(princ: &str) -> String {
     let safe: String = princ
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!("client-{safe}.keytab")
 }
@@ -514,14 +602,28 @@ fn keytab_file_name(princ: &str) -> String {
 fn check_principal(princ: &str) -> Result<(), String> {
     let ok = !princ.is_empty()
         && !princ.starts_with('/')
-        && princ.chars().all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c));
-    if ok { Ok(()) } else { Err(format!("unsupported principal name '{princ}' (give it without realm)")) }
+        && princ
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "unsupported principal name '{princ}' (give it without realm)"
+        ))
+    }
 }
 
 fn check_path_word(dir: &Path) -> Result<(), String> {
-    let s = dir.to_str().ok_or_else(|| format!("KDC dir '{}' is not UTF-8", dir.display()))?;
-    if s.chars().any(|c| c.is_whitespace() || "\"'#;\\".contains(c)) {
-        return Err(format!("KDC dir '{s}' contains characters kadmin cannot quote"));
+    let s = dir
+        .to_str()
+        .ok_or_else(|| format!("KDC dir '{}' is not UTF-8", dir.display()))?;
+    if s.chars()
+        .any(|c| c.is_whitespace() || "\"'#;\\".contains(c))
+    {
+        return Err(format!(
+            "KDC dir '{s}' contains characters kadmin cannot quote"
+        ));
     }
     Ok(())
 }

@@ -31,7 +31,8 @@ impl OpenBao {
     /// kerberos policies, and a KV mount at `secret/oauth/creds`.
     pub fn start(dir: &Path, kdc: &Kdc) -> Result<OpenBao, String> {
         let bao_bin = find_bao()?;
-        let slapd_bin = find("slapd").ok_or("`slapd` not found: install it with `apt-get install slapd`")?;
+        let slapd_bin =
+            find("slapd").ok_or("`slapd` not found: install it with `apt-get install slapd`")?;
         std::fs::create_dir_all(dir.join("ldap/db")).map_err(|e| e.to_string())?;
         let ldap_port = free_port()?;
         let conf = dir.join("ldap/slapd.conf");
@@ -96,8 +97,13 @@ impl OpenBao {
     /// Stores an access token for `credkey` in the KV mount standing in for oauthapp.
     pub fn put_credential(&self, credkey: &str, access_token: &str) -> Result<(), String> {
         let path = format!("secret/oauth/creds/{ISSUER}/{credkey}:{ROLE}");
-        self.bao(&["write", &path, &format!("access_token={access_token}"), "type=Bearer"])
-            .map(|_| ())
+        self.bao(&[
+            "write",
+            &path,
+            &format!("access_token={access_token}"),
+            "type=Bearer",
+        ])
+        .map(|_| ())
     }
 
     /// Revokes a Vault token (e.g. the robot's saved one).
@@ -117,14 +123,17 @@ impl OpenBao {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| e.to_string())?;
-        if let Some(mut input) = child.stdin.take() {
-            if let Some(s) = stdin {
-                input.write_all(s.as_bytes()).map_err(|e| e.to_string())?;
-            }
+        if let Some(mut input) = child.stdin.take()
+            && let Some(s) = stdin
+        {
+            input.write_all(s.as_bytes()).map_err(|e| e.to_string())?;
         }
         let out = child.wait_with_output().map_err(|e| e.to_string())?;
         if !out.status.success() {
-            return Err(format!("bao {args:?} failed: {}", String::from_utf8_lossy(&out.stderr)));
+            return Err(format!(
+                "bao {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
@@ -140,10 +149,16 @@ impl OpenBao {
                 return Ok(());
             }
             if let Ok(Some(st)) = self.bao.try_wait() {
-                return Err(format!("bao exited early ({st}); see {}", self.dir.join("bao/server.log").display()));
+                return Err(format!(
+                    "bao exited early ({st}); see {}",
+                    self.dir.join("bao/server.log").display()
+                ));
             }
             if let Ok(Some(st)) = self.slapd.try_wait() {
-                return Err(format!("slapd exited early ({st}); see {}", self.dir.join("ldap/slapd.log").display()));
+                return Err(format!(
+                    "slapd exited early ({st}); see {}",
+                    self.dir.join("ldap/slapd.log").display()
+                ));
             }
             if Instant::now() > deadline {
                 return Err("OpenBao or slapd did not become ready within 20 s".into());
@@ -181,7 +196,8 @@ impl OpenBao {
             &format!("token_policies={mount},tokenops"),
         ])?;
         let mounts: serde_json::Value =
-            serde_json::from_str(&self.bao(&["auth", "list", "-format=json"])?).map_err(|e| e.to_string())?;
+            serde_json::from_str(&self.bao(&["auth", "list", "-format=json"])?)
+                .map_err(|e| e.to_string())?;
         let accessor = mounts[format!("{mount}/")]["accessor"]
             .as_str()
             .ok_or("no accessor for the kerberos mount")?
@@ -189,7 +205,11 @@ impl OpenBao {
         let tokenops = "path \"auth/token/create\" { capabilities = [\"update\"] }\n\
                         path \"auth/token/lookup-self\" { capabilities = [\"read\"] }\n\
                         path \"auth/token/revoke-self\" { capabilities = [\"update\"] }\n";
-        self.bao(&["write", "sys/policies/acl/tokenops", &format!("policy={tokenops}")])?;
+        self.bao(&[
+            "write",
+            "sys/policies/acl/tokenops",
+            &format!("policy={tokenops}"),
+        ])?;
         let alias = format!("{{{{identity.entity.aliases.{accessor}.name}}}}");
         let kerberos = format!(
             "path \"secret/oauth/creds/{ISSUER}/{alias}:{ROLE}\" {{ capabilities = [\"read\", \"list\"] }}\n\
@@ -202,7 +222,13 @@ impl OpenBao {
             "allow_slashes_in_identity_templates=true",
         ])?;
         self.bao(&["secrets", "disable", "secret"])?;
-        self.bao(&["secrets", "enable", "-path=secret/oauth/creds", "-version=1", "kv"])?;
+        self.bao(&[
+            "secrets",
+            "enable",
+            "-path=secret/oauth/creds",
+            "-version=1",
+            "kv",
+        ])?;
         Ok(())
     }
 }

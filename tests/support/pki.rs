@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
@@ -26,7 +26,9 @@ pub struct TestPki {
 
 impl std::fmt::Debug for TestPki {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestPki").field("ca_file", &self.ca_file).finish_non_exhaustive()
+        f.debug_struct("TestPki")
+            .field("ca_file", &self.ca_file)
+            .finish_non_exhaustive()
     }
 }
 
@@ -35,20 +37,28 @@ impl TestPki {
     /// `<dir>/ca.pem` (the directory is created if missing).
     pub fn generate(dir: &Path) -> Result<TestPki, String> {
         let ca = make_ca()?;
-        let server_key = KeyPair::generate().map_err(|e| format!("could not generate server key: {e}"))?;
+        let server_key =
+            KeyPair::generate().map_err(|e| format!("could not generate server key: {e}"))?;
         let mut params = CertificateParams::new(vec!["localhost".to_string()])
             .map_err(|e| format!("bad server certificate name: {e}"))?;
-        params.subject_alt_names.push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        params
+            .subject_alt_names
+            .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
         params.distinguished_name = dn("localhost");
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
         let server_cert = params
             .signed_by(&server_key, &ca)
             .map_err(|e| format!("could not sign server certificate: {e}"))?;
-        fs::create_dir_all(dir).map_err(|e| format!("could not create '{}': {e}", dir.display()))?;
+        fs::create_dir_all(dir)
+            .map_err(|e| format!("could not create '{}': {e}", dir.display()))?;
         let ca_file = dir.join("ca.pem");
         let ca_pem = ca.pem();
-        fs::write(&ca_file, &ca_pem).map_err(|e| format!("could not write '{}': {e}", ca_file.display()))?;
+        fs::write(&ca_file, &ca_pem)
+            .map_err(|e| format!("could not write '{}': {e}", ca_file.display()))?;
         Ok(TestPki {
             ca_der: ca.der().clone(),
             ca_pem,
@@ -75,9 +85,11 @@ impl TestPki {
 
     /// Writes `ca.pem` into `dir` (created if missing), for clients that take a CA directory.
     pub fn write_ca_dir(&self, dir: &Path) -> Result<PathBuf, String> {
-        fs::create_dir_all(dir).map_err(|e| format!("could not create '{}': {e}", dir.display()))?;
+        fs::create_dir_all(dir)
+            .map_err(|e| format!("could not create '{}': {e}", dir.display()))?;
         let path = dir.join("ca.pem");
-        fs::write(&path, &self.ca_pem).map_err(|e| format!("could not write '{}': {e}", path.display()))?;
+        fs::write(&path, &self.ca_pem)
+            .map_err(|e| format!("could not write '{}': {e}", path.display()))?;
         Ok(dir.to_path_buf())
     }
 
@@ -97,7 +109,9 @@ impl TestPki {
     /// A rustls client configuration trusting only this CA.
     pub fn client_config(&self) -> Result<Arc<rustls::ClientConfig>, String> {
         let mut roots = rustls::RootCertStore::empty();
-        roots.add(self.ca_der.clone()).map_err(|e| format!("bad CA certificate: {e}"))?;
+        roots
+            .add(self.ca_der.clone())
+            .map_err(|e| format!("bad CA certificate: {e}"))?;
         let cfg = rustls::ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("rustls protocol versions: {e}"))?
@@ -109,10 +123,15 @@ impl TestPki {
 
 fn make_ca() -> Result<CertifiedIssuer<'static, KeyPair>, String> {
     let key = KeyPair::generate().map_err(|e| format!("could not generate CA key: {e}"))?;
-    let mut params = CertificateParams::new(Vec::<String>::new()).map_err(|e| format!("bad CA params: {e}"))?;
+    let mut params =
+        CertificateParams::new(Vec::<String>::new()).map_err(|e| format!("bad CA params: {e}"))?;
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.distinguished_name = dn("robot-credmon test CA");
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     CertifiedIssuer::self_signed(params, key).map_err(|e| format!("could not self-sign CA: {e}"))
 }
 

@@ -6,7 +6,7 @@
 use std::sync::OnceLock;
 
 use base64::prelude::*;
-use rcgen::{KeyPair, PKCS_RSA_SHA256, RsaKeySize, SigningKey, PublicKeyData};
+use rcgen::{KeyPair, PKCS_RSA_SHA256, PublicKeyData, RsaKeySize, SigningKey};
 use serde_json::{Value, json};
 
 /// Key id (`kid`) of the test signing key.
@@ -46,8 +46,15 @@ pub fn warm_up() -> Result<(), String> {
 /// Signs `claims` as a compact RS256 JWT.
 pub fn sign(claims: &Value) -> Result<String, String> {
     let key = key()?;
-    let input = format!("{}.{}", key.header_b64, BASE64_URL_SAFE_NO_PAD.encode(claims.to_string()));
-    let sig = key.pair.sign(input.as_bytes()).map_err(|e| format!("RSA signing failed: {e}"))?;
+    let input = format!(
+        "{}.{}",
+        key.header_b64,
+        BASE64_URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let sig = key
+        .pair
+        .sign(input.as_bytes())
+        .map_err(|e| format!("RSA signing failed: {e}"))?;
     Ok(format!("{input}.{}", BASE64_URL_SAFE_NO_PAD.encode(sig)))
 }
 
@@ -65,7 +72,12 @@ fn rsa_public_components(der: &[u8]) -> Result<(Vec<u8>, Vec<u8>), String> {
     let (seq, _) = der_element(der, 0x30)?;
     let (n, rest) = der_element(seq, 0x02)?;
     let (e, _) = der_element(rest, 0x02)?;
-    let strip = |v: &[u8]| v.iter().skip_while(|b| **b == 0).copied().collect::<Vec<u8>>();
+    let strip = |v: &[u8]| {
+        v.iter()
+            .skip_while(|b| **b == 0)
+            .copied()
+            .collect::<Vec<u8>>()
+    };
     Ok((strip(n), strip(e)))
 }
 
@@ -84,7 +96,9 @@ fn der_element(input: &[u8], tag: u8) -> Result<(&[u8], &[u8]), String> {
         if count == 0 || count > 4 || rest.len() < count {
             return Err(bad());
         }
-        let len = rest[..count].iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        let len = rest[..count]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
         (len, &rest[count..])
     };
     if rest.len() < len {
