@@ -1,3 +1,7 @@
+//! Integration tests: one binary, one module per role, the harness in `tests/support/`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "../support/mod.rs"]
 mod support;
 
