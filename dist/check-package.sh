@@ -65,16 +65,19 @@ check_root() {
     done
     "$root/usr/bin/robot-credmon" --version | grep -q '^robot-credmon ' || fail "$label: robot-credmon --version"
     "$root/usr/bin/igwn-robot-get" --version | grep -q '^igwn-robot-get ' || fail "$label: igwn-robot-get --version"
-    # Units: syntax, and that ExecStart and the man pages exist in this root.
+    # Units: systemd's own check, on copies (verify --root would need a whole
+    # systemd tree in the root). The binary is checked above, so the only
+    # complaint allowed is that /usr/bin/robot-credmon is not on this host.
     local units=() u
+    rm -rf "$work/units" && mkdir "$work/units"
     for u in "$root"/usr/lib/systemd/system/*; do
-        case $u in *@.service) units+=("$(basename "${u%@.service}")@robot.service") ;;
-                   *@.timer) units+=("$(basename "${u%@.timer}")@robot.timer") ;;
-                   *) units+=("$(basename "$u")") ;; esac
+        cp "$u" "$work/units/"
+        case $u in *@.service) units+=("$work/units/$(basename "${u%@.service}")@robot.service") ;;
+                   *@.timer) units+=("$work/units/$(basename "${u%@.timer}")@robot.timer") ;;
+                   *) units+=("$work/units/$(basename "$u")") ;; esac
     done
-    systemd-analyze verify --root="$root" --man=no "${units[@]}" > "$work/verify.$label" 2>&1 \
-        || { cat "$work/verify.$label" >&2; fail "$label: systemd-analyze verify"; }
-    if grep -v -e 'Unit robot\.service not found' -e "^$" "$work/verify.$label" | grep -q .; then
+    (cd "$work/units" && SYSTEMD_LOG_LEVEL=notice systemd-analyze verify --man=no "${units[@]}") > "$work/verify.$label" 2>&1 || true
+    if grep -v -e 'Command /usr/bin/robot-credmon is not executable' -e '^$' "$work/verify.$label" | grep -q .; then
         cat "$work/verify.$label" >&2
         fail "$label: systemd-analyze verify complained"
     fi
