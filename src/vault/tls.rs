@@ -91,7 +91,7 @@ pub fn client_config(sources: &TrustSources) -> Result<Arc<rustls::ClientConfig>
             "no trusted CA certificates found (give --cafile or --capath)".into(),
         ));
     }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| VaultError::Tls(e.to_string()))?
