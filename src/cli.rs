@@ -155,6 +155,10 @@ pub struct GetArgs {
     /// Time allowed for one Vault request once connected.
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     pub request_timeout: Duration,
+
+    /// Write Prometheus metrics (node_exporter textfile format) to this file after each run.
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// `robot-credmon token`: inspect a bearer token file.

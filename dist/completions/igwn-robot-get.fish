@@ -17,6 +17,7 @@ complete -c igwn-robot-get -l scopes -d 'Scopes to request (comma or space separ
 complete -c igwn-robot-get -l audience -d 'Audience to request (comma or space separated); uses token exchange' -r
 complete -c igwn-robot-get -l retry-time -d 'Give up retrying transient Vault failures after this long' -r
 complete -c igwn-robot-get -l request-timeout -d 'Time allowed for one Vault request once connected' -r
+complete -c igwn-robot-get -l metrics-file -d 'Write Prometheus metrics (node_exporter textfile format) to this file after each run' -r -F
 complete -c igwn-robot-get -s v -l verbose -d 'More output: -v says what was done, -vv adds the token claims, -vvv shows requests'
 complete -c igwn-robot-get -s q -l quiet -d 'Only print errors'
 complete -c igwn-robot-get -l condor -d 'Store the credential in HTCondor\'s credd instead of writing a bearer token file'

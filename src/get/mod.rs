@@ -62,6 +62,8 @@ pub enum Outcome {
     },
     /// A new token was written.
     Refreshed {
+        /// Why: `missing`, `expiring` or `invalid` (what the old file held).
+        cause: &'static str,
         /// The token file.
         path: PathBuf,
         /// Seconds left on the new token (`None` without `exp`).
@@ -71,8 +73,52 @@ pub enum Outcome {
     },
 }
 
-/// Runs `get`. `now` is read once per check so tests and logs agree.
+/// Runs `get`, then updates the `--metrics-file` when one is given.
 pub fn run(args: &GetArgs) -> Result<Outcome, GetError> {
+    let result = refresh(args);
+    if let Some(path) = &args.metrics_file {
+        record_metrics(path, &result);
+    }
+    result
+}
+
+impl GetError {
+    /// A short label for metrics: `kerberos`, `vault`, `file` or `config`.
+    pub fn cause(&self) -> &'static str {
+        match self {
+            GetError::Kerberos(_) => "kerberos",
+            GetError::Vault { .. } => "vault",
+            GetError::File(_) | GetError::NotAToken { .. } => "file",
+            GetError::NoKeytab | GetError::Unsupported(_) => "config",
+        }
+    }
+}
+
+fn record_metrics(path: &Path, result: &Result<Outcome, GetError>) {
+    let now = SystemTime::now();
+    let now_s = token::unix_seconds(now);
+    let mut m = crate::metrics::GetMetrics::load_or_default(path);
+    let uid = nix::unistd::geteuid();
+    m.user = nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map_or_else(|| uid.to_string(), |u| u.name);
+    match result {
+        Ok(Outcome::StillValid { remaining, .. }) => {
+            m.record_success(now, Some(now_s + remaining), None)
+        }
+        Ok(Outcome::Refreshed {
+            remaining, cause, ..
+        }) => m.record_success(now, remaining.map(|r| now_s + r), Some(cause)),
+        Err(e) => m.record_failure(now, e.cause()),
+    }
+    if let Err(e) = m.write(path) {
+        log::warn!("{e}");
+    }
+}
+
+/// The refresh itself. `now` is read once per check so tests and logs agree.
+fn refresh(args: &GetArgs) -> Result<Outcome, GetError> {
     if args.condor {
         return Err(GetError::Unsupported(
             "--condor is not yet supported by robot-credmon; run condor_vault_storer after get, or drop --condor",
@@ -84,15 +130,20 @@ pub fn run(args: &GetArgs) -> Result<Outcome, GetError> {
     let outfile = plan::outfile(args, env, uid);
     let (dir, name) = SafeDir::open_parent(&outfile)?;
 
-    if let Some(outcome) = check_existing(&dir, &name, &outfile, args.minsecs, SystemTime::now())? {
+    if let Existing::Fresh(outcome) =
+        check_existing(&dir, &name, &outfile, args.minsecs, SystemTime::now())?
+    {
         return Ok(outcome);
     }
     let lock_wait = args.retry_time + args.request_timeout * 3 + Duration::from_secs(10);
     let _lock = LockFile::acquire(&dir, &name, Some(uid), lock_wait)?;
-    if let Some(outcome) = check_existing(&dir, &name, &outfile, args.minsecs, SystemTime::now())? {
-        log::info!("another run refreshed the token meanwhile");
-        return Ok(outcome);
-    }
+    let cause = match check_existing(&dir, &name, &outfile, args.minsecs, SystemTime::now())? {
+        Existing::Fresh(outcome) => {
+            log::info!("another run refreshed the token meanwhile");
+            return Ok(outcome);
+        }
+        Existing::Stale(cause) => cause,
+    };
 
     kerberos::check_keytab(&keytab)?;
     let principal = kerberos::choose_principal(&keytab, args.principal.as_deref())?;
@@ -121,33 +172,42 @@ pub fn run(args: &GetArgs) -> Result<Outcome, GetError> {
     );
     log_claims(&bearer, now);
     Ok(Outcome::Refreshed {
+        cause,
         path: outfile,
         remaining: bearer.remaining(now),
         logged_in,
     })
 }
 
-/// The fast path: `Some` when the existing token has more than `minsecs` left.
+/// What the token file holds now.
+enum Existing {
+    /// A token with more than `--minsecs` left: nothing to do.
+    Fresh(Outcome),
+    /// Needs a new token; why (`missing`, `expiring`, `invalid`).
+    Stale(&'static str),
+}
+
+/// The fast path: is the existing token good for more than `minsecs`?
 fn check_existing(
     dir: &SafeDir,
     name: &str,
     path: &Path,
     minsecs: u64,
     now: SystemTime,
-) -> Result<Option<Outcome>, GetError> {
+) -> Result<Existing, GetError> {
     let Some((bytes, _)) = dir.read(name, MAX_TOKEN_BYTES + 2, false)? else {
         log::info!("no bearer token in {} yet", path.display());
-        return Ok(None);
+        return Ok(Existing::Stale("missing"));
     };
     let tok = match BearerToken::from_bytes(&bytes) {
         Ok(t) => t,
-        Err(token::TokenError::Empty) => return Ok(None),
+        Err(token::TokenError::Empty) => return Ok(Existing::Stale("missing")),
         Err(e) => {
             log::warn!(
                 "{} does not hold a valid token ({e}); it will be replaced",
                 path.display()
             );
-            return Ok(None);
+            return Ok(Existing::Stale("invalid"));
         }
     };
     let remaining = tok.remaining(now).unwrap_or(i64::MIN);
@@ -158,7 +218,7 @@ fn check_existing(
             token::format_remaining(remaining)
         );
         log_claims(&tok, now);
-        return Ok(Some(Outcome::StillValid {
+        return Ok(Existing::Fresh(Outcome::StillValid {
             path: path.to_owned(),
             remaining,
         }));
@@ -168,7 +228,7 @@ fn check_existing(
         path.display(),
         token::format_remaining(remaining)
     );
-    Ok(None)
+    Ok(Existing::Stale("expiring"))
 }
 
 fn client_for(args: &GetArgs, plan: &Plan) -> Result<VaultClient, GetError> {

@@ -644,3 +644,40 @@ fn token_command_shows_claims_verifies_and_judges_lifetime() {
         junk.stderr
     );
 }
+
+#[test]
+fn metrics_file_records_refreshes_and_failures() {
+    use robot_credmon::metrics::{GetMetrics, get_names};
+    let e = env();
+    let metrics = e.path().join("robot.prom");
+    let m = metrics.to_str().unwrap();
+    assert_eq!(get(&e, &["--metrics-file", m]).code, 0);
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    assert!(text.contains(get_names::REFRESHES), "{text}");
+    let first = GetMetrics::load(&metrics).unwrap();
+    assert_eq!(first.refreshes_by_cause.get("missing"), Some(&1));
+    assert!(first.expiry.unwrap() > now() + 3000, "{first:?}");
+    assert_eq!(first.consecutive_failures, 0);
+
+    write_token(&out(&e), 100);
+    e.vault.inject(Fault::ldap_down().permanent());
+    e.vault
+        .inject(Fault::status("/v1/", 500, r#"{"errors":["internal error"]}"#).permanent());
+    assert_eq!(
+        get(
+            &e,
+            &["--metrics-file", m, "--retry-time", "1s", "-m", "600"]
+        )
+        .code,
+        1
+    );
+    let second = GetMetrics::load(&metrics).unwrap();
+    assert_eq!(second.consecutive_failures, 1);
+    assert_eq!(second.failures_by_cause.get("vault"), Some(&1));
+    assert_eq!(
+        second.refreshes_by_cause.get("missing"),
+        Some(&1),
+        "counters carry over"
+    );
+    assert!(!text.contains(std::fs::read_to_string(out(&e)).unwrap().trim()));
+}
