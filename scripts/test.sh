@@ -8,4 +8,10 @@ scripts/install-deps.sh
 export NO_PROXY=localhost,127.0.0.1
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
-cargo test --locked
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --locked 2>&1 | tee "$log"
+# The package layout (release build, staged install, file list, systemd units).
+dist/check-package.sh
+# One closing line for the whole suite.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
