@@ -48,6 +48,9 @@ pub enum GetError {
     /// A feature that is not available yet.
     #[error("{0}")]
     Unsupported(&'static str),
+    /// Options that contradict each other.
+    #[error("{0}")]
+    BadOptions(String),
 }
 
 /// What a successful run did.
@@ -89,7 +92,7 @@ impl GetError {
             GetError::Kerberos(_) => "kerberos",
             GetError::Vault { .. } => "vault",
             GetError::File(_) | GetError::NotAToken { .. } => "file",
-            GetError::NoKeytab | GetError::Unsupported(_) => "config",
+            GetError::NoKeytab | GetError::Unsupported(_) | GetError::BadOptions(_) => "config",
         }
     }
 }
@@ -126,6 +129,13 @@ fn refresh(args: &GetArgs) -> Result<Outcome, GetError> {
     }
     let uid = nix::unistd::geteuid().as_raw();
     let env = crate::files::discovery::process_env;
+    if args.vaulttokenminttl >= args.vaulttokenttl {
+        return Err(GetError::BadOptions(format!(
+            "--vaulttokenminttl ({} s) must be less than --vaulttokenttl ({} s)",
+            args.vaulttokenminttl.as_secs(),
+            args.vaulttokenttl.as_secs()
+        )));
+    }
     let keytab = plan::keytab_path(args, env).ok_or(GetError::NoKeytab)?;
     let outfile = plan::outfile(args, env, uid);
     let (dir, name) = SafeDir::open_parent(&outfile)?;

@@ -681,3 +681,17 @@ fn metrics_file_records_refreshes_and_failures() {
     );
     assert!(!text.contains(std::fs::read_to_string(out(&e)).unwrap().trim()));
 }
+
+#[test]
+fn vault_token_min_ttl_must_be_below_its_ttl() {
+    let e = env();
+    let r = get(&e, &["--vaulttokenminttl", "8d"]);
+    assert_one_error_line(&r);
+    assert!(
+        r.stderr
+            .contains("--vaulttokenminttl (691200 s) must be less than --vaulttokenttl (604800 s)"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(e.vault.requests().len(), 0);
+}
