@@ -26,6 +26,8 @@ pub struct Cli {
 pub enum Command {
     /// Get a fresh bearer token from Vault with a keytab (igwn-robot-get compatible).
     Get(GetArgs),
+    /// Store Vault credentials in HTCondor's credd (SEC_CREDENTIAL_STORER, robot-credmon-storer).
+    Store(StoreArgs),
     /// Show the claims and remaining lifetime of a bearer token file.
     Token(TokenArgs),
     /// Run as HTCondor's OAuth credential monitor (CREDMON_OAUTH).
@@ -159,6 +161,63 @@ pub struct GetArgs {
     /// Write Prometheus metrics (node_exporter textfile format) to this file after each run.
     #[arg(long, value_name = "FILE")]
     pub metrics_file: Option<PathBuf>,
+
+    /// Log in through Vault's OIDC flow in a web browser (needs a terminal); done
+    /// automatically on a terminal when Vault holds no credential yet.
+    #[arg(long)]
+    pub oidc: bool,
+
+    /// Never start the OIDC flow, even on a terminal.
+    #[arg(long, conflicts_with = "oidc")]
+    pub nooidc: bool,
+
+    /// Command that opens the OIDC URL [default: xdg-open, none when $SSH_CLIENT is set].
+    #[arg(long, value_name = "COMMAND")]
+    pub web_open_command: Option<String>,
+
+    /// Give up waiting for the browser login after this long.
+    #[arg(long, default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
+    pub oidc_timeout: Duration,
+}
+
+/// `robot-credmon store` / `robot-credmon-storer`: HTCondor's `SEC_CREDENTIAL_STORER`.
+#[derive(Debug, Clone, Args)]
+#[command(
+    about = "Store Vault credentials in HTCondor's credd for condor_submit (SEC_CREDENTIAL_STORER)",
+    args_override_self = true
+)]
+pub struct StoreArgs {
+    /// Requests as condor_submit passes them: service[&handle=H][&scopes=a,b][&audience=X][&options=...].
+    #[arg(required = true, value_name = "REQUEST")]
+    pub requests: Vec<String>,
+
+    /// Say what is done, and show condor_store_cred's output.
+    #[arg(short, long)]
+    pub verbose: bool,
+
+    /// Debug output (implies -v).
+    #[arg(short, long)]
+    pub debug: bool,
+
+    /// Keytab to log in to Vault with [default: $KRB5_KTNAME, else the user's Kerberos ticket cache].
+    #[arg(short = 'k', long, value_name = "KEYTAB")]
+    pub keytab: Option<String>,
+
+    /// Directory of the per-service Vault token files vt_<id>-<service> [default: /tmp].
+    #[arg(long, value_name = "DIR")]
+    pub vaulttokendir: Option<PathBuf>,
+
+    /// Re-store a credential whose stored Vault token has less than this left.
+    #[arg(long, default_value = "7d", value_parser = parse_duration, value_name = "DURATION")]
+    pub restore_before: Duration,
+
+    /// Command that opens the OIDC URL [default: xdg-open, none when $SSH_CLIENT is set].
+    #[arg(long, value_name = "COMMAND")]
+    pub web_open_command: Option<String>,
+
+    /// Give up waiting for the browser login after this long.
+    #[arg(long, default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
+    pub oidc_timeout: Duration,
 }
 
 /// `robot-credmon token`: inspect a bearer token file.
@@ -206,6 +265,19 @@ pub fn invoked_as(argv0: &std::ffi::OsStr) -> String {
         .unwrap_or_default()
 }
 
+/// Parser for the `robot-credmon-storer` program name: `store`'s options at the top level.
+#[derive(Debug, Parser)]
+#[command(
+    name = "robot-credmon-storer",
+    version,
+    about = "Store Vault credentials in HTCondor's credd (SEC_CREDENTIAL_STORER)"
+)]
+pub struct RobotCredmonStorer {
+    /// The options.
+    #[command(flatten)]
+    pub args: StoreArgs,
+}
+
 /// Parser for the `igwn-robot-get` program name: `get`'s options at the top level.
 #[derive(Debug, Parser)]
 #[command(
@@ -244,6 +316,23 @@ mod tests {
     fn clap_definitions_are_consistent() {
         Cli::command().debug_assert();
         IgwnRobotGet::command().debug_assert();
+        RobotCredmonStorer::command().debug_assert();
+    }
+
+    #[test]
+    fn storer_options() {
+        let a = RobotCredmonStorer::try_parse_from([
+            "robot-credmon-storer",
+            "-v",
+            "igwn",
+            "igwn_prod&handle=h&scopes=a,b",
+        ])
+        .unwrap()
+        .args;
+        assert!(a.verbose && !a.debug);
+        assert_eq!(a.requests, ["igwn", "igwn_prod&handle=h&scopes=a,b"]);
+        assert_eq!(a.restore_before, Duration::from_secs(7 * 86400));
+        assert!(RobotCredmonStorer::try_parse_from(["robot-credmon-storer"]).is_err());
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! The `robot-credmon` binary: parse the command line, dispatch, map the result to an exit code.
 
 use clap::Parser;
-use robot_credmon::cli::{Cli, Command, IgwnRobotGet, invoked_as};
-use robot_credmon::{check, credmon, generate, get, inspect, logging};
+use robot_credmon::cli::{Cli, Command, IgwnRobotGet, RobotCredmonStorer, invoked_as};
+use robot_credmon::{check, credmon, generate, get, inspect, logging, store};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -10,6 +10,8 @@ fn main() -> ExitCode {
     let name = argv.first().map(|a| invoked_as(a)).unwrap_or_default();
     let command = if name == "igwn-robot-get" {
         Command::Get(IgwnRobotGet::parse_from(&argv).args)
+    } else if name == "robot-credmon-storer" {
+        Command::Store(RobotCredmonStorer::parse_from(&argv).args)
     } else {
         Cli::try_parse_from(&argv)
             .unwrap_or_else(|e| check::exit_on_parse_error(e, &argv))
@@ -20,6 +22,7 @@ fn main() -> ExitCode {
             logging::init_cli(args.verbose, args.quiet);
             finish(get::run(&args).map(|_| ()))
         }
+        Command::Store(args) => store::main(&args),
         Command::Token(args) => {
             logging::init_cli(0, false);
             match inspect::run(&args) {

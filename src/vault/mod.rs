@@ -57,6 +57,51 @@ pub struct AuthInfo {
     pub user: Option<String>,
 }
 
+/// An OAuth refresh token on its way from an OIDC login to the creds path. Never displayed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RefreshToken(String);
+
+impl fmt::Debug for RefreshToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RefreshToken(***)")
+    }
+}
+
+/// The answer to `auth_url`: where the person logs in, and how to poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidcStart {
+    /// The URL to open in a browser.
+    pub auth_url: String,
+    /// The code to enter there, when the URL does not carry it.
+    pub user_code: Option<String>,
+    /// The state to poll with (`None`: old API without polling support).
+    pub state: Option<String>,
+    /// Seconds between polls, when Vault gave them.
+    pub poll_interval: Option<u64>,
+}
+
+/// A successful OIDC login.
+#[derive(Debug, Clone)]
+pub struct OidcLogin {
+    /// The Vault token and its lease.
+    pub auth: AuthInfo,
+    /// `metadata.credkey`: the person's credential key.
+    pub credkey: Option<String>,
+    /// `metadata.oauth2_refresh_token`.
+    pub refresh_token: Option<RefreshToken>,
+}
+
+/// One answer of `poll`.
+#[derive(Debug, Clone)]
+pub enum OidcPoll {
+    /// `authorization_pending`: the person has not finished yet.
+    Pending,
+    /// `slow_down`: poll less often.
+    SlowDown,
+    /// Logged in.
+    Done(Box<OidcLogin>),
+}
+
 /// Timeouts and retry limits for one client.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -231,6 +276,115 @@ impl VaultClient {
             .ok_or_else(|| self.protocol(path, "no data.access_token in the answer"))?;
         BearerToken::parse(text)
             .map_err(|e| self.protocol(path, &format!("the bearer token is not valid: {e}")))
+    }
+
+    /// Starts Vault's OIDC login: `POST <oidc_path>/auth_url` (no token) with the
+    /// role, the client nonce and the redirect URI.
+    pub fn oidc_auth_url(
+        &self,
+        oidc_path: &str,
+        role: &str,
+        client_nonce: &str,
+        redirect_uri: &str,
+    ) -> Result<OidcStart, VaultError> {
+        let path = format!("{oidc_path}/auth_url");
+        let body = serde_json::json!({
+            "role": role,
+            "client_nonce": client_nonce,
+            "redirect_uri": redirect_uri,
+        });
+        let env = self.execute(&path, &mut |http, url| Some(http.post(url).json(&body)))?;
+        let data = env
+            .data
+            .ok_or_else(|| self.protocol(&path, "no data in the answer"))?;
+        let text = |k: &str| {
+            data.get(k)
+                .and_then(|v| v.as_str())
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        let auth_url = text("auth_url").ok_or_else(|| {
+            self.protocol(
+                &path,
+                "empty auth_url (is the redirect URI allowed for this role?)",
+            )
+        })?;
+        let poll_interval = match data.get("poll_interval") {
+            Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
+            Some(v) => v.as_u64(),
+            None => None,
+        };
+        Ok(OidcStart {
+            auth_url,
+            user_code: text("user_code"),
+            state: text("state"),
+            poll_interval,
+        })
+    }
+
+    /// One poll of the OIDC login: `POST <oidc_path>/poll` with the state and nonce.
+    pub fn oidc_poll(
+        &self,
+        oidc_path: &str,
+        state: &str,
+        client_nonce: &str,
+    ) -> Result<OidcPoll, VaultError> {
+        let path = format!("{oidc_path}/poll");
+        let body = serde_json::json!({"state": state, "client_nonce": client_nonce});
+        match self.execute(&path, &mut |http, url| Some(http.post(url).json(&body))) {
+            Ok(env) => {
+                let metadata = env
+                    .auth
+                    .as_ref()
+                    .and_then(|a| a.metadata.clone())
+                    .unwrap_or_default();
+                let meta = |k: &str| {
+                    metadata
+                        .get(k)
+                        .and_then(|v| v.as_str())
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                };
+                let credkey = meta("credkey");
+                let refresh_token = meta("oauth2_refresh_token").map(RefreshToken);
+                let auth = self.auth_of(&path, env)?;
+                Ok(OidcPoll::Done(Box::new(OidcLogin {
+                    auth,
+                    credkey,
+                    refresh_token,
+                })))
+            }
+            Err(e) if e.status() == Some(400) => {
+                if e.errors().iter().any(|m| m.contains("authorization_pending")) {
+                    Ok(OidcPoll::Pending)
+                } else if e.errors().iter().any(|m| m.contains("slow_down")) {
+                    Ok(OidcPoll::SlowDown)
+                } else {
+                    Err(e)
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Stores a refresh token at a `creds` path:
+    /// `POST secret/oauth/creds/<issuer>/<credkey>:<role>` with `{"server", "refresh_token"}`.
+    pub fn store_refresh_token(
+        &self,
+        token: &VaultToken,
+        secret_path: &str,
+        server: &str,
+        refresh_token: &RefreshToken,
+    ) -> Result<(), VaultError> {
+        let body = serde_json::json!({"server": server, "refresh_token": refresh_token.0});
+        self.execute(secret_path, &mut |http, url| {
+            Some(
+                http.post(url)
+                    .header("X-Vault-Token", token.expose())
+                    .json(&body),
+            )
+        })?;
+        Ok(())
     }
 
     /// Sends a request for `path`, retrying transient failures within the budget.

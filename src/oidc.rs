@@ -1,0 +1,285 @@
+//! The interactive first-time login: Vault's OIDC device flow
+//! (vault-token-service.md §1.8), as htgettoken does it. A person opens the
+//! printed URL; meanwhile we poll Vault (bounded by a time limit, doubling the
+//! interval on `slow_down`). Then the refresh token goes to the creds path and
+//! the credkey to `~/.config/htgettoken/credkey-<issuer>-<role>`. Nothing is
+//! written before the login completes, so Ctrl-C leaves no partial files.
+
+use crate::files::{FileError, SafeDir, WriteOptions};
+use crate::vault::{OidcLogin, OidcPoll, VaultClient, VaultError, VaultToken};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Why the OIDC login failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OidcError {
+    /// No terminal: a person must do this once.
+    #[error(
+        "{why}; this needs a person once: run the same command on a terminal ({command}) and complete the login in a web browser"
+    )]
+    NoTerminal {
+        /// What is missing.
+        why: String,
+        /// The command to run.
+        command: String,
+    },
+    /// Vault refused or could not be reached.
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    /// The person did not finish in time.
+    #[error(
+        "no browser login at {server} within {secs} s; run the command again and complete the login sooner (or raise --oidc-timeout)"
+    )]
+    Timeout {
+        /// The Vault server.
+        server: String,
+        /// The limit.
+        secs: u64,
+    },
+    /// Vault's answer lacks something the flow needs.
+    #[error("OIDC login at {server}: {what}")]
+    Incomplete {
+        /// The Vault server.
+        server: String,
+        /// What is missing.
+        what: &'static str,
+    },
+    /// A file problem.
+    #[error(transparent)]
+    File(#[from] FileError),
+}
+
+/// What the flow needs to know.
+#[derive(Debug, Clone)]
+pub struct OidcSettings {
+    /// Issuer name in Vault.
+    pub issuer: String,
+    /// Vault role.
+    pub role: String,
+    /// Host:port for the redirect URI (the Vault alias, port written out).
+    pub redirect_host: String,
+    /// The command that opens the URL (`None`: only print it).
+    pub web_open_command: Option<String>,
+    /// Give up after this long.
+    pub timeout: Duration,
+}
+
+/// `auth/oidc-<issuer>/oidc`.
+pub fn oidc_path(issuer: &str) -> String {
+    format!("auth/oidc-{issuer}/oidc")
+}
+
+/// `https://<host>:<port>/v1/auth/oidc-<issuer>/oidc/callback` (htvault-config's allowed redirect).
+pub fn redirect_uri(host: &str, port: u16, issuer: &str) -> String {
+    format!("https://{host}:{port}/v1/{}/callback", oidc_path(issuer))
+}
+
+/// The browser command: the explicit one (empty = none), else `xdg-open`
+/// unless `$SSH_CLIENT` is set.
+pub fn web_open_command(explicit: Option<&str>, ssh_client: Option<&str>) -> Option<String> {
+    match explicit {
+        Some(c) => (!c.trim().is_empty()).then(|| c.trim().to_owned()),
+        None if ssh_client.is_some_and(|s| !s.is_empty()) => None,
+        None => Some("xdg-open".into()),
+    }
+}
+
+/// The next poll interval: doubled on `slow_down`, kept otherwise.
+pub fn next_interval(current: Duration, slow_down: bool) -> Duration {
+    if slow_down {
+        (current * 2).min(Duration::from_secs(300))
+    } else {
+        current
+    }
+}
+
+/// htgettoken's credkey file, `<home>/.config/htgettoken/credkey-<issuer>-<role>`.
+pub fn credkey_file(home: &Path, issuer: &str, role: &str) -> PathBuf {
+    home.join(".config/htgettoken")
+        .join(format!("credkey-{issuer}-{role}"))
+}
+
+/// Whether a prompt is allowed: stdin, stdout and stderr are all terminals
+/// (igwn-robot-get passes `--nooidc` when stdout is not one).
+pub fn interactive(stdin: bool, stdout: bool, stderr: bool) -> bool {
+    stdin && stdout && stderr
+}
+
+/// [`interactive`] for this process.
+pub fn process_is_interactive() -> bool {
+    interactive(
+        std::io::stdin().is_terminal(),
+        std::io::stdout().is_terminal(),
+        std::io::stderr().is_terminal(),
+    )
+}
+
+/// Reads the credkey htgettoken saved (whitespace stripped), if any.
+pub fn read_credkey(home: &Path, issuer: &str, role: &str) -> Option<String> {
+    let path = credkey_file(home, issuer, role);
+    let (dir, name) = SafeDir::open_parent(&path).ok()?;
+    let (bytes, _) = dir.read(&name, 4096, false).ok()??;
+    let text = String::from_utf8(bytes).ok()?;
+    let t = text.trim();
+    (!t.is_empty()).then(|| t.to_owned())
+}
+
+/// Saves the credkey where htgettoken keeps it (atomically, 0600).
+pub fn save_credkey(home: &Path, issuer: &str, role: &str, credkey: &str) -> Result<(), FileError> {
+    let path = credkey_file(home, issuer, role);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| FileError::io("cannot create directory", parent, e))?;
+    }
+    let (dir, name) = SafeDir::open_parent(&path)?;
+    dir.write_atomic(
+        &name,
+        format!("{credkey}\n").as_bytes(),
+        WriteOptions {
+            mode: 0o600,
+            owner: None,
+            existing_owner: Some(nix::unistd::geteuid().as_raw()),
+            replace_symlink: false,
+        },
+    )
+}
+
+fn client_nonce() -> String {
+    use base64::prelude::*;
+    use std::io::Read;
+    let mut buf = [0u8; 32];
+    let from_os = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf));
+    if from_os.is_err() {
+        for b in &mut buf {
+            *b = fastrand::u8(..);
+        }
+    }
+    BASE64_URL_SAFE_NO_PAD.encode(buf)
+}
+
+fn open_browser(command: &str, url: &str) {
+    let mut words = command.split_whitespace();
+    let Some(prog) = words.next() else { return };
+    match std::process::Command::new(prog)
+        .args(words)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    {
+        // Reaped in the background; the browser may keep running after we exit.
+        Ok(mut child) => {
+            let _ = std::thread::Builder::new()
+                .name("web-open".into())
+                .spawn(move || child.wait());
+        }
+        Err(e) => eprintln!("Could not run '{prog}': {e}; please open the URL above yourself"),
+    }
+}
+
+/// Runs the device flow up to a logged-in Vault token (prints to stderr).
+pub fn login(client: &VaultClient, s: &OidcSettings) -> Result<OidcLogin, OidcError> {
+    let path = oidc_path(&s.issuer);
+    let nonce = client_nonce();
+    let redirect = format!("https://{}/v1/{path}/callback", s.redirect_host);
+    let start = client.oidc_auth_url(&path, &s.role, &nonce, &redirect)?;
+    let state = start.state.clone().ok_or_else(|| OidcError::Incomplete {
+        server: client.server(),
+        what: "no state in the auth_url answer (old Vault API)",
+    })?;
+    eprintln!("Complete the authentication at:\n    {}", start.auth_url);
+    if let Some(code) = &start.user_code {
+        eprintln!("and enter the code: {code}");
+    }
+    match &s.web_open_command {
+        Some(cmd) => open_browser(cmd, &start.auth_url),
+        None => eprintln!(
+            "No web open command defined, please copy/paste the above to any web browser"
+        ),
+    }
+    eprintln!("Waiting for response in web browser");
+    let deadline = Instant::now() + s.timeout;
+    let mut interval = Duration::from_secs(start.poll_interval.unwrap_or(5).clamp(1, 60));
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(OidcError::Timeout {
+                server: client.server(),
+                secs: s.timeout.as_secs(),
+            });
+        }
+        std::thread::sleep(interval.min(left));
+        match client.oidc_poll(&path, &state, &nonce)? {
+            OidcPoll::Pending => {}
+            OidcPoll::SlowDown => {
+                interval = next_interval(interval, true);
+                log::info!("Vault asked to poll less often: every {} s", interval.as_secs());
+            }
+            OidcPoll::Done(login) => return Ok(*login),
+        }
+    }
+}
+
+/// After [`login`]: stores the refresh token at `secret/oauth/creds/<issuer>/<credkey>:<role>`.
+pub fn store_refresh_token(
+    client: &VaultClient,
+    login: &OidcLogin,
+    issuer: &str,
+    credkey: &str,
+    role: &str,
+) -> Result<(), OidcError> {
+    let rt = login
+        .refresh_token
+        .as_ref()
+        .ok_or_else(|| OidcError::Incomplete {
+            server: client.server(),
+            what: "no oauth2_refresh_token in the login metadata (check the role's oauth2_metadata)",
+        })?;
+    let path = format!("secret/oauth/creds/{issuer}/{credkey}:{role}");
+    client.store_refresh_token(&login.auth.token, &path, issuer, rt)?;
+    log::info!("stored the refresh token at {path}");
+    Ok(())
+}
+
+/// The logged-in Vault token of an OIDC login, exchanged for one of `ttl` when longer.
+pub fn vault_token(client: &VaultClient, login: &OidcLogin, ttl: Duration) -> Result<VaultToken, OidcError> {
+    if login.auth.lease_duration.is_none_or(|l| l > ttl.as_secs()) {
+        Ok(client.create_token(&login.auth.token, ttl.as_secs())?.token)
+    } else {
+        Ok(login.auth.token.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decisions() {
+        assert_eq!(
+            redirect_uri("vault.example", 8200, "igwn"),
+            "https://vault.example:8200/v1/auth/oidc-igwn/oidc/callback"
+        );
+        for (explicit, ssh, want) in [
+            (None, None, Some("xdg-open")),
+            (None, Some("10.0.0.1 5 22"), None),
+            (Some("firefox"), Some("x"), Some("firefox")),
+            (Some(""), None, None),
+        ] {
+            assert_eq!(web_open_command(explicit, ssh).as_deref(), want);
+        }
+        let s = Duration::from_secs(3);
+        assert_eq!(next_interval(s, false), s);
+        assert_eq!(next_interval(s, true), Duration::from_secs(6));
+        assert_eq!(next_interval(Duration::from_secs(200), true), Duration::from_secs(300));
+        assert_eq!(
+            credkey_file(Path::new("/home/a"), "igwn", "robot"),
+            PathBuf::from("/home/a/.config/htgettoken/credkey-igwn-robot")
+        );
+        assert!(interactive(true, true, true));
+        assert!(!interactive(true, false, true));
+        assert!(!interactive(false, true, true));
+    }
+}
