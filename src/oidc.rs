@@ -195,9 +195,9 @@ pub fn login(client: &VaultClient, s: &OidcSettings) -> Result<OidcLogin, OidcEr
     }
     match &s.web_open_command {
         Some(cmd) => open_browser(cmd, &start.auth_url),
-        None => eprintln!(
-            "No web open command defined, please copy/paste the above to any web browser"
-        ),
+        None => {
+            eprintln!("No web open command defined, please copy/paste the above to any web browser")
+        }
     }
     eprintln!("Waiting for response in web browser");
     let deadline = Instant::now() + s.timeout;
@@ -215,7 +215,10 @@ pub fn login(client: &VaultClient, s: &OidcSettings) -> Result<OidcLogin, OidcEr
             OidcPoll::Pending => {}
             OidcPoll::SlowDown => {
                 interval = next_interval(interval, true);
-                log::info!("Vault asked to poll less often: every {} s", interval.as_secs());
+                log::info!(
+                    "Vault asked to poll less often: every {} s",
+                    interval.as_secs()
+                );
             }
             OidcPoll::Done(login) => return Ok(*login),
         }
@@ -244,7 +247,11 @@ pub fn store_refresh_token(
 }
 
 /// The logged-in Vault token of an OIDC login, exchanged for one of `ttl` when longer.
-pub fn vault_token(client: &VaultClient, login: &OidcLogin, ttl: Duration) -> Result<VaultToken, OidcError> {
+pub fn vault_token(
+    client: &VaultClient,
+    login: &OidcLogin,
+    ttl: Duration,
+) -> Result<VaultToken, OidcError> {
     if login.auth.lease_duration.is_none_or(|l| l > ttl.as_secs()) {
         Ok(client.create_token(&login.auth.token, ttl.as_secs())?.token)
     } else {
@@ -273,7 +280,10 @@ mod tests {
         let s = Duration::from_secs(3);
         assert_eq!(next_interval(s, false), s);
         assert_eq!(next_interval(s, true), Duration::from_secs(6));
-        assert_eq!(next_interval(Duration::from_secs(200), true), Duration::from_secs(300));
+        assert_eq!(
+            next_interval(Duration::from_secs(200), true),
+            Duration::from_secs(300)
+        );
         assert_eq!(
             credkey_file(Path::new("/home/a"), "igwn", "robot"),
             PathBuf::from("/home/a/.config/htgettoken/credkey-igwn-robot")

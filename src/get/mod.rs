@@ -48,6 +48,15 @@ pub enum GetError {
     /// A feature that is not available yet.
     #[error("{0}")]
     Unsupported(&'static str),
+    /// `--condor`: the user's HTCondor config does not match (igwn-robot-get's message).
+    #[error("{0}")]
+    CondorConfig(String),
+    /// `--condor`: storing in the credd failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The OIDC login failed or needs a terminal.
+    #[error(transparent)]
+    Oidc(#[from] crate::oidc::OidcError),
     /// Options that contradict each other.
     #[error("{0}")]
     BadOptions(String),
@@ -74,6 +83,11 @@ pub enum Outcome {
         /// Whether a Kerberos login was needed.
         logged_in: bool,
     },
+    /// `--condor`: the credential is in the credd.
+    Stored {
+        /// The service name.
+        service: String,
+    },
 }
 
 /// Runs `get`, then updates the `--metrics-file` when one is given.
@@ -92,7 +106,12 @@ impl GetError {
             GetError::Kerberos(_) => "kerberos",
             GetError::Vault { .. } => "vault",
             GetError::File(_) | GetError::NotAToken { .. } => "file",
-            GetError::NoKeytab | GetError::Unsupported(_) | GetError::BadOptions(_) => "config",
+            GetError::NoKeytab
+            | GetError::Unsupported(_)
+            | GetError::BadOptions(_)
+            | GetError::CondorConfig(_) => "config",
+            GetError::Store(_) => "condor",
+            GetError::Oidc(_) => "oidc",
         }
     }
 }
@@ -107,6 +126,7 @@ fn record_metrics(path: &Path, result: &Result<Outcome, GetError>) {
         .flatten()
         .map_or_else(|| uid.to_string(), |u| u.name);
     match result {
+        Ok(Outcome::Stored { .. }) => m.record_success(now, None, Some("stored")),
         Ok(Outcome::StillValid { remaining, .. }) => {
             m.record_success(now, Some(now_s + remaining), None)
         }
@@ -123,9 +143,7 @@ fn record_metrics(path: &Path, result: &Result<Outcome, GetError>) {
 /// The refresh itself. `now` is read once per check so tests and logs agree.
 fn refresh(args: &GetArgs) -> Result<Outcome, GetError> {
     if args.condor {
-        return Err(GetError::Unsupported(
-            "--condor is not yet supported by robot-credmon; run condor_vault_storer after get, or drop --condor",
-        ));
+        return condor(args);
     }
     let uid = nix::unistd::geteuid().as_raw();
     let env = crate::files::discovery::process_env;
@@ -140,14 +158,16 @@ fn refresh(args: &GetArgs) -> Result<Outcome, GetError> {
     let outfile = plan::outfile(args, env, uid);
     let (dir, name) = SafeDir::open_parent(&outfile)?;
 
-    if let Existing::Fresh(outcome) =
-        check_existing(&dir, &name, &outfile, args.minsecs, SystemTime::now())?
+    if !args.oidc
+        && let Existing::Fresh(outcome) =
+            check_existing(&dir, &name, &outfile, args.minsecs, SystemTime::now())?
     {
         return Ok(outcome);
     }
     let lock_wait = args.retry_time + args.request_timeout * 3 + Duration::from_secs(10);
     let _lock = LockFile::acquire(&dir, &name, Some(uid), lock_wait)?;
     let cause = match check_existing(&dir, &name, &outfile, args.minsecs, SystemTime::now())? {
+        Existing::Fresh(_) if args.oidc => "oidc",
         Existing::Fresh(outcome) => {
             log::info!("another run refreshed the token meanwhile");
             return Ok(outcome);
@@ -162,7 +182,20 @@ fn refresh(args: &GetArgs) -> Result<Outcome, GetError> {
     let _profile = kerberos::disable_reverse_dns()?;
     let client = client_for(args, &plan)?;
 
-    let (bearer, logged_in) = obtain(&client, &plan, uid, args.minsecs)?;
+    let (bearer, logged_in) = if args.oidc {
+        bootstrap(&client, &plan, args, uid, "--oidc was given".into())?
+    } else {
+        match obtain(&client, &plan, uid, args.minsecs) {
+            Err(GetError::Vault { error, hint }) if error.status() == Some(404) => {
+                let why = error.to_string();
+                if args.nooidc {
+                    return Err(GetError::Vault { error, hint });
+                }
+                bootstrap(&client, &plan, args, uid, why)?
+            }
+            other => other?,
+        }
+    };
     dir.write_atomic(
         &name,
         &bearer.file_contents(),
@@ -186,6 +219,49 @@ fn refresh(args: &GetArgs) -> Result<Outcome, GetError> {
         path: outfile,
         remaining: bearer.remaining(now),
         logged_in,
+    })
+}
+
+/// `get --condor`: igwn-robot-get's config check, then the storer for `<issuer>` with the keytab.
+fn condor(args: &GetArgs) -> Result<Outcome, GetError> {
+    let uid = nix::unistd::geteuid().as_raw();
+    let env = crate::files::discovery::process_env;
+    let keytab = plan::keytab_path(args, env).ok_or(GetError::NoKeytab)?;
+    kerberos::check_keytab(&keytab)?;
+    let principal = kerberos::choose_principal(&keytab, args.principal.as_deref())?;
+    let p = plan::plan(args, &principal, keytab.clone(), uid).map_err(vault_err)?;
+    let wanted = plan::condor_options(&p.credkey, &p.role, &args.vaultserver);
+    let home = env("HOME").map(PathBuf::from).unwrap_or_default();
+    let user_config = crate::store::condor::config_val("USER_CONFIG_FILE")
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "user_config".into());
+    let config = home.join(".condor").join(user_config);
+    let found = crate::store::condor::config_val("SEC_CREDENTIAL_GETTOKEN_OPTS");
+    let words = found
+        .as_deref()
+        .map(crate::store::request::shell_words)
+        .transpose()
+        .map_err(GetError::CondorConfig)?
+        .unwrap_or_default();
+    plan::condor_config_check(found.as_deref(), &words, &wanted, &config, config.exists())
+        .map_err(GetError::CondorConfig)?;
+    log::info!("Condor user_config matches current options");
+    let mut ctx = crate::store::Context::from_env(
+        Some(keytab),
+        None,
+        true,
+        crate::cli::parse_duration("7d").unwrap_or(Duration::from_secs(7 * 86400)),
+        args.web_open_command.clone(),
+        args.oidc_timeout,
+        "robot-credmon get --condor".into(),
+    )?;
+    ctx.principal = Some(principal);
+    ctx.interactive = ctx.interactive && !args.nooidc;
+    let _profile = kerberos::disable_reverse_dns()?;
+    let req = crate::store::request::parse_request(&args.issuer).map_err(GetError::CondorConfig)?;
+    crate::store::store_request(&ctx, &req)?;
+    Ok(Outcome::Stored {
+        service: args.issuer.clone(),
     })
 }
 
@@ -284,6 +360,52 @@ fn obtain(
         "saved the Vault token in {}",
         plan.vault_token_file.display()
     );
+    Ok((bearer, true))
+}
+
+/// The interactive first-time login (OIDC through Vault), on a terminal only.
+fn bootstrap(
+    client: &VaultClient,
+    plan: &Plan,
+    args: &GetArgs,
+    uid: u32,
+    why: String,
+) -> Result<(BearerToken, bool), GetError> {
+    use crate::oidc;
+    let env = crate::files::discovery::process_env;
+    if !oidc::process_is_interactive() || args.nooidc {
+        let command = std::env::args()
+            .map(|a| plan::shell_quote(&a))
+            .collect::<Vec<_>>()
+            .join(" ");
+        return Err(oidc::OidcError::NoTerminal { why, command }.into());
+    }
+    eprintln!(
+        "Vault has no usable credential for credkey '{}' yet; log in through the web browser once",
+        plan.credkey
+    );
+    let settings = oidc::OidcSettings {
+        issuer: plan.issuer.clone(),
+        role: plan.role.clone(),
+        redirect_host: format!("{}:{}", plan.service_host, plan.server.port),
+        web_open_command: oidc::web_open_command(
+            args.web_open_command.as_deref(),
+            env("SSH_CLIENT").as_deref(),
+        ),
+        timeout: args.oidc_timeout,
+    };
+    let login = oidc::login(client, &settings)?;
+    if args.credkey.is_none()
+        && let Some(ck) = &login.credkey
+    {
+        let home = env("HOME").map(PathBuf::from).unwrap_or_default();
+        oidc::save_credkey(&home, &plan.issuer, &plan.role, ck)?;
+    }
+    oidc::store_refresh_token(client, &login, &plan.issuer, &plan.credkey, &plan.role)?;
+    let token = oidc::vault_token(client, &login, plan.vault_token_ttl)?;
+    let bearer = read_bearer(client, plan, &token, args.minsecs, true)?;
+    save_vault_token(&plan.vault_token_file, &token, uid)?;
+    eprintln!("Stored the refresh token in Vault; from now on the keytab is enough");
     Ok((bearer, true))
 }
 

@@ -123,6 +123,71 @@ pub fn needs_exchange(lease: Option<u64>, ttl: Duration) -> bool {
     lease.is_none_or(|l| l > ttl.as_secs())
 }
 
+/// The options igwn-robot-get `--condor` requires in `SEC_CREDENTIAL_GETTOKEN_OPTS`.
+pub fn condor_options(credkey: &str, role: &str, vaultserver: &str) -> Vec<String> {
+    vec![
+        format!("--credkey={credkey}"),
+        format!("--role={role}"),
+        format!("--vaultserver={vaultserver}"),
+    ]
+}
+
+/// Python's `shlex.quote`.
+pub fn shell_quote(s: &str) -> String {
+    let safe = |c: char| c.is_alphanumeric() || "@%+=:,./-_".contains(c);
+    if !s.is_empty() && s.chars().all(safe) {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\"'\"'"))
+    }
+}
+
+/// Python's `repr` of a string (the common cases).
+fn py_repr(s: &str) -> String {
+    if s.contains('\'') && !s.contains('"') {
+        format!("\"{s}\"")
+    } else {
+        format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
+    }
+}
+
+/// igwn-robot-get's check of the user's HTCondor config: `found` (the
+/// `SEC_CREDENTIAL_GETTOKEN_OPTS` value, split into words) must hold exactly
+/// the `wanted` options, in any order. The error is igwn-robot-get's message.
+pub fn condor_config_check(
+    found: Option<&str>,
+    found_words: &[String],
+    wanted: &[String],
+    config: &std::path::Path,
+    config_exists: bool,
+) -> Result<(), String> {
+    use std::collections::BTreeSet;
+    let a: BTreeSet<&String> = found_words.iter().collect();
+    let b: BTreeSet<&String> = wanted.iter().collect();
+    if found.is_some() && a == b {
+        return Ok(());
+    }
+    if !config_exists {
+        return Err(format!(
+            "No HTCondor user_config file found at {}.\nPlease consider creating one with the following contents:\n\nSEC_CREDENTIAL_GETTOKEN_OPTS = {}\n",
+            config.display(),
+            wanted.join(" ")
+        ));
+    }
+    Err(format!(
+        "HTCondor user_config value for SEC_CREDENTIAL_GETTOKEN_OPTS in {} doesn't match current options: {} vs {}",
+        config.display(),
+        py_repr(found.unwrap_or("")),
+        py_repr(
+            &wanted
+                .iter()
+                .map(|w| shell_quote(w))
+                .collect::<Vec<_>>()
+                .join(" ")
+        )
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -226,6 +291,38 @@ mod tests {
         ] {
             assert_eq!(needs_exchange(lease, week), exchange, "{lease:?}");
         }
+    }
+
+    #[test]
+    fn condor_config_rules() {
+        let wanted = condor_options("robot/h.example", "robot", "vault.ligo.org");
+        assert_eq!(
+            wanted.join(" "),
+            "--credkey=robot/h.example --role=robot --vaultserver=vault.ligo.org"
+        );
+        let words = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+        let cfg = std::path::Path::new("/home/r/.condor/user_config");
+        let same = "--role=robot --vaultserver=vault.ligo.org --credkey=robot/h.example";
+        assert_eq!(
+            condor_config_check(Some(same), &words(same), &wanted, cfg, true),
+            Ok(())
+        );
+        let other = "-a vault.ligo.org";
+        assert_eq!(
+            condor_config_check(Some(other), &words(other), &wanted, cfg, true),
+            Err("HTCondor user_config value for SEC_CREDENTIAL_GETTOKEN_OPTS in /home/r/.condor/user_config doesn't match current options: '-a vault.ligo.org' vs '--credkey=robot/h.example --role=robot --vaultserver=vault.ligo.org'".to_owned())
+        );
+        assert_eq!(
+            condor_config_check(None, &[], &wanted, cfg, false),
+            Err("No HTCondor user_config file found at /home/r/.condor/user_config.\nPlease consider creating one with the following contents:\n\nSEC_CREDENTIAL_GETTOKEN_OPTS = --credkey=robot/h.example --role=robot --vaultserver=vault.ligo.org\n".to_owned())
+        );
+        assert!(
+            condor_config_check(None, &[], &wanted, cfg, true)
+                .unwrap_err()
+                .contains("'' vs")
+        );
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("https://v:8200/x"), "https://v:8200/x");
     }
 
     #[test]

@@ -43,12 +43,26 @@ pub fn run_tool(
     let path = find_program(prog).ok_or_else(|| {
         format!("cannot find '{prog}' in $PATH or /usr/sbin (is HTCondor installed on this host?)")
     })?;
-    let out = || if pass_through { Stdio::inherit() } else { Stdio::piped() };
+    let out = || {
+        if pass_through {
+            Stdio::inherit()
+        } else {
+            Stdio::piped()
+        }
+    };
     let mut child = Command::new(&path)
         .args(args)
-        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(out())
-        .stderr(if pass_through { Stdio::inherit() } else { Stdio::piped() })
+        .stderr(if pass_through {
+            Stdio::inherit()
+        } else {
+            Stdio::piped()
+        })
         .spawn()
         .map_err(|e| format!("cannot run '{}': {e}", path.display()))?;
     if let (Some(data), Some(mut stdin)) = (input, child.stdin.take()) {
@@ -57,8 +71,14 @@ pub fn run_tool(
     }
     let mut readers = Vec::new();
     for pipe in [
-        child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
-        child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
     ] {
         readers.push(std::thread::spawn(move || {
             let mut s = String::new();

@@ -41,7 +41,9 @@ pub const LOCAL_TTL: Duration = Duration::from_secs(7 * 86400);
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// Neither option source is set (HTCondor's storer's own message).
-    #[error("Neither SEC_CREDENTIAL_GETTOKEN_OPTS condor value nor $HTGETTOKENOPTS environment set")]
+    #[error(
+        "Neither SEC_CREDENTIAL_GETTOKEN_OPTS condor value nor $HTGETTOKENOPTS environment set"
+    )]
     NoOptions,
     /// A storer mode that is not ours.
     #[error(
@@ -108,6 +110,8 @@ pub struct Context {
     pub opts_source: String,
     /// Keytab for the Kerberos login (`None`: the user's ticket cache).
     pub keytab: Option<PathBuf>,
+    /// Principal to use from the keytab (`None`: its first one).
+    pub principal: Option<String>,
     /// Directory of the Vault token files.
     pub vault_token_dir: PathBuf,
     /// `CONDOR_VAULT_STORER_ID` or `u<uid>`.
@@ -221,6 +225,7 @@ impl Context {
             gettoken_words,
             opts_source: source.to_owned(),
             keytab,
+            principal: None,
             vault_token_dir: vault_token_dir.unwrap_or_else(|| PathBuf::from("/tmp")),
             id: plan::storer_id(env("CONDOR_VAULT_STORER_ID"), uid),
             user: env("CONDOR_VAULT_STORER_USER").filter(|u| !u.is_empty()),
@@ -350,7 +355,10 @@ impl Service<'_> {
             .or_else(|| oidc::read_credkey(&ctx.home, &self.issuer, &self.role));
 
         // Step 3 of HTCondor's storer: does the local token still work?
-        let local = match (&credkey, ctx.read(&vt_svc).as_deref().and_then(VaultToken::new)) {
+        let local = match (
+            &credkey,
+            ctx.read(&vt_svc).as_deref().and_then(VaultToken::new),
+        ) {
             (Some(ck), Some(tok)) => self.try_local(&tok, ck)?,
             _ => None,
         };
@@ -394,22 +402,43 @@ impl Service<'_> {
                 log::info!("Storing bearer token in {}", f.display());
             }
         }
-        let creds_url = self.url(&plan::secret_path(false, &self.issuer, &credkey, &self.role));
+        let creds_url = self.url(&plan::secret_path(
+            false,
+            &self.issuer,
+            &credkey,
+            &self.role,
+        ));
         if let Some(m) = &minted {
-            let local_tok = self.client.create_token(&m.token, LOCAL_TTL.as_secs())?.token;
+            let local_tok = self
+                .client
+                .create_token(&m.token, LOCAL_TTL.as_secs())?
+                .token;
             let mut text = local_tok.expose().as_bytes().to_vec();
             text.push(b'\n');
             ctx.write(&vt_svc, &text)?;
-            ctx.write(&plan::vault_token_file(&ctx.vault_token_dir, &ctx.id), &text)?;
+            ctx.write(
+                &plan::vault_token_file(&ctx.vault_token_dir, &ctx.id),
+                &text,
+            )?;
             log::info!("Storing vault token in {}", vt_svc.display());
-            self.add(name, None, None, &plan::cred_json(Some(m.token.expose()), &creds_url))?;
+            self.add(
+                name,
+                None,
+                None,
+                &plan::cred_json(Some(m.token.expose()), &creds_url),
+            )?;
             let st = serde_json::json!({"expires": m.expires, "vault_url": creds_url});
             ctx.write(&state, format!("{st}\n").as_bytes())?;
         }
         if let Some(hname) = req.handle_service() {
             let (s, a) = (req.scopes.as_deref(), req.audience.as_deref());
             let exchange = s.is_some() || a.is_some();
-            let url = self.url(&plan::secret_path(exchange, &self.issuer, &credkey, &self.role));
+            let url = self.url(&plan::secret_path(
+                exchange,
+                &self.issuer,
+                &credkey,
+                &self.role,
+            ));
             let need = match &minted {
                 Some(_) => true,
                 None => match self.query(&hname, s, a)? {
@@ -429,7 +458,11 @@ impl Service<'_> {
     }
 
     /// The local token reads a bearer token: `Some`; refused or too old: `None`.
-    fn try_local(&self, tok: &VaultToken, credkey: &str) -> Result<Option<BearerToken>, StoreError> {
+    fn try_local(
+        &self,
+        tok: &VaultToken,
+        credkey: &str,
+    ) -> Result<Option<BearerToken>, StoreError> {
         if let Some(min) = self.opts.vaulttokenminttl.filter(|d| !d.is_zero()) {
             match self.client.lookup_self_ttl(tok) {
                 Ok(ttl) if ttl >= min.as_secs() => {}
@@ -454,7 +487,10 @@ impl Service<'_> {
     }
 
     fn query_params(&self) -> Vec<(&'static str, String)> {
-        vec![("minimum_seconds", self.opts.minsecs.unwrap_or(60).to_string())]
+        vec![(
+            "minimum_seconds",
+            self.opts.minsecs.unwrap_or(60).to_string(),
+        )]
     }
 
     /// A new 28-day token: Kerberos first, then (on a terminal) OIDC.
@@ -529,7 +565,9 @@ impl Service<'_> {
         oidc::store_refresh_token(&self.client, &login, &self.issuer, &credkey, &self.role)?;
         let (token, expires) = self.shorten(login.auth, ttl)?;
         let path = plan::secret_path(false, &self.issuer, &credkey, &self.role);
-        let bearer = self.client.read_bearer(&token, &path, &self.query_params())?;
+        let bearer = self
+            .client
+            .read_bearer(&token, &path, &self.query_params())?;
         Ok(Minted {
             token,
             expires,
@@ -578,7 +616,10 @@ impl Service<'_> {
             None => self.client.lookup_self_ttl(&auth.token)?,
         };
         let now = token::unix_seconds(SystemTime::now());
-        Ok((auth.token, now + i64::try_from(lease).unwrap_or(i64::MAX / 4)))
+        Ok((
+            auth.token,
+            now + i64::try_from(lease).unwrap_or(i64::MAX / 4),
+        ))
     }
 
     fn kerberos_login(&self) -> Result<crate::vault::AuthInfo, StoreError> {
@@ -587,7 +628,7 @@ impl Service<'_> {
         let result = match &self.ctx.keytab {
             Some(kt) => {
                 kerberos::check_keytab(kt)?;
-                let principal = kerberos::choose_principal(kt, None)?;
+                let principal = kerberos::choose_principal(kt, self.ctx.principal.as_deref())?;
                 let init = Initiator::from_keytab(kt, &principal, None)?;
                 self.client
                     .login_kerberos(&mount, &mut || init.negotiate_header(&host))
@@ -606,31 +647,73 @@ impl Service<'_> {
                     })
             }
         }?;
-        log::info!("Kerberos login to {} at auth/{mount} succeeded", self.client.server());
+        log::info!(
+            "Kerberos login to {} at auth/{mount} succeeded",
+            self.client.server()
+        );
         Ok(result)
     }
 
     fn query(&self, name: &str, s: Option<&str>, a: Option<&str>) -> Result<Query, StoreError> {
         let ctx = self.ctx;
-        let args = plan::store_cred_args("query-oauth", ctx.user.as_deref(), name, s, a, &ctx.storecred_opts);
-        let r = condor::run_tool("condor_store_cred", &args, None, false).map_err(StoreError::Tool)?;
+        let args = plan::store_cred_args(
+            "query-oauth",
+            ctx.user.as_deref(),
+            name,
+            s,
+            a,
+            &ctx.storecred_opts,
+        );
+        let r =
+            condor::run_tool("condor_store_cred", &args, None, false).map_err(StoreError::Tool)?;
         let q = plan::query_result(r.code);
-        log::debug!("condor_store_cred query-oauth -s {name}: exit {} ({q:?})", r.code);
+        log::debug!(
+            "condor_store_cred query-oauth -s {name}: exit {} ({q:?})",
+            r.code
+        );
         Ok(q)
     }
 
-    fn add(&self, name: &str, s: Option<&str>, a: Option<&str>, json: &str) -> Result<(), StoreError> {
+    fn add(
+        &self,
+        name: &str,
+        s: Option<&str>,
+        a: Option<&str>,
+        json: &str,
+    ) -> Result<(), StoreError> {
         let ctx = self.ctx;
-        let args = plan::store_cred_args("add-oauth", ctx.user.as_deref(), name, s, a, &ctx.storecred_opts);
+        let args = plan::store_cred_args(
+            "add-oauth",
+            ctx.user.as_deref(),
+            name,
+            s,
+            a,
+            &ctx.storecred_opts,
+        );
         log::info!("Storing condor credentials for {name}");
-        let r = condor::run_tool("condor_store_cred", &args, Some(json.as_bytes()), ctx.verbose)
-            .map_err(StoreError::Tool)?;
+        let r = condor::run_tool(
+            "condor_store_cred",
+            &args,
+            Some(json.as_bytes()),
+            ctx.verbose,
+        )
+        .map_err(StoreError::Tool)?;
         if r.code != 0 {
-            let said = r.stderr.trim().lines().chain(r.stdout.trim().lines()).next().unwrap_or("").to_owned();
+            let said = r
+                .stderr
+                .trim()
+                .lines()
+                .chain(r.stdout.trim().lines())
+                .next()
+                .unwrap_or("")
+                .to_owned();
             return Err(StoreError::StoreFailed {
                 name: name.to_owned(),
                 detail: if said.is_empty() {
-                    format!("condor_store_cred exited with {} (run with -v to see its output)", r.code)
+                    format!(
+                        "condor_store_cred exited with {} (run with -v to see its output)",
+                        r.code
+                    )
                 } else {
                     said
                 },

@@ -161,9 +161,15 @@ mod tests {
                 PathBuf::from("/run/user/5/bt_u5")
             ]
         );
-        assert_eq!(bearer_token_files(|_| None, "u5", "igwn")[1], PathBuf::from("/tmp/bt_u5"));
+        assert_eq!(
+            bearer_token_files(|_| None, "u5", "igwn")[1],
+            PathBuf::from("/tmp/bt_u5")
+        );
         let env = |k: &str| (k == "BEARER_TOKEN_FILE").then(|| "/x/bt".to_owned());
-        assert_eq!(bearer_token_files(env, "u5", "igwn"), [PathBuf::from("/x/bt")]);
+        assert_eq!(
+            bearer_token_files(env, "u5", "igwn"),
+            [PathBuf::from("/x/bt")]
+        );
         assert_eq!(
             secret_path(true, "igwn", "r/h", "robot"),
             "secret/oauth/sts/igwn/r/h:robot"
@@ -180,16 +186,44 @@ mod tests {
             cred_json(Some("hvs.X"), "https://v:8200/v1/secret/oauth/creds/i/k:r"),
             "{\n  \"vault_token\": \"hvs.X\",\n  \"vault_url\": \"https://v:8200/v1/secret/oauth/creds/i/k:r\"\n}\n"
         );
-        assert_eq!(cred_json(None, "u\"x"), "{\n  \"vault_url\": \"u\\\"x\"\n}\n");
         assert_eq!(
-            store_cred_args("add-oauth", Some("bob"), "igwn_h", Some("a,b"), Some("x"), &["-d".into()]),
-            ["add-oauth", "-u", "bob", "-s", "igwn_h", "-S", "a,b", "-A", "x", "-d", "-i", "-"]
+            cred_json(None, "u\"x"),
+            "{\n  \"vault_url\": \"u\\\"x\"\n}\n"
+        );
+        assert_eq!(
+            store_cred_args(
+                "add-oauth",
+                Some("bob"),
+                "igwn_h",
+                Some("a,b"),
+                Some("x"),
+                &["-d".into()]
+            ),
+            [
+                "add-oauth",
+                "-u",
+                "bob",
+                "-s",
+                "igwn_h",
+                "-S",
+                "a,b",
+                "-A",
+                "x",
+                "-d",
+                "-i",
+                "-"
+            ]
         );
         assert_eq!(
             store_cred_args("query-oauth", None, "igwn", None, None, &[]),
             ["query-oauth", "-s", "igwn"]
         );
-        for (code, q) in [(0, Query::Stored), (1, Query::NotStored), (2, Query::Mismatch), (-1, Query::NotStored)] {
+        for (code, q) in [
+            (0, Query::Stored),
+            (1, Query::NotStored),
+            (2, Query::Mismatch),
+            (-1, Query::NotStored),
+        ] {
             assert_eq!(query_result(code), q);
         }
     }

@@ -36,15 +36,16 @@ impl Request {
 
     /// The credential name of the handle, `<service>_<handle>`.
     pub fn handle_service(&self) -> Option<String> {
-        self.handle.as_ref().map(|h| format!("{}_{h}", self.service))
+        self.handle
+            .as_ref()
+            .map(|h| format!("{}_{h}", self.service))
     }
 }
 
 fn plain(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 200
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
@@ -77,10 +78,7 @@ pub fn parse_request(text: &str) -> Result<Request, String> {
             "handle" if plain(&value) => req.handle = Some(value),
             "handle" => return Err(format!("invalid handle '{value}' in request '{text}'")),
             "scopes" => {
-                let v: Vec<&str> = value
-                    .split([',', ' '])
-                    .filter(|s| !s.is_empty())
-                    .collect();
+                let v: Vec<&str> = value.split([',', ' ']).filter(|s| !s.is_empty()).collect();
                 req.scopes = (!v.is_empty()).then(|| v.join(","));
             }
             "audience" => req.audience = (!value.is_empty()).then_some(value),
@@ -324,7 +322,13 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn req(s: &str, h: Option<&str>, sc: Option<&str>, a: Option<&str>, o: Option<&str>) -> Request {
+    fn req(
+        s: &str,
+        h: Option<&str>,
+        sc: Option<&str>,
+        a: Option<&str>,
+        o: Option<&str>,
+    ) -> Request {
         Request {
             service: s.into(),
             handle: h.map(Into::into),
@@ -340,18 +344,51 @@ mod tests {
             ("igwn", Ok(req("igwn", None, None, None, None))),
             (
                 "igwn_prod&handle=h1&scopes=read:/a,write:/b&audience=https://x",
-                Ok(req("igwn_prod", Some("h1"), Some("read:/a,write:/b"), Some("https://x"), None)),
+                Ok(req(
+                    "igwn_prod",
+                    Some("h1"),
+                    Some("read:/a,write:/b"),
+                    Some("https://x"),
+                    None,
+                )),
             ),
             (
                 "igwn&handle=h&options=--minsecs=100 -r x",
-                Ok(req("igwn", Some("h"), None, None, Some("--minsecs=100 -r x"))),
+                Ok(req(
+                    "igwn",
+                    Some("h"),
+                    None,
+                    None,
+                    Some("--minsecs=100 -r x"),
+                )),
             ),
-            ("igwn&scopes=a", Err("reduced scopes or audience require a handle".to_owned())),
-            ("igwn&audience=a", Err("reduced scopes or audience require a handle".to_owned())),
-            ("", Err("invalid service name '' in request '' (expected issuer[_role])".to_owned())),
-            ("igwn&colour=red", Err("unknown key 'colour' in request 'igwn&colour=red'".to_owned())),
-            ("igwn&handle=a/b", Err("invalid handle 'a/b' in request 'igwn&handle=a/b'".to_owned())),
-            ("a/b", Err("invalid service name 'a/b' in request 'a/b' (expected issuer[_role])".to_owned())),
+            (
+                "igwn&scopes=a",
+                Err("reduced scopes or audience require a handle".to_owned()),
+            ),
+            (
+                "igwn&audience=a",
+                Err("reduced scopes or audience require a handle".to_owned()),
+            ),
+            (
+                "",
+                Err("invalid service name '' in request '' (expected issuer[_role])".to_owned()),
+            ),
+            (
+                "igwn&colour=red",
+                Err("unknown key 'colour' in request 'igwn&colour=red'".to_owned()),
+            ),
+            (
+                "igwn&handle=a/b",
+                Err("invalid handle 'a/b' in request 'igwn&handle=a/b'".to_owned()),
+            ),
+            (
+                "a/b",
+                Err(
+                    "invalid service name 'a/b' in request 'a/b' (expected issuer[_role])"
+                        .to_owned(),
+                ),
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(parse_request(text), want, "{text}");
@@ -377,9 +414,17 @@ mod tests {
         assert_eq!(o.vaulttokenttl, Some(Duration::from_secs(28 * 86400)));
         assert_eq!(o.minsecs, Some(60));
         assert!(o.nooidc && !o.nokerberos);
-        assert!(parse_htgettoken_opts(&w("--novaulttoken"), "X").unwrap().nokerberos);
-        let e = parse_htgettoken_opts(&w("-s optserver"), "SEC_CREDENTIAL_GETTOKEN_OPTS").unwrap_err();
-        assert!(e.starts_with("unsupported htgettoken option '-s' in SEC_CREDENTIAL_GETTOKEN_OPTS"), "{e}");
+        assert!(
+            parse_htgettoken_opts(&w("--novaulttoken"), "X")
+                .unwrap()
+                .nokerberos
+        );
+        let e =
+            parse_htgettoken_opts(&w("-s optserver"), "SEC_CREDENTIAL_GETTOKEN_OPTS").unwrap_err();
+        assert!(
+            e.starts_with("unsupported htgettoken option '-s' in SEC_CREDENTIAL_GETTOKEN_OPTS"),
+            "{e}"
+        );
         assert_eq!(
             parse_htgettoken_opts(&w("-a"), "X").unwrap_err(),
             "option --vaultserver needs a value in X"
