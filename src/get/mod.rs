@@ -256,6 +256,8 @@ fn condor(args: &GetArgs) -> Result<Outcome, GetError> {
         "robot-credmon get --condor".into(),
     )?;
     ctx.principal = Some(principal);
+    ctx.cafile = args.cafile.clone();
+    ctx.capath = args.capath.clone();
     ctx.interactive = ctx.interactive && !args.nooidc;
     let _profile = kerberos::disable_reverse_dns()?;
     let req = crate::store::request::parse_request(&args.issuer).map_err(GetError::CondorConfig)?;

@@ -112,6 +112,10 @@ pub struct Context {
     pub keytab: Option<PathBuf>,
     /// Principal to use from the keytab (`None`: its first one).
     pub principal: Option<String>,
+    /// CA bundle when the htgettoken options give none.
+    pub cafile: Option<PathBuf>,
+    /// CA directory when the htgettoken options give none.
+    pub capath: Option<PathBuf>,
     /// Directory of the Vault token files.
     pub vault_token_dir: PathBuf,
     /// `CONDOR_VAULT_STORER_ID` or `u<uid>`.
@@ -226,6 +230,8 @@ impl Context {
             opts_source: source.to_owned(),
             keytab,
             principal: None,
+            cafile: None,
+            capath: None,
             vault_token_dir: vault_token_dir.unwrap_or_else(|| PathBuf::from("/tmp")),
             id: plan::storer_id(env("CONDOR_VAULT_STORER_ID"), uid),
             user: env("CONDOR_VAULT_STORER_USER").filter(|u| !u.is_empty()),
@@ -316,8 +322,8 @@ pub fn store_request(ctx: &Context, req: &Request) -> Result<(), StoreError> {
         None => server.host.clone(),
     };
     let trust = tls::TrustSources::with_defaults(
-        opts.cafile.clone(),
-        opts.capath.clone(),
+        opts.cafile.clone().or_else(|| ctx.cafile.clone()),
+        opts.capath.clone().or_else(|| ctx.capath.clone()),
         crate::files::discovery::process_env,
     );
     let client = VaultClient::new(ClientConfig {

@@ -11,3 +11,4 @@ mod get;
 mod harness;
 mod openbao;
 mod ops;
+mod store;

@@ -1,0 +1,350 @@
+//! `robot-credmon store` (SEC_CREDENTIAL_STORER) and `get --condor` against the
+//! test Vault, a real MIT KDC and the `condor_store_cred` stand-in.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::cmd::{Run, robot, run};
+use crate::support::TestEnv;
+use crate::support::store_cred::StoreCred;
+use std::os::unix::fs::{MetadataExt, symlink};
+use std::process::Command;
+
+const LOGIN: &str = "/v1/auth/kerberos-igwn_robot/login";
+
+fn env() -> TestEnv {
+    TestEnv::start().unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn gettoken_opts(e: &TestEnv) -> String {
+    format!(
+        "-a {} --cafile {} --credkey {} -r robot",
+        e.vault.url(),
+        e.vault.ca_file().display(),
+        TestEnv::PRINCIPAL
+    )
+}
+
+/// The storer's environment: stand-ins first in PATH, keytab, options as a condor knob.
+fn base(e: &TestEnv, sc: &StoreCred, mut c: Command) -> Command {
+    c.env("PATH", sc.path_env())
+        .env("KRB5_CONFIG", e.kdc.krb5_conf())
+        .env("KRB5_KTNAME", e.robot_keytab())
+        .env("XDG_RUNTIME_DIR", e.path());
+    c
+}
+
+fn store_cmd(e: &TestEnv, sc: &StoreCred, requests: &[&str]) -> Command {
+    let mut c = base(e, sc, robot(e.path()));
+    c.env("_CONDOR_SEC_CREDENTIAL_GETTOKEN_OPTS", gettoken_opts(e))
+        .arg("store")
+        .arg("--vaulttokendir")
+        .arg(e.path())
+        .args(requests);
+    c
+}
+
+fn store(e: &TestEnv, sc: &StoreCred, requests: &[&str]) -> Run {
+    run(store_cmd(e, sc, requests))
+}
+
+#[test]
+fn first_store_logs_in_and_stores_a_28_day_token_with_the_creds_url() {
+    let e = env();
+    let sc = StoreCred::install(e.path());
+    let r = store(&e, &sc, &["igwn"]);
+    assert_eq!(r.code, 0, "stderr: {}", r.stderr);
+    assert!(
+        r.stderr.starts_with('\n'),
+        "leading newline: {:?}",
+        r.stderr
+    );
+    assert_eq!(e.vault.count("POST", LOGIN), 1);
+    assert_eq!(sc.calls(), ["add-oauth -s igwn -i -"]);
+    let top = sc.top("igwn").unwrap();
+    assert_eq!(top["vault_url"], e.creds_url());
+    let stored = top["vault_token"].as_str().unwrap();
+    let info = e.vault.token_info(stored).unwrap();
+    assert_eq!(info.creation_ttl, 28 * 86400, "{info:?}");
+    // The local per-service token is a 7-day child, 0600; the bearer token is written.
+    let local = e.path().join("vt_u0-igwn");
+    let local_tok = std::fs::read_to_string(&local).unwrap();
+    assert_eq!(
+        e.vault.token_info(local_tok.trim()).unwrap().creation_ttl,
+        7 * 86400
+    );
+    assert_eq!(std::fs::metadata(&local).unwrap().mode() & 0o777, 0o600);
+    assert!(e.path().join("bt_u0-igwn").exists() && e.path().join("bt_u0").exists());
+    assert!(!r.stderr.contains(stored), "token in output");
+}
+
+#[test]
+fn storer_link_name_runs_the_storer() {
+    let e = env();
+    let sc = StoreCred::install(e.path());
+    let link = e.path().join("robot-credmon-storer");
+    symlink(crate::cmd::bin(), &link).unwrap();
+    let mut c = base(&e, &sc, Command::new(&link));
+    c.env("HOME", e.path())
+        .env("_CONDOR_SEC_CREDENTIAL_GETTOKEN_OPTS", gettoken_opts(&e))
+        .env("_CONDOR_SEC_CREDENTIAL_VAULT_STORER_OPTS", "-v")
+        .arg("--vaulttokendir")
+        .arg(e.path())
+        .arg("igwn");
+    let r = run(c);
+    assert_eq!(r.code, 0, "stderr: {}", r.stderr);
+    assert_eq!(sc.count("add-oauth"), 1);
+    assert!(
+        r.stdout.contains("Operation succeeded."),
+        "-v shows condor_store_cred output: {}",
+        r.stdout
+    );
+}
+
+#[test]
+fn second_submit_stores_nothing() {
+    let e = env();
+    let sc = StoreCred::install(e.path());
+    assert_eq!(store(&e, &sc, &["igwn"]).code, 0);
+    e.vault.reset_counters();
+    let r = store(&e, &sc, &["igwn"]);
+    assert_eq!(r.code, 0, "stderr: {}", r.stderr);
+    assert_eq!(e.vault.count("POST", LOGIN), 0);
+    assert_eq!(sc.count("add-oauth"), 1);
+    assert_eq!(sc.count("query-oauth"), 1);
+}
+
+#[test]
+fn credd_without_the_credential_gets_a_new_token() {
+    let e = env();
+    let sc = StoreCred::install(e.path());
+    assert_eq!(store(&e, &sc, &["igwn"]).code, 0);
+    std::fs::remove_file(sc.bin.join("creds/igwn.top")).unwrap();
+    let r = store(&e, &sc, &["igwn"]);
+    assert_eq!(r.code, 0, "stderr: {}", r.stderr);
+    assert_eq!(sc.count("add-oauth"), 2);
+    assert_eq!(e.vault.logins(), 2);
+}
+
+#[test]
+fn handle_with_scopes_and_audience_gets_an_sts_url_and_minus_s_minus_a() {
+    let e = env();
+    let sc = StoreCred::install(e.path());
+    let req = "igwn&handle=h1&scopes=read:/a,write:/b&audience=https://x.example";
+    let r = store(&e, &sc, &[req]);
+    assert_eq!(r.code, 0, "stderr: {}", r.stderr);
+    assert!(
+        sc.calls().contains(
+            &"add-oauth -s igwn_h1 -S read:/a,write:/b -A https://x.example -i -".to_owned()
+        ),
+        "{:?}",
+        sc.calls()
+    );
+    let h = sc.top("igwn_h1").unwrap();
+    assert_eq!(
+        h["vault_url"],
+        format!(
+            "{}/v1/secret/oauth/sts/igwn/{}:robot",
+            e.vault.url(),
+            TestEnv::PRINCIPAL
+        )
+    );
+    assert_eq!(h["scopes"], "read:/a,write:/b");
+    assert_eq!(h["audience"], "https://x.example");
+    assert_eq!(h["vault_token"], sc.top("igwn").unwrap()["vault_token"]);
+    // Second submit: both stored, nothing added.
+    let r = store(&e, &sc, &[req]);
+    assert_eq!(r.code, 0, "stderr: {}", r.stderr);
+    assert_eq!(sc.count("add-oauth"), 2);
+    // Handle missing from the credd: stored again, without a vault_token.
+    std::fs::remove_file(sc.bin.join("creds/igwn_h1.top")).unwrap();
+    let r = store(&e, &sc, &[req]);
+    assert_eq!(r.code, 0, "stderr: {}", r.stderr);
+    assert_eq!(sc.count("add-oauth"), 3);
+    assert!(sc.top("igwn_h1").unwrap().get("vault_token").is_none());
+}
+
+#[test]
+fn scopes_mismatch_exits_1_with_the_delete_oauth_hint() {
+    let e = env();
+    let sc = StoreCred::install(e.path());
+    assert_eq!(store(&e, &sc, &["igwn&handle=h&scopes=read:/a"]).code, 0);
+    let r = store(&e, &sc, &["igwn&handle=h&scopes=read:/b"]);
+    assert_eq!(r.code, 1, "stderr: {}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("Credentials exist that do not match the request."),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("condor_store_cred delete-oauth -s igwn_h"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(sc.count("add-oauth"), 2);
+}
+
+#[test]
+fn scopes_without_handle_is_refused() {
+    let e = env();
+    let sc = StoreCred::install(e.path());
+    let r = store(&e, &sc, &["igwn&scopes=read:/a"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains("reduced scopes or audience require a handle"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn missing_options_gives_htcondors_message() {
+    let e = env();
+    let sc = StoreCred::install(e.path());
+    let mut c = base(&e, &sc, robot(e.path()));
+    c.arg("store")
+        .arg("--vaulttokendir")
+        .arg(e.path())
+        .arg("igwn");
+    let r = run(c);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains(
+            "Neither SEC_CREDENTIAL_GETTOKEN_OPTS condor value nor $HTGETTOKENOPTS environment set"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(sc.calls().is_empty());
+    // $HTGETTOKENOPTS is enough.
+    let mut c = base(&e, &sc, robot(e.path()));
+    c.env("HTGETTOKENOPTS", gettoken_opts(&e))
+        .arg("store")
+        .arg("--vaulttokendir")
+        .arg(e.path())
+        .arg("igwn");
+    let r = run(c);
+    assert_eq!(r.code, 0, "stderr: {}", r.stderr);
+}
+
+#[test]
+fn stored_token_close_to_expiry_is_stored_again() {
+    // The server caps tokens at 6 days: the token in the credd is always under the
+    // 7-day margin, so every submit replaces it (HTCondor's storer would not).
+    let e = TestEnv::start_with(|c| {
+        c.token_max_ttl = 6 * 86400;
+        c.login_lease = 6 * 86400;
+    })
+    .unwrap();
+    let sc = StoreCred::install(e.path());
+    assert_eq!(store(&e, &sc, &["igwn"]).code, 0);
+    let first = sc.top("igwn").unwrap()["vault_token"].clone();
+    let r = store(&e, &sc, &["-v", "igwn"]);
+    assert_eq!(r.code, 0, "stderr: {}", r.stderr);
+    assert_eq!(sc.count("add-oauth"), 2);
+    assert_ne!(sc.top("igwn").unwrap()["vault_token"], first);
+    assert!(r.stderr.contains("expires in"), "{}", r.stderr);
+}
+
+#[test]
+fn unsupported_storer_mode_is_refused() {
+    let e = env();
+    let sc = StoreCred::install(e.path());
+    let mut c = store_cmd(&e, &sc, &["igwn"]);
+    c.env("CONDOR_CREDENTIAL_STORER_MODE", "pelican");
+    let r = run(c);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("CONDOR_CREDENTIAL_STORER_MODE=pelican"),
+        "{}",
+        r.stderr
+    );
+}
+
+// -- get --condor ---------------------------------------------------------------------------
+
+fn condor_get(e: &TestEnv, sc: &StoreCred) -> Run {
+    let mut c = base(e, sc, robot(e.path()));
+    c.arg("get")
+        .args(["-a", &e.vault.url()])
+        .arg("--cafile")
+        .arg(e.vault.ca_file())
+        .arg("-k")
+        .arg(e.robot_keytab())
+        .arg("--condor")
+        .arg(e.kdc.principal(TestEnv::PRINCIPAL));
+    run(c)
+}
+
+fn wanted(e: &TestEnv) -> String {
+    format!(
+        "--credkey={} --role=robot --vaultserver={}",
+        TestEnv::PRINCIPAL,
+        e.vault.url()
+    )
+}
+
+#[test]
+fn get_condor_without_user_config_suggests_one() {
+    let e = env();
+    let sc = StoreCred::install(e.path());
+    let r = condor_get(&e, &sc);
+    assert_eq!(r.code, 1, "stderr: {}", r.stderr);
+    let cfg = e.path().join(".condor/user_config");
+    assert!(
+        r.stderr.contains(&format!(
+            "No HTCondor user_config file found at {}.\nPlease consider creating one with the following contents:\n\nSEC_CREDENTIAL_GETTOKEN_OPTS = {}",
+            cfg.display(),
+            wanted(&e)
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(sc.calls().is_empty());
+}
+
+#[test]
+fn get_condor_with_other_options_reports_the_mismatch() {
+    let e = env();
+    let sc = StoreCred::install(e.path());
+    std::fs::create_dir_all(e.path().join(".condor")).unwrap();
+    std::fs::write(
+        e.path().join(".condor/user_config"),
+        "SEC_CREDENTIAL_GETTOKEN_OPTS = -a vault.example\n",
+    )
+    .unwrap();
+    let r = condor_get(&e, &sc);
+    assert_eq!(r.code, 1, "stderr: {}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "HTCondor user_config value for SEC_CREDENTIAL_GETTOKEN_OPTS in {} doesn't match current options: '-a vault.example' vs '{}'",
+            e.path().join(".condor/user_config").display(),
+            wanted(&e)
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(sc.calls().is_empty());
+}
+
+#[test]
+fn get_condor_with_matching_config_stores_the_credential() {
+    let e = env();
+    let sc = StoreCred::install(e.path());
+    std::fs::create_dir_all(e.path().join(".condor")).unwrap();
+    std::fs::write(
+        e.path().join(".condor/user_config"),
+        format!("SEC_CREDENTIAL_GETTOKEN_OPTS = {}\n", wanted(&e)),
+    )
+    .unwrap();
+    let r = condor_get(&e, &sc);
+    assert_eq!(r.code, 0, "stderr: {}", r.stderr);
+    assert_eq!(sc.count("add-oauth"), 1, "{:?}", sc.calls());
+    assert_eq!(sc.top("igwn").unwrap()["vault_url"], e.creds_url());
+    // The cron line again: nothing new to store.
+    let r = condor_get(&e, &sc);
+    assert_eq!(r.code, 0, "stderr: {}", r.stderr);
+    assert_eq!(sc.count("add-oauth"), 1);
+}
