@@ -18,8 +18,12 @@ complete -c igwn-robot-get -l audience -d 'Audience to request (comma or space s
 complete -c igwn-robot-get -l retry-time -d 'Give up retrying transient Vault failures after this long' -r
 complete -c igwn-robot-get -l request-timeout -d 'Time allowed for one Vault request once connected' -r
 complete -c igwn-robot-get -l metrics-file -d 'Write Prometheus metrics (node_exporter textfile format) to this file after each run' -r -F
+complete -c igwn-robot-get -l web-open-command -d 'Command that opens the OIDC URL [default: xdg-open, none when $SSH_CLIENT is set]' -r
+complete -c igwn-robot-get -l oidc-timeout -d 'Give up waiting for the browser login after this long' -r
 complete -c igwn-robot-get -s v -l verbose -d 'More output: -v says what was done, -vv adds the token claims, -vvv shows requests'
 complete -c igwn-robot-get -s q -l quiet -d 'Only print errors'
 complete -c igwn-robot-get -l condor -d 'Store the credential in HTCondor\'s credd instead of writing a bearer token file'
+complete -c igwn-robot-get -l oidc -d 'Log in through Vault\'s OIDC flow in a web browser (needs a terminal); done automatically on a terminal when Vault holds no credential yet'
+complete -c igwn-robot-get -l nooidc -d 'Never start the OIDC flow, even on a terminal'
 complete -c igwn-robot-get -s h -l help -d 'Print help'
 complete -c igwn-robot-get -s V -l version -d 'Print version'

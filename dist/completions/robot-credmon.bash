@@ -31,6 +31,9 @@ _robot__credmon() {
             robot__credmon,help)
                 cmd="robot__credmon__subcmd__help"
                 ;;
+            robot__credmon,store)
+                cmd="robot__credmon__subcmd__store"
+                ;;
             robot__credmon,token)
                 cmd="robot__credmon__subcmd__token"
                 ;;
@@ -49,6 +52,9 @@ _robot__credmon() {
             robot__credmon__subcmd__help,help)
                 cmd="robot__credmon__subcmd__help__subcmd__help"
                 ;;
+            robot__credmon__subcmd__help,store)
+                cmd="robot__credmon__subcmd__help__subcmd__store"
+                ;;
             robot__credmon__subcmd__help,token)
                 cmd="robot__credmon__subcmd__help__subcmd__token"
                 ;;
@@ -59,7 +65,7 @@ _robot__credmon() {
 
     case "${cmd}" in
         robot__credmon)
-            opts="-h -V --help --version get token credmon check generate help"
+            opts="-h -V --help --version get store token credmon check generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -159,7 +165,7 @@ _robot__credmon() {
             return 0
             ;;
         robot__subcmd__credmon__subcmd__get)
-            opts="-v -q -k -c -a -i -r -m -o -h -V --verbose --quiet --kerberos-keytab --keytab --kerberos-ccache --ccache --vaultserver --issuer --credkey --role --minsecs --vaulttokenfile --bearertokenfile --outfile --vaulttokenminttl --vaulttokenttl --condor --cafile --capath --vaultalias --vaultcertname --scopes --audience --retry-time --request-timeout --metrics-file --help --version"
+            opts="-v -q -k -c -a -i -r -m -o -h -V --verbose --quiet --kerberos-keytab --keytab --kerberos-ccache --ccache --vaultserver --issuer --credkey --role --minsecs --vaulttokenfile --bearertokenfile --outfile --vaulttokenminttl --vaulttokenttl --condor --cafile --capath --vaultalias --vaultcertname --scopes --audience --retry-time --request-timeout --metrics-file --oidc --nooidc --web-open-command --oidc-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -285,6 +291,14 @@ _robot__credmon() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --web-open-command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --oidc-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -293,7 +307,7 @@ _robot__credmon() {
             return 0
             ;;
         robot__subcmd__credmon__subcmd__help)
-            opts="get token credmon check generate help"
+            opts="get store token credmon check generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -376,6 +390,20 @@ _robot__credmon() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        robot__subcmd__credmon__subcmd__help__subcmd__store)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         robot__subcmd__credmon__subcmd__help__subcmd__token)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -383,6 +411,44 @@ _robot__credmon() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        robot__subcmd__credmon__subcmd__store)
+            opts="-v -d -k -h -V --verbose --debug --keytab --vaulttokendir --restore-before --web-open-command --oidc-timeout --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --keytab)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -k)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --vaulttokendir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --restore-before)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --web-open-command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --oidc-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -27,6 +27,7 @@ end
 complete -c robot-credmon -n "__fish_robot_credmon_needs_command" -s h -l help -d 'Print help'
 complete -c robot-credmon -n "__fish_robot_credmon_needs_command" -s V -l version -d 'Print version'
 complete -c robot-credmon -n "__fish_robot_credmon_needs_command" -f -a "get" -d 'Get a fresh bearer token from Vault with a keytab (igwn-robot-get compatible)'
+complete -c robot-credmon -n "__fish_robot_credmon_needs_command" -f -a "store" -d 'Store Vault credentials in HTCondor\'s credd (SEC_CREDENTIAL_STORER, robot-credmon-storer)'
 complete -c robot-credmon -n "__fish_robot_credmon_needs_command" -f -a "token" -d 'Show the claims and remaining lifetime of a bearer token file'
 complete -c robot-credmon -n "__fish_robot_credmon_needs_command" -f -a "credmon" -d 'Run as HTCondor\'s OAuth credential monitor (CREDMON_OAUTH)'
 complete -c robot-credmon -n "__fish_robot_credmon_needs_command" -f -a "check" -d 'Monitoring check (Nagios/Icinga plugin) for a token file or a credmon'
@@ -52,11 +53,24 @@ complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand get" -l audi
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand get" -l retry-time -d 'Give up retrying transient Vault failures after this long' -r
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand get" -l request-timeout -d 'Time allowed for one Vault request once connected' -r
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand get" -l metrics-file -d 'Write Prometheus metrics (node_exporter textfile format) to this file after each run' -r -F
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand get" -l web-open-command -d 'Command that opens the OIDC URL [default: xdg-open, none when $SSH_CLIENT is set]' -r
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand get" -l oidc-timeout -d 'Give up waiting for the browser login after this long' -r
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand get" -s v -l verbose -d 'More output: -v says what was done, -vv adds the token claims, -vvv shows requests'
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand get" -s q -l quiet -d 'Only print errors'
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand get" -l condor -d 'Store the credential in HTCondor\'s credd instead of writing a bearer token file'
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand get" -l oidc -d 'Log in through Vault\'s OIDC flow in a web browser (needs a terminal); done automatically on a terminal when Vault holds no credential yet'
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand get" -l nooidc -d 'Never start the OIDC flow, even on a terminal'
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand get" -s h -l help -d 'Print help'
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand get" -s V -l version -d 'Print version'
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand store" -s k -l keytab -d 'Keytab to log in to Vault with [default: $KRB5_KTNAME, else the user\'s Kerberos ticket cache]' -r
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand store" -l vaulttokendir -d 'Directory of the per-service Vault token files vt_<id>-<service> [default: /tmp]' -r -F
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand store" -l restore-before -d 'Re-store a credential whose stored Vault token has less than this left' -r
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand store" -l web-open-command -d 'Command that opens the OIDC URL [default: xdg-open, none when $SSH_CLIENT is set]' -r
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand store" -l oidc-timeout -d 'Give up waiting for the browser login after this long' -r
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand store" -s v -l verbose -d 'Say what is done, and show condor_store_cred\'s output'
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand store" -s d -l debug -d 'Debug output (implies -v)'
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand store" -s h -l help -d 'Print help'
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand store" -s V -l version -d 'Print version'
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand token" -s m -l minsecs -d 'Exit 1 when less than this many seconds are left' -r
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand token" -l cafile -d 'CA bundle for the issuer\'s HTTPS server (with --verify)' -r -F
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand token" -l capath -d 'Directory of CA certificates (with --verify)' -r -F
@@ -81,9 +95,10 @@ complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand check" -s h 
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand check" -s V -l version -d 'Print version'
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand generate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand generate" -s V -l version -d 'Print version'
-complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get token credmon check generate help" -f -a "get" -d 'Get a fresh bearer token from Vault with a keytab (igwn-robot-get compatible)'
-complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get token credmon check generate help" -f -a "token" -d 'Show the claims and remaining lifetime of a bearer token file'
-complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get token credmon check generate help" -f -a "credmon" -d 'Run as HTCondor\'s OAuth credential monitor (CREDMON_OAUTH)'
-complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get token credmon check generate help" -f -a "check" -d 'Monitoring check (Nagios/Icinga plugin) for a token file or a credmon'
-complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get token credmon check generate help" -f -a "generate" -d 'Write man pages and shell completions (for packagers)'
-complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get token credmon check generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check generate help" -f -a "get" -d 'Get a fresh bearer token from Vault with a keytab (igwn-robot-get compatible)'
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check generate help" -f -a "store" -d 'Store Vault credentials in HTCondor\'s credd (SEC_CREDENTIAL_STORER, robot-credmon-storer)'
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check generate help" -f -a "token" -d 'Show the claims and remaining lifetime of a bearer token file'
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check generate help" -f -a "credmon" -d 'Run as HTCondor\'s OAuth credential monitor (CREDMON_OAUTH)'
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check generate help" -f -a "check" -d 'Monitoring check (Nagios/Icinga plugin) for a token file or a credmon'
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check generate help" -f -a "generate" -d 'Write man pages and shell completions (for packagers)'
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
