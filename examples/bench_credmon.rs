@@ -11,7 +11,8 @@
 //! 4. peak RSS (`VmHWM`) of the credmon;
 //! 5. CPU used while idle over `--idle-seconds` (default 300), also scaled to 5 minutes.
 //!
-//! Must run as root (the credmon chowns `.use` files to root). Prints a Markdown table.
+//! `--dir BASE` puts the credential directory under BASE (default: the test's temp
+//! dir in /tmp). Must run as root (the credmon chowns `.use` files to root). Prints a Markdown table.
 
 #[path = "../tests/support/mod.rs"]
 #[allow(dead_code)]
@@ -113,6 +114,14 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
     Some(ticks as f64 / hz as f64)
 }
 
+/// (utime, stime) in clock ticks.
+fn cpu_split(pid: u32) -> Option<(u64, u64)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some((f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?))
+}
+
 fn stop(child: &mut Child) {
     let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
     let t0 = Instant::now();
@@ -149,8 +158,15 @@ fn run() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
     let mut bin = PathBuf::from("target/release/robot-credmon");
     let mut idle_secs = 300u64;
+    let mut base: Option<PathBuf> = None;
     while let Some(a) = args.next() {
-        if a == "--idle-seconds" {
+        if a == "--dir" {
+            base = Some(
+                args.next()
+                    .map(PathBuf::from)
+                    .ok_or("--dir needs a directory")?,
+            );
+        } else if a == "--idle-seconds" {
             idle_secs = args
                 .next()
                 .and_then(|v| v.parse().ok())
@@ -166,7 +182,12 @@ fn run() -> Result<(), String> {
         c.log_limit = 10_000;
         c.jwt_lifetime = 10_800;
     })?;
-    let credd = Credd::new(&env.path().join("oauth_credentials"));
+    // --dir puts the credential directory on another file system (e.g. /dev/shm).
+    let cred_dir = match &base {
+        Some(b) => b.join(format!("bench-oauth-{}", std::process::id())),
+        None => env.path().join("oauth_credentials"),
+    };
+    let credd = Credd::new(&cred_dir);
     let url = env.creds_url();
     eprintln!("creating {} credentials...", USERS * SERVICES.len());
     for u in 0..USERS {
@@ -195,11 +216,13 @@ fn run() -> Result<(), String> {
         return Err(format!("{missing} .use files missing after the first pass"));
     }
     eprintln!(
-        "fill: {:.2} s, credmon CPU {:.2} s, benchmark process (Vault) CPU {:.2} s",
+        "fill: {:.2} s, {} connections, credmon CPU {:.2} s, benchmark process (Vault) CPU {:.2} s",
         fill.as_secs_f64(),
+        env.vault.connections(),
         cpu_seconds(pid).unwrap_or(0.0),
         cpu_seconds(std::process::id()).unwrap_or(0.0)
     );
+    eprintln!("credmon (utime, stime) ticks: {:?}", cpu_split(pid));
 
     // Let the second pass (restamping after our own writes) settle.
     std::thread::sleep(Duration::from_secs(2));
@@ -248,6 +271,9 @@ fn run() -> Result<(), String> {
     let rss2 = status_kb(pid2, "VmHWM:").unwrap_or(0);
     stop(&mut child);
     eprintln!("busy SIGHUP latencies (ms): {busy:?} (pass still running after them: {in_pass})");
+    if base.is_some() {
+        let _ = std::fs::remove_dir_all(&cred_dir);
+    }
 
     println!("| measure | result | target | Python credmon |");
     println!("|---|---|---|---|");

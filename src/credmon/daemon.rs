@@ -132,6 +132,10 @@ fn enqueue(
     true
 }
 
+/// Index of the extra worker that only serves urgent jobs (SIGHUP arrivals),
+/// so that they never wait for a busy worker during a full pass.
+pub const URGENT_WORKER: usize = usize::MAX;
+
 /// The worker loop: take the most urgent job, run it, record the outcome.
 pub fn worker(index: usize, ctx: Arc<Ctx>, q: Arc<Queue>) {
     loop {
@@ -141,9 +145,14 @@ pub fn worker(index: usize, ctx: Arc<Ctx>, q: Arc<Queue>) {
                 if st.stop {
                     return;
                 }
-                if index < st.workers
-                    && let Some(key) = st.urgent.pop_front().or_else(|| st.normal.pop_front())
-                {
+                let next = if index == URGENT_WORKER {
+                    st.urgent.pop_front()
+                } else if index < st.workers {
+                    st.urgent.pop_front().or_else(|| st.normal.pop_front())
+                } else {
+                    None
+                };
+                if let Some(key) = next {
                     if let Some(e) = st.queued.remove(&key) {
                         st.in_flight.insert(key.clone());
                         break (key, e);
@@ -289,7 +298,7 @@ impl Scanner {
                 continue;
             }
             self.dir_stamps.insert(user.clone(), stamp);
-            self.scan_user(cfg, root, &user, now, &mut out);
+            self.scan_user(cfg, root, &user, now, only_changed, &mut out);
         }
         if !only_changed {
             self.dir_stamps.retain(|u, _| seen.contains(u));
@@ -304,6 +313,7 @@ impl Scanner {
         root: &SafeDir,
         user: &str,
         now: i128,
+        quick: bool,
         out: &mut Vec<Found>,
     ) {
         let dir = match root.open_child(user) {
@@ -379,6 +389,20 @@ impl Scanner {
                 continue;
             }
             let top_ctime = refresh::ctime_ns(&top);
+            if quick {
+                // Only new or replaced credentials: a stat is enough.
+                let fresh = matches!(dir.stat(&format!("{stem}.use")), Ok(Some(u))
+                    if kind(&u) == SFlag::S_IFREG && refresh::ctime_ns(&u) >= top_ctime);
+                if !fresh {
+                    out.push(Found {
+                        key,
+                        task: Task::Refresh,
+                        urgent: true,
+                        top_ctime,
+                    });
+                }
+                continue;
+            }
             let use_state = self.use_state(&dir, &key);
             if let Some(reason) =
                 policy::should_renew(use_state, top_ctime, now, cfg.minimum, cfg.refresh)
@@ -507,6 +531,16 @@ pub struct PassReport {
 impl Coordinator {
     /// Starts worker threads until `n` exist.
     pub fn spawn_workers(&mut self, n: usize) {
+        if self.spawned == 0 {
+            let (ctx, q) = (self.ctx.clone(), self.queue.clone());
+            let started = std::thread::Builder::new()
+                .name("worker-urgent".into())
+                .stack_size(1024 * 1024)
+                .spawn(move || worker(URGENT_WORKER, ctx, q));
+            if let Err(e) = started {
+                log::error!("cannot start a worker thread: {e}");
+            }
+        }
         while self.spawned < n {
             let (ctx, q, i) = (self.ctx.clone(), self.queue.clone(), self.spawned);
             let started = std::thread::Builder::new()
@@ -544,6 +578,8 @@ impl Coordinator {
         let t0 = Instant::now();
         let mut found = self.scanner.provision(&cfg, &root);
         found.extend(self.scanner.scan(&cfg, &root, false));
+        // Interleave users so that concurrent writes go to different directories.
+        found.sort_by(|a, b| (&a.key.stem, &a.key.user).cmp(&(&b.key.stem, &b.key.user)));
         {
             let mut st = self.queue.lock();
             st.pass_active = true;
