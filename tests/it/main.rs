@@ -9,6 +9,7 @@ mod cmd;
 mod credmon;
 mod get;
 mod harness;
+mod oidc;
 mod openbao;
 mod ops;
 mod store;

@@ -16,6 +16,7 @@ mod fault;
 mod http;
 mod jwt;
 mod oauth;
+mod oidc;
 mod shared;
 mod store;
 
@@ -36,6 +37,8 @@ use store::{CredStore, Credential, TokenEntry, TokenStore};
 pub use fault::Fault;
 #[allow(unused_imports)]
 pub use jwt::KEY_ID;
+#[allow(unused_imports)]
+pub use oidc::OidcScript;
 use shared::{Shared, lock, method_matches, read, write};
 
 /// Settings of a [`TestVault`]; build with [`VaultConfig::new`] or [`VaultConfig::for_kdc`].
@@ -216,6 +219,7 @@ impl TestVault {
             logins: AtomicU64::new(0),
             connections: AtomicU64::new(0),
             active: AtomicUsize::new(0),
+            oidc: Mutex::new(oidc::OidcState::default()),
         });
         let sh = shared.clone();
         let accept = thread::Builder::new()
@@ -477,6 +481,16 @@ impl TestVault {
             .get(&CredStore::key(issuer, credkey, role))?;
         let mut c = lock(&cred);
         Some(f(&mut c))
+    }
+
+    /// Enables the OIDC endpoints with this script (they answer 400 until then).
+    pub fn set_oidc(&self, script: OidcScript) {
+        lock(&self.shared.oidc).script = Some(script);
+    }
+
+    /// OIDC polls answered so far.
+    pub fn oidc_polls(&self) -> usize {
+        self.count_where(|r| r.path.ends_with("/oidc/poll"))
     }
 
     // -- faults -----------------------------------------------------------------------------

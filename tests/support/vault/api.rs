@@ -58,6 +58,12 @@ fn route(sh: &Shared, req: &Request) -> Response {
     {
         return login(sh, req, mount);
     }
+    if let Some((issuer, op)) = v
+        .strip_prefix("auth/oidc-")
+        .and_then(|r| r.split_once("/oidc/"))
+    {
+        return super::oidc::route(sh, req, issuer, op);
+    }
     match v {
         "sys/health" => {
             return json_response(

@@ -31,6 +31,7 @@ pub(super) struct Shared {
     pub(super) logins: AtomicU64,
     pub(super) connections: AtomicU64,
     pub(super) active: AtomicUsize,
+    pub(super) oidc: Mutex<super::oidc::OidcState>,
 }
 
 impl Shared {
