@@ -10,6 +10,8 @@
 //! * `condor_config_val KNOB` prints `$_CONDOR_KNOB`, else the last `KNOB = value`
 //!   of `$HOME/.condor/user_config`, else fails like the real one.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
