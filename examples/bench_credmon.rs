@@ -14,12 +14,13 @@
 //! `--dir BASE` puts the credential directory under BASE (default: the test's temp
 //! dir in /tmp). Must run as root (the credmon chowns `.use` files to root). Prints a Markdown table.
 
+// The test support code may unwrap; this benchmark's own code does not.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 #[path = "../tests/support/credd.rs"]
-#[allow(dead_code)]
 mod credd;
 
 use credd::Credd;

@@ -740,3 +740,65 @@ impl Coordinator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(u: &str) -> Key {
+        Key {
+            user: u.into(),
+            stem: "igwn_robot".into(),
+        }
+    }
+
+    #[test]
+    fn urgent_jobs_go_first_and_duplicates_merge() {
+        let mut st = QState::default();
+        assert!(enqueue(&mut st, key("a"), Task::Refresh, false, true, 1));
+        assert!(enqueue(&mut st, key("b"), Task::Refresh, false, true, 1));
+        assert!(enqueue(&mut st, key("c"), Task::Refresh, true, false, 1));
+        // Already queued: promoted, not duplicated in the pass count.
+        assert!(enqueue(&mut st, key("b"), Task::Refresh, true, true, 1));
+        assert_eq!(st.pass_pending, 2);
+        assert_eq!(st.queued.len(), 3);
+        assert_eq!(st.urgent.front(), Some(&key("c")));
+        assert_eq!(st.urgent.get(1), Some(&key("b")));
+        st.in_flight.insert(key("d"));
+        assert!(!enqueue(&mut st, key("d"), Task::Refresh, true, true, 1));
+    }
+
+    #[test]
+    fn outcomes_set_the_backoff() {
+        let base = Duration::from_secs(10);
+        let entry = Entry {
+            task: Task::Refresh,
+            pass: true,
+            top_ctime: 7,
+        };
+        for (outcome, min, max) in [
+            (Outcome::Failed, 5, 10),
+            (Outcome::RateLimited(Duration::from_secs(30)), 30, 30),
+            (Outcome::Unusable, 3600, 3600),
+        ] {
+            let mut st = QState::default();
+            let t0 = Instant::now();
+            record(&mut st, &key("a"), &entry, &outcome, base);
+            let r = &st.retry[&key("a")];
+            let wait = r.at.duration_since(t0).as_secs_f64();
+            assert!(
+                wait >= min as f64 - 0.1 && wait <= max as f64 + 0.1,
+                "{outcome:?}: {wait}"
+            );
+            assert_eq!((r.failures, r.top_ctime, st.pass_failed), (1, 7, 1));
+            // The gate holds the same .top back, not a replaced one.
+            assert!(!enqueue(&mut st, key("a"), Task::Refresh, false, false, 7));
+            assert!(enqueue(&mut st, key("a"), Task::Refresh, false, false, 8));
+        }
+        let mut st = QState::default();
+        record(&mut st, &key("a"), &entry, &Outcome::Failed, base);
+        record(&mut st, &key("a"), &entry, &Outcome::Refreshed(None), base);
+        assert!(st.retry.is_empty());
+        assert_eq!(st.pass_refreshed, 1);
+    }
+}
