@@ -335,7 +335,18 @@ pub fn process(ctx: &Ctx, key: &Key, task: &Task) -> Outcome {
     let Some(reason) = reason else {
         return Outcome::Nothing;
     };
-    refresh(ctx, &cfg, &udir, key, top, reason)
+    let outcome = refresh(ctx, &cfg, &udir, key, top, reason);
+    // The credd may have replaced the .top while we were asking Vault: the
+    // new .use would then look newer than it and hide the change.
+    let replaced = matches!(udir.stat(&format!("{}.top", key.stem)), Ok(Some(st))
+        if ctime_ns(&st) != ctime_ns(&top_st));
+    if replaced && matches!(outcome, Outcome::Refreshed(_)) {
+        log::debug!("{key}.top was replaced during the refresh; refreshing again");
+        if let Ok(Some((top, _))) = read_top(&udir, &key.stem) {
+            return refresh(ctx, &cfg, &udir, key, top, Renew::TopNewer);
+        }
+    }
+    outcome
 }
 
 fn refresh(ctx: &Ctx, cfg: &Config, udir: &SafeDir, key: &Key, top: Top, reason: Renew) -> Outcome {
