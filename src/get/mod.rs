@@ -100,6 +100,11 @@ pub fn run(args: &GetArgs) -> Result<Outcome, GetError> {
 }
 
 impl GetError {
+    /// Vault answered 404: it holds no credential for the credkey.
+    fn is_not_found(&self) -> bool {
+        matches!(self, GetError::Vault { error, .. } if error.status() == Some(404))
+    }
+
     /// A short label for metrics: `kerberos`, `vault`, `file` or `config`.
     pub fn cause(&self) -> &'static str {
         match self {
@@ -186,12 +191,11 @@ fn refresh(args: &GetArgs) -> Result<Outcome, GetError> {
         bootstrap(&client, &plan, args, uid, "--oidc was given".into())?
     } else {
         match obtain(&client, &plan, uid, args.minsecs) {
-            Err(GetError::Vault { error, hint }) if error.status() == Some(404) => {
-                let why = error.to_string();
+            Err(e @ GetError::Vault { .. }) if e.is_not_found() => {
                 if args.nooidc {
-                    return Err(GetError::Vault { error, hint });
+                    return Err(e);
                 }
-                bootstrap(&client, &plan, args, uid, why)?
+                bootstrap(&client, &plan, args, uid, e.to_string())?
             }
             other => other?,
         }

@@ -355,7 +355,10 @@ impl VaultClient {
                 })))
             }
             Err(e) if e.status() == Some(400) => {
-                if e.errors().iter().any(|m| m.contains("authorization_pending")) {
+                if e.errors()
+                    .iter()
+                    .any(|m| m.contains("authorization_pending"))
+                {
                     Ok(OidcPoll::Pending)
                 } else if e.errors().iter().any(|m| m.contains("slow_down")) {
                     Ok(OidcPoll::SlowDown)
