@@ -21,9 +21,8 @@ const ROLE: &str = TestEnv::ROLE;
 const ROBOT: &str = TestEnv::PRINCIPAL;
 
 fn client(vault: &TestVault) -> Client {
-    let ca = reqwest::Certificate::from_pem(vault.pki().ca_pem().as_bytes()).unwrap();
     Client::builder()
-        .tls_certs_only([ca])
+        .tls_backend_preconfigured((*vault.pki().client_config().unwrap()).clone())
         .no_proxy()
         .timeout(Duration::from_secs(5))
         .build()
@@ -584,9 +583,7 @@ fn fault_injection_status_delay_drop_and_permanent() {
     assert!(t.elapsed() >= Duration::from_millis(300));
 
     let slow = Client::builder()
-        .tls_certs_only([
-            reqwest::Certificate::from_pem(env.vault.pki().ca_pem().as_bytes()).unwrap(),
-        ])
+        .tls_backend_preconfigured((*env.vault.pki().client_config().unwrap()).clone())
         .no_proxy()
         .timeout(Duration::from_millis(200))
         .build()
