@@ -225,12 +225,27 @@ pub struct Found {
 #[derive(Default)]
 pub struct Scanner {
     dir_stamps: HashMap<String, (i128, i128)>,
+    /// Per user directory, as of a full look: its stamp and its credentials.
+    full_cache: HashMap<String, ((i128, i128), Vec<Cached>)>,
+    full_scans: u64,
     use_cache: HashMap<Key, (u64, i128, i64, Option<i64>)>,
     cleaned: HashSet<String>,
     warned: HashSet<String>,
     /// Problems (bad names, unusable files) found by the last scan.
     pub problems: usize,
 }
+
+/// What a full look found about one credential.
+#[derive(Clone)]
+struct Cached {
+    stem: String,
+    top_ctime: i128,
+    use_state: Option<policy::UseState>,
+}
+
+/// Every this many full passes, every user directory is read again even if
+/// its stamp did not change (a `.top` rewritten in place, a touched `.use`).
+const COMPLETE_SCAN_EVERY: u64 = 10;
 
 fn is_dir(st: &nix::sys::stat::FileStat) -> bool {
     SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR
@@ -267,6 +282,12 @@ impl Scanner {
         };
         let now = refresh::now_ns(SystemTime::now());
         let mut seen = HashSet::new();
+        let use_full_cache = if only_changed {
+            false
+        } else {
+            self.full_scans += 1;
+            self.full_scans % COMPLETE_SCAN_EVERY != 1
+        };
         for user in names {
             let Ok(Some(st)) = root.stat(&user) else {
                 continue;
@@ -298,10 +319,42 @@ impl Scanner {
                 continue;
             }
             self.dir_stamps.insert(user.clone(), stamp);
-            self.scan_user(cfg, root, &user, now, only_changed, &mut out);
+            if !only_changed && use_full_cache {
+                // Unchanged since the last full look: decide from memory, no system calls.
+                if let Some((s, creds)) = self.full_cache.get(&user)
+                    && *s == stamp
+                {
+                    for c in creds {
+                        let reason = policy::should_renew(
+                            c.use_state,
+                            c.top_ctime,
+                            now,
+                            cfg.minimum,
+                            cfg.refresh,
+                        );
+                        if let Some(reason) = reason {
+                            out.push(Found {
+                                key: Key {
+                                    user: user.clone(),
+                                    stem: c.stem.clone(),
+                                },
+                                task: Task::Refresh,
+                                urgent: reason.urgent(),
+                                top_ctime: c.top_ctime,
+                            });
+                        }
+                    }
+                    continue;
+                }
+            }
+            let creds = self.scan_user(cfg, root, &user, now, only_changed, &mut out);
+            if !only_changed {
+                self.full_cache.insert(user.clone(), (stamp, creds));
+            }
         }
         if !only_changed {
             self.dir_stamps.retain(|u, _| seen.contains(u));
+            self.full_cache.retain(|u, _| seen.contains(u));
             self.use_cache.retain(|k, _| seen.contains(&k.user));
         }
         out
@@ -315,12 +368,13 @@ impl Scanner {
         now: i128,
         quick: bool,
         out: &mut Vec<Found>,
-    ) {
+    ) -> Vec<Cached> {
+        let mut creds = Vec::new();
         let dir = match root.open_child(user) {
             Ok(d) => d,
             Err(e) => {
                 self.warn(format!("skipping user {user}: {e}"));
-                return;
+                return creds;
             }
         };
         if self.cleaned.insert(user.to_owned()) {
@@ -337,7 +391,7 @@ impl Scanner {
             Ok(e) => e,
             Err(e) => {
                 self.warn(e.to_string());
-                return;
+                return creds;
             }
         };
         for name in entries {
@@ -404,6 +458,11 @@ impl Scanner {
                 continue;
             }
             let use_state = self.use_state(&dir, &key);
+            creds.push(Cached {
+                stem: key.stem.clone(),
+                top_ctime,
+                use_state,
+            });
             if let Some(reason) =
                 policy::should_renew(use_state, top_ctime, now, cfg.minimum, cfg.refresh)
             {
@@ -415,6 +474,7 @@ impl Scanner {
                 });
             }
         }
+        creds
     }
 
     /// The `.use` state, reading the file only when it changed since last time.
@@ -735,6 +795,7 @@ impl Coordinator {
                 self.spawn_workers(new.max_in_flight);
                 // Settings that change which credentials are ours need a full look.
                 self.scanner.dir_stamps.clear();
+                self.scanner.full_cache.clear();
             }
             self.ctx.set_config(new);
         }
