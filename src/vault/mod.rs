@@ -189,6 +189,18 @@ impl VaultClient {
         }
     }
 
+    /// Uses these addresses, in order, instead of resolving the server's name
+    /// (like curl's `--resolve`); the first one that accepts a connection is kept.
+    pub fn with_addresses(self, addrs: Vec<SocketAddr>) -> Self {
+        {
+            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            st.addrs = addrs;
+            st.current = 0;
+            st.http = None;
+        }
+        self
+    }
+
     /// The server as `https://host:port`.
     pub fn server(&self) -> String {
         self.cfg.server.to_string()

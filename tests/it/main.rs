@@ -13,3 +13,4 @@ mod oidc;
 mod openbao;
 mod ops;
 mod store;
+mod vault_client;
