@@ -84,7 +84,7 @@ impl Queue {
     }
 }
 
-/// Adds a job; urgent jobs go ahead of everything queued. Returns whether it was queued.
+/// Adds a job; urgent jobs go ahead of everything queued. Returns whether it is queued.
 fn enqueue(
     st: &mut QState,
     key: Key,
@@ -104,9 +104,9 @@ fn enqueue(
         return false;
     }
     if let Some(e) = st.queued.get_mut(&key) {
-        if urgent {
-            st.urgent.push_back(key);
-        }
+        // Already waiting: a SIGHUP does not promote it. Only credentials that
+        // are new to the queue jump it, so that during a full pass the new
+        // arrival is not mixed with thousands of queued ones.
         if pass && !e.pass {
             e.pass = true;
             st.pass_pending += 1;
@@ -819,12 +819,12 @@ mod tests {
         assert!(enqueue(&mut st, key("a"), Task::Refresh, false, true, 1));
         assert!(enqueue(&mut st, key("b"), Task::Refresh, false, true, 1));
         assert!(enqueue(&mut st, key("c"), Task::Refresh, true, false, 1));
-        // Already queued: promoted, not duplicated in the pass count.
+        // Already queued: neither promoted nor counted twice.
         assert!(enqueue(&mut st, key("b"), Task::Refresh, true, true, 1));
         assert_eq!(st.pass_pending, 2);
         assert_eq!(st.queued.len(), 3);
-        assert_eq!(st.urgent.front(), Some(&key("c")));
-        assert_eq!(st.urgent.get(1), Some(&key("b")));
+        assert_eq!(st.urgent, VecDeque::from([key("c")]));
+        assert_eq!(st.normal, VecDeque::from([key("a"), key("b")]));
         st.in_flight.insert(key("d"));
         assert!(!enqueue(&mut st, key("d"), Task::Refresh, true, true, 1));
     }
