@@ -292,8 +292,8 @@ pub fn main(args: CheckArgs) -> ExitCode {
 /// every other subcommand keeps clap's usual exit status.
 pub fn exit_on_parse_error(err: clap::Error, argv: &[std::ffi::OsString]) -> ! {
     let is_check = argv.get(1).is_some_and(|a| a == "check");
-    let _ = err.print();
     if is_check && err.use_stderr() {
+        let _ = err.print();
         std::process::exit(i32::from(State::Unknown.code()));
     }
     err.exit()

@@ -695,3 +695,24 @@ fn vault_token_min_ttl_must_be_below_its_ttl() {
     );
     assert_eq!(e.vault.requests().len(), 0);
 }
+
+#[test]
+fn help_and_usage_errors_print_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    for args in [
+        vec!["--help"],
+        vec!["get", "--help"],
+        vec!["get", "--bogus"],
+    ] {
+        let mut c = robot(tmp.path());
+        c.args(&args);
+        let r = run(c);
+        let all = format!("{}{}", r.stdout, r.stderr);
+        assert_eq!(all.matches("Usage:").count(), 1, "{args:?}: {all}");
+        assert_eq!(
+            r.code,
+            if args.contains(&"--bogus") { 2 } else { 0 },
+            "{args:?}"
+        );
+    }
+}
