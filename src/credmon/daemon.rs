@@ -228,6 +228,8 @@ pub struct Scanner {
     /// Per user directory, as of a full look: its stamp and its credentials.
     full_cache: HashMap<String, ((i128, i128), Vec<Cached>)>,
     full_scans: u64,
+    /// Credentials queued or in flight, skipped by quick looks (set around them).
+    known: HashSet<Key>,
     use_cache: HashMap<Key, (u64, i128, i64, Option<i64>)>,
     cleaned: HashSet<String>,
     warned: HashSet<String>,
@@ -419,6 +421,9 @@ impl Scanner {
                 user: user.to_owned(),
                 stem: stem.to_owned(),
             };
+            if quick && self.known.contains(&key) {
+                continue;
+            }
             let top = match dir.stat(&name) {
                 Ok(Some(st)) => st,
                 _ => continue,
@@ -780,7 +785,16 @@ impl Coordinator {
         let t0 = Instant::now();
         let cfg = self.ctx.config();
         if let Some(root) = self.root() {
+            self.scanner.known = {
+                let st = self.queue.lock();
+                st.queued
+                    .keys()
+                    .chain(st.in_flight.iter())
+                    .cloned()
+                    .collect()
+            };
             let found = self.scanner.scan(&cfg, &root, true);
+            self.scanner.known = HashSet::new();
             let n = queue_found(&self.queue, found, false);
             log::debug!(
                 "SIGHUP: {n} credential(s) queued after a {:.1} ms look at changed directories",
