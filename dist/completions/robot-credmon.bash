@@ -113,7 +113,7 @@ _robot__credmon() {
             return 0
             ;;
         robot__subcmd__credmon__subcmd__credmon)
-            opts="-n -c -l -d -v -h -V --name --cred-dir --log-file --debug --verbose --once --check-config --help --version"
+            opts="-n -c -l -d -v -h -V --name --cred-dir --log-file --debug --verbose --once --check-config --metrics-file --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -140,6 +140,10 @@ _robot__credmon() {
                     return 0
                     ;;
                 -l)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -90,6 +90,8 @@ pub struct Config {
     pub backoff_base: Duration,
     /// `ROBOT_CREDMON_REQUEST_TIMEOUT`: time allowed for one Vault request.
     pub request_timeout: Duration,
+    /// `--metrics-file` or `ROBOT_CREDMON_METRICS_FILE`: the Prometheus textfile, if any.
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// Largest `.top` file we read.
@@ -120,6 +122,7 @@ const KNOBS: &[&str] = &[
     "ROBOT_CREDMON_SCAN_INTERVAL",
     "ROBOT_CREDMON_BACKOFF_BASE",
     "ROBOT_CREDMON_REQUEST_TIMEOUT",
+    "ROBOT_CREDMON_METRICS_FILE",
 ];
 
 /// Reads the knobs: `condor_config_val -dump` when it is on PATH, then the
@@ -344,6 +347,10 @@ pub fn resolve(knobs: &Knobs, args: &CredmonArgs) -> Result<Config, ConfigError>
         scan_interval: Duration::from_secs(scan_interval),
         backoff_base: Duration::from_secs(backoff_base),
         request_timeout: Duration::from_secs(request_timeout),
+        metrics_file: args
+            .metrics_file
+            .clone()
+            .or_else(|| get("ROBOT_CREDMON_METRICS_FILE").map(PathBuf::from)),
     })
 }
 
@@ -461,6 +468,7 @@ impl Config {
                 "ROBOT_CREDMON_REQUEST_TIMEOUT = {}",
                 self.request_timeout.as_secs()
             ),
+            format!("ROBOT_CREDMON_METRICS_FILE = {}", opt(&self.metrics_file)),
         ];
         lines.push(String::new());
         lines.join("\n")
@@ -481,6 +489,7 @@ mod tests {
             verbose: false,
             once: false,
             check_config: false,
+            metrics_file: None,
         }
     }
 
@@ -542,6 +551,25 @@ mod tests {
         assert_eq!(c.cred_dir, PathBuf::from("/opt"));
         assert_eq!(c.log_file, Some(PathBuf::from("/l")));
         assert!(c.debug);
+    }
+
+    #[test]
+    fn metrics_file_option_over_knob() {
+        let base = [("SEC_CREDENTIAL_DIRECTORY_OAUTH", "/o")];
+        let c = resolve(&knobs(&base), &args()).unwrap();
+        assert_eq!(c.metrics_file, None);
+        let mut k = knobs(&base);
+        k.insert("ROBOT_CREDMON_METRICS_FILE".into(), "/m/knob.prom".into());
+        let c = resolve(&k, &args()).unwrap();
+        assert_eq!(c.metrics_file, Some(PathBuf::from("/m/knob.prom")));
+        assert!(
+            c.describe()
+                .contains("ROBOT_CREDMON_METRICS_FILE = /m/knob.prom\n")
+        );
+        let mut a = args();
+        a.metrics_file = Some("/m/opt.prom".into());
+        let c = resolve(&k, &a).unwrap();
+        assert_eq!(c.metrics_file, Some(PathBuf::from("/m/opt.prom")));
     }
 
     #[test]

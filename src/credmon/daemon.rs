@@ -9,8 +9,11 @@ use super::policy::{self, NotOurs};
 use super::refresh::{self, Ctx, Key, Outcome, Task};
 use crate::backoff::Backoff;
 use crate::files::SafeDir;
+use crate::metrics::CredmonMetrics;
+use crate::notify;
 use nix::sys::stat::SFlag;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -29,6 +32,17 @@ struct Retry {
     failures: u32,
     at: Instant,
     top_ctime: i128,
+    /// The `.top` is unusable (not a passing failure).
+    unusable: bool,
+}
+
+/// What a worker did to a credential since the scan of the current pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    /// A new `.use` with this expiry.
+    Refreshed(Option<i64>),
+    /// The credential was removed.
+    Removed,
 }
 
 #[derive(Default)]
@@ -45,6 +59,9 @@ struct QState {
     hup: bool,
     stop: bool,
     workers: usize,
+    /// Results since the scan of the current pass (for the per-state counts).
+    seen: HashMap<Key, Seen>,
+    metrics: CredmonMetrics,
 }
 
 /// The work queue shared by the coordinator and the workers.
@@ -52,6 +69,9 @@ pub struct Queue {
     st: Mutex<QState>,
     work: Condvar,
     coord: Condvar,
+    /// Held while the metrics file is written (and by the exiting signal
+    /// thread); the last write error, logged once.
+    metrics_file: Mutex<Option<String>>,
 }
 
 impl Queue {
@@ -64,7 +84,27 @@ impl Queue {
             }),
             work: Condvar::new(),
             coord: Condvar::new(),
+            metrics_file: Mutex::new(None),
         }
+    }
+
+    /// Writes the metrics to `path` atomically and returns the write lock:
+    /// whoever holds it keeps everyone else from writing the file (the
+    /// signal thread holds it until the process exits). Errors are logged.
+    pub fn write_metrics(&self, path: &Path) -> MutexGuard<'_, Option<String>> {
+        let mut last_error = self.metrics_file.lock().unwrap_or_else(|p| p.into_inner());
+        let metrics = self.lock().metrics.clone();
+        match metrics.write(path) {
+            Ok(()) => *last_error = None,
+            Err(e) => {
+                let msg = format!("cannot write the metrics file: {e}");
+                if last_error.as_deref() != Some(msg.as_str()) {
+                    log::error!("{msg}");
+                    *last_error = Some(msg);
+                }
+            }
+        }
+        last_error
     }
 
     fn lock(&self) -> MutexGuard<'_, QState> {
@@ -167,11 +207,13 @@ pub fn worker(index: usize, ctx: Arc<Ctx>, q: Arc<Queue>) {
             }
         };
         let (key, entry) = job;
+        let t0 = Instant::now();
         let outcome = refresh::process(&ctx, &key, &entry.task);
+        let took = t0.elapsed();
         let base = ctx.config().backoff_base;
         let mut st = q.lock();
         st.in_flight.remove(&key);
-        record(&mut st, &key, &entry, &outcome, base);
+        record(&mut st, &key, &entry, &outcome, base, took);
         if entry.pass {
             st.pass_pending = st.pass_pending.saturating_sub(1);
             if st.pass_pending == 0 {
@@ -181,23 +223,40 @@ pub fn worker(index: usize, ctx: Arc<Ctx>, q: Arc<Queue>) {
     }
 }
 
-fn record(st: &mut QState, key: &Key, entry: &Entry, outcome: &Outcome, base: Duration) {
+fn record(
+    st: &mut QState,
+    key: &Key,
+    entry: &Entry,
+    outcome: &Outcome,
+    base: Duration,
+    took: Duration,
+) {
     let backoff = Backoff {
         base,
         cap: BACKOFF_CAP,
     };
     let now = Instant::now();
+    if let Outcome::Refreshed(exp, cause) = outcome {
+        st.metrics.record_refresh(SystemTime::now(), cause, took);
+        st.seen.insert(key.clone(), Seen::Refreshed(*exp));
+    }
+    if let Some(cause) = outcome.failure_cause() {
+        st.metrics.record_failure(cause, took);
+    }
     let failures = st.retry.get(key).map_or(0, |r| r.failures);
     let retry_at = match outcome {
-        Outcome::Refreshed(_) | Outcome::Nothing | Outcome::Removed => {
+        Outcome::Refreshed(..) | Outcome::Nothing | Outcome::Removed(_) => {
             st.retry.remove(key);
-            if matches!(outcome, Outcome::Refreshed(_)) && entry.pass {
+            if matches!(outcome, Outcome::Removed(_)) {
+                st.seen.insert(key.clone(), Seen::Removed);
+            }
+            if matches!(outcome, Outcome::Refreshed(..)) && entry.pass {
                 st.pass_refreshed += 1;
             }
             return;
         }
         Outcome::Unusable => now + UNUSABLE_RETRY,
-        Outcome::Failed => now + backoff.delay(failures, fastrand::f64()),
+        Outcome::Failed(_) => now + backoff.delay(failures, fastrand::f64()),
         Outcome::RateLimited(d) => now + (*d).max(backoff.delay(failures, fastrand::f64())),
     };
     if entry.pass {
@@ -209,6 +268,7 @@ fn record(st: &mut QState, key: &Key, entry: &Entry, outcome: &Outcome, base: Du
             failures: failures.saturating_add(1),
             at: retry_at,
             top_ctime: entry.top_ctime,
+            unusable: *outcome == Outcome::Unusable,
         },
     );
 }
@@ -583,6 +643,8 @@ pub struct Coordinator {
     pub reload: Box<dyn FnMut() -> Option<Config> + Send>,
     /// Worker threads started so far.
     pub spawned: usize,
+    /// Full passes completed; systemd is told `READY=1` after the first.
+    pub passes: u64,
 }
 
 /// Result of a `--once` pass.
@@ -641,6 +703,8 @@ impl Coordinator {
             log::warn!("{e}");
         }
         let t0 = Instant::now();
+        // Results from here on override what the scan reads.
+        self.queue.lock().seen.clear();
         let mut found = self.scanner.provision(&cfg, &root);
         found.extend(self.scanner.scan(&cfg, &root, false));
         // Interleave users so that concurrent writes go to different directories.
@@ -682,6 +746,16 @@ impl Coordinator {
         if refreshed > 0 || failed > 0 {
             log::info!("pass complete: {refreshed} refreshed, {failed} failed or skipped");
         }
+        let status = format!(
+            "{}; last pass: {refreshed} refreshed, {failed} failed or skipped",
+            self.end_pass_metrics()
+        );
+        self.passes += 1;
+        if self.passes == 1 {
+            notify::ready(&status);
+        } else {
+            notify::status(&status);
+        }
         // Take note of our own writes so that the next SIGHUP looks only at new changes.
         let cfg = self.ctx.config();
         if let Some(root) = self.root() {
@@ -708,15 +782,99 @@ impl Coordinator {
         st.stop = true;
         drop(st);
         self.queue.work.notify_all();
+        self.end_pass_metrics();
         PassReport { refreshed, failed }
     }
 
+    /// Credentials by state and the soonest token expiry, from the scan of the
+    /// pass and the workers' results since.
+    fn credential_states(&self) -> (BTreeMap<String, u64>, Option<i64>) {
+        let st = self.queue.lock();
+        let mut states: BTreeMap<String, u64> = BTreeMap::new();
+        let mut soonest: Option<i64> = None;
+        let mut count = |state: &str, exp: Option<i64>| {
+            *states.entry(state.to_owned()).or_insert(0) += 1;
+            if let Some(e) = exp {
+                soonest = Some(soonest.map_or(e, |s| s.min(e)));
+            }
+        };
+        let mut counted = HashSet::new();
+        for (user, (_, creds)) in &self.scanner.full_cache {
+            for c in creds {
+                let key = Key {
+                    user: user.clone(),
+                    stem: c.stem.clone(),
+                };
+                let (has_use, exp) = match st.seen.get(&key) {
+                    Some(Seen::Removed) => continue,
+                    Some(Seen::Refreshed(exp)) => (true, *exp),
+                    None => (c.use_state.is_some(), c.use_state.and_then(|u| u.exp)),
+                };
+                let state = match st.retry.get(&key) {
+                    Some(r) if r.unusable => "unusable",
+                    Some(_) => "failing",
+                    None if has_use => "fresh",
+                    None => "missing",
+                };
+                count(state, exp);
+                counted.insert(key);
+            }
+        }
+        // Credentials the scan did not see (provisioned during the pass).
+        for (key, seen) in &st.seen {
+            if let Seen::Refreshed(exp) = seen
+                && !counted.contains(key)
+            {
+                let state = if st.retry.contains_key(key) {
+                    "failing"
+                } else {
+                    "fresh"
+                };
+                count(state, *exp);
+            }
+        }
+        (states, soonest)
+    }
+
+    /// Ends the pass in the metrics and writes the metrics file when one is
+    /// configured; returns a summary of the credentials for systemd's status line.
+    fn end_pass_metrics(&mut self) -> String {
+        let (states, soonest) = self.credential_states();
+        let total: u64 = states.values().sum();
+        let summary = format!(
+            "{total} credential(s) ({})",
+            states
+                .iter()
+                .map(|(s, n)| format!("{n} {s}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        self.queue
+            .lock()
+            .metrics
+            .end_pass(SystemTime::now(), states, soonest);
+        if let Some(path) = &self.ctx.config().metrics_file {
+            drop(self.queue.write_metrics(path));
+        }
+        summary
+    }
+
     /// The daemon loop; returns only when asked to stop.
+    /// With systemd's watchdog on, `WATCHDOG=1` is sent at least every
+    /// [`notify::watchdog_interval`] and no wait is longer.
     pub fn run(&mut self) {
         let mut next_pass = Instant::now();
         let mut pass_again = false;
+        let watchdog = notify::watchdog_interval();
+        let mut next_ping = Instant::now();
         loop {
             let now = Instant::now();
+            if let Some(every) = watchdog
+                && now >= next_ping
+            {
+                notify::watchdog();
+                next_ping = now + every;
+            }
             let (hup, pass_done) = {
                 let mut st = self.queue.lock();
                 if st.stop {
@@ -731,7 +889,10 @@ impl Coordinator {
                     .collect();
                 if !st.hup && !pass_done && due.is_empty() && now < next_pass {
                     let next_retry = st.retry.values().map(|r| r.at).min();
-                    let wake = next_retry.map_or(next_pass, |r| r.min(next_pass));
+                    let mut wake = next_retry.map_or(next_pass, |r| r.min(next_pass));
+                    if watchdog.is_some() {
+                        wake = wake.min(next_ping);
+                    }
                     let wait = wake
                         .saturating_duration_since(now)
                         .clamp(Duration::from_millis(1), Duration::from_secs(60));
@@ -852,13 +1013,13 @@ mod tests {
             top_ctime: 7,
         };
         for (outcome, min, max) in [
-            (Outcome::Failed, 5, 10),
+            (Outcome::Failed("vault"), 5, 10),
             (Outcome::RateLimited(Duration::from_secs(30)), 30, 30),
             (Outcome::Unusable, 3600, 3600),
         ] {
             let mut st = QState::default();
             let t0 = Instant::now();
-            record(&mut st, &key("a"), &entry, &outcome, base);
+            record(&mut st, &key("a"), &entry, &outcome, base, Duration::ZERO);
             let r = &st.retry[&key("a")];
             let wait = r.at.duration_since(t0).as_secs_f64();
             assert!(
@@ -871,9 +1032,28 @@ mod tests {
             assert!(enqueue(&mut st, key("a"), Task::Refresh, false, false, 8));
         }
         let mut st = QState::default();
-        record(&mut st, &key("a"), &entry, &Outcome::Failed, base);
-        record(&mut st, &key("a"), &entry, &Outcome::Refreshed(None), base);
+        let took = Duration::from_millis(300);
+        record(
+            &mut st,
+            &key("a"),
+            &entry,
+            &Outcome::Failed("vault"),
+            base,
+            took,
+        );
+        record(
+            &mut st,
+            &key("a"),
+            &entry,
+            &Outcome::Refreshed(None, "missing"),
+            base,
+            took,
+        );
         assert!(st.retry.is_empty());
         assert_eq!(st.pass_refreshed, 1);
+        assert_eq!(st.metrics.failures_by_cause["vault"], 1);
+        assert_eq!(st.metrics.refreshes_by_cause["missing"], 1);
+        assert_eq!(st.metrics.refresh_duration.count(), 2);
+        assert_eq!(st.seen[&key("a")], Seen::Refreshed(None));
     }
 }

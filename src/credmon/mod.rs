@@ -8,6 +8,11 @@
 //! * [`daemon`]: the coordinator (scans, SIGHUP, passes) and the workers;
 //! * [`log`]: the HTCondor-style log file.
 //!
+//! With `--metrics-file` (or `ROBOT_CREDMON_METRICS_FILE`) the coordinator
+//! writes [`crate::metrics::CredmonMetrics`] after every full pass and the
+//! signal thread writes it on exit; under systemd it reports through
+//! [`crate::notify`] (`READY=1` after the first pass, `WATCHDOG=1`, `STOPPING=1`).
+//!
 //! Exit codes: 0 on SIGTERM/SIGINT/SIGQUIT, 1 on runtime errors (and
 //! `--once` with failures), 44 when the log cannot be opened, 99 on an
 //! invalid configuration (condor_master does not restart it).
@@ -56,6 +61,10 @@ pub struct CredmonArgs {
     /// Print the resolved settings and exit (99 when they are invalid).
     #[arg(long)]
     pub check_config: bool,
+    /// Write Prometheus metrics (node_exporter textfile format) to this file after
+    /// every full pass and on exit [default: ROBOT_CREDMON_METRICS_FILE, else none].
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 fn process_env() -> Vec<(String, String)> {
@@ -167,6 +176,7 @@ fn run(args: CredmonArgs, cfg: Config) -> Result<ExitCode, String> {
             }
         }),
         spawned: 0,
+        passes: 0,
     };
 
     if args.once {
@@ -214,19 +224,22 @@ fn run(args: CredmonArgs, cfg: Config) -> Result<ExitCode, String> {
         env!("CARGO_PKG_VERSION"),
         cfg.cred_dir.display()
     );
-    let q = queue.clone();
+    let (q, c) = (queue.clone(), ctx.clone());
     std::thread::Builder::new()
         .name("signals".into())
-        .spawn(move || signal_loop(signals, q))
+        .spawn(move || signal_loop(signals, q, c))
         .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+    crate::notify::status("first full pass");
     coord.spawn_workers(cfg.max_in_flight);
     coord.run();
+    crate::notify::stopping();
     Ok(ExitCode::SUCCESS)
 }
 
 /// Waits for signals: SIGHUP wakes the coordinator; the others end the process at once
-/// (every write is atomic, and leftover temporary files are removed at the next start).
-fn signal_loop(signals: SigSet, queue: Arc<daemon::Queue>) {
+/// (every write is atomic, and leftover temporary files are removed at the next start),
+/// after writing the metrics file and telling systemd (`STOPPING=1`).
+fn signal_loop(signals: SigSet, queue: Arc<daemon::Queue>, ctx: Arc<refresh::Ctx>) {
     loop {
         match signals.wait() {
             Ok(Signal::SIGHUP) => {
@@ -235,6 +248,13 @@ fn signal_loop(signals: SigSet, queue: Arc<daemon::Queue>) {
             }
             Ok(sig) => {
                 ::log::info!("exiting on {sig}");
+                crate::notify::stopping();
+                // Held until the exit: no other thread starts writing the file.
+                let _written = ctx
+                    .config()
+                    .metrics_file
+                    .as_deref()
+                    .map(|path| queue.write_metrics(path));
                 ::log::logger().flush();
                 std::process::exit(0);
             }

@@ -102,6 +102,16 @@ impl Renew {
     pub fn urgent(self) -> bool {
         matches!(self, Renew::Missing | Renew::TopNewer)
     }
+
+    /// The `cause` label of the refresh metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Renew::Missing => "missing",
+            Renew::TopNewer => "new_top",
+            Renew::Age => "age",
+            Renew::Expiring => "expiring",
+        }
+    }
 }
 
 /// `should_renew`: the Python credmon's ctime rules plus the token's own expiry.

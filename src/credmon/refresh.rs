@@ -46,18 +46,42 @@ pub enum Task {
 /// How a job ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// A new `.use` was written; the token's `exp`.
-    Refreshed(Option<i64>),
+    /// A new `.use` was written: the token's `exp` and why it was renewed
+    /// (the `cause` label of the metrics, [`Renew::label`]).
+    Refreshed(Option<i64>, &'static str),
     /// Nothing to do: the `.use` is fresh or the `.top` is gone.
     Nothing,
-    /// Vault refused the token and the credential was removed.
-    Removed,
+    /// Vault refused the token (or the parent `.top` is gone) and the credential
+    /// was removed; the `cause` label of the failure metrics.
+    Removed(&'static str),
     /// The `.top` is unusable (logged once); retried only when it changes.
     Unusable,
-    /// A failure worth retrying later (logged).
-    Failed,
+    /// A failure worth retrying later (logged); the `cause` label of the metrics.
+    Failed(&'static str),
     /// Vault asked us to slow down (429); retry after this long.
     RateLimited(Duration),
+}
+
+impl Outcome {
+    /// The `cause` label when this is a failed refresh; `None` for successes and no-ops.
+    pub fn failure_cause(&self) -> Option<&'static str> {
+        match self {
+            Outcome::Refreshed(..) | Outcome::Nothing => None,
+            Outcome::Removed(cause) | Outcome::Failed(cause) => Some(cause),
+            Outcome::Unusable => Some("unusable"),
+            Outcome::RateLimited(_) => Some("rate_limited"),
+        }
+    }
+}
+
+/// The `cause` label of a failed Vault request.
+fn vault_cause(e: &VaultError) -> &'static str {
+    match e {
+        VaultError::Transport { .. } => "unreachable",
+        VaultError::Status { .. } | VaultError::Protocol { .. } => "vault",
+        VaultError::Tls(_) => "tls",
+        VaultError::BadAddress(_) => "config",
+    }
 }
 
 /// State shared by the workers: configuration, one Vault client per server.
@@ -293,7 +317,7 @@ pub fn process(ctx: &Ctx, key: &Key, task: &Task) -> Outcome {
         Ok(d) => d,
         Err(e) => {
             log::error!("{e}");
-            return Outcome::Failed;
+            return Outcome::Failed("file");
         }
     };
     if let Task::Provision(server) = task {
@@ -302,7 +326,7 @@ pub fn process(ctx: &Ctx, key: &Key, task: &Task) -> Outcome {
             Ok(false) => return Outcome::Nothing,
             Err(why) => {
                 ctx.warn_once(key, format!("cannot provision {key}: {why}"));
-                return Outcome::Failed;
+                return Outcome::Failed("provision");
             }
         }
     }
@@ -340,7 +364,7 @@ pub fn process(ctx: &Ctx, key: &Key, task: &Task) -> Outcome {
     // new .use would then look newer than it and hide the change.
     let replaced = matches!(udir.stat(&format!("{}.top", key.stem)), Ok(Some(st))
         if ctime_ns(&st) != ctime_ns(&top_st));
-    if replaced && matches!(outcome, Outcome::Refreshed(_)) {
+    if replaced && matches!(outcome, Outcome::Refreshed(..)) {
         log::debug!("{key}.top was replaced during the refresh; refreshing again");
         if let Ok(Some((top, _))) = read_top(&udir, &key.stem) {
             return refresh(ctx, &cfg, &udir, key, top, Renew::TopNewer);
@@ -384,7 +408,7 @@ fn refresh(ctx: &Ctx, cfg: &Config, udir: &SafeDir, key: &Key, top: Top, reason:
                         key.user
                     );
                     remove_cred(udir, &key.stem);
-                    return Outcome::Removed;
+                    return Outcome::Removed("parent_gone");
                 }
                 (Err(why), _) => {
                     ctx.warn_once(key, format!("skipping credential {key}: parent: {why}"));
@@ -407,7 +431,7 @@ fn refresh(ctx: &Ctx, cfg: &Config, udir: &SafeDir, key: &Key, top: Top, reason:
         Ok(c) => c,
         Err(e) => {
             ctx.warn_once(key, format!("cannot refresh {key}: {e}"));
-            return Outcome::Failed;
+            return Outcome::Failed(vault_cause(&e));
         }
     };
     let query = policy::bearer_query(
@@ -418,7 +442,7 @@ fn refresh(ctx: &Ctx, cfg: &Config, udir: &SafeDir, key: &Key, top: Top, reason:
     );
     log::debug!("refreshing {key} ({reason:?})");
     match client.read_bearer(&vault_token, &target.path, &query) {
-        Ok(bearer) => write_use(ctx, udir, key, &bearer),
+        Ok(bearer) => write_use(ctx, udir, key, &bearer, reason.label()),
         Err(e) if e.is_permission_denied() => match keytab_for(cfg, &key.user) {
             Some(keytab) => relogin_and_refresh(
                 ctx,
@@ -429,6 +453,7 @@ fn refresh(ctx: &Ctx, cfg: &Config, udir: &SafeDir, key: &Key, top: Top, reason:
                 &keytab,
                 &query,
                 &client,
+                reason.label(),
             ),
             None => {
                 log::warn!(
@@ -436,7 +461,7 @@ fn refresh(ctx: &Ctx, cfg: &Config, udir: &SafeDir, key: &Key, top: Top, reason:
                     key.user
                 );
                 remove_cred(udir, &key.stem);
-                Outcome::Removed
+                Outcome::Removed("permission_denied")
             }
         },
         Err(e) => failed(ctx, key, &target, &e),
@@ -456,10 +481,16 @@ fn failed(ctx: &Ctx, key: &Key, target: &VaultTarget, e: &VaultError) -> Outcome
         return Outcome::RateLimited(pause);
     }
     log::warn!("failed to refresh {key}: {e}; keeping the old .use, will retry");
-    Outcome::Failed
+    Outcome::Failed(vault_cause(e))
 }
 
-fn write_use(ctx: &Ctx, udir: &SafeDir, key: &Key, bearer: &BearerToken) -> Outcome {
+fn write_use(
+    ctx: &Ctx,
+    udir: &SafeDir,
+    key: &Key,
+    bearer: &BearerToken,
+    cause: &'static str,
+) -> Outcome {
     match udir.write_atomic(
         &format!("{}.use", key.stem),
         &bearer.file_contents(),
@@ -477,11 +508,11 @@ fn write_use(ctx: &Ctx, udir: &SafeDir, key: &Key, bearer: &BearerToken) -> Outc
                 ))
                 .unwrap_or_else(|| "never (no exp claim)".into())
             );
-            Outcome::Refreshed(exp)
+            Outcome::Refreshed(exp, cause)
         }
         Err(e) => {
             log::error!("cannot write the token of {key}: {e}");
-            Outcome::Failed
+            Outcome::Failed("file")
         }
     }
 }
@@ -581,6 +612,7 @@ fn relogin_and_refresh(
     keytab: &std::path::Path,
     query: &[(&str, String)],
     client: &VaultClient,
+    cause: &'static str,
 ) -> Outcome {
     log::info!(
         "the Vault token of {}/{token_stem} is no longer accepted; logging in again with {}",
@@ -591,7 +623,7 @@ fn relogin_and_refresh(
         Ok(t) => t,
         Err(why) => {
             log::warn!("cannot log in again for {key}: {why}; will retry");
-            return Outcome::Failed;
+            return Outcome::Failed("login");
         }
     };
     if let Err(why) = store_vault_token(ctx, udir, token_stem, &token) {
@@ -599,11 +631,11 @@ fn relogin_and_refresh(
             "cannot store the new Vault token of {}/{token_stem}: {why}",
             key.user
         );
-        return Outcome::Failed;
+        return Outcome::Failed("file");
     }
     log::info!("stored a new Vault token in {}/{token_stem}.top", key.user);
     match client.read_bearer(&token, &target.path, query) {
-        Ok(bearer) => write_use(ctx, udir, key, &bearer),
+        Ok(bearer) => write_use(ctx, udir, key, &bearer, cause),
         Err(e) => failed(ctx, key, target, &e),
     }
 }

@@ -11,7 +11,9 @@ use crate::support::{Fault, TestEnv};
 use credd::Credd;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use robot_credmon::metrics;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -58,7 +60,12 @@ impl Credmon {
     }
 
     fn start(env: &TestEnv, credd: &Credd, knobs: &[(&str, &str)]) -> Credmon {
-        let (mut cmd, log) = Self::command(env, credd, knobs);
+        let (cmd, log) = Self::command(env, credd, knobs);
+        Self::spawn(cmd, log, credd)
+    }
+
+    /// Starts `cmd` and waits (bounded) for its pid file.
+    fn spawn(mut cmd: Command, log: PathBuf, credd: &Credd) -> Credmon {
         let child = cmd.spawn().expect("cannot start robot-credmon");
         let c = Credmon { child, log };
         let pid = c.pid();
@@ -935,5 +942,287 @@ fn a_new_credential_does_not_wait_behind_a_full_pass() {
         pending > 0,
         "the pass was already over: test proves nothing"
     );
+    env.vault.clear_faults();
+}
+
+/// The next datagram on `sock` before `deadline`, if any.
+fn next_notification(sock: &UnixDatagram, deadline: Instant) -> Option<String> {
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        match sock.recv(&mut buf) {
+            Ok(n) => return Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("notify socket: {e}"),
+        }
+    }
+    None
+}
+
+#[test]
+fn systemd_notify_ready_after_the_first_pass_watchdog_while_idle_stopping_on_sigterm() {
+    let (env, credd) = setup();
+    let (_, t) = top(&env, 3600);
+    credd.store(USER, SVC, &t);
+    let sock_path = env.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let (mut cmd, log) = Credmon::command(&env, &credd, &[]);
+    // 300 ms: WATCHDOG=1 every 150 ms; the scan interval (60 s) alone would sleep far longer.
+    cmd.env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "300000");
+    let mut cm = Credmon::spawn(cmd, log, &credd);
+    let complete = credd.dir.join("CREDMON_COMPLETE");
+
+    // READY=1 comes once the first pass is complete, with a status line.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let ready = loop {
+        let msg = next_notification(&sock, deadline)
+            .unwrap_or_else(|| panic!("no READY=1 within 5 s; log:\n{}", cm.log_text()));
+        if msg.lines().any(|l| l == "READY=1") {
+            break msg;
+        }
+        assert!(!msg.contains("STOPPING=1"), "{msg}");
+    };
+    assert!(complete.exists(), "READY=1 before CREDMON_COMPLETE");
+    assert!(
+        credd.use_path(USER, SVC).exists(),
+        "READY=1 before the .use"
+    );
+    assert!(
+        ready.contains("STATUS=1 credential(s) (1 fresh); last pass: 1 refreshed"),
+        "{ready}"
+    );
+
+    // Idle: WATCHDOG=1 keeps coming, about every 150 ms, without flooding.
+    let t0 = Instant::now();
+    let window = Duration::from_millis(1500);
+    let mut pings = Vec::new();
+    while let Some(msg) = next_notification(&sock, t0 + window) {
+        assert!(!msg.contains("READY=1"), "READY=1 twice: {msg}");
+        if msg == "WATCHDOG=1\n" {
+            pings.push(Instant::now());
+        }
+    }
+    assert!(
+        (5..=15).contains(&pings.len()),
+        "{} WATCHDOG=1 in {window:?}; log:\n{}",
+        pings.len(),
+        cm.log_text()
+    );
+    let longest = pings
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or_default();
+    assert!(longest < Duration::from_secs(1), "gap of {longest:?}");
+
+    // SIGTERM: STOPPING=1, exit 0.
+    let (code, _) = cm.stop_with(Signal::SIGTERM, Duration::from_secs(2));
+    assert_eq!(code, Some(0), "log:\n{}", cm.log_text());
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut stopping = false;
+    while let Some(msg) = next_notification(&sock, deadline) {
+        if msg.lines().any(|l| l == "STOPPING=1") {
+            stopping = true;
+            break;
+        }
+    }
+    assert!(stopping, "no STOPPING=1; log:\n{}", cm.log_text());
+}
+
+/// The value of the sample `name{labels}` in `samples`.
+fn sample(samples: &[metrics::Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    samples
+        .iter()
+        .find(|s| {
+            s.name == name
+                && s.labels.len() == labels.len()
+                && labels.iter().all(|(k, v)| s.label(k) == Some(*v))
+        })
+        .map(|s| s.value)
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as f64
+}
+
+fn read_metrics(path: &Path) -> (String, Vec<metrics::Sample>) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let samples = metrics::parse(&text).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
+    (text, samples)
+}
+
+#[test]
+fn metrics_file_after_each_pass_on_exit_and_with_once() {
+    use metrics::credmon_names::*;
+    let (env, credd) = setup();
+    let (good_token, t) = top(&env, 3600);
+    credd.store(USER, SVC, &t);
+    // bob's credential goes through the STS path, which fails with 500.
+    let bad_token = env.provision_token(3600);
+    let sts = env.creds_url().replace("/creds/", "/sts/");
+    credd.store("bob", SVC, &Credd::vault_top(Some(&bad_token), &sts));
+    env.vault.inject(
+        Fault::status(
+            "/v1/secret/oauth/sts/",
+            500,
+            r#"{"errors":["internal error"]}"#,
+        )
+        .permanent(),
+    );
+    let prom_dir = env.path().join("node-exporter");
+    std::fs::create_dir(&prom_dir).unwrap();
+    let prom = prom_dir.join("robot-credmon-credmon.prom");
+    let started = unix_now();
+    let (mut cmd, log) = Credmon::command(&env, &credd, &[]);
+    cmd.arg("--metrics-file").arg(&prom);
+    let mut cm = Credmon::spawn(cmd, log, &credd);
+    assert!(
+        Credd::wait_for_file(&prom, Duration::from_secs(5)),
+        "no metrics file after the first pass; log:\n{}",
+        cm.log_text()
+    );
+    assert!(credd.dir.join("CREDMON_COMPLETE").exists());
+    let (text, s) = read_metrics(&prom);
+    let use_text = credd.read_use(USER, SVC).unwrap();
+    let exp = {
+        use base64::Engine;
+        let payload = use_text.trim().split('.').nth(1).unwrap();
+        let claims: serde_json::Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap();
+        claims["exp"].as_i64().unwrap() as f64
+    };
+    let last_success = sample(&s, LAST_SUCCESS, &[]).expect(&text);
+    assert!(
+        (started - 1.0..=unix_now() + 1.0).contains(&last_success),
+        "{text}"
+    );
+    assert!(sample(&s, LAST_PASS, &[]).expect(&text) >= last_success);
+    assert_eq!(sample(&s, SOONEST_EXPIRY, &[]), Some(exp), "{text}");
+    assert_eq!(sample(&s, CONSECUTIVE_FAILURES, &[]), Some(1.0), "{text}");
+    assert_eq!(
+        sample(&s, REFRESHES, &[("cause", "missing")]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&s, FAILURES, &[("cause", "vault")]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&s, CREDENTIALS, &[("state", "fresh")]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&s, CREDENTIALS, &[("state", "failing")]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&s, &format!("{REFRESH_DURATION}_count"), &[]),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&s, &format!("{REFRESH_DURATION}_bucket"), &[("le", "+Inf")]),
+        Some(2.0),
+        "{text}"
+    );
+    let no_tokens = |text: &str| {
+        for secret in [good_token.as_str(), bad_token.as_str(), use_text.trim()]
+            .into_iter()
+            .chain(use_text.trim().split('.'))
+        {
+            assert!(!text.contains(secret), "a token in the metrics:\n{text}");
+        }
+    };
+    no_tokens(&text);
+    assert_eq!(
+        std::fs::metadata(&prom).unwrap().mode() & 0o777,
+        0o644,
+        "readable by the collector"
+    );
+
+    // bob is retried with backoff (base 1 s) between passes; the exit writes the counts.
+    let t0 = Instant::now();
+    while cm
+        .log_text()
+        .matches("failed to refresh bob/igwn_robot")
+        .count()
+        < 2
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "no retry; log:\n{}",
+            cm.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The failure is counted just after it is logged.
+    std::thread::sleep(Duration::from_millis(200));
+    let (code, _) = cm.stop_with(Signal::SIGTERM, Duration::from_secs(2));
+    assert_eq!(code, Some(0));
+    let (text, s) = read_metrics(&prom);
+    let failures = sample(&s, FAILURES, &[("cause", "vault")]).expect(&text);
+    assert!(failures >= 2.0, "not written on exit:\n{text}");
+    assert_eq!(
+        sample(&s, REFRESHES, &[("cause", "missing")]),
+        Some(1.0),
+        "{text}"
+    );
+    no_tokens(&text);
+    let leftovers: Vec<_> = std::fs::read_dir(&prom_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+
+    // --once, with the file from the ROBOT_CREDMON_METRICS_FILE knob: alice is
+    // fresh (nothing to do), bob fails again.
+    let once_prom = prom_dir.join("once.prom");
+    let (mut cmd, _) = Credmon::command(
+        &env,
+        &credd,
+        &[("ROBOT_CREDMON_METRICS_FILE", once_prom.to_str().unwrap())],
+    );
+    assert_eq!(cmd.arg("--once").status().unwrap().code(), Some(1));
+    let (text, s) = read_metrics(&once_prom);
+    assert_eq!(
+        sample(&s, REFRESHES, &[("cause", "missing")]),
+        None,
+        "{text}"
+    );
+    assert_eq!(
+        sample(&s, FAILURES, &[("cause", "vault")]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&s, CREDENTIALS, &[("state", "fresh")]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&s, CREDENTIALS, &[("state", "failing")]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(sample(&s, SOONEST_EXPIRY, &[]), Some(exp), "{text}");
+    assert!(sample(&s, LAST_PASS, &[]).is_some(), "{text}");
+    no_tokens(&text);
     env.vault.clear_faults();
 }
