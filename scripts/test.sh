@@ -11,7 +11,8 @@ cargo clippy --locked --all-targets -- -D warnings
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --locked 2>&1 | tee "$log"
-# The package layout (release build, staged install, file list, systemd units).
-dist/check-package.sh
+# The packages: release build, the .deb and the RPM layout each installed into
+# a clean root, file lists, links, man pages and systemd units checked.
+dist/check-package.sh --deb
 # One closing line for the whole suite.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
