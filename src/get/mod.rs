@@ -165,13 +165,20 @@ fn refresh(args: &GetArgs) -> Result<Outcome, GetError> {
 
     if !args.oidc
         && let Existing::Fresh(outcome) =
-            check_existing(&dir, &name, &outfile, args.minsecs, SystemTime::now())?
+            check_existing(&dir, &name, &outfile, args.minsecs, SystemTime::now(), true)?
     {
         return Ok(outcome);
     }
     let lock_wait = args.retry_time + args.request_timeout * 3 + Duration::from_secs(10);
     let _lock = LockFile::acquire(&dir, &name, Some(uid), lock_wait)?;
-    let cause = match check_existing(&dir, &name, &outfile, args.minsecs, SystemTime::now())? {
+    let cause = match check_existing(
+        &dir,
+        &name,
+        &outfile,
+        args.minsecs,
+        SystemTime::now(),
+        false,
+    )? {
         Existing::Fresh(_) if args.oidc => "oidc",
         Existing::Fresh(outcome) => {
             log::info!("another run refreshed the token meanwhile");
@@ -286,19 +293,24 @@ fn check_existing(
     path: &Path,
     minsecs: u64,
     now: SystemTime,
+    first_look: bool,
 ) -> Result<Existing, GetError> {
     let Some((bytes, _)) = dir.read(name, MAX_TOKEN_BYTES + 2, false)? else {
-        log::info!("no bearer token in {} yet", path.display());
+        if first_look {
+            log::info!("no bearer token in {} yet", path.display());
+        }
         return Ok(Existing::Stale("missing"));
     };
     let tok = match BearerToken::from_bytes(&bytes) {
         Ok(t) => t,
         Err(token::TokenError::Empty) => return Ok(Existing::Stale("missing")),
         Err(e) => {
-            log::warn!(
-                "{} does not hold a valid token ({e}); it will be replaced",
-                path.display()
-            );
+            if first_look {
+                log::warn!(
+                    "{} does not hold a valid token ({e}); it will be replaced",
+                    path.display()
+                );
+            }
             return Ok(Existing::Stale("invalid"));
         }
     };
@@ -315,11 +327,13 @@ fn check_existing(
             remaining,
         }));
     }
-    log::info!(
-        "the bearer token in {} has {} left, not over --minsecs {minsecs}; refreshing",
-        path.display(),
-        token::format_remaining(remaining)
-    );
+    if first_look {
+        log::info!(
+            "the bearer token in {} has {} left, not over --minsecs {minsecs}; refreshing",
+            path.display(),
+            token::format_remaining(remaining)
+        );
+    }
     Ok(Existing::Stale("expiring"))
 }
 
