@@ -5,9 +5,9 @@
 
 use base64::prelude::*;
 use libgssapi::context::{ClientCtx, CtxFlags};
-use libgssapi::credential::Cred;
+use libgssapi::credential::{Cred, CredUsage};
 use libgssapi::name::Name;
-use libgssapi::oid::{GSS_MECH_KRB5, GSS_NT_HOSTBASED_SERVICE};
+use libgssapi::oid::{GSS_MECH_KRB5, GSS_NT_HOSTBASED_SERVICE, OidSet};
 use libgssapi_sys as sys;
 use std::ffi::CString;
 use std::os::unix::fs::MetadataExt;
@@ -83,6 +83,11 @@ pub enum KrbError {
         /// The GSSAPI message.
         detail: String,
     },
+    /// No usable ticket in the user's own credential cache.
+    #[error(
+        "no usable Kerberos ticket in the credential cache ({0}): run kinit, or give a keytab with --keytab or $KRB5_KTNAME"
+    )]
+    NoTicket(String),
     /// A temporary Kerberos profile could not be written.
     #[error("cannot write a temporary Kerberos profile: {0}")]
     Profile(std::io::Error),
@@ -200,6 +205,17 @@ impl Initiator {
                 detail,
             }
         })?;
+        Ok(Self { cred })
+    }
+
+    /// Uses the default credential of the user's own ticket cache (`$KRB5CCNAME`),
+    /// for a person at condor_submit; fails when there is no valid ticket.
+    pub fn from_default_ccache() -> Result<Self, KrbError> {
+        let fail =
+            |e: libgssapi::error::Error| KrbError::NoTicket(e.to_string().replace('\n', " "));
+        let mut mechs = OidSet::new();
+        mechs.add(GSS_MECH_KRB5).map_err(fail)?;
+        let cred = Cred::acquire(None, None, CredUsage::Initiate, Some(&mechs)).map_err(fail)?;
         Ok(Self { cred })
     }
 

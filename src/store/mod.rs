@@ -14,7 +14,6 @@
 //! Messages go to stderr after a leading newline; exit 0 or 1.
 
 pub mod condor;
-pub mod krb;
 pub mod plan;
 pub mod request;
 
@@ -78,12 +77,9 @@ pub enum StoreError {
         /// What to do.
         hint: Option<String>,
     },
-    /// A Kerberos problem with a keytab.
+    /// A Kerberos problem (keytab or the user's ticket cache).
     #[error(transparent)]
     Kerberos(#[from] KrbError),
-    /// No usable ticket cache.
-    #[error("{0}")]
-    Ccache(String),
     /// The OIDC login failed or needs a terminal.
     #[error(transparent)]
     Oidc(#[from] OidcError),
@@ -644,11 +640,11 @@ impl Service<'_> {
                     })
             }
             None => {
-                let init = krb::CcacheInitiator::new().map_err(StoreError::Ccache)?;
+                let init = Initiator::from_default_ccache()?;
                 self.client
                     .login_kerberos(&mount, &mut || init.negotiate_header(&host))
                     .map_err(|e| match e {
-                        LoginError::Kerberos(k) => StoreError::Ccache(k),
+                        LoginError::Kerberos(k) => StoreError::Kerberos(k),
                         LoginError::Vault(v) => v.into(),
                     })
             }

@@ -348,3 +348,49 @@ fn get_condor_with_matching_config_stores_the_credential() {
     assert_eq!(r.code, 0, "stderr: {}", r.stderr);
     assert_eq!(sc.count("add-oauth"), 1);
 }
+
+/// A person at condor_submit: no keytab, a ticket from `kinit` in their ccache.
+fn store_with_ccache(e: &TestEnv, sc: &StoreCred, ccache: &std::path::Path) -> Run {
+    let mut c = store_cmd(e, sc, &["igwn"]);
+    c.env_remove("KRB5_KTNAME")
+        .env("KRB5CCNAME", format!("FILE:{}", ccache.display()));
+    run(c)
+}
+
+#[test]
+fn a_person_with_a_kinit_ticket_is_stored_without_a_keytab() {
+    let e = env();
+    let sc = StoreCred::install(e.path());
+    let ccache = e.path().join("person.ccache");
+    let kinit =
+        crate::support::openbao::find("kinit").expect("kinit is needed: apt-get install krb5-user");
+    let out = Command::new(kinit)
+        .env("KRB5_CONFIG", e.kdc.krb5_conf())
+        .env("KRB5CCNAME", format!("FILE:{}", ccache.display()))
+        .arg("-k")
+        .arg("-t")
+        .arg(e.robot_keytab())
+        .arg(e.kdc.principal(TestEnv::PRINCIPAL))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kinit: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = store_with_ccache(&e, &sc, &ccache);
+    assert_eq!(r.code, 0, "stderr: {}", r.stderr);
+    assert_eq!(e.vault.count("POST", LOGIN), 1);
+    assert_eq!(sc.count("add-oauth"), 1);
+}
+
+#[test]
+fn no_ticket_and_no_keytab_says_to_run_kinit() {
+    let e = env();
+    let sc = StoreCred::install(e.path());
+    let r = store_with_ccache(&e, &sc, &e.path().join("empty.ccache"));
+    assert_eq!(r.code, 1, "stderr: {}", r.stderr);
+    assert!(r.stderr.contains("run kinit"), "{}", r.stderr);
+    assert_eq!(e.vault.count("POST", LOGIN), 0);
+    assert_eq!(sc.count("add-oauth"), 0);
+}
