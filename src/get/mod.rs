@@ -207,16 +207,7 @@ fn refresh(args: &GetArgs) -> Result<Outcome, GetError> {
             other => other?,
         }
     };
-    dir.write_atomic(
-        &name,
-        &bearer.file_contents(),
-        WriteOptions {
-            mode: 0o600,
-            owner: None,
-            existing_owner: Some(uid),
-            replace_symlink: false,
-        },
-    )?;
+    dir.write_atomic(&name, &bearer.file_contents(), private_file(uid))?;
     let now = SystemTime::now();
     log::info!(
         "wrote a new bearer token to {} ({} requests to {})",
@@ -592,17 +583,19 @@ fn save_vault_token(path: &Path, token: &VaultToken, uid: u32) -> Result<(), Get
     let (dir, name) = SafeDir::open_parent(path)?;
     let mut contents = token.expose().as_bytes().to_vec();
     contents.push(b'\n');
-    dir.write_atomic(
-        &name,
-        &contents,
-        WriteOptions {
-            mode: 0o600,
-            owner: None,
-            existing_owner: Some(uid),
-            replace_symlink: false,
-        },
-    )?;
+    dir.write_atomic(&name, &contents, private_file(uid))?;
     Ok(())
+}
+
+/// How the user's token files are written: 0600, never over a link or
+/// over a file that belongs to someone else.
+fn private_file(uid: u32) -> WriteOptions {
+    WriteOptions {
+        mode: 0o600,
+        owner: None,
+        existing_owner: Some(uid),
+        replace_symlink: false,
+    }
 }
 
 fn log_claims(tok: &BearerToken, now: SystemTime) {
