@@ -2,7 +2,7 @@
 //! lifetime, optionally verifying its signature against the issuer's JWKS.
 
 use crate::cli::TokenArgs;
-use crate::files::{FileError, SafeDir, discovery};
+use crate::files::{self, FileError, discovery};
 use crate::token::{self, BearerToken, MAX_TOKEN_BYTES, verify};
 use crate::vault::tls;
 use std::path::{Path, PathBuf};
@@ -46,9 +46,7 @@ pub struct Report {
 
 /// Reads and parses a token file, never following a link.
 pub fn load(path: &Path) -> Result<BearerToken, InspectError> {
-    let (dir, name) = SafeDir::open_parent(path)?;
-    let (bytes, _) = dir
-        .read(&name, MAX_TOKEN_BYTES + 2, false)?
+    let bytes = files::read_file(path, MAX_TOKEN_BYTES + 2)?
         .ok_or_else(|| InspectError::Missing(path.to_owned()))?;
     BearerToken::from_bytes(&bytes).map_err(|e| InspectError::NotAToken {
         path: path.to_owned(),
@@ -112,12 +110,8 @@ fn verify_online(tok: &BearerToken, args: &TokenArgs) -> Result<(), String> {
     if !iss.starts_with("https://") {
         return Err(format!("the issuer '{iss}' is not an https URL"));
     }
-    let trust = tls::TrustSources::with_defaults(
-        args.cafile.clone(),
-        args.capath.clone(),
-        discovery::process_env,
-    );
-    let tls = tls::client_config(&trust).map_err(|e| e.to_string())?;
+    let tls = tls::client_config_for(args.cafile.clone(), args.capath.clone())
+        .map_err(|e| e.to_string())?;
     let http = reqwest::blocking::Client::builder()
         .tls_backend_preconfigured((*tls).clone())
         .no_proxy()

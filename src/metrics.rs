@@ -7,7 +7,7 @@
 //! collector never reads half a file. Label values are restricted to short
 //! identifiers: a token can never end up in a label.
 
-use crate::files::{FileError, SafeDir, WriteOptions};
+use crate::files::{self, FileError, WriteOptions};
 use crate::token::unix_seconds;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -229,16 +229,10 @@ impl Text {
 
 /// Writes metrics text to `path` atomically, mode 0644 (the collector must read it).
 fn write_file(path: &Path, text: &str) -> Result<(), MetricsError> {
-    let (dir, name) = SafeDir::open_parent(path)?;
-    dir.write_atomic(
-        &name,
+    files::write_file(
+        path,
         text.as_bytes(),
-        WriteOptions {
-            mode: 0o644,
-            owner: None,
-            existing_owner: Some(nix::unistd::geteuid().as_raw()),
-            replace_symlink: false,
-        },
+        WriteOptions::user_file(0o644, nix::unistd::geteuid().as_raw()),
     )?;
     Ok(())
 }
@@ -290,8 +284,7 @@ pub mod get_names {
 impl GetMetrics {
     /// Reads a metrics file written by [`GetMetrics::write`]; a missing file gives the defaults.
     pub fn load(path: &Path) -> Result<Self, MetricsError> {
-        let (dir, name) = SafeDir::open_parent(path)?;
-        let Some((bytes, _)) = dir.read(&name, MAX_METRICS_BYTES, false)? else {
+        let Some(bytes) = files::read_file(path, MAX_METRICS_BYTES)? else {
             return Ok(Self::default());
         };
         let text = String::from_utf8_lossy(&bytes);

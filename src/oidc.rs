@@ -5,7 +5,7 @@
 //! the credkey to `~/.config/htgettoken/credkey-<issuer>-<role>`. Nothing is
 //! written before the login completes, so Ctrl-C leaves no partial files.
 
-use crate::files::{FileError, SafeDir, WriteOptions};
+use crate::files::{self, FileError, WriteOptions};
 use crate::vault::{OidcLogin, OidcPoll, VaultClient, VaultError, VaultToken};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -118,8 +118,7 @@ pub fn process_is_interactive() -> bool {
 /// Reads the credkey htgettoken saved (whitespace stripped), if any.
 pub fn read_credkey(home: &Path, issuer: &str, role: &str) -> Option<String> {
     let path = credkey_file(home, issuer, role);
-    let (dir, name) = SafeDir::open_parent(&path).ok()?;
-    let (bytes, _) = dir.read(&name, 4096, false).ok()??;
+    let bytes = files::read_file(&path, 4096).ok()??;
     let text = String::from_utf8(bytes).ok()?;
     let t = text.trim();
     (!t.is_empty()).then(|| t.to_owned())
@@ -132,16 +131,10 @@ pub fn save_credkey(home: &Path, issuer: &str, role: &str, credkey: &str) -> Res
         std::fs::create_dir_all(parent)
             .map_err(|e| FileError::io("cannot create directory", parent, e))?;
     }
-    let (dir, name) = SafeDir::open_parent(&path)?;
-    dir.write_atomic(
-        &name,
+    files::write_file(
+        &path,
         format!("{credkey}\n").as_bytes(),
-        WriteOptions {
-            mode: 0o600,
-            owner: None,
-            existing_owner: Some(nix::unistd::geteuid().as_raw()),
-            replace_symlink: false,
-        },
+        WriteOptions::user_file(0o600, nix::unistd::geteuid().as_raw()),
     )
 }
 

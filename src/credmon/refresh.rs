@@ -179,12 +179,7 @@ impl Ctx {
             return Ok(t.clone());
         }
         let cfg = self.config();
-        let sources = tls::TrustSources::with_defaults(
-            cfg.cafile.clone(),
-            cfg.capath.clone(),
-            crate::files::discovery::process_env,
-        );
-        let made = tls::client_config(&sources)?;
+        let made = tls::client_config_for(cfg.cafile.clone(), cfg.capath.clone())?;
         *t = Some(made.clone());
         Ok(made)
     }
@@ -564,7 +559,7 @@ fn login(
     kerberos::check_keytab(keytab).map_err(|e| e.to_string())?;
     let principal = kerberos::choose_principal(keytab, None).map_err(|e| e.to_string())?;
     let (issuer, role) = policy::issuer_role(service);
-    let mount = format!("kerberos-{issuer}_{role}");
+    let mount = crate::vault::kerberos_mount(issuer, role);
     let initiator = Initiator::from_keytab(keytab, &principal, None).map_err(|e| e.to_string())?;
     let auth = client
         .login_kerberos(&mount, &mut || initiator.negotiate_header(host))

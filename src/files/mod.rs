@@ -9,7 +9,7 @@ pub mod safe_dir;
 pub use lock::LockFile;
 pub use safe_dir::{SafeDir, WriteOptions};
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A file operation that failed, with the path it concerned.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +82,19 @@ impl FileError {
             source: source.into(),
         }
     }
+}
+
+/// Reads the regular file `path` (at most `limit` bytes) through its parent
+/// directory, never following a link; `None` when it does not exist.
+pub fn read_file(path: &Path, limit: usize) -> Result<Option<Vec<u8>>, FileError> {
+    let (dir, name) = SafeDir::open_parent(path)?;
+    Ok(dir.read(&name, limit, false)?.map(|(bytes, _)| bytes))
+}
+
+/// Replaces `path` atomically (see [`SafeDir::write_atomic`]).
+pub fn write_file(path: &Path, contents: &[u8], opts: WriteOptions) -> Result<(), FileError> {
+    let (dir, name) = SafeDir::open_parent(path)?;
+    dir.write_atomic(&name, contents, opts)
 }
 
 /// Whether `name` is a single, plain path component (no `/`, NUL, `.`/`..`, newline).

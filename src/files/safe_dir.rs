@@ -37,6 +37,19 @@ pub struct WriteOptions {
     pub replace_symlink: bool,
 }
 
+impl WriteOptions {
+    /// A file of the user `uid` with permission bits `mode`: never written over
+    /// a symbolic link or over a file that belongs to someone else.
+    pub fn user_file(mode: u32, uid: u32) -> Self {
+        Self {
+            mode,
+            owner: None,
+            existing_owner: Some(uid),
+            replace_symlink: false,
+        }
+    }
+}
+
 impl SafeDir {
     /// Opens a directory by path.
     pub fn open(path: &Path) -> Result<Self, FileError> {

@@ -7,7 +7,7 @@
 pub mod plan;
 
 use crate::cli::GetArgs;
-use crate::files::{FileError, LockFile, SafeDir, WriteOptions};
+use crate::files::{self, FileError, LockFile, SafeDir, WriteOptions};
 use crate::kerberos::{self, Initiator, KrbError};
 use crate::token::{self, BearerToken, MAX_TOKEN_BYTES};
 use crate::vault::{ClientConfig, Limits, LoginError, VaultClient, VaultError, VaultToken, tls};
@@ -207,7 +207,11 @@ fn refresh(args: &GetArgs) -> Result<Outcome, GetError> {
             other => other?,
         }
     };
-    dir.write_atomic(&name, &bearer.file_contents(), private_file(uid))?;
+    dir.write_atomic(
+        &name,
+        &bearer.file_contents(),
+        WriteOptions::user_file(0o600, uid),
+    )?;
     let now = SystemTime::now();
     log::info!(
         "wrote a new bearer token to {} ({} requests to {})",
@@ -329,12 +333,8 @@ fn check_existing(
 }
 
 fn client_for(args: &GetArgs, plan: &Plan) -> Result<VaultClient, GetError> {
-    let trust = tls::TrustSources::with_defaults(
-        args.cafile.clone(),
-        args.capath.clone(),
-        crate::files::discovery::process_env,
-    );
-    let tls = tls::client_config(&trust).map_err(vault_err)?;
+    let tls =
+        tls::client_config_for(args.cafile.clone(), args.capath.clone()).map_err(vault_err)?;
     Ok(VaultClient::new(ClientConfig {
         server: plan.server.clone(),
         certname: plan.certname.clone(),
@@ -580,22 +580,10 @@ fn read_vault_token(path: &Path) -> Result<Option<VaultToken>, GetError> {
 }
 
 fn save_vault_token(path: &Path, token: &VaultToken, uid: u32) -> Result<(), GetError> {
-    let (dir, name) = SafeDir::open_parent(path)?;
     let mut contents = token.expose().as_bytes().to_vec();
     contents.push(b'\n');
-    dir.write_atomic(&name, &contents, private_file(uid))?;
+    files::write_file(path, &contents, WriteOptions::user_file(0o600, uid))?;
     Ok(())
-}
-
-/// How the user's token files are written: 0600, never over a link or
-/// over a file that belongs to someone else.
-fn private_file(uid: u32) -> WriteOptions {
-    WriteOptions {
-        mode: 0o600,
-        owner: None,
-        existing_owner: Some(uid),
-        replace_symlink: false,
-    }
 }
 
 fn log_claims(tok: &BearerToken, now: SystemTime) {

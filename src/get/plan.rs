@@ -82,8 +82,7 @@ pub fn plan(
         .clone()
         .unwrap_or_else(|| bare.split('/').next().unwrap_or(bare).to_owned());
     let exchange = args.scopes.is_some() || args.audience.is_some();
-    let kind = if exchange { "sts" } else { "creds" };
-    let secret_path = format!("secret/oauth/{kind}/{}/{credkey}:{role}", args.issuer);
+    let secret_path = crate::vault::secret_path(exchange, &args.issuer, &credkey, &role);
     let mut query = vec![("minimum_seconds", args.minsecs.to_string())];
     if let Some(s) = &args.scopes {
         query.push(("scopes", s.clone()));
@@ -98,7 +97,7 @@ pub fn plan(
         certname: args.vaultcertname.clone(),
         server,
         service_host,
-        mount: format!("kerberos-{}_{role}", args.issuer),
+        mount: crate::vault::kerberos_mount(&args.issuer, &role),
         issuer: args.issuer.clone(),
         role,
         credkey,

@@ -18,7 +18,7 @@ pub mod plan;
 pub mod request;
 
 use crate::cli::StoreArgs;
-use crate::files::{FileError, SafeDir, WriteOptions};
+use crate::files::{self, FileError, WriteOptions};
 use crate::kerberos::{self, Initiator, KrbError};
 use crate::oidc::{self, OidcError, OidcSettings};
 use crate::token::{self, BearerToken};
@@ -258,26 +258,14 @@ impl Context {
         request::parse_htgettoken_opts(&words, &self.opts_source).map_err(StoreError::Usage)
     }
 
-    fn write_opts(&self) -> WriteOptions {
-        WriteOptions {
-            mode: 0o600,
-            owner: None,
-            existing_owner: Some(self.uid),
-            replace_symlink: false,
-        }
-    }
-
     fn write(&self, path: &Path, contents: &[u8]) -> Result<(), StoreError> {
-        let (dir, name) = SafeDir::open_parent(path)?;
-        dir.write_atomic(&name, contents, self.write_opts())?;
+        files::write_file(path, contents, WriteOptions::user_file(0o600, self.uid))?;
         Ok(())
     }
 
     fn read(&self, path: &Path) -> Option<String> {
-        let (dir, name) = SafeDir::open_parent(path).ok()?;
-        match dir.read(&name, 8192, false) {
-            Ok(Some((b, _))) => String::from_utf8(b).ok(),
-            Ok(None) => None,
+        match files::read_file(path, 8192) {
+            Ok(b) => b.and_then(|b| String::from_utf8(b).ok()),
             Err(e) => {
                 log::warn!("ignoring {}: {e}", path.display());
                 None
@@ -317,15 +305,13 @@ pub fn store_request(ctx: &Context, req: &Request) -> Result<(), StoreError> {
         Some(a) => ServerAddress::host_of(a)?,
         None => server.host.clone(),
     };
-    let trust = tls::TrustSources::with_defaults(
-        opts.cafile.clone().or_else(|| ctx.cafile.clone()),
-        opts.capath.clone().or_else(|| ctx.capath.clone()),
-        crate::files::discovery::process_env,
-    );
     let client = VaultClient::new(ClientConfig {
         server: server.clone(),
         certname: opts.vaultcertname.clone(),
-        tls: tls::client_config(&trust)?,
+        tls: tls::client_config_for(
+            opts.cafile.clone().or_else(|| ctx.cafile.clone()),
+            opts.capath.clone().or_else(|| ctx.capath.clone()),
+        )?,
         limits: Limits::default(),
     });
     let svc = Service {
@@ -404,7 +390,7 @@ impl Service<'_> {
                 log::info!("Storing bearer token in {}", f.display());
             }
         }
-        let creds_url = self.url(&plan::secret_path(
+        let creds_url = self.url(&crate::vault::secret_path(
             false,
             &self.issuer,
             &credkey,
@@ -435,7 +421,7 @@ impl Service<'_> {
         if let Some(hname) = req.handle_service() {
             let (s, a) = (req.scopes.as_deref(), req.audience.as_deref());
             let exchange = s.is_some() || a.is_some();
-            let url = self.url(&plan::secret_path(
+            let url = self.url(&crate::vault::secret_path(
                 exchange,
                 &self.issuer,
                 &credkey,
@@ -467,13 +453,13 @@ impl Service<'_> {
     ) -> Result<Option<BearerToken>, StoreError> {
         if let Some(min) = self.opts.vaulttokenminttl.filter(|d| !d.is_zero()) {
             match self.client.lookup_self_ttl(tok) {
-                Ok(ttl) if ttl >= min.as_secs() => {}
+                Ok(ttl) if crate::get::plan::vault_token_usable(ttl, min) => {}
                 Ok(_) => return Ok(None),
                 Err(e) if e.is_transient() => return Err(e.into()),
                 Err(_) => return Ok(None),
             }
         }
-        let path = plan::secret_path(false, &self.issuer, credkey, &self.role);
+        let path = crate::vault::secret_path(false, &self.issuer, credkey, &self.role);
         match self.client.read_bearer(tok, &path, &self.query_params()) {
             Ok(b) => Ok(Some(b)),
             Err(e) if e.is_permission_denied() => {
@@ -503,7 +489,7 @@ impl Service<'_> {
             match self.kerberos_login() {
                 Ok(tok) => {
                     let (token, expires) = self.shorten(tok, ttl)?;
-                    let path = plan::secret_path(false, &self.issuer, ck, &self.role);
+                    let path = crate::vault::secret_path(false, &self.issuer, ck, &self.role);
                     match self.client.read_bearer(&token, &path, &self.query_params()) {
                         Ok(bearer) => {
                             return Ok(Minted {
@@ -566,7 +552,7 @@ impl Service<'_> {
         }
         oidc::store_refresh_token(&self.client, &login, &self.issuer, &credkey, &self.role)?;
         let (token, expires) = self.shorten(login.auth, ttl)?;
-        let path = plan::secret_path(false, &self.issuer, &credkey, &self.role);
+        let path = crate::vault::secret_path(false, &self.issuer, &credkey, &self.role);
         let bearer = self
             .client
             .read_bearer(&token, &path, &self.query_params())?;
@@ -608,7 +594,7 @@ impl Service<'_> {
         auth: crate::vault::AuthInfo,
         ttl: Duration,
     ) -> Result<(VaultToken, i64), StoreError> {
-        let auth = if auth.lease_duration.is_none_or(|l| l > ttl.as_secs()) {
+        let auth = if crate::get::plan::needs_exchange(auth.lease_duration, ttl) {
             self.client.create_token(&auth.token, ttl.as_secs())?
         } else {
             auth
@@ -625,30 +611,23 @@ impl Service<'_> {
     }
 
     fn kerberos_login(&self) -> Result<crate::vault::AuthInfo, StoreError> {
-        let mount = format!("kerberos-{}_{}", self.issuer, self.role);
+        let mount = crate::vault::kerberos_mount(&self.issuer, &self.role);
         let host = self.service_host.clone();
-        let result = match &self.ctx.keytab {
+        let init = match &self.ctx.keytab {
             Some(kt) => {
                 kerberos::check_keytab(kt)?;
                 let principal = kerberos::choose_principal(kt, self.ctx.principal.as_deref())?;
-                let init = Initiator::from_keytab(kt, &principal, None)?;
-                self.client
-                    .login_kerberos(&mount, &mut || init.negotiate_header(&host))
-                    .map_err(|e| match e {
-                        LoginError::Kerberos(k) => StoreError::Kerberos(k),
-                        LoginError::Vault(v) => v.into(),
-                    })
+                Initiator::from_keytab(kt, &principal, None)?
             }
-            None => {
-                let init = Initiator::from_default_ccache()?;
-                self.client
-                    .login_kerberos(&mount, &mut || init.negotiate_header(&host))
-                    .map_err(|e| match e {
-                        LoginError::Kerberos(k) => StoreError::Kerberos(k),
-                        LoginError::Vault(v) => v.into(),
-                    })
-            }
-        }?;
+            None => Initiator::from_default_ccache()?,
+        };
+        let result = self
+            .client
+            .login_kerberos(&mount, &mut || init.negotiate_header(&host))
+            .map_err(|e| match e {
+                LoginError::Kerberos(k) => StoreError::Kerberos(k),
+                LoginError::Vault(v) => StoreError::from(v),
+            })?;
         log::info!(
             "Kerberos login to {} at auth/{mount} succeeded",
             self.client.server()

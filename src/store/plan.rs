@@ -45,12 +45,6 @@ pub fn bearer_token_files(
     ]
 }
 
-/// The secret path `secret/oauth/<creds|sts>/<issuer>/<credkey>:<role>`.
-pub fn secret_path(exchange: bool, issuer: &str, credkey: &str, role: &str) -> String {
-    let kind = if exchange { "sts" } else { "creds" };
-    format!("secret/oauth/{kind}/{issuer}/{credkey}:{role}")
-}
-
 /// The JSON piped to `condor_store_cred add-oauth`, as HTCondor's storer writes it.
 pub fn cred_json(vault_token: Option<&str>, vault_url: &str) -> String {
     let q = |s: &str| serde_json::Value::from(s).to_string();
@@ -171,11 +165,11 @@ mod tests {
             [PathBuf::from("/x/bt")]
         );
         assert_eq!(
-            secret_path(true, "igwn", "r/h", "robot"),
+            crate::vault::secret_path(true, "igwn", "r/h", "robot"),
             "secret/oauth/sts/igwn/r/h:robot"
         );
         assert_eq!(
-            secret_path(false, "igwn", "r/h", "robot"),
+            crate::vault::secret_path(false, "igwn", "r/h", "robot"),
             "secret/oauth/creds/igwn/r/h:robot"
         );
     }

@@ -20,6 +20,18 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The Kerberos auth mount of an issuer and role, `kerberos-<issuer>_<role>`.
+pub fn kerberos_mount(issuer: &str, role: &str) -> String {
+    format!("kerberos-{issuer}_{role}")
+}
+
+/// The oauthapp path of a credential, `secret/oauth/creds/<issuer>/<credkey>:<role>`,
+/// with `sts` instead of `creds` for a token exchange (scopes or audiences).
+pub fn secret_path(exchange: bool, issuer: &str, credkey: &str, role: &str) -> String {
+    let kind = if exchange { "sts" } else { "creds" };
+    format!("secret/oauth/{kind}/{issuer}/{credkey}:{role}")
+}
+
 /// A Vault token. Never displayed; `Debug` hides it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct VaultToken(String);

@@ -58,6 +58,19 @@ impl TrustSources {
     }
 }
 
+/// [`client_config`] for `--cafile`/`--capath` (either may be unset), with
+/// htgettoken's defaults taken from the process environment.
+pub fn client_config_for(
+    cafile: Option<PathBuf>,
+    capath: Option<PathBuf>,
+) -> Result<Arc<rustls::ClientConfig>, VaultError> {
+    client_config(&TrustSources::with_defaults(
+        cafile,
+        capath,
+        crate::files::discovery::process_env,
+    ))
+}
+
 /// Builds a rustls client configuration trusting exactly these sources.
 pub fn client_config(sources: &TrustSources) -> Result<Arc<rustls::ClientConfig>, VaultError> {
     let mut roots = RootCertStore::empty();
