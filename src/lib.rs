@@ -13,11 +13,15 @@
 //! * [`check`]: monitoring checks in Nagios plugin form.
 //!
 //! [`cli`] holds the command-line definitions; `main.rs` only parses and dispatches.
+//! [`duration`] parses range-checked durations, [`process`] runs other
+//! programs, and [`env`] is the injected environment (variables, uid, clock).
 
 pub mod backoff;
 pub mod check;
 pub mod cli;
 pub mod credmon;
+pub mod duration;
+pub mod env;
 pub mod files;
 pub mod generate;
 pub mod get;
@@ -27,6 +31,7 @@ pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod oidc;
+pub mod process;
 pub mod store;
 pub mod token;
 pub mod vault;

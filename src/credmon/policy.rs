@@ -3,7 +3,21 @@
 //! credentials are ours, when a `.use` must be renewed, which Vault URLs may
 //! be contacted and with which query.
 
-use super::config::ProviderFilter;
+use std::collections::HashSet;
+
+/// Which `.top` files belong to this (Vault) credmon: the Python credmon's
+/// filter, the input of [`ours`] (built from the knobs by `config`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderFilter {
+    /// `VAULT_CREDMON_PROVIDER_NAMES`; `["*"]` means every provider no other credmon claims.
+    pub vault: Vec<String>,
+    /// Providers claimed by the other credmons (local, OAuth2, client, Pelican).
+    pub others: HashSet<String>,
+    /// Providers with a `<provider>_CLIENT_ID` knob (OAuth2).
+    pub client_ids: HashSet<String>,
+    /// `CREDMON_ALLOW_SPECIAL_CHAR_NAMES`: the provider is the whole file stem.
+    pub special_chars: bool,
+}
 
 /// Whether a user, service or handle name from the credential directory is
 /// acceptable: the credd's `[A-Za-z0-9-+=_.]`, not starting with a dot.
@@ -223,7 +237,6 @@ pub fn bearer_query(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use std::collections::HashSet;
 
     #[test]
     fn names() {

@@ -191,7 +191,6 @@ fn refresh(args: &GetArgs) -> Result<Outcome, GetError> {
     let principal = kerberos::choose_principal(&keytab, args.principal.as_deref())?;
     let plan = plan::plan(args, &principal, keytab, uid).map_err(vault_err)?;
     // Before any thread exists: the HTTP client starts one.
-    let _profile = kerberos::disable_reverse_dns()?;
     let client = client_for(args, &plan)?;
 
     let (bearer, logged_in) = if args.oidc {
@@ -265,7 +264,6 @@ fn condor(args: &GetArgs) -> Result<Outcome, GetError> {
     ctx.cafile = args.cafile.clone();
     ctx.capath = args.capath.clone();
     ctx.interactive = ctx.interactive && !args.nooidc;
-    let _profile = kerberos::disable_reverse_dns()?;
     let req = crate::store::request::parse_request(&args.issuer).map_err(GetError::CondorConfig)?;
     crate::store::store_request(&ctx, &req)?;
     Ok(Outcome::Stored {

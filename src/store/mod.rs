@@ -28,7 +28,6 @@ use crate::vault::{
 use plan::Query;
 use request::{HtOpts, Request};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 /// Lifetime of the Vault token stored in the credd (`--vaulttokenttl=28d`).
@@ -138,8 +137,8 @@ pub struct Context {
     pub uid: u32,
 }
 
-/// Entry point of `robot-credmon store`: leading newline, messages on stderr, exit 0 or 1.
-pub fn main(args: &StoreArgs) -> ExitCode {
+/// Entry point of `robot-credmon store`: leading newline, messages on stderr; `main.rs` prints the error.
+pub fn main(args: &StoreArgs) -> Result<(), StoreError> {
     // "When condor_submit launches this the cursor is not at the beginning of a new line."
     eprintln!();
     let extra = condor::config_val("SEC_CREDENTIAL_VAULT_STORER_OPTS")
@@ -148,13 +147,7 @@ pub fn main(args: &StoreArgs) -> ExitCode {
     let verbose = args.verbose || extra.iter().any(|w| w == "-v");
     let debug = args.debug || extra.iter().any(|w| w == "-d");
     crate::logging::init_cli(if debug { 2 } else { u8::from(verbose) }, false);
-    match run(args, verbose || debug) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("robot-credmon: error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    run(args, verbose || debug)
 }
 
 /// Runs every request.
@@ -189,7 +182,6 @@ pub fn run(args: &StoreArgs, verbose: bool) -> Result<(), StoreError> {
         args.oidc_timeout,
         command_hint,
     )?;
-    let _profile = kerberos::disable_reverse_dns()?;
     for req in &requests {
         store_request(&ctx, req)?;
     }
