@@ -6,6 +6,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
@@ -122,8 +123,20 @@ impl Tool {
         }
         let stdout = reader(child.stdout.take(), self.max_output);
         let stderr = reader(child.stderr.take(), self.max_output);
-        let status = wait_until(&mut child, &path, self.timeout);
-        // Killed or exited: the pipes are closed, so the readers end.
+        let deadline = Instant::now().checked_add(self.timeout);
+        let status = wait_until(&mut child, &path, deadline, self.timeout);
+        // A program it started may still hold the pipes: wait for them until
+        // the deadline, then stop its whole process group, so the joins end.
+        while [&stdout, &stderr]
+            .iter()
+            .any(|r| r.as_ref().is_some_and(|h| !h.is_finished()))
+        {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                kill_group(&child);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let stdout = join(stdout);
         let stderr = join(stderr);
         let code = status?;
@@ -159,6 +172,8 @@ impl Tool {
         };
         Command::new(path)
             .args(&self.args)
+            // Its own process group, so that a hung tool and what it started stop together.
+            .process_group(0)
             .stdin(if self.input.is_some() {
                 Stdio::piped()
             } else {
@@ -217,9 +232,13 @@ fn join(r: Reader) -> String {
     r.and_then(|h| h.join().ok()).unwrap_or_default()
 }
 
-/// Waits for the child for up to `limit`, then kills it by pid and reaps it.
-fn wait_until(child: &mut Child, path: &Path, limit: Duration) -> Result<Option<i32>, RunError> {
-    let deadline = Instant::now().checked_add(limit);
+/// Waits for the child until `deadline`, then kills its process group and reaps it.
+fn wait_until(
+    child: &mut Child,
+    path: &Path,
+    deadline: Option<Instant>,
+    limit: Duration,
+) -> Result<Option<i32>, RunError> {
     loop {
         let failure = match child.try_wait() {
             Ok(Some(st)) => return Ok(st.code()),
@@ -236,8 +255,108 @@ fn wait_until(child: &mut Child, path: &Path, limit: Duration) -> Result<Option<
                 source,
             },
         };
+        kill_group(child);
         let _ = child.kill();
         let _ = child.wait();
         return Err(failure);
+    }
+}
+
+/// SIGKILL to the child's process group (it leads its own, see [`Tool::run`]).
+fn kill_group(child: &Child) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn sh(script: &str, timeout: Duration) -> Tool {
+        Tool::new("sh", ["-c", script], timeout)
+    }
+
+    #[test]
+    fn captures_output_exit_code_and_stdin() {
+        let mut t = sh("cat; echo err >&2; exit 3", Duration::from_secs(10));
+        t.input = Some(b"hello".to_vec());
+        let done = t.run().unwrap();
+        assert_eq!(done.code, Some(3));
+        assert!(!done.success());
+        assert_eq!(
+            (done.stdout.as_str(), done.stderr.as_str()),
+            ("hello", "err\n")
+        );
+    }
+
+    #[test]
+    fn a_hanging_program_is_killed_at_the_time_limit() {
+        let start = Instant::now();
+        let err = sh("sleep 30", Duration::from_millis(300))
+            .run()
+            .unwrap_err();
+        assert!(matches!(err, RunError::Timeout { .. }), "{err}");
+        assert!(start.elapsed() < Duration::from_secs(10));
+        // A program that exits but leaves a child holding its output.
+        let start = Instant::now();
+        let done = sh("sleep 30 & echo started", Duration::from_millis(500))
+            .run()
+            .unwrap();
+        assert_eq!((done.code, done.stdout.as_str()), (Some(0), "started\n"));
+        assert!(start.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn output_is_bounded_and_the_rest_drained() {
+        let mut t = sh(
+            "head -c 300000 /dev/zero | tr '\\0' x",
+            Duration::from_secs(10),
+        );
+        t.max_output = 1000;
+        let done = t.run().unwrap();
+        assert!(done.success());
+        assert_eq!(done.stdout.len(), 1000);
+    }
+
+    #[test]
+    fn search_path_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let prog = dir.path().join("mytool");
+        std::fs::write(&prog, "#!/bin/sh\necho mine\n").unwrap();
+        let path_var = OsString::from(dir.path());
+        // Not executable: not found.
+        assert_eq!(find_program("mytool", Some(&path_var)), None);
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(find_program("mytool", Some(&path_var)), Some(prog.clone()));
+        // A path is used as is; /usr/bin comes after $PATH.
+        assert_eq!(
+            find_program(prog.to_str().unwrap(), None),
+            Some(prog.clone())
+        );
+        assert_eq!(
+            find_program("sh", Some(&OsString::new())),
+            Some("/usr/bin/sh".into())
+        );
+        assert_eq!(find_program("", Some(&path_var)), None);
+        let mut t = Tool::new("mytool", Vec::<String>::new(), Duration::from_secs(10));
+        t.path_var = Some(path_var);
+        assert_eq!(t.run().unwrap().stdout, "mine\n");
+        t.program = "no-such-tool-here".into();
+        assert!(matches!(t.run().unwrap_err(), RunError::NotFound(_)));
+    }
+
+    #[test]
+    fn detached_start() {
+        let mut t = sh("exit 0", Duration::ZERO);
+        t.output = Output::Null;
+        t.start_detached().unwrap();
+        t.program = "no-such-tool-here".into();
+        assert!(t.start_detached().is_err());
     }
 }

@@ -420,4 +420,174 @@ mod tests {
             ]
         );
     }
+
+    /// Knob parity with HTCondor's Python credmon and its shipped configurations.
+    #[test]
+    fn htcondor_knob_parity() {
+        type Check = fn(&Config) -> bool;
+        let base = ("SEC_CREDENTIAL_DIRECTORY_OAUTH", "/o");
+        // (knobs, what HTCondor means by them)
+        let cases: &[(&[(&str, &str)], Check)] = &[
+            // 40-vault-credmon.conf names the log SEC_CREDENTIAL_MONITOR_OAUTH_LOG.
+            (
+                &[
+                    base,
+                    ("SEC_CREDENTIAL_MONITOR_OAUTH_LOG", "/l/m"),
+                    ("LOG", "/l"),
+                ],
+                |c| c.log_file == Some("/l/m".into()),
+            ),
+            // use feature : OAUTH sets CREDMON_OAUTH_LOG; it wins.
+            (
+                &[
+                    base,
+                    ("CREDMON_OAUTH_LOG", "/l/c"),
+                    ("SEC_CREDENTIAL_MONITOR_OAUTH_LOG", "/l/m"),
+                ],
+                |c| c.log_file == Some("/l/c".into()),
+            ),
+            (&[base, ("CREDMON_OAUTH_LOG", " "), ("LOG", "/l")], |c| {
+                c.log_file == Some("/l/CredMonOAuthLog".into())
+            }),
+            (&[base], |c| {
+                c.log_file.is_none() && c.log_level == log::LevelFilter::Info && !c.debug
+            }),
+            (&[base, ("CREDMON_OAUTH_LOG_LEVEL", "warning")], |c| {
+                c.log_level == log::LevelFilter::Warn && !c.debug
+            }),
+            (&[base, ("CREDMON_OAUTH_LOG_LEVEL", "DEBUG")], |c| c.debug),
+            (&[base, ("CREDMON_OAUTH_DEBUG", "D_FULLDEBUG")], |c| {
+                c.debug && c.log_level == log::LevelFilter::Debug
+            }),
+            (&[base, ("CREDMON_OAUTH_DEBUG", "D_ALWAYS")], |c| !c.debug),
+            // SEC_CREDENTIAL_DIRECTORY_OAUTH, falling back to SEC_CREDENTIAL_DIRECTORY.
+            (
+                &[
+                    ("SEC_CREDENTIAL_DIRECTORY_OAUTH", ""),
+                    ("SEC_CREDENTIAL_DIRECTORY", "/old"),
+                ],
+                |c| c.cred_dir == PathBuf::from("/old"),
+            ),
+            // Python: minimum 2400, refresh minimum / 2.
+            (
+                &[
+                    base,
+                    ("CREDMON_OAUTH_TOKEN_MINIMUM", "2400"),
+                    ("CREDMON_OAUTH_TOKEN_REFRESH", "1200"),
+                ],
+                |c| (c.minimum, c.refresh) == (2400, 1200),
+            ),
+            (&[base, ("CREDMON_OAUTH_TOKEN_MINIMUM", "600")], |c| {
+                (c.minimum, c.refresh) == (600, 300)
+            }),
+            // AUTH_SSL_CLIENT_CAFILE/CADIR: empty or blank means unset (HTCONDOR-3086).
+            (
+                &[
+                    base,
+                    ("AUTH_SSL_CLIENT_CAFILE", "  "),
+                    ("AUTH_SSL_CLIENT_CADIR", ""),
+                ],
+                |c| c.cafile.is_none() && c.capath.is_none(),
+            ),
+            (
+                &[
+                    base,
+                    ("AUTH_SSL_CLIENT_CAFILE", "/ca.pem"),
+                    ("AUTH_SSL_CLIENT_CADIR", "/cadir"),
+                ],
+                |c| c.cafile == Some("/ca.pem".into()) && c.capath == Some("/cadir".into()),
+            ),
+            // TRUSTED_VAULT_HOSTS: both forms the credd compares, kept as written (lower case).
+            (
+                &[
+                    base,
+                    ("TRUSTED_VAULT_HOSTS", "Vault.example.org vault2:8200,"),
+                ],
+                |c| c.trusted_hosts == ["vault.example.org", "vault2:8200"],
+            ),
+            // Providers: "*" serves all but scitokens, other credmons' lists and <p>_CLIENT_ID.
+            (
+                &[
+                    base,
+                    ("PELICAN_CREDMON_PROVIDER_NAMES", "osdf"),
+                    ("BOX_CLIENT_ID", ""),
+                ],
+                |c| {
+                    c.providers.vault == ["*"]
+                        && ["osdf", "scitokens"]
+                            .iter()
+                            .all(|p| c.providers.others.contains(*p))
+                        && c.providers.client_ids.contains("BOX")
+                },
+            ),
+            (
+                &[
+                    base,
+                    ("LOCAL_CREDMON_PROVIDER_NAME", "mylocal"),
+                    ("OAUTH2_CREDMON_PROVIDER_NAMES", "box, *"),
+                ],
+                |c| {
+                    ["mylocal", "box"]
+                        .iter()
+                        .all(|p| c.providers.others.contains(*p))
+                        && !c.providers.others.contains("*")
+                },
+            ),
+            (
+                &[
+                    base,
+                    ("VAULT_CREDMON_PROVIDER_NAMES", "igwn dune"),
+                    ("CREDMON_ALLOW_SPECIAL_CHAR_NAMES", "True"),
+                ],
+                |c| c.providers.vault == ["igwn", "dune"] && c.providers.special_chars,
+            ),
+        ];
+        for (pairs, check) in cases {
+            let c = resolve(&knobs(pairs), &args()).unwrap();
+            assert!(check(&c), "{pairs:?}: {c:?}");
+        }
+        let bad = knobs(&[base, ("CREDMON_OAUTH_LOG_LEVEL", "loud")]);
+        assert!(matches!(
+            resolve(&bad, &args()),
+            Err(ConfigError::Invalid { .. })
+        ));
+        let huge = knobs(&[base, ("CREDMON_OAUTH_TOKEN_MINIMUM", "99999999999999")]);
+        assert!(matches!(
+            resolve(&huge, &args()),
+            Err(ConfigError::Invalid { .. })
+        ));
+    }
+
+    #[test]
+    fn daemon_name_knobs_and_check_config() {
+        let mut a = args();
+        a.name = "my_credmon".into();
+        let c = resolve(
+            &knobs(&[
+                ("SEC_CREDENTIAL_DIRECTORY_OAUTH", "/o"),
+                ("MY_CREDMON_LOG", "/l/mine"),
+                ("MY_CREDMON_DEBUG", "D_FULLDEBUG"),
+            ]),
+            &a,
+        )
+        .unwrap();
+        assert_eq!(c.log_file, Some("/l/mine".into()));
+        assert!(c.debug);
+        let text = c.describe();
+        for line in [
+            "name = MY_CREDMON\n",
+            "MY_CREDMON_LOG = /l/mine\n",
+            "MY_CREDMON_LOG_LEVEL = DEBUG\n",
+            "CREDMON_OAUTH_TOKEN_REFRESH = 1200\n",
+            "ROBOT_CREDMON_ALLOWED_VAULT_PORTS = 8200\n",
+        ] {
+            assert!(text.contains(line), "{line}: {text}");
+        }
+        // Every knob with a resolved value is shown.
+        let shown = k::TABLE.iter().filter(|kn| kn.show.is_some()).count();
+        assert_eq!(
+            text.lines().filter(|l| l.contains(" = ")).count(),
+            shown + 2
+        );
+    }
 }

@@ -5,6 +5,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod cli;
 mod cmd;
 mod credmon;
 mod get;
