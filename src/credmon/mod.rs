@@ -137,69 +137,19 @@ fn run(args: CredmonArgs, cfg: Config, env: Env) -> Result<Outcome, String> {
         ::log::error!("{e}");
     }
     let queue = Arc::new(daemon::Queue::new(cfg.max_in_flight));
-    let reload_args = args.clone();
     let mut coord = daemon::Coordinator {
         ctx: ctx.clone(),
         queue: queue.clone(),
         scanner: daemon::Scanner::default(),
-        reload: Box::new(move || match load(&reload_args, &env) {
-            Ok(c) => {
-                if let Err(e) = log::reopen(c.log_file.as_deref()) {
-                    ::log::error!("cannot reopen the log file: {e}");
-                }
-                log::set_debug(c.debug);
-                ::log::set_max_level(c.log_level);
-                Some(c)
-            }
-            Err(e) => {
-                ::log::error!("invalid configuration after SIGHUP, keeping the old one: {e}");
-                None
-            }
-        }),
+        reload: reloader(args.clone(), env),
         spawned: 0,
         passes: 0,
     };
-
     if args.once {
-        coord.spawn_workers(cfg.max_in_flight);
-        let report = coord.once(Duration::from_secs(600));
-        ::log::info!(
-            "one pass done: {} refreshed, {} failed or skipped",
-            report.refreshed,
-            report.failed
-        );
-        return Ok(if report.failed == 0 {
-            Outcome::Done
-        } else {
-            Outcome::SomeFailed
-        });
+        return Ok(run_once(&mut coord, cfg.max_in_flight));
     }
-
-    // Signals are taken synchronously by one thread; block them everywhere else.
-    let mut signals = SigSet::empty();
-    for s in [
-        Signal::SIGHUP,
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGQUIT,
-    ] {
-        signals.add(s);
-    }
-    signals
-        .thread_block()
-        .map_err(|e| format!("cannot block signals: {e}"))?;
-    let pid = std::process::id().to_string();
-    root.write_atomic(
-        "pid",
-        pid.as_bytes(),
-        WriteOptions {
-            mode: 0o644,
-            owner: None,
-            existing_owner: None,
-            replace_symlink: true,
-        },
-    )
-    .map_err(|e| e.to_string())?;
+    let signals = block_signals()?;
+    let pid = write_pid(&root)?;
     ::log::info!(
         "robot-credmon {} credmon started (pid {pid}) for {}",
         env!("CARGO_PKG_VERSION"),
@@ -215,6 +165,74 @@ fn run(args: CredmonArgs, cfg: Config, env: Env) -> Result<Outcome, String> {
     coord.run();
     crate::notify::stopping();
     Ok(Outcome::Done)
+}
+
+/// Re-reads the configuration after SIGHUP (reopening the log); `None` keeps the old one.
+fn reloader(args: CredmonArgs, env: Env) -> Box<dyn FnMut() -> Option<Config> + Send> {
+    Box::new(move || match load(&args, &env) {
+        Ok(c) => {
+            if let Err(e) = log::reopen(c.log_file.as_deref()) {
+                ::log::error!("cannot reopen the log file: {e}");
+            }
+            log::set_debug(c.debug);
+            ::log::set_max_level(c.log_level);
+            Some(c)
+        }
+        Err(e) => {
+            ::log::error!("invalid configuration after SIGHUP, keeping the old one: {e}");
+            None
+        }
+    })
+}
+
+/// `--once`: one pass with `workers` workers.
+fn run_once(coord: &mut daemon::Coordinator, workers: usize) -> Outcome {
+    coord.spawn_workers(workers);
+    let report = coord.once(Duration::from_secs(600));
+    ::log::info!(
+        "one pass done: {} refreshed, {} failed or skipped",
+        report.refreshed,
+        report.failed
+    );
+    if report.failed == 0 {
+        Outcome::Done
+    } else {
+        Outcome::SomeFailed
+    }
+}
+
+/// Blocks the signals the signal thread takes synchronously, in this and every later thread.
+fn block_signals() -> Result<SigSet, String> {
+    let mut signals = SigSet::empty();
+    for s in [
+        Signal::SIGHUP,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+    ] {
+        signals.add(s);
+    }
+    signals
+        .thread_block()
+        .map_err(|e| format!("cannot block signals: {e}"))?;
+    Ok(signals)
+}
+
+/// Writes `pid` (0644: the credd, running as condor, reads it to send SIGHUP).
+fn write_pid(root: &SafeDir) -> Result<String, String> {
+    let pid = std::process::id().to_string();
+    root.write_atomic(
+        "pid",
+        pid.as_bytes(),
+        WriteOptions {
+            mode: 0o644,
+            owner: None,
+            existing_owner: None,
+            replace_symlink: true,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(pid)
 }
 
 /// Waits for signals: SIGHUP wakes the coordinator; the others end the process at once
