@@ -57,7 +57,7 @@ impl Env {
         self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
-    /// `$PATH`, for [`crate::process::Tool::path_var`].
+    /// `$PATH`, the search path for programs the roles run.
     pub fn path_var(&self) -> Option<OsString> {
         self.vars.get("PATH").map(OsString::from)
     }

@@ -73,7 +73,7 @@ pub struct Tool {
     pub output: Output,
     /// Cap on each captured stream, in bytes.
     pub max_output: u64,
-    /// The `$PATH` to search (the caller's environment's, see [`crate::env::Env`]).
+    /// The `$PATH` to search (the caller's environment's; [`Tool::new`] takes the process's).
     pub path_var: Option<OsString>,
 }
 

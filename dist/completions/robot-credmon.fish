@@ -80,7 +80,7 @@ complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand token" -s h 
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand token" -s V -l version -d 'Print version'
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand credmon" -s n -l name -d 'Daemon name: the prefix of the `<NAME>_LOG` and `<NAME>_DEBUG` knobs' -r
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand credmon" -s c -l cred-dir -d 'Credential directory [default: SEC_CREDENTIAL_DIRECTORY_OAUTH]' -r -F
-complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand credmon" -s l -l log-file -d 'Log file [default: <NAME>_LOG, else $(LOG)/CredMonOAuthLog, else stderr]' -r -F
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand credmon" -s l -l log-file -d 'Log file [default: <NAME>_LOG, else SEC_CREDENTIAL_MONITOR_OAUTH_LOG, else $(LOG)/CredMonOAuthLog, else stderr]' -r -F
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand credmon" -l metrics-file -d 'Write Prometheus metrics (node_exporter textfile format) to this file after every full pass and on exit [default: ROBOT_CREDMON_METRICS_FILE, else none]' -r -F
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand credmon" -s d -l debug -d 'Debug logging'
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand credmon" -s v -l verbose -d 'Also log to stderr'

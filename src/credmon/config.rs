@@ -1,12 +1,14 @@
 //! The credmon's configuration: HTCondor knobs (declared in
-//! [`super::knobs`]) from `condor_config_val` when it is installed,
+//! [`knobs`]) from `condor_config_val` when it is installed,
 //! `_CONDOR_<KNOB>` environment overrides, and command-line options over
 //! both. [`resolve`] turns the raw knobs into a validated [`Config`]; it is a
 //! plain function of its inputs.
 
-use super::knobs::{self as k, Knobs, Reader};
+pub mod knobs;
+
 pub use super::policy::ProviderFilter;
 use crate::cli::CredmonArgs;
+use knobs::{self as k, Knobs, Reader};
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -2,8 +2,8 @@
 //! (`CREDMON_OAUTH`) for Vault credentials, a drop-in replacement for
 //! `condor_credmon_vault` that also keeps robot credentials alive from keytabs.
 //!
-//! * [`knobs`]: the knob table (name, kind, default, limits, doc) and loading;
 //! * [`config`]: knobs, `_CONDOR_*` overrides and options → [`config::Config`];
+//!   [`config::knobs`] declares every knob (name, kind, default, limits, doc) once;
 //! * [`policy`]: pure decisions (names, ownership, renewal, Vault URLs);
 //! * [`refresh`]: one credential end to end (Vault, keytab re-login, files);
 //! * [`daemon`]: the coordinator (scans, SIGHUP, passes) and the workers;
@@ -21,7 +21,6 @@
 
 pub mod config;
 pub mod daemon;
-pub mod knobs;
 pub mod log;
 pub mod policy;
 pub mod refresh;
@@ -65,7 +64,7 @@ pub enum Outcome {
 
 fn load(args: &CredmonArgs, env: &Env) -> Result<Config, ConfigError> {
     let name = args.name.to_ascii_uppercase();
-    let knobs = knobs::load(env.vars(), env.path_var(), &name);
+    let knobs = config::knobs::load(env.vars(), env.path_var(), &name);
     config::resolve(&knobs, &config::Overrides::from(args))
 }
 

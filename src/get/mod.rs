@@ -255,7 +255,7 @@ fn condor(args: &GetArgs) -> Result<Outcome, GetError> {
         Some(keytab),
         None,
         true,
-        crate::cli::parse_duration("7d").unwrap_or(Duration::from_secs(7 * 86400)),
+        crate::duration::parse_duration("7d").unwrap_or(Duration::from_secs(7 * 86400)),
         args.web_open_command.clone(),
         args.oidc_timeout,
         "robot-credmon get --condor".into(),

@@ -2,7 +2,7 @@
 //! `service[&handle=H][&scopes=a,b][&audience=X][&options=...]` and the
 //! htgettoken options of `SEC_CREDENTIAL_GETTOKEN_OPTS` / `$HTGETTOKENOPTS`.
 
-use crate::cli::parse_duration;
+use crate::duration::parse_ttl;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -220,7 +220,7 @@ pub fn parse_htgettoken_opts(words: &[String], source: &str) -> Result<HtOpts, S
                 v
             }
         };
-        let dur = |v: &str| parse_duration(v).map_err(|e| format!("{long} in {source}: {e}"));
+        let dur = |v: &str| parse_ttl(v).map_err(|e| format!("{long} in {source}: {e}"));
         match long {
             "--vaultserver" => o.vaultserver = Some(value),
             "--issuer" => o.issuer = Some(value),

@@ -1,6 +1,6 @@
 //! Table tests of [`super::resolve`] and `--check-config`.
+use super::knobs::tests::knobs;
 use super::*;
-use crate::credmon::knobs::tests::knobs;
 
 fn args() -> Overrides {
     Overrides {
