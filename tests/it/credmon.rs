@@ -313,6 +313,70 @@ fn expired_vault_token_with_keytab_logs_in_again() {
     assert!(!cm.log_text().contains(new["vault_token"].as_str().unwrap()));
 }
 
+/// Issue 8 fix 2: a credential stored with `--role=robot` under the service
+/// `igwn` logs in again at the mount its `vault_url` names, not `igwn_default`.
+#[test]
+fn keytab_relogin_of_a_role_credential_uses_the_role_in_its_vault_url() {
+    let (env, credd) = setup();
+    let kdir = env.path().join("robot-keytabs");
+    std::fs::create_dir(&kdir).unwrap();
+    std::fs::set_permissions(&kdir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let kt = kdir.join(format!("{USER}.keytab"));
+    std::fs::copy(env.robot_keytab(), &kt).unwrap();
+    std::fs::set_permissions(&kt, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (token, t) = top(&env, 3600);
+    assert!(t.contains(":robot"), "{t}");
+    credd.store(USER, "igwn", &t);
+    env.vault.expire_token(&token);
+    let cm = Credmon::start(
+        &env,
+        &credd,
+        &[("ROBOT_CREDMON_KEYTAB_DIR", kdir.to_str().unwrap())],
+    );
+    assert!(
+        credd
+            .wait_for_use(USER, "igwn", Duration::from_secs(5))
+            .is_some(),
+        "no .use after re-login; log:\n{}",
+        cm.log_text()
+    );
+    assert_use_file(&credd, USER, "igwn");
+    assert_eq!(env.vault.count("POST", &env.login_path()), 1);
+    assert_eq!(
+        env.vault
+            .count_prefix("POST", "/v1/auth/kerberos-igwn_default"),
+        0
+    );
+    // The new token in the .top works, so later passes do not log in again.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(env.vault.logins(), 1, "log:\n{}", cm.log_text());
+}
+
+/// The one keytab rule: group-readable keytabs (0640) are refused here too.
+#[test]
+fn group_readable_keytab_is_not_used_for_relogin() {
+    let (env, credd) = setup();
+    let kdir = env.path().join("robot-keytabs");
+    std::fs::create_dir(&kdir).unwrap();
+    let kt = kdir.join(format!("{USER}.keytab"));
+    std::fs::copy(env.robot_keytab(), &kt).unwrap();
+    std::fs::set_permissions(&kt, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let (token, t) = top(&env, 3600);
+    credd.store(USER, SVC, &t);
+    env.vault.expire_token(&token);
+    let cm = Credmon::start(
+        &env,
+        &credd,
+        &[("ROBOT_CREDMON_KEYTAB_DIR", kdir.to_str().unwrap())],
+    );
+    assert!(
+        cm.wait_log("mode 0640", Duration::from_secs(5)),
+        "log:\n{}",
+        cm.log_text()
+    );
+    assert_eq!(env.vault.logins(), 0);
+}
+
 #[test]
 fn expired_vault_token_without_keytab_removes_the_credential() {
     let (env, credd) = setup();
