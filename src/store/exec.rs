@@ -390,18 +390,23 @@ impl Service<'_> {
         auth::login(&self.client, &source, &target)
     }
 
-    fn query(&self, name: &str, s: Option<&str>, a: Option<&str>) -> Result<Query, StoreError> {
+    /// `condor_store_cred <op> ... -s name [-S s] [-A a]`; `input` on stdin,
+    /// which only `add-oauth` takes (and whose output `-v` shows).
+    fn store_cred(
+        &self,
+        op: &str,
+        name: &str,
+        (s, a): (Option<&str>, Option<&str>),
+        input: Option<&[u8]>,
+    ) -> Result<condor::ToolRun, StoreError> {
         let ctx = self.ctx;
-        let args = plan::store_cred_args(
-            "query-oauth",
-            ctx.user.as_deref(),
-            name,
-            s,
-            a,
-            &ctx.storecred_opts,
-        );
-        let r =
-            condor::run_tool("condor_store_cred", &args, None, false).map_err(StoreError::Tool)?;
+        let args = plan::store_cred_args(op, ctx.user.as_deref(), name, s, a, &ctx.storecred_opts);
+        let show = ctx.verbose && input.is_some();
+        condor::run_tool("condor_store_cred", &args, input, show).map_err(StoreError::Tool)
+    }
+
+    fn query(&self, name: &str, s: Option<&str>, a: Option<&str>) -> Result<Query, StoreError> {
+        let r = self.store_cred("query-oauth", name, (s, a), None)?;
         let q = plan::query_result(r.code);
         log::debug!(
             "condor_store_cred query-oauth -s {name}: exit {} ({q:?})",
@@ -422,23 +427,8 @@ impl Service<'_> {
         a: Option<&str>,
         json: &str,
     ) -> Result<(), StoreError> {
-        let ctx = self.ctx;
-        let args = plan::store_cred_args(
-            "add-oauth",
-            ctx.user.as_deref(),
-            name,
-            s,
-            a,
-            &ctx.storecred_opts,
-        );
         log::info!("Storing condor credentials for {name}");
-        let r = condor::run_tool(
-            "condor_store_cred",
-            &args,
-            Some(json.as_bytes()),
-            ctx.verbose,
-        )
-        .map_err(StoreError::Tool)?;
+        let r = self.store_cred("add-oauth", name, (s, a), Some(json.as_bytes()))?;
         if r.code != 0 {
             let said = first_line(&r.stderr, &r.stdout);
             return Err(StoreError::StoreFailed {

@@ -313,17 +313,23 @@ fn expired_vault_token_with_keytab_logs_in_again() {
     assert!(!cm.log_text().contains(new["vault_token"].as_str().unwrap()));
 }
 
-/// Issue 8 fix 2: a credential stored with `--role=robot` under the service
-/// `igwn` logs in again at the mount its `vault_url` names, not `igwn_default`.
-#[test]
-fn keytab_relogin_of_a_role_credential_uses_the_role_in_its_vault_url() {
-    let (env, credd) = setup();
+/// A keytab directory with `<USER>.keytab` (the robot's keytab) of this mode.
+fn keytab_dir(env: &TestEnv, mode: u32) -> PathBuf {
     let kdir = env.path().join("robot-keytabs");
     std::fs::create_dir(&kdir).unwrap();
     std::fs::set_permissions(&kdir, std::fs::Permissions::from_mode(0o700)).unwrap();
     let kt = kdir.join(format!("{USER}.keytab"));
     std::fs::copy(env.robot_keytab(), &kt).unwrap();
-    std::fs::set_permissions(&kt, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(&kt, std::fs::Permissions::from_mode(mode)).unwrap();
+    kdir
+}
+
+/// Issue 8 fix 2: a credential stored with `--role=robot` under the service
+/// `igwn` logs in again at the mount its `vault_url` names, not `igwn_default`.
+#[test]
+fn keytab_relogin_of_a_role_credential_uses_the_role_in_its_vault_url() {
+    let (env, credd) = setup();
+    let kdir = keytab_dir(&env, 0o600);
     let (token, t) = top(&env, 3600);
     assert!(t.contains(":robot"), "{t}");
     credd.store(USER, "igwn", &t);
@@ -356,11 +362,7 @@ fn keytab_relogin_of_a_role_credential_uses_the_role_in_its_vault_url() {
 #[test]
 fn group_readable_keytab_is_not_used_for_relogin() {
     let (env, credd) = setup();
-    let kdir = env.path().join("robot-keytabs");
-    std::fs::create_dir(&kdir).unwrap();
-    let kt = kdir.join(format!("{USER}.keytab"));
-    std::fs::copy(env.robot_keytab(), &kt).unwrap();
-    std::fs::set_permissions(&kt, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let kdir = keytab_dir(&env, 0o640);
     let (token, t) = top(&env, 3600);
     credd.store(USER, SVC, &t);
     env.vault.expire_token(&token);
