@@ -157,10 +157,7 @@ impl Service<'_> {
             BearerFrom::Nothing => None,
         };
         if let Some(bearer) = bearer {
-            for f in plan::bearer_token_files(crate::files::discovery::process_env, &ctx.id, name) {
-                write(ctx, &f, &bearer.file_contents())?;
-                log::info!("Storing bearer token in {}", f.display());
-            }
+            self.write_bearer(name, bearer)?;
         }
         let credkey = minted.as_ref().map(|m| m.credkey.clone()).or(credkey);
         if let (Some(m), Some(ck)) = (&minted, &credkey) {
@@ -168,6 +165,16 @@ impl Service<'_> {
         }
         if let Some(hname) = req.handle_service() {
             self.store_handle(req, &hname, credkey.as_deref(), minted.as_ref())?;
+        }
+        Ok(())
+    }
+
+    /// The user's bearer token files for `name`.
+    fn write_bearer(&self, name: &str, bearer: &BearerToken) -> Result<(), StoreError> {
+        let ctx = self.ctx;
+        for f in plan::bearer_token_files(crate::files::discovery::process_env, &ctx.id, name) {
+            write(ctx, &f, &bearer.file_contents())?;
+            log::info!("Storing bearer token in {}", f.display());
         }
         Ok(())
     }
