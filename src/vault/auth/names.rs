@@ -150,15 +150,15 @@ mod tests {
             path,
             service: "svc_fallback",
         };
-        let fallback = Some(("svc", "fallback"));
-        let cases: Vec<(Source, Option<(&str, &str)>)> = vec![
+        let fallback = ("svc", "fallback");
+        let cases: Vec<(Source, (&str, &str))> = vec![
             (
                 Source::Options {
                     issuer: "igwn",
                     role: None,
                     principal: p,
                 },
-                Some(("igwn", "robot")),
+                ("igwn", "robot"),
             ),
             (
                 Source::Options {
@@ -166,7 +166,7 @@ mod tests {
                     role: Some("prod"),
                     principal: p,
                 },
-                Some(("cilogon", "prod")),
+                ("cilogon", "prod"),
             ),
             (
                 Source::Options {
@@ -174,37 +174,37 @@ mod tests {
                     role: None,
                     principal: "bot@R",
                 },
-                Some(("igwn", "bot")),
+                ("igwn", "bot"),
             ),
             (
                 Source::Htgettoken {
                     issuer: None,
                     role: None,
                 },
-                Some(("default", "default")),
+                ("default", "default"),
             ),
             (
                 Source::Htgettoken {
                     issuer: Some("igwn"),
                     role: Some("robot"),
                 },
-                Some(("igwn", "robot")),
+                ("igwn", "robot"),
             ),
-            (Source::Service("igwn_robot"), Some(("igwn", "robot"))),
-            (Source::Service("igwn"), Some(("igwn", "default"))),
-            (Source::Service("igwn_"), Some(("igwn", "default"))),
+            (Source::Service("igwn_robot"), ("igwn", "robot")),
+            (Source::Service("igwn"), ("igwn", "default")),
+            (Source::Service("igwn_"), ("igwn", "default")),
             // Issue 8 fix 2: service `igwn`, stored with --role=robot.
             (
                 stored("secret/oauth/creds/igwn/robot/host.example:robot"),
-                Some(("igwn", "robot")),
+                ("igwn", "robot"),
             ),
             (
                 stored("/v1/secret/oauth/sts/cilogon/ck:prod"),
-                Some(("cilogon", "prod")),
+                ("cilogon", "prod"),
             ),
             (
                 stored("secret/oauth/creds/igwn/a:b:robot"),
-                Some(("igwn", "robot")),
+                ("igwn", "robot"),
             ),
             (stored("secret/oauth/creds/igwn/ck"), fallback),
             (stored("secret/oauth/other/igwn/ck:r"), fallback),
@@ -216,7 +216,7 @@ mod tests {
         ];
         for (source, want) in cases {
             let got = resolve(source);
-            let (issuer, role) = want.unwrap();
+            let (issuer, role) = want;
             let want = Names {
                 issuer: issuer.into(),
                 role: role.into(),
