@@ -22,6 +22,7 @@ pub mod daemon;
 pub mod log;
 pub mod policy;
 pub mod refresh;
+pub mod schedule;
 
 use crate::files::{SafeDir, WriteOptions};
 use config::Config;
