@@ -6,8 +6,7 @@
 //!
 //! * [`get`]: the cron / standalone role (`robot-credmon get`, `igwn-robot-get`);
 //! * [`store`]: HTCondor's `SEC_CREDENTIAL_STORER` (`robot-credmon store`,
-//!   `robot-credmon-storer`), also behind `get --condor`; [`oidc`] is the
-//!   interactive first-time login;
+//!   `robot-credmon-storer`), also behind `get --condor`;
 //! * [`inspect`]: `robot-credmon token`, showing a token file;
 //! * [`credmon`]: the HTCondor credential monitor (`CREDMON_OAUTH`);
 //! * [`check`]: monitoring checks in Nagios plugin form.
@@ -30,7 +29,6 @@ pub mod kerberos;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
-pub mod oidc;
 pub mod process;
 pub mod store;
 pub mod token;

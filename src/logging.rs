@@ -5,6 +5,11 @@ use std::io::Write;
 /// Logs to stderr as `robot-credmon: message`: warnings by default, `-v` info,
 /// `-vv` debug, `-vvv` trace; `quiet` keeps only errors.
 pub fn init_cli(verbose: u8, quiet: bool) {
+    init_cli_to(verbose, quiet, env_logger::Target::Stderr);
+}
+
+/// [`init_cli`] writing to `target` (the storer's stderr, which starts with a newline).
+pub fn init_cli_to(verbose: u8, quiet: bool, target: env_logger::Target) {
     let level = if quiet {
         log::LevelFilter::Error
     } else {
@@ -35,6 +40,6 @@ pub fn init_cli(verbose: u8, quiet: bool) {
                 record.args()
             ),
         })
-        .target(env_logger::Target::Stderr)
+        .target(target)
         .init();
 }

@@ -96,7 +96,8 @@ fn dispatch(command: Command, env: &Env) -> Exit {
             logging::init_cli(args.verbose, args.quiet);
             result(get::run(&args).map(drop))
         }
-        Command::Store(args) => result(store::main(&args)),
+        // The storer reports its own failure in condor_submit's form.
+        Command::Store(args) => store::main(&args).map_or(Exit::Failure, |()| Exit::Success),
         Command::Token(args) => {
             logging::init_cli(0, false);
             match inspect::run(&args, env) {

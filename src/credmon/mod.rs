@@ -24,6 +24,7 @@ pub mod daemon;
 pub mod log;
 pub mod policy;
 pub mod refresh;
+pub mod schedule;
 
 use crate::cli::CredmonArgs;
 use crate::env::Env;

@@ -80,15 +80,6 @@ pub fn parent_stem(stem: &str) -> Option<&str> {
         .filter(|s| !s.is_empty())
 }
 
-/// Issuer and role of a Vault service name `issuer[_role]` (role `default` when absent).
-pub fn issuer_role(service: &str) -> (&str, &str) {
-    match service.split_once('_') {
-        Some((i, r)) if !r.is_empty() => (i, r),
-        Some((i, _)) => (i, "default"),
-        None => (service, "default"),
-    }
-}
-
 /// What we know about an existing `.use` file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UseState {
@@ -290,9 +281,6 @@ mod tests {
     fn parents_and_roles() {
         assert_eq!(parent_stem("igwn_robot_ro"), Some("igwn_robot"));
         assert_eq!(parent_stem("igwn"), None);
-        assert_eq!(issuer_role("igwn_robot"), ("igwn", "robot"));
-        assert_eq!(issuer_role("igwn"), ("igwn", "default"));
-        assert_eq!(issuer_role("igwn_"), ("igwn", "default"));
     }
 
     #[test]

@@ -142,6 +142,22 @@ fn top(env: &TestEnv, ttl: u64) -> (String, String) {
     )
 }
 
+/// A keytab directory with `<USER>.keytab` (the robot's keytab) of this mode.
+fn keytab_dir(env: &TestEnv, mode: u32) -> PathBuf {
+    let kdir = env.path().join("robot-keytabs");
+    std::fs::create_dir(&kdir).unwrap();
+    std::fs::set_permissions(&kdir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let kt = kdir.join(format!("{USER}.keytab"));
+    std::fs::copy(env.robot_keytab(), &kt).unwrap();
+    std::fs::set_permissions(&kt, std::fs::Permissions::from_mode(mode)).unwrap();
+    kdir
+}
+
+/// `ROBOT_CREDMON_KEYTAB_DIR` set to `kdir`.
+fn keytab_knob(kdir: &Path) -> [(&str, &str); 1] {
+    [("ROBOT_CREDMON_KEYTAB_DIR", kdir.to_str().unwrap())]
+}
+
 fn mode(p: &Path) -> u32 {
     std::fs::symlink_metadata(p).unwrap().mode() & 0o7777
 }
@@ -269,25 +285,13 @@ fn replaced_top_is_picked_up_without_a_signal() {
 #[test]
 fn expired_vault_token_with_keytab_logs_in_again() {
     let (env, credd) = setup();
-    let kdir = env.path().join("robot-keytabs");
-    std::fs::create_dir(&kdir).unwrap();
-    std::fs::set_permissions(&kdir, std::fs::Permissions::from_mode(0o700)).unwrap();
-    std::fs::copy(env.robot_keytab(), kdir.join(format!("{USER}.keytab"))).unwrap();
-    std::fs::set_permissions(
-        kdir.join(format!("{USER}.keytab")),
-        std::fs::Permissions::from_mode(0o600),
-    )
-    .unwrap();
+    let kdir = keytab_dir(&env, 0o600);
     let (token, t) = top(&env, 3600);
     let mut json: serde_json::Value = serde_json::from_str(&t).unwrap();
     json["extra"] = serde_json::json!("kept");
     credd.store(USER, SVC, &json.to_string());
     env.vault.expire_token(&token);
-    let cm = Credmon::start(
-        &env,
-        &credd,
-        &[("ROBOT_CREDMON_KEYTAB_DIR", kdir.to_str().unwrap())],
-    );
+    let cm = Credmon::start(&env, &credd, &keytab_knob(&kdir));
     assert!(
         credd
             .wait_for_use(USER, SVC, Duration::from_secs(5))
@@ -311,6 +315,53 @@ fn expired_vault_token_with_keytab_logs_in_again() {
         .unwrap();
     assert!(info.ttl > 0);
     assert!(!cm.log_text().contains(new["vault_token"].as_str().unwrap()));
+}
+
+/// Issue 8 fix 2: a credential stored with `--role=robot` under the service
+/// `igwn` logs in again at the mount its `vault_url` names, not `igwn_default`.
+#[test]
+fn keytab_relogin_of_a_role_credential_uses_the_role_in_its_vault_url() {
+    let (env, credd) = setup();
+    let kdir = keytab_dir(&env, 0o600);
+    let (token, t) = top(&env, 3600);
+    assert!(t.contains(":robot"), "{t}");
+    credd.store(USER, "igwn", &t);
+    env.vault.expire_token(&token);
+    let cm = Credmon::start(&env, &credd, &keytab_knob(&kdir));
+    assert!(
+        credd
+            .wait_for_use(USER, "igwn", Duration::from_secs(5))
+            .is_some(),
+        "no .use after re-login; log:\n{}",
+        cm.log_text()
+    );
+    assert_use_file(&credd, USER, "igwn");
+    assert_eq!(env.vault.count("POST", &env.login_path()), 1);
+    assert_eq!(
+        env.vault
+            .count_prefix("POST", "/v1/auth/kerberos-igwn_default"),
+        0
+    );
+    // The new token in the .top works, so later passes do not log in again.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(env.vault.logins(), 1, "log:\n{}", cm.log_text());
+}
+
+/// The one keytab rule: group-readable keytabs (0640) are refused here too.
+#[test]
+fn group_readable_keytab_is_not_used_for_relogin() {
+    let (env, credd) = setup();
+    let kdir = keytab_dir(&env, 0o640);
+    let (token, t) = top(&env, 3600);
+    credd.store(USER, SVC, &t);
+    env.vault.expire_token(&token);
+    let cm = Credmon::start(&env, &credd, &keytab_knob(&kdir));
+    assert!(
+        cm.wait_log("mode 0640", Duration::from_secs(5)),
+        "log:\n{}",
+        cm.log_text()
+    );
+    assert_eq!(env.vault.logins(), 0);
 }
 
 #[test]
