@@ -232,7 +232,11 @@ pub fn parse_htgettoken_opts(words: &[String], source: &str) -> Result<HtOpts, S
                 o.minsecs = Some(
                     value
                         .parse()
-                        .map_err(|_| format!("--minsecs in {source}: not a number '{value}'"))?,
+                        .ok()
+                        .filter(|n| *n <= crate::duration::MAX_SECONDS)
+                        .ok_or_else(|| {
+                            format!("--minsecs in {source}: not a number of seconds '{value}'")
+                        })?,
                 )
             }
             "--cafile" => o.cafile = Some(value.into()),
@@ -429,6 +433,15 @@ mod tests {
             parse_htgettoken_opts(&w("-a"), "X").unwrap_err(),
             "option --vaultserver needs a value in X"
         );
+        // Lifetimes are range-checked where they are parsed.
+        for opts in [
+            "--vaulttokenttl 100000d",
+            "--vaulttokenminttl=99999999999999999",
+            "--minsecs 18446744073709551615",
+        ] {
+            let e = parse_htgettoken_opts(&w(opts), "X").unwrap_err();
+            assert!(e.contains(" in X"), "{opts}: {e}");
+        }
     }
 
     #[test]
