@@ -280,7 +280,7 @@ pub fn load<'e>(
 
 /// Whether `k` is a knob we read.
 fn wanted(k: &str, name: &str) -> bool {
-    TABLE.iter().any(|kn| kn.name_for(name) == k) || k.ends_with("_CLIENT_ID")
+    TABLE.iter().any(|kn| kn.name_for(name) == k)
 }
 
 /// The `_CONDOR_<KNOB>` (or `_condor_<KNOB>`) variables, upper-cased.
@@ -352,6 +352,35 @@ pub(crate) mod tests {
         let d = parse_dump("# from /etc/condor\nLOG = /var/log/condor\nfoo=bar baz\n\n");
         assert_eq!(d["LOG"], "/var/log/condor");
         assert_eq!(d["FOO"], "bar baz");
+    }
+
+    #[test]
+    fn load_expands_our_macros_and_env_wins() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let tool = dir.path().join("condor_config_val");
+        std::fs::write(
+            &tool,
+            "#!/bin/sh\ncase \"$1\" in\n\
+             -dump) printf 'LOG = /var/log/condor\\nSEC_CREDENTIAL_MONITOR_OAUTH_LOG = $(LOG)/CredMonOAuthLog\\nOTHER = $(LOG)/x\\nTRUSTED_VAULT_HOSTS = a\\n' ;;\n\
+             SEC_CREDENTIAL_MONITOR_OAUTH_LOG) echo /var/log/condor/CredMonOAuthLog ;;\n\
+             *) exit 1 ;;\nesac\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let env = [("_CONDOR_TRUSTED_VAULT_HOSTS", "b"), ("HOME", "/h")];
+        let k = load(env, Some(dir.path().into()), DEFAULT_NAME);
+        assert_eq!(
+            k["SEC_CREDENTIAL_MONITOR_OAUTH_LOG"],
+            "/var/log/condor/CredMonOAuthLog"
+        );
+        assert_eq!(k["OTHER"], "$(LOG)/x", "only our knobs are expanded");
+        assert_eq!(k["TRUSTED_VAULT_HOSTS"], "b");
+        // Without HTCondor: only the environment.
+        let empty = tempfile::tempdir().unwrap();
+        let k = load(env, Some(empty.path().into()), DEFAULT_NAME);
+        assert!(!k.contains_key("OTHER"));
+        assert_eq!(k["TRUSTED_VAULT_HOSTS"], "b");
     }
 
     #[test]
