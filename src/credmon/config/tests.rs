@@ -315,3 +315,45 @@ fn daemon_name_knobs_and_check_config() {
         shown + 2
     );
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn knob_name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(
+                k::TABLE
+                    .iter()
+                    .map(|kn| kn.name.to_owned())
+                    .collect::<Vec<_>>()
+            ),
+            "[A-Z_]{1,20}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        /// Any knob values resolve to a configuration or a clear error, never a panic,
+        /// and what resolves respects the declared limits.
+        #[test]
+        fn resolve_never_panics(pairs in prop::collection::vec((knob_name(), "\\PC{0,30}"), 0..12)) {
+            let mut raw: Knobs = pairs.into_iter().collect();
+            raw.insert("SEC_CREDENTIAL_DIRECTORY_OAUTH".into(), "/o".into());
+            if let Ok(c) = resolve(&raw, &args()) {
+                prop_assert!((1..=256).contains(&c.max_in_flight));
+                prop_assert!(c.minimum <= 400 * 86400 && c.refresh <= 400 * 86400);
+                prop_assert!((1..=3600).contains(&c.scan_interval.as_secs()));
+                prop_assert!(!c.describe().is_empty());
+            }
+        }
+
+        /// `condor_config_val -dump` output of any shape parses without a panic.
+        #[test]
+        fn dump_parsing_never_panics(text in "\\PC{0,200}") {
+            let d = k::parse_dump(&text);
+            prop_assert!(d.keys().all(|key| !key.is_empty() && !key.contains(char::is_whitespace)));
+        }
+    }
+}
