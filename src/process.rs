@@ -8,7 +8,7 @@ use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -117,12 +117,9 @@ impl Tool {
     pub fn run(&self) -> Result<Finished, RunError> {
         let path = self.locate()?;
         let mut child = self.spawn(&path)?;
-        if let (Some(data), Some(mut stdin)) = (&self.input, child.stdin.take()) {
-            // A program that exits early closes the pipe; its exit code tells why.
-            let _ = stdin.write_all(data);
-        }
         let stdout = reader(child.stdout.take(), self.max_output);
         let stderr = reader(child.stderr.take(), self.max_output);
+        let stdin = writer(child.stdin.take(), self.input.clone());
         let deadline = Instant::now().checked_add(self.timeout);
         let status = wait_until(&mut child, &path, deadline, self.timeout);
         // A program it started may still hold the pipes: wait for them until
@@ -130,12 +127,16 @@ impl Tool {
         while [&stdout, &stderr]
             .iter()
             .any(|r| r.as_ref().is_some_and(|h| !h.is_finished()))
+            || stdin.as_ref().is_some_and(|h| !h.is_finished())
         {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 kill_group(&child);
                 break;
             }
             std::thread::sleep(Duration::from_millis(10));
+        }
+        if let Some(h) = stdin {
+            let _ = h.join();
         }
         let stdout = join(stdout);
         let stderr = join(stderr);
@@ -228,6 +229,19 @@ fn reader<R: Read + Send + 'static>(pipe: Option<R>, cap: u64) -> Reader {
         .ok()
 }
 
+/// Feeds `data` to the program's stdin in a thread (a program that does not
+/// read must not block us past the time limit), then closes it.
+fn writer(pipe: Option<ChildStdin>, data: Option<Vec<u8>>) -> Option<JoinHandle<()>> {
+    let (mut pipe, data) = (pipe?, data?);
+    std::thread::Builder::new()
+        .name("tool-input".into())
+        .spawn(move || {
+            // A program that exits early closes the pipe; its exit code tells why.
+            let _ = pipe.write_all(&data);
+        })
+        .ok()
+}
+
 fn join(r: Reader) -> String {
     r.and_then(|h| h.join().ok()).unwrap_or_default()
 }
@@ -308,6 +322,15 @@ mod tests {
             .run()
             .unwrap();
         assert_eq!((done.code, done.stdout.as_str()), (Some(0), "started\n"));
+        assert!(start.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_program_that_never_reads_its_input_is_bounded() {
+        let start = Instant::now();
+        let mut t = sh("sleep 30", Duration::from_millis(300));
+        t.input = Some(vec![b'x'; 1 << 20]);
+        assert!(matches!(t.run().unwrap_err(), RunError::Timeout { .. }));
         assert!(start.elapsed() < Duration::from_secs(10));
     }
 
