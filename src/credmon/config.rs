@@ -172,14 +172,16 @@ pub fn resolve(knobs: &Knobs, opts: &Overrides) -> Result<Config, ConfigError> {
 }
 
 /// The log file: `<NAME>_LOG`, else `SEC_CREDENTIAL_MONITOR_OAUTH_LOG`, else
+/// `SEC_CREDENTIAL_MONITOR_LOG` (the scitokens credmon's order), else
 /// `$(LOG)/CredMonOAuthLog` (what `use feature : OAUTH` sets), else none.
 fn log_file(r: &Reader) -> Option<PathBuf> {
     r.path(&k::LOG_FILE)
         .or_else(|| r.path(&k::MONITOR_LOG))
+        .or_else(|| r.path(&k::MONITOR_LOG_OLD))
         .or_else(|| r.path(&k::LOG_DIR).map(|d| d.join("CredMonOAuthLog")))
 }
 
-/// Debug logging and the level: `-d`, `<NAME>_DEBUG` and `<NAME>_LOG_LEVEL`.
+/// Debug logging and the level: `-d`, `<NAME>_DEBUG` and `CREDMON_OAUTH_LOG_LEVEL`.
 fn logging(r: &Reader, opts: &Overrides) -> Result<(bool, log::LevelFilter), ConfigError> {
     let level = r.level(&k::LOG_LEVEL)?;
     let debug = opts.debug

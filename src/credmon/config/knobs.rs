@@ -163,7 +163,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A log level (Python's names, and HTCondor's `D_ALWAYS`/`D_FULLDEBUG`).
+    /// A log level (Python's `logging` names).
     pub fn level(&self, k: &Knob) -> Result<Option<log::LevelFilter>, ConfigError> {
         self.text(k)
             .map(|v| {
@@ -199,13 +199,13 @@ pub fn list(v: &str) -> Vec<String> {
         .collect()
 }
 
-/// A level name: Python's `logging` names or HTCondor's debug categories.
+/// A level name as Python's `logging.getLevelName` knows them (and `TRACE`).
 fn parse_level(v: &str) -> Option<log::LevelFilter> {
     use log::LevelFilter as L;
     Some(match v.to_ascii_uppercase().as_str() {
-        "TRACE" => L::Trace,
-        "DEBUG" | "D_FULLDEBUG" => L::Debug,
-        "INFO" | "D_ALWAYS" => L::Info,
+        "TRACE" | "NOTSET" => L::Trace,
+        "DEBUG" => L::Debug,
+        "INFO" => L::Info,
         "WARNING" | "WARN" => L::Warn,
         "ERROR" | "CRITICAL" | "FATAL" => L::Error,
         _ => return None,
@@ -387,6 +387,7 @@ pub(crate) mod tests {
     fn per_name_knobs() {
         assert_eq!(LOG_FILE.name_for("MYCRED"), "MYCRED_LOG");
         assert_eq!(DEBUG.name_for("MYCRED"), "MYCRED_DEBUG");
+        assert_eq!(LOG_LEVEL.name_for("MYCRED"), "CREDMON_OAUTH_LOG_LEVEL");
         assert_eq!(
             TOKEN_MINIMUM.name_for("MYCRED"),
             "CREDMON_OAUTH_TOKEN_MINIMUM"
@@ -423,7 +424,8 @@ pub(crate) mod tests {
             ("DEBUG", Some(log::LevelFilter::Debug)),
             ("warning", Some(log::LevelFilter::Warn)),
             ("CRITICAL", Some(log::LevelFilter::Error)),
-            ("D_FULLDEBUG", Some(log::LevelFilter::Debug)),
+            ("NOTSET", Some(log::LevelFilter::Trace)),
+            ("D_FULLDEBUG", None),
             ("loud", None),
         ] {
             assert_eq!(parse_level(v), want, "{v}");

@@ -143,7 +143,8 @@ fn check_cases(cases: &[(&[(&str, &str)], Check)]) {
     }
 }
 
-/// Log knob parity with HTCondor's Python credmon and its shipped configurations.
+/// Log knob parity with HTCondor's Python credmons and their shipped configurations.
+/// (Long: one table of cases, one row per HTCondor meaning.)
 #[test]
 fn htcondor_log_knob_parity() {
     let base = BASE;
@@ -154,6 +155,23 @@ fn htcondor_log_knob_parity() {
                 base,
                 ("SEC_CREDENTIAL_MONITOR_OAUTH_LOG", "/l/m"),
                 ("LOG", "/l"),
+            ],
+            |c| c.log_file == Some("/l/m".into()),
+        ),
+        // Its pre-8.9.7 branch sets SEC_CREDENTIAL_MONITOR_LOG; the OAuth name wins.
+        (
+            &[
+                base,
+                ("SEC_CREDENTIAL_MONITOR_LOG", "/l/old"),
+                ("LOG", "/l"),
+            ],
+            |c| c.log_file == Some("/l/old".into()),
+        ),
+        (
+            &[
+                base,
+                ("SEC_CREDENTIAL_MONITOR_LOG", "/l/old"),
+                ("SEC_CREDENTIAL_MONITOR_OAUTH_LOG", "/l/m"),
             ],
             |c| c.log_file == Some("/l/m".into()),
         ),
@@ -302,7 +320,7 @@ fn daemon_name_knobs_and_check_config() {
     for line in [
         "name = MY_CREDMON\n",
         "MY_CREDMON_LOG = /l/mine\n",
-        "MY_CREDMON_LOG_LEVEL = DEBUG\n",
+        "CREDMON_OAUTH_LOG_LEVEL = DEBUG\n",
         "CREDMON_OAUTH_TOKEN_REFRESH = 1200\n",
         "ROBOT_CREDMON_ALLOWED_VAULT_PORTS = 8200\n",
     ] {

@@ -72,12 +72,19 @@ pub const MONITOR_LOG: Knob = knob(
     "",
     "The log file when `<NAME>_LOG` is unset (HTCondor's `40-vault-credmon.conf` sets it).",
 );
+/// The pre-8.9.7 name of the same.
+pub const MONITOR_LOG_OLD: Knob = knob(
+    "SEC_CREDENTIAL_MONITOR_LOG",
+    Kind::Path,
+    "",
+    "The log file when neither knob above is set (pre-8.9.7 configurations).",
+);
 /// The log directory.
 pub const LOG_DIR: Knob = knob(
     "LOG",
     Kind::Path,
     "",
-    "Without the two knobs above the log is `$(LOG)/CredMonOAuthLog`; without `LOG`, stderr.",
+    "Without the knobs above the log is `$(LOG)/CredMonOAuthLog`; without `LOG`, stderr.",
 );
 /// `<NAME>_DEBUG`.
 pub const DEBUG: Knob = knob(
@@ -88,14 +95,13 @@ pub const DEBUG: Knob = knob(
 )
 .per_name()
 .shown(|c| c.debug.to_string());
-/// `<NAME>_LOG_LEVEL`.
+/// `CREDMON_OAUTH_LOG_LEVEL` (the scitokens credmon's knob; its name does not follow `-n`).
 pub const LOG_LEVEL: Knob = knob(
     "CREDMON_OAUTH_LOG_LEVEL",
     Kind::Level,
     "INFO",
-    "The least severe messages logged: `DEBUG`, `INFO`, `WARNING`, `ERROR` or `CRITICAL`.",
+    "The least severe messages logged, a Python level name: `DEBUG`, `INFO`, `WARNING`, `ERROR`, `CRITICAL` (or `NOTSET`: all).",
 )
-.per_name()
 .shown(|c| level_name(c.log_level).into());
 /// `CREDMON_OAUTH_TOKEN_MINIMUM`.
 pub const TOKEN_MINIMUM: Knob = knob(
@@ -273,6 +279,7 @@ pub const TABLE: &[Knob] = &[
     CRED_DIR_OLD,
     LOG_FILE,
     MONITOR_LOG,
+    MONITOR_LOG_OLD,
     LOG_DIR,
     DEBUG,
     LOG_LEVEL,
