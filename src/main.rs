@@ -8,6 +8,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let name = argv.first().map(|a| invoked_as(a)).unwrap_or_default();
+    logging::set_program(&name);
     let command = if name == "igwn-robot-get" {
         Command::Get(IgwnRobotGet::parse_from(&argv).args)
     } else if name == "robot-credmon-storer" {
@@ -48,7 +49,7 @@ fn finish<E: std::fmt::Display>(result: Result<(), E>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("robot-credmon: error: {e}");
+            logging::print_error(&e);
             ExitCode::FAILURE
         }
     }

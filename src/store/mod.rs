@@ -151,7 +151,7 @@ pub fn main(args: &StoreArgs) -> ExitCode {
     match run(args, verbose || debug) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("robot-credmon: error: {e}");
+            crate::logging::print_error(&e);
             ExitCode::FAILURE
         }
     }
