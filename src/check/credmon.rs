@@ -511,7 +511,7 @@ mod tests {
         assert_eq!(
             v.line(),
             "OK - credmon pid 42 running, last pass 35s ago, 2 vault credentials, soonest alice/igwn expires in 2h13m \
-             | remaining=7980s;3600:;1800:;0 credentials=2;;;0 problems=0;;;0 last_pass=35s;;600;0"
+             | remaining=7980s;3600:;1800:;0 credentials=2;;;0 problems=0;;;0 last_pass=35s;;0:600;0"
         );
     }
 

@@ -372,7 +372,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(odd.classify(200_000), State::Critical);
-        assert_eq!(odd.classify(7500), State::Critical);
+        assert_eq!(odd.classify(7500), State::Warning);
         let odd =
             Thresholds::new(Range::parse("@7000:8000").unwrap(), Range::at_least(60)).unwrap();
         assert_eq!(odd.classify(7500), State::Warning);
@@ -436,6 +436,38 @@ mod tests {
         );
         assert_eq!(v.line(), "UNKNOWN - there is no token file '/x'");
         assert_eq!(v.state.code(), 3);
+    }
+
+    #[test]
+    fn timeout_gives_unknown() {
+        let t0 = std::time::Instant::now();
+        let v = within(Duration::from_secs(1), || {
+            std::thread::sleep(Duration::from_secs(30));
+            Verdict::unknown("never")
+        });
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        assert_eq!(
+            v.line(),
+            "UNKNOWN - the check did not finish within 1s (-t/--timeout)"
+        );
+        let quick = within(Duration::from_secs(5), || Verdict::unknown("done"));
+        assert_eq!(quick.line(), "UNKNOWN - done");
+    }
+
+    #[test]
+    fn usage_errors_make_one_unknown_line() {
+        use clap::Parser;
+        let err =
+            crate::cli::Cli::try_parse_from(["robot-credmon", "check", "-w", "soon"]).unwrap_err();
+        let v = usage_verdict(&err);
+        assert_eq!(v.state, State::Unknown);
+        assert!(
+            v.line()
+                .starts_with("UNKNOWN - usage: invalid value 'soon'"),
+            "{}",
+            v.line()
+        );
+        assert!(!v.line().contains('\n'));
     }
 
     #[test]

@@ -35,7 +35,7 @@ impl Range {
         }
     }
 
-    /// Alert above `secs`: the range `0:secs` (written `secs`).
+    /// Alert above `secs` (or below 0): the range `0:secs`.
     pub fn at_most(secs: i64) -> Self {
         Range {
             start: Some(0),
@@ -114,13 +114,13 @@ fn point(s: &str) -> Result<i64, String> {
 }
 
 impl fmt::Display for Range {
-    /// The canonical form used in performance data: `3600:`, `~:600`, `10:20`, `@10:20`, `600`.
+    /// The canonical form used in performance data: `3600:`, `~:600`, `0:600`, `@10:20`
+    /// (never a bare number, whose meaning differs between the command line and perfdata).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.inside {
             f.write_str("@")?;
         }
         match (self.start, self.end) {
-            (Some(0), Some(e)) if !self.inside => write!(f, "{e}"),
             (Some(s), Some(e)) => write!(f, "{s}:{e}"),
             (Some(s), None) => write!(f, "{s}:"),
             (None, Some(e)) => write!(f, "~:{e}"),
@@ -145,7 +145,7 @@ mod tests {
             ("~:600", "~:600", &[601], &[600, 0, -10]),
             ("10:20", "10:20", &[9, 21], &[10, 15, 20]),
             ("@10:20", "@10:20", &[10, 15, 20], &[9, 21]),
-            (":600", "600", &[601, -1], &[0, 600]),
+            (":600", "0:600", &[601, -1], &[0, 600]),
             ("30m:2h", "1800:7200", &[1799, 7201], &[1800, 7200]),
             ("-60:", "-60:", &[-61], &[-60, 0]),
         ];
@@ -173,7 +173,7 @@ mod tests {
     #[test]
     fn helpers() {
         assert_eq!(Range::at_least(5).to_string(), "5:");
-        assert_eq!(Range::at_most(600).to_string(), "600");
+        assert_eq!(Range::at_most(600).to_string(), "0:600");
         assert_eq!(Range::at_least(5).lower_bound_only(), Some(5));
         assert_eq!(Range::at_most(5).lower_bound_only(), None);
     }

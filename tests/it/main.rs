@@ -6,11 +6,14 @@
 mod support;
 
 mod cmd;
+mod completions;
 mod credmon;
 mod get;
 mod harness;
+mod journal;
 mod oidc;
 mod openbao;
 mod ops;
+mod plugin_output;
 mod store;
 mod vault_client;
