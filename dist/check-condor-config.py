@@ -96,8 +96,11 @@ def dump(root):
     return {k: v for k, v in knobs.items() if k not in ("CONDOR_CONFIG", "LOCAL_CONFIG_DIR", "LOCAL_DIR")}
 
 
+VOLATILE = set()
+
+
 def diff(a, b):
-    keys = sorted(set(a) | set(b))
+    keys = sorted((set(a) | set(b)) - VOLATILE)
     return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys if a.get(k) != b.get(k)]
 
 
@@ -107,7 +110,7 @@ def main():
     main_tree, condor_tree, condor_conf, main_conf = sys.argv[1:]
     keep_condor = {l.strip() for l in open(condor_conf) if l.strip()}
     keep_main = {l.strip() for l in open(main_conf) if l.strip()}
-    root = tempfile.mkdtemp(prefix="robot-credmon-condor-check.")
+    root = tempfile.mkdtemp(prefix="condor-config-check.")
     try:
         os.makedirs(os.path.join(root, "etc/condor/config.d"))
         os.makedirs(os.path.join(root, "local"))
@@ -116,6 +119,9 @@ def main():
         with open(os.path.join(root, "etc/condor/config.d/00-site.conf"), "w") as f:
             f.write(SITE)
         baseline = dump(root)
+        # Knobs that change between two reads of the same files (PID,
+        # $RANDOM_INTEGER() ...) are not the packages' doing.
+        VOLATILE.update(k for k, v in dump(root).items() if baseline.get(k) != v)
 
         copy_tree(main_tree, root)
         d = diff(baseline, dump(root))
@@ -135,7 +141,7 @@ def main():
         if "CREDMON_OAUTH" not in (enabled.get("DAEMON_LIST") or "").split():
             fail(f"with robot-credmon-condor, DAEMON_LIST = {enabled.get('DAEMON_LIST')!r} lacks CREDMON_OAUTH")
         for k, v in enabled.items():
-            if isinstance(v, str) and v.startswith("/") and "robot-credmon" in v and " " not in v:
+            if isinstance(v, str) and v.startswith("/") and not v.startswith(root) and "robot-credmon" in v and " " not in v:
                 if not os.path.lexists(os.path.join(root, v.lstrip("/"))):
                     fail(f"with robot-credmon-condor, {k} = {v} names a file the packages do not install")
         print("check-condor-config: robot-credmon-condor: " + "; ".join(diff(baseline, enabled)))

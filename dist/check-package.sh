@@ -75,7 +75,7 @@ condor_files() {
 
 # list ROOT: files and links, man pages without .gz, packaging boilerplate dropped.
 list() {
-    (cd "$1" && find . \( -type f -o -type l \) | sed 's|^\./||; s|\(man1/.*\.1\)\.gz$|\1|; s|\(/examples/.*\)\.gz$|\1|' \
+    (cd "$1" && find . \( -type f -o -type l \) | sed 's|^\./||; s|^lib/systemd/|usr/lib/systemd/|; s|\(man1/.*\.1\)\.gz$|\1|; s|\(/examples/.*\)\.gz$|\1|' \
         | grep -v -e '^usr/share/doc/robot-credmon[^/]*/\(changelog\|copyright\|THIRD-PARTY-LICENSES\)' \
                   -e '^usr/share/licenses/' -e '^usr/lib/debug/' -e '^usr/lib/.build-id/' \
         | sed 's|^usr/share/doc/robot-credmon-condor/|usr/share/doc/robot-credmon/|' | sort -u)
@@ -106,7 +106,8 @@ check_programs() {
 check_units() {
     local root=$1 label=$2 units=() u
     rm -rf "$work/units" && mkdir "$work/units"
-    for u in "$root"/usr/lib/systemd/system/*; do
+    for u in "$root"/usr/lib/systemd/system/* "$root"/lib/systemd/system/*; do
+        [ -e "$u" ] || continue
         cp "$u" "$work/units/"
         case $u in *@.service) units+=("$work/units/$(basename "${u%@.service}")@robot.service") ;;
                    *@.timer) units+=("$work/units/$(basename "${u%@.timer}")@robot.timer") ;;
