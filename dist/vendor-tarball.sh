@@ -10,7 +10,8 @@ out=$(realpath -m "${1:?usage: dist/vendor-tarball.sh OUT.tar.gz}")
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cargo vendor --locked --versioned-dirs "$work/vendor" >/dev/null
+cargo vendor --locked --versioned-dirs "$work/vendor" >/dev/null 2>"$work/vendor.log" \
+    || { cat "$work/vendor.log" >&2; exit 1; }
 python3 - "$work/vendor" <<'PY'
 import json, os, shutil, subprocess, sys
 vendor = sys.argv[1]

@@ -14,6 +14,7 @@ mod journal;
 mod oidc;
 mod openbao;
 mod ops;
+mod packaging;
 mod plugin_output;
 mod store;
 mod vault_client;
