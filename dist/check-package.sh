@@ -185,7 +185,7 @@ if [ "$want_rpm" = yes ]; then
         --define "_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm" \
         dist/robot-credmon.spec > "$work/rpm.log" 2>&1 || { tail -40 "$work/rpm.log" >&2; fail "rpmbuild -bb"; }
     ls "$top"/RPMS/robot-credmon-debuginfo-*.rpm >/dev/null 2>&1 || fail "no debuginfo package was built"
-    rpmlint -r dist/rpm/robot-credmon.rpmlintrc "$top"/RPMS/*.rpm > "$work/rpmlint.log" 2>&1 \
+    rpmlint -c dist/rpm/rpmlint.toml "$top"/RPMS/*.rpm > "$work/rpmlint.log" 2>&1 \
         || { cat "$work/rpmlint.log" >&2; fail "rpmlint"; }
     tail -1 "$work/rpmlint.log" | sed 's/^/rpmlint: /'
     for pkg in robot-credmon robot-credmon-condor; do

