@@ -1,5 +1,5 @@
 //! Shell completions, tested by using them: the checked-in scripts in
-//! `dist/completions/` are loaded into a real bash (and fish) and asked to
+//! `dist/completions/` are loaded into real bash, zsh and fish and asked to
 //! complete, as a user's <TAB> would.
 
 use std::path::{Path, PathBuf};
@@ -158,5 +158,50 @@ fn fish_completes_subcommand_options() {
     );
     let got = fish_complete("robot-credmon ");
     assert_has(&got, &["get", "check"], "fish subcommands");
+    assert!(!got.iter().any(|g| g == "generate"), "{got:?}");
+}
+
+/// zsh: an interactive zsh in a pseudo-terminal completes the line (see
+/// `tests/support/zsh_complete.zsh`); bounded by coreutils `timeout`.
+fn zsh_complete(line: &str) -> Vec<String> {
+    let helper = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/zsh_complete.zsh");
+    let fpath = Path::new(env!("CARGO_MANIFEST_DIR")).join("dist/completions");
+    let out = Command::new("timeout")
+        .arg("30")
+        .arg("zsh")
+        .arg("-f")
+        .arg(&helper)
+        .arg(&fpath)
+        .arg(line)
+        .env("TERM", "dumb")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run timeout/zsh (apt-get install coreutils zsh): {e}"));
+    assert!(
+        out.status.success(),
+        "zsh completion of {line:?} failed ({:?}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+#[test]
+fn zsh_completes_subcommand_options() {
+    let got = zsh_complete("robot-credmon get --vau");
+    assert_has(
+        &got,
+        &["--vaultserver", "--vaulttokenfile"],
+        "zsh get --vau",
+    );
+    let got = zsh_complete("igwn-robot-get --key");
+    assert_eq!(got, ["--keytab"], "zsh igwn-robot-get --key");
+    let got = zsh_complete("robot-credmon check -");
+    assert_has(&got, &["-w", "--warning", "--timeout"], "zsh check -");
+    let got = zsh_complete("robot-credmon ");
+    assert_has(&got, &["get", "check"], "zsh subcommands");
     assert!(!got.iter().any(|g| g == "generate"), "{got:?}");
 }
