@@ -11,8 +11,8 @@ cargo clippy --locked --all-targets -- -D warnings
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --locked 2>&1 | tee "$log"
-# The packages: release build, the .deb and the RPM layout each installed into
-# a clean root, file lists, links, man pages and systemd units checked.
-dist/check-package.sh --deb
+# The packages: one release build; both .debs (lintian) and both RPMs (rpmbuild
+# -bb, rpmlint), file lists, units, and HTCondor's config parser on install/removal.
+dist/check-package.sh --all
 # One closing line for the whole suite.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

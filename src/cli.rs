@@ -320,6 +320,75 @@ pub struct IgwnRobotGet {
     pub args: GetArgs,
 }
 
+// ---------------------------------------------------------------------------
+// `check` and `generate` (operations and packaging).
+// ---------------------------------------------------------------------------
+
+/// Options of `robot-credmon check`, a Monitoring Plugins (Nagios/Icinga) plugin.
+#[derive(Debug, Clone, clap::Args)]
+#[command(
+    about = "Monitoring check (Nagios/Icinga plugin) for a token file or a credmon",
+    after_help = "Thresholds are plugin ranges of time left: 3600: or 1h (alert below), \
+~:600 (above), 10:20 (outside), @10:20 (inside); numbers are seconds or durations.\n\
+Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (also for a timeout or a usage error). \
+The token is never printed."
+)]
+pub struct CheckArgs {
+    /// Token file [default: the WLCG discovery rules]; with --credmon, the credential directory [default: /var/lib/condor/oauth_credentials].
+    #[arg(value_name = "PATH")]
+    pub path: Option<PathBuf>,
+
+    /// Check a credmon: pid alive and a robot-credmon credmon, CREDMON_COMPLETE recent, every Vault credential's .use fresh.
+    #[arg(long)]
+    pub credmon: bool,
+
+    /// WARNING range of time left: 3600: or 1h = warn when less than an hour is left.
+    #[arg(short = 'w', long, default_value = "1h", value_parser = crate::check::Range::parse, value_name = "RANGE")]
+    pub warning: crate::check::Range,
+
+    /// CRITICAL range of time left: 1800: or 30m = critical when less than 30 minutes are left.
+    #[arg(short = 'c', long, default_value = "30m", value_parser = crate::check::Range::parse, value_name = "RANGE")]
+    pub critical: crate::check::Range,
+
+    /// With --credmon: CRITICAL when CREDMON_COMPLETE is older than this (the credmon passes every 60 s).
+    #[arg(long, default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
+    pub max_age: Duration,
+
+    /// UNKNOWN when the check takes longer than this (seconds or a duration).
+    #[arg(short = 't', long, default_value = "10s", value_parser = parse_timeout, value_name = "DURATION")]
+    pub timeout: Duration,
+}
+
+/// A `-t/--timeout`: a duration of at least one second.
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_secs(1) {
+        return Err(format!("the timeout '{s}' is below one second"));
+    }
+    Ok(d)
+}
+
+/// What `generate` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GenerateWhat {
+    /// Man pages (section 1) into OUT_DIR.
+    Man,
+    /// bash, zsh and fish completions into OUT_DIR.
+    Completions,
+    /// Both, into OUT_DIR/man and OUT_DIR/completions.
+    All,
+}
+
+/// Options of the (hidden) `robot-credmon generate`, for packagers.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GenerateArgs {
+    /// What to generate.
+    #[arg(value_enum)]
+    pub what: GenerateWhat,
+    /// Directory to write into (created if missing).
+    pub out_dir: PathBuf,
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

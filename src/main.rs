@@ -72,6 +72,7 @@ fn main() -> ExitCode {
 /// Parses the command line by program name; a failure has been printed.
 fn parse(argv: &[OsString]) -> Result<Command, Exit> {
     let name = argv.first().map(|a| invoked_as(a)).unwrap_or_default();
+    logging::set_program(&name);
     let parsed = match name.as_str() {
         "igwn-robot-get" => IgwnRobotGet::try_parse_from(argv).map(|p| Command::Get(p.args)),
         "robot-credmon-storer" => {
@@ -80,8 +81,12 @@ fn parse(argv: &[OsString]) -> Result<Command, Exit> {
         _ => Cli::try_parse_from(argv).map(|c| c.command),
     };
     parsed.map_err(|err| {
-        let _ = err.print();
         let is_check = argv.get(1).is_some_and(|a| a == "check");
+        if is_check && err.use_stderr() {
+            // Monitoring systems show stdout only: one plugin line there.
+            println!("{}", check::usage_verdict(&err).line());
+        }
+        let _ = err.print();
         match (err.use_stderr(), is_check) {
             (false, _) => Exit::Success,
             (true, true) => Exit::Check(State::Unknown),
@@ -116,7 +121,7 @@ fn dispatch(command: Command, env: &Env) -> Exit {
             Ok(Outcome::Done) => Exit::Success,
             Ok(Outcome::SomeFailed) => Exit::Failure,
             Err(e) => {
-                eprintln!("robot-credmon: error: {e}");
+                logging::print_error(&e);
                 match e {
                     CredmonError::Config(_) => Exit::NoRestart,
                     CredmonError::Log { .. } => Exit::LogUnavailable,
@@ -125,7 +130,8 @@ fn dispatch(command: Command, env: &Env) -> Exit {
             }
         },
         Command::Check(args) => {
-            let verdict = check::run(&args, env.now());
+            let now = env.now();
+            let verdict = check::within(args.timeout, move || check::run(&args, now));
             println!("{}", verdict.line());
             Exit::Check(verdict.state)
         }
@@ -139,6 +145,6 @@ fn result<E: std::fmt::Display>(r: Result<(), E>) -> Exit {
 
 /// Prints one error line.
 fn error<E: std::fmt::Display>(e: E) -> Exit {
-    eprintln!("robot-credmon: error: {e}");
+    logging::print_error(&e);
     Exit::Failure
 }

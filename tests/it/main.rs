@@ -7,11 +7,15 @@ mod support;
 
 mod cli;
 mod cmd;
+mod completions;
 mod credmon;
 mod get;
 mod harness;
+mod journal;
 mod oidc;
 mod openbao;
 mod ops;
+mod packaging;
+mod plugin_output;
 mod store;
 mod vault_client;
