@@ -17,6 +17,7 @@
 pub mod backoff;
 pub mod check;
 pub mod cli;
+pub mod condor;
 pub mod credmon;
 pub mod files;
 pub mod generate;

@@ -614,6 +614,25 @@ impl Scanner {
     }
 }
 
+/// Sends `DC_SET_READY` to the parent condor_master (when there is one) from a
+/// short-lived thread, so that a slow master never holds up the passes.
+/// A failure is a warning: the credmon works on either way.
+fn tell_master_ready(name: &str) {
+    if !crate::condor::under_master() {
+        return;
+    }
+    let name = name.to_owned();
+    let started = std::thread::Builder::new()
+        .name("master-ready".into())
+        .spawn(move || match crate::condor::set_ready(&name, "Ready") {
+            Ok(()) => log::info!("told condor_master that {name} is ready (DC_SET_READY)"),
+            Err(e) => log::warn!("could not tell condor_master that {name} is ready: {e}"),
+        });
+    if let Err(e) = started {
+        log::warn!("could not tell condor_master that the credmon is ready: {e}");
+    }
+}
+
 /// Queues what a scan found; returns how many were queued.
 /// Full passes queue everything as normal work; only SIGHUP arrivals jump the queue.
 fn queue_found(q: &Queue, found: Vec<Found>, pass: bool) -> usize {
@@ -753,6 +772,7 @@ impl Coordinator {
         self.passes += 1;
         if self.passes == 1 {
             notify::ready(&status);
+            tell_master_ready(&self.ctx.config().name);
         } else {
             notify::status(&status);
         }

@@ -151,6 +151,7 @@ fn run(args: CredmonArgs, cfg: Config) -> Result<ExitCode, String> {
     }
     // Before any thread exists: changes the environment.
     let _profile = crate::kerberos::disable_reverse_dns().map_err(|e| e.to_string())?;
+    crate::condor::capture_environment();
     let cfg = Arc::new(cfg);
     let ctx = Arc::new(refresh::Ctx::new(cfg.clone()));
     if let Err(e) = ctx.tls_config() {
