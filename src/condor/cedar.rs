@@ -20,10 +20,10 @@
 //! * Session keys are HKDF-SHA256 of the exported key text, salt `htcondor`,
 //!   info `keygen`, 32 bytes (`Condor_Crypt_Base::hkdf`).
 
+use aes_gcm::AesGcm;
 use aes_gcm::aead::consts::U16;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::aes::Aes256;
-use aes_gcm::AesGcm;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 
@@ -354,7 +354,9 @@ mod tests {
 
     #[test]
     fn the_iv_counter_wraps_like_int32_addition() {
-        let iv0 = [0xff, 0xff, 0xff, 0xfe, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+        let iv0 = [
+            0xff, 0xff, 0xff, 0xfe, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+        ];
         assert_eq!(packet_iv(&iv0, 0), iv0);
         assert_eq!(packet_iv(&iv0, 1)[..4], [0xff, 0xff, 0xff, 0xff]);
         assert_eq!(packet_iv(&iv0, 3)[..4], [0, 0, 0, 1]);
@@ -403,7 +405,11 @@ mod tests {
             Err(CedarError::TooLarge)
         ));
         let short = [1, 0, 0, 0, 9, 1];
-        assert!(Conn::new(Cursor::new(short.to_vec())).read_message().is_err());
+        assert!(
+            Conn::new(Cursor::new(short.to_vec()))
+                .read_message()
+                .is_err()
+        );
         let mut r = Conn::new(Cursor::new(vec![1, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0x7f]));
         r.read_message().unwrap();
         assert!(r.get_ad().is_err());

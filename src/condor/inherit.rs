@@ -23,7 +23,9 @@ pub enum InheritError {
     #[error(transparent)]
     BadAddress(#[from] BadSinful),
     /// No `FamilySessionKey:` in `CONDOR_PRIVATE_INHERIT`.
-    #[error("CONDOR_PRIVATE_INHERIT holds no family security session (SEC_USE_FAMILY_SESSION = False?)")]
+    #[error(
+        "CONDOR_PRIVATE_INHERIT holds no family security session (SEC_USE_FAMILY_SESSION = False?)"
+    )]
     NoFamilySession,
     /// The family session's claim id or info is malformed.
     #[error("the family security session in CONDOR_PRIVATE_INHERIT is malformed: {0}")]
@@ -203,7 +205,11 @@ mod tests {
             (Some("x <127.0.0.1:1>"), None, InheritError::BadInherit),
             (Some("1"), None, InheritError::BadInherit),
             (inherit, None, InheritError::NoFamilySession),
-            (inherit, Some("SessionKey:a#b"), InheritError::NoFamilySession),
+            (
+                inherit,
+                Some("SessionKey:a#b"),
+                InheritError::NoFamilySession,
+            ),
             (
                 inherit,
                 Some("FamilySessionKey:nohash"),

@@ -108,7 +108,13 @@ pub fn set_ready(name: &str, state: &str) -> Result<(), MasterError> {
         Some(Err(e)) => return Err(e.clone().into()),
         None => return Err(InheritError::NoInherit.into()),
     };
-    send_ready(parent, std::process::id(), name, state, Duration::from_secs(10))
+    send_ready(
+        parent,
+        std::process::id(),
+        name,
+        state,
+        Duration::from_secs(10),
+    )
 }
 
 fn random<const N: usize>() -> Result<[u8; N], MasterError> {
@@ -155,25 +161,23 @@ pub fn send_ready(
     stream.set_read_timeout(Some(timeout)).map_err(io)?;
     stream.set_write_timeout(Some(timeout)).map_err(io)?;
     let mut conn = Conn::new(stream);
-    let nonce = base64::Engine::encode(
-        &base64::engine::general_purpose::STANDARD,
-        random::<33>()?,
-    );
+    let nonce = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, random::<33>()?);
     let iv0 = random::<16>()?;
     let version = format!(
         "$CondorVersion: {} Jan 01 2026 BuildID: robot-credmon-{} $",
         session.version.as_deref().unwrap_or("10.0.0"),
         env!("CARGO_PKG_VERSION")
     );
-    exchange(&mut conn, parent, pid, name, state, &nonce, &version, iv0, timeout).map_err(
-        |e| match e {
-            Step::Cedar(e) => cedar(e),
-            Step::Refused(code) => MasterError::Refused {
-                addr: addr.clone(),
-                code,
-            },
+    exchange(
+        &mut conn, parent, pid, name, state, &nonce, &version, iv0, timeout,
+    )
+    .map_err(|e| match e {
+        Step::Cedar(e) => cedar(e),
+        Step::Refused(code) => MasterError::Refused {
+            addr: addr.clone(),
+            code,
         },
-    )?;
+    })?;
     // The master closes the connection once its handler has run: wait for that
     // (bounded), so that the state is set when this returns.
     let stream = conn.get_mut();

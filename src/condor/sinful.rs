@@ -101,7 +101,12 @@ mod tests {
                 Some("master_1234_ab-c"),
             ),
             ("<[::1]:40000?noUDP>", "::1", 40000, None),
-            ("<host.example:1?sock=collector>", "host.example", 1, Some("collector")),
+            (
+                "<host.example:1?sock=collector>",
+                "host.example",
+                1,
+                Some("collector"),
+            ),
         ] {
             let s = Sinful::parse(text).unwrap();
             assert_eq!(

@@ -1,7 +1,7 @@
 //! The exchange against a simulated condor_master that checks every byte by
 //! HTCondor's rules (digests, IV, additional data) with its own code.
 
-use super::cedar::{derive_key, Aes256Gcm16};
+use super::cedar::{Aes256Gcm16, derive_key};
 use super::inherit::{self, Parent};
 use super::*;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
@@ -24,8 +24,7 @@ fn parent(port: u16, sock: Option<&str>, info: &str) -> Parent {
     .unwrap()
 }
 
-const AES_INFO: &str =
-    "Encryption=\"YES\";Integrity=\"YES\";CryptoMethods=\"AES\";CryptoMethodsList=\"AES.BLOWFISH\";ShortVersion=\"25.14.0\";";
+const AES_INFO: &str = "Encryption=\"YES\";Integrity=\"YES\";CryptoMethods=\"AES\";CryptoMethodsList=\"AES.BLOWFISH\";ShortVersion=\"25.14.0\";";
 
 fn read_packet(s: &mut impl Read) -> ([u8; 5], Vec<u8>) {
     let mut hdr = [0u8; 5];
@@ -63,7 +62,10 @@ impl Reader<'_> {
     fn ad(&mut self) -> Vec<String> {
         let n = self.int();
         let lines = (0..n).map(|_| self.string()).collect();
-        assert_eq!((self.string(), self.string()), (String::new(), String::new()));
+        assert_eq!(
+            (self.string(), self.string()),
+            (String::new(), String::new())
+        );
         lines
     }
 }
@@ -93,7 +95,10 @@ fn master(code: &'static str, shared_port: bool) -> (u16, mpsc::Receiver<Seen>) 
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let sp = shared_port.then(|| {
             let (_, body) = read_packet(&mut s);
-            let mut r = Reader { b: &body, encrypted: false };
+            let mut r = Reader {
+                b: &body,
+                encrypted: false,
+            };
             let v = vec![
                 r.int().to_string(),
                 r.string(),
@@ -108,7 +113,10 @@ fn master(code: &'static str, shared_port: bool) -> (u16, mpsc::Receiver<Seen>) 
         assert_eq!(hdr[0], 1);
         recv_md.update(hdr);
         recv_md.update(&body);
-        let mut r = Reader { b: &body, encrypted: false };
+        let mut r = Reader {
+            b: &body,
+            encrypted: false,
+        };
         assert_eq!(r.int(), DC_AUTHENTICATE);
         let resume = r.ad();
         let mut reply = Vec::new();
@@ -119,7 +127,11 @@ fn master(code: &'static str, shared_port: bool) -> (u16, mpsc::Receiver<Seen>) 
         s.write_all(&reply).unwrap();
         let send_md = Sha256::digest(&reply);
         if code != "AUTHORIZED" {
-            let _ = tx.send(Seen { shared_port: sp, resume, command: Vec::new() });
+            let _ = tx.send(Seen {
+                shared_port: sp,
+                resume,
+                command: Vec::new(),
+            });
             return;
         }
         let (hdr, body) = read_packet(&mut s);
@@ -130,8 +142,16 @@ fn master(code: &'static str, shared_port: bool) -> (u16, mpsc::Receiver<Seen>) 
         let plain = Aes256Gcm16::new((&key).into())
             .decrypt(iv.into(), Payload { msg: ct, aad: &aad })
             .expect("the command decrypts with HTCondor's IV and AAD rules");
-        let command = Reader { b: &plain, encrypted: true }.ad();
-        let _ = tx.send(Seen { shared_port: sp, resume, command });
+        let command = Reader {
+            b: &plain,
+            encrypted: true,
+        }
+        .ad();
+        let _ = tx.send(Seen {
+            shared_port: sp,
+            resume,
+            command,
+        });
     });
     (port, rx)
 }
@@ -200,8 +220,14 @@ fn failures_are_errors_not_panics() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let closed = l.local_addr().unwrap().port();
     drop(l);
-    let e = send_ready(&parent(closed, None, AES_INFO), 1, "X", "Ready", Duration::from_secs(1))
-        .unwrap_err();
+    let e = send_ready(
+        &parent(closed, None, AES_INFO),
+        1,
+        "X",
+        "Ready",
+        Duration::from_secs(1),
+    )
+    .unwrap_err();
     assert!(matches!(e, MasterError::Connect { .. }), "{e}");
 
     // A master that hangs up instead of answering.
@@ -211,7 +237,13 @@ fn failures_are_errors_not_panics() {
         let (mut s, _) = l.accept().unwrap();
         let _ = read_packet(&mut s);
     });
-    let e = send_ready(&parent(port, None, AES_INFO), 1, "X", "Ready", Duration::from_secs(2))
-        .unwrap_err();
+    let e = send_ready(
+        &parent(port, None, AES_INFO),
+        1,
+        "X",
+        "Ready",
+        Duration::from_secs(2),
+    )
+    .unwrap_err();
     assert!(matches!(e, MasterError::Cedar { .. }), "{e}");
 }

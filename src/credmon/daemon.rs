@@ -614,6 +614,107 @@ impl Scanner {
     }
 }
 
+/// The single-instance lock file in the credential directory (a dot file,
+/// which the credd and the scans ignore).
+pub const LOCK_FILE: &str = ".robot-credmon.lock";
+
+/// Takes the credential directory's single-instance lock, held until the
+/// returned file is dropped (the process exits). Another credmon holding it
+/// is waited for up to `wait` (condor_restart may start the new credmon
+/// while the old one is still exiting); then this is an error naming it.
+pub fn single_instance(cred_dir: &Path, wait: Duration) -> Result<std::fs::File, String> {
+    use nix::fcntl::OFlag;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = cred_dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).bits())
+        .open(&path)
+        .map_err(|e| format!("cannot open the lock file '{}': {e}", path.display()))?;
+    match file.metadata() {
+        Ok(m) if m.file_type().is_file() => {}
+        _ => {
+            return Err(format!(
+                "the lock file '{}' is not a regular file; remove it",
+                path.display()
+            ));
+        }
+    }
+    let deadline = Instant::now() + wait;
+    let mut told = false;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let other = std::fs::read_to_string(cred_dir.join("pid")).unwrap_or_default();
+                let other = other.trim();
+                if Instant::now() >= deadline {
+                    return Err(format!(
+                        "another credmon (pid {}) is already running on '{}'; stop it first",
+                        if other.is_empty() { "unknown" } else { other },
+                        cred_dir.display()
+                    ));
+                }
+                if !told {
+                    log::info!(
+                        "waiting for the other credmon (pid {other}) on {} to exit",
+                        cred_dir.display()
+                    );
+                    told = true;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(format!("cannot lock '{}': {e}", path.display()));
+            }
+        }
+    }
+}
+
+/// Removes the credential directory's `pid` file when it names this process
+/// (clean exit), so that the credd signals no stale pid.
+pub fn remove_pid_file(cred_dir: &Path) {
+    let Ok(dir) = SafeDir::open(cred_dir) else {
+        return;
+    };
+    let ours = std::process::id().to_string();
+    if let Ok(Some((text, _))) = dir.read("pid", 64, true)
+        && String::from_utf8_lossy(&text).trim() == ours
+        && let Err(e) = dir.remove("pid")
+    {
+        log::warn!("{e}");
+    }
+}
+
+/// SIGHUP: queues every credential skipped as unusable at once (the checks
+/// are local, and a corrected configuration or `.top` must heal it without
+/// waiting for the hourly retry); when the configuration changed, failing
+/// credentials are retried at once too. Returns how many were queued.
+fn retry_skipped(st: &mut QState, config_changed: bool, now: Instant) -> usize {
+    let keys: Vec<(Key, i128, bool)> = st
+        .retry
+        .iter()
+        .filter(|(_, r)| r.unusable || config_changed)
+        .map(|(k, r)| (k.clone(), r.top_ctime, r.unusable))
+        .collect();
+    let mut n = 0;
+    for (key, top_ctime, unusable) in keys {
+        if unusable {
+            st.retry.remove(&key);
+        } else if let Some(r) = st.retry.get_mut(&key) {
+            r.at = now;
+            continue;
+        }
+        if enqueue(st, key, Task::Refresh, true, false, top_ctime) {
+            n += 1;
+        }
+    }
+    n
+}
+
 /// Sends `DC_SET_READY` to the parent condor_master (when there is one) from a
 /// short-lived thread, so that a slow master never holds up the passes.
 /// A failure is a warning: the credmon works on either way.
@@ -982,6 +1083,7 @@ impl Coordinator {
                 t0.elapsed().as_secs_f64() * 1000.0
             );
         }
+        let mut changed = false;
         if let Some(new) = (self.reload)() {
             let new = Arc::new(new);
             if *new != *cfg {
@@ -991,8 +1093,14 @@ impl Coordinator {
                 // Settings that change which credentials are ours need a full look.
                 self.scanner.dir_stamps.clear();
                 self.scanner.full_cache.clear();
+                changed = true;
             }
             self.ctx.set_config(new);
+        }
+        let n = retry_skipped(&mut self.queue.lock(), changed, Instant::now());
+        if n > 0 {
+            log::info!("SIGHUP: looking again at {n} skipped or failing credential(s)");
+            self.queue.work.notify_all();
         }
     }
 }
@@ -1022,6 +1130,87 @@ mod tests {
         assert_eq!(st.normal, VecDeque::from([key("a"), key("b")]));
         st.in_flight.insert(key("d"));
         assert!(!enqueue(&mut st, key("d"), Task::Refresh, true, true, 1));
+    }
+
+    #[test]
+    fn one_instance_holds_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pid"), "4242").unwrap();
+        let held = single_instance(dir.path(), Duration::ZERO).unwrap();
+        let t0 = Instant::now();
+        let e = single_instance(dir.path(), Duration::from_millis(300)).unwrap_err();
+        assert!(t0.elapsed() >= Duration::from_millis(300));
+        assert!(e.contains("another credmon (pid 4242)"), "{e}");
+        drop(held);
+        let again = single_instance(dir.path(), Duration::ZERO).unwrap();
+        drop(again);
+        // Never through a link.
+        let other = tempfile::tempdir().unwrap();
+        std::fs::remove_file(dir.path().join(LOCK_FILE)).unwrap();
+        std::os::unix::fs::symlink(other.path().join("x"), dir.path().join(LOCK_FILE)).unwrap();
+        assert!(single_instance(dir.path(), Duration::ZERO).is_err());
+        assert!(!other.path().join("x").exists());
+    }
+
+    #[test]
+    fn the_pid_file_is_removed_only_when_it_is_ours() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid = dir.path().join("pid");
+        std::fs::write(&pid, "1").unwrap();
+        remove_pid_file(dir.path());
+        assert!(pid.exists());
+        std::fs::write(&pid, std::process::id().to_string()).unwrap();
+        remove_pid_file(dir.path());
+        assert!(!pid.exists());
+    }
+
+    #[test]
+    fn sighup_requeues_skipped_credentials_at_once() {
+        let entry = |pass| Entry {
+            task: Task::Refresh,
+            pass,
+            top_ctime: 7,
+        };
+        let base = Duration::from_secs(10);
+        let mut st = QState::default();
+        record(
+            &mut st,
+            &key("bad"),
+            &entry(false),
+            &Outcome::Unusable,
+            base,
+            Duration::ZERO,
+        );
+        record(
+            &mut st,
+            &key("down"),
+            &entry(false),
+            &Outcome::Failed("vault"),
+            base,
+            Duration::ZERO,
+        );
+        // Held back: the same .top, within the retry delay.
+        assert!(!enqueue(
+            &mut st,
+            key("bad"),
+            Task::Refresh,
+            false,
+            false,
+            7
+        ));
+        let now = Instant::now();
+        // A SIGHUP without a configuration change: only the skipped one.
+        assert_eq!(retry_skipped(&mut st, false, now), 1);
+        assert_eq!(st.urgent, VecDeque::from([key("bad")]));
+        assert!(!st.retry.contains_key(&key("bad")));
+        assert!(st.retry[&key("down")].at > now);
+        // A changed configuration: the failing one is due now as well, its
+        // failure count kept for the backoff.
+        st.queued.clear();
+        st.urgent.clear();
+        assert_eq!(retry_skipped(&mut st, true, now), 0);
+        assert_eq!(st.retry[&key("down")].at, now);
+        assert_eq!(st.retry[&key("down")].failures, 1);
     }
 
     #[test]

@@ -141,6 +141,7 @@ fn check_cred_dir(cfg: &Config) -> Result<SafeDir, String> {
 
 fn run(args: CredmonArgs, cfg: Config) -> Result<ExitCode, String> {
     let root = check_cred_dir(&cfg)?;
+    let _instance = daemon::single_instance(&cfg.cred_dir, Duration::from_secs(10))?;
     if let Ok(n) = root.remove_stale_temps()
         && n > 0
     {
@@ -250,6 +251,7 @@ fn signal_loop(signals: SigSet, queue: Arc<daemon::Queue>, ctx: Arc<refresh::Ctx
             Ok(sig) => {
                 ::log::info!("exiting on {sig}");
                 crate::notify::stopping();
+                daemon::remove_pid_file(&ctx.config().cred_dir);
                 // Held until the exit: no other thread starts writing the file.
                 let _written = ctx
                     .config()
