@@ -335,6 +335,7 @@ fn seal(c: &mut Crypto, payload: &[u8]) -> Result<Vec<u8>, CedarError> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use std::io::Cursor;
 

@@ -164,6 +164,7 @@ fn split_methods(text: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     const CLAIM: &str = "family:pool.example:4242:1764255600:1#[Encryption=\"YES\";Integrity=\"YES\";CryptoMethods=\"AES\";CryptoMethodsList=\"AES.BLOWFISH.3DES\";SessionExpires=0;ShortVersion=\"25.14.0\";ValidCommands=\"60008,60043\";]0123456789abcdef";

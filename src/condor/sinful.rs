@@ -88,6 +88,7 @@ impl fmt::Display for Sinful {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     #[test]

@@ -1,6 +1,8 @@
 //! The exchange against a simulated condor_master that checks every byte by
 //! HTCondor's rules (digests, IV, additional data) with its own code.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use super::cedar::{Aes256Gcm16, derive_key};
 use super::inherit::{self, Parent};
 use super::*;

@@ -1107,6 +1107,7 @@ impl Coordinator {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     fn key(u: &str) -> Key {

@@ -144,6 +144,7 @@ impl log::Log for FileLogger {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use std::time::{Duration, UNIX_EPOCH};
 
