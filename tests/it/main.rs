@@ -12,5 +12,6 @@ mod harness;
 mod oidc;
 mod openbao;
 mod ops;
+mod pool;
 mod store;
 mod vault_client;

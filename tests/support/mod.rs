@@ -15,6 +15,7 @@ pub mod gss;
 pub mod kdc;
 pub mod openbao;
 pub mod pki;
+pub mod pool;
 pub mod store_cred;
 pub mod vault;
 
