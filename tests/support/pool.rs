@@ -392,13 +392,22 @@ include : {dynamic}
         }
     }
 
-    /// `condor_who -wait:<secs> <constraint>` against the master's ready ad.
-    pub fn who_wait(&self, secs: u64, constraint: &str) -> Result<String, String> {
-        self.ok(
+    /// `condor_who -wait:<secs> <constraint>` against the master's ready ad;
+    /// condor_who exits 0 either way, so success is the returned ad holding
+    /// every line of `expect` (e.g. `IsReady = true`).
+    pub fn who_wait(&self, secs: u64, constraint: &str, expect: &[&str]) -> Result<String, String> {
+        let ad = self.ok(
             "condor_who",
             &[&format!("-wait:{secs}"), constraint],
             Duration::from_secs(secs + 15),
-        )
+        )?;
+        let lines: Vec<&str> = ad.lines().map(str::trim).collect();
+        match expect.iter().find(|e| !lines.contains(e)) {
+            None => Ok(ad),
+            Some(missing) => Err(format!(
+                "condor_who -wait:{secs} '{constraint}': no '{missing}' in the ready ad:\n{ad}"
+            )),
+        }
     }
 
     /// The master's ready ad (`condor_who -quick`).
@@ -409,12 +418,10 @@ include : {dynamic}
 
     /// Waits until each named daemon is `Alive` in the master's ready ad.
     pub fn wait_daemons(&self, names: &[&str], secs: u64) -> Result<(), String> {
-        let constraint = names
-            .iter()
-            .map(|n| format!("{n} == \"Alive\""))
-            .collect::<Vec<_>>()
-            .join(" && ");
-        self.who_wait(secs, &constraint).map(|_| ()).map_err(|e| {
+        let want: Vec<String> = names.iter().map(|n| format!("{n} = \"Alive\"")).collect();
+        let constraint = want.join(" && ").replace(" = ", " == ");
+        let expect: Vec<&str> = want.iter().map(String::as_str).collect();
+        self.who_wait(secs, &constraint, &expect).map(|_| ()).map_err(|e| {
             format!(
                 "the pool did not come up: {e}\nready ad:\n{}\nMasterLog:\n{}",
                 self.who_quick(),
@@ -497,7 +504,7 @@ include : {dynamic}
         secs: u32,
         services: &[&str],
         extra: &str,
-        env: &[(&str, &str)],
+        env: &[(&str, String)],
     ) -> (Result<String, String>, PathBuf) {
         let d = self.job_dir(name, user);
         let sub = d.join("job.sub");
@@ -511,8 +518,9 @@ include : {dynamic}
         );
         std::fs::write(&sub, text).unwrap();
         let prog = self.prefix.join("bin/condor_submit");
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let r = Self::run(
-            &mut self.as_user(user, &prog, &[sub.to_str().unwrap()], env),
+            &mut self.as_user(user, &prog, &[sub.to_str().unwrap()], &env),
             Duration::from_secs(60),
         )
         .and_then(|o| {
