@@ -415,6 +415,7 @@ fn reconfig_heals_a_skipped_credential(w: &World) -> R {
 }
 
 fn setup() -> World {
+    crate::support::pool::prefix().unwrap_or_else(|e| panic!("{e}"));
     let env = TestEnv::start().expect("test environment (KDC + Vault)");
     let robot = ensure_user("rcm-robot", false).expect("robot user");
     let prov = ensure_user("rcm-prov", false).expect("provisioned robot user");
