@@ -136,6 +136,8 @@ fn submit_gives_the_job_a_valid_token(w: &World) -> R {
 
 /// A renewed .use reaches a running job (the starter fetches it every SEC_CREDENTIAL_REFRESH).
 fn renewal_reaches_a_running_job(w: &World) -> R {
+    // The credmon renews every .use older than 3 s.
+    reconfig(w, "CREDMON_OAUTH_TOKEN_REFRESH = 3\n")?;
     let (r, dir) = w.pool.submit(&w.robot, "renewal", 40, &[SVC], &format!("use_oauth_services = {SVC}"), &krb_env(w, &w.robot));
     r.map_err(|e| format!("condor_submit failed: {e}"))?;
     ensure!(
