@@ -15,7 +15,6 @@ pub mod gss;
 pub mod kdc;
 pub mod openbao;
 pub mod pki;
-pub mod pool;
 pub mod store_cred;
 pub mod vault;
 

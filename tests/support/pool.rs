@@ -10,7 +10,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
-use super::TestEnv;
+use crate::support::TestEnv;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::os::unix::fs::{PermissionsExt, chown};
@@ -57,11 +57,20 @@ pub fn ensure_user(name: &str, system: bool) -> Result<User, String> {
     if nix::unistd::User::from_name(name).ok().flatten().is_none() {
         let mut c = Command::new("useradd");
         if system {
-            c.args(["--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin"]);
+            c.args([
+                "--system",
+                "--user-group",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+            ]);
         } else {
             c.args(["--user-group", "--create-home", "--shell", "/bin/sh"]);
         }
-        let out = c.arg(name).output().map_err(|e| format!("cannot run useradd: {e}"))?;
+        let out = c
+            .arg(name)
+            .output()
+            .map_err(|e| format!("cannot run useradd: {e}"))?;
         // Another test process may have created it meanwhile (exit 9).
         if !out.status.success() && out.status.code() != Some(9) {
             return Err(format!(
@@ -103,7 +112,8 @@ fn mkdir(p: &Path, mode: u32, owner: Option<(u32, u32)>) {
 
 /// Copies `from` to `to` with `mode` and `owner`.
 pub fn install(from: &Path, to: &Path, mode: u32, owner: (u32, u32)) {
-    std::fs::copy(from, to).unwrap_or_else(|e| panic!("copy {} -> {}: {e}", from.display(), to.display()));
+    std::fs::copy(from, to)
+        .unwrap_or_else(|e| panic!("copy {} -> {}: {e}", from.display(), to.display()));
     chown(to, Some(owner.0), Some(owner.1)).unwrap();
     std::fs::set_permissions(to, std::fs::Permissions::from_mode(mode)).unwrap();
 }
@@ -185,12 +195,20 @@ impl Pool {
         mkdir(&dir.join("bin"), 0o755, None);
         mkdir(&dir.join("jobs"), 0o755, None);
         let bin = dir.join("bin/robot-credmon");
-        install(Path::new(env!("CARGO_BIN_EXE_robot-credmon")), &bin, 0o755, (0, 0));
+        install(
+            Path::new(env!("CARGO_BIN_EXE_robot-credmon")),
+            &bin,
+            0o755,
+            (0, 0),
+        );
         std::os::unix::fs::symlink("robot-credmon", dir.join("bin/robot-credmon-storer"))
             .map_err(|e| e.to_string())?;
         std::fs::write(dir.join("bin/job.sh"), JOB).map_err(|e| e.to_string())?;
-        std::fs::set_permissions(dir.join("bin/job.sh"), std::fs::Permissions::from_mode(0o755))
-            .map_err(|e| e.to_string())?;
+        std::fs::set_permissions(
+            dir.join("bin/job.sh"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .map_err(|e| e.to_string())?;
         let ca = dir.join("ca.pem");
         install(env.vault.ca_file(), &ca, 0o644, (0, 0));
         let krb5_conf = dir.join("krb5.conf");
@@ -293,7 +311,10 @@ include : {dynamic}
             .spawn()
             .map_err(|e| format!("cannot start condor_master: {e}"))?;
         pool.master = Some(master);
-        pool.wait_daemons(&["COLLECTOR", "NEGOTIATOR", "SCHEDD", "STARTD", "CREDD"], 60)?;
+        pool.wait_daemons(
+            &["COLLECTOR", "NEGOTIATOR", "SCHEDD", "STARTD", "CREDD"],
+            60,
+        )?;
         Ok(pool)
     }
 
@@ -310,7 +331,10 @@ include : {dynamic}
             ),
             ("KRB5_CONFIG".into(), self.krb5_conf.display().to_string()),
             ("NO_PROXY".into(), "localhost,127.0.0.1".into()),
-            ("TZ".into(), std::env::var("TZ").unwrap_or_else(|_| "UTC".into())),
+            (
+                "TZ".into(),
+                std::env::var("TZ").unwrap_or_else(|_| "UTC".into()),
+            ),
         ]
     }
 
@@ -333,7 +357,13 @@ include : {dynamic}
 
     /// `program args` run as `user` (setpriv, with the user's groups), in a clean
     /// environment with HOME, USER, the pool's PATH and CONDOR_CONFIG, plus `env`.
-    pub fn as_user(&self, user: &User, program: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    pub fn as_user(
+        &self,
+        user: &User,
+        program: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Command {
         let mut c = Command::new("setpriv");
         c.arg(format!("--reuid={}", user.uid))
             .arg(format!("--regid={}", user.gid))
@@ -421,19 +451,22 @@ include : {dynamic}
         let want: Vec<String> = names.iter().map(|n| format!("{n} = \"Alive\"")).collect();
         let constraint = want.join(" && ").replace(" = ", " == ");
         let expect: Vec<&str> = want.iter().map(String::as_str).collect();
-        self.who_wait(secs, &constraint, &expect).map(|_| ()).map_err(|e| {
-            format!(
-                "the pool did not come up: {e}\nready ad:\n{}\nMasterLog:\n{}",
-                self.who_quick(),
-                self.log("MasterLog")
-            )
-        })
+        self.who_wait(secs, &constraint, &expect)
+            .map(|_| ())
+            .map_err(|e| {
+                format!(
+                    "the pool did not come up: {e}\nready ad:\n{}\nMasterLog:\n{}",
+                    self.who_quick(),
+                    self.log("MasterLog")
+                )
+            })
     }
 
     /// Rewrites the dynamic configuration and runs `condor_reconfig`.
     pub fn reconfig(&self, text: &str) -> Result<(), String> {
         std::fs::write(&self.dynamic, text).map_err(|e| e.to_string())?;
-        self.ok("condor_reconfig", &[], Duration::from_secs(20)).map(|_| ())
+        self.ok("condor_reconfig", &[], Duration::from_secs(20))
+            .map(|_| ())
     }
 
     /// The text of a log in `$(LOG)`.
@@ -460,7 +493,10 @@ include : {dynamic}
     pub fn log_lines_since(&self, marks: &[(String, u64)]) -> Vec<(String, String)> {
         let mut out = Vec::new();
         for (name, _) in self.log_marks() {
-            let from = marks.iter().find(|(n, _)| *n == name).map_or(0, |(_, l)| *l) as usize;
+            let from = marks
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or(0, |(_, l)| *l) as usize;
             let bytes = std::fs::read(self.log_dir.join(&name)).unwrap_or_default();
             let text = String::from_utf8_lossy(bytes.get(from..).unwrap_or_default()).into_owned();
             out.extend(text.lines().map(|l| (name.clone(), l.to_owned())));
@@ -529,7 +565,11 @@ include : {dynamic}
                 String::from_utf8_lossy(&o.stdout),
                 String::from_utf8_lossy(&o.stderr)
             );
-            if o.status.success() { Ok(text) } else { Err(text) }
+            if o.status.success() {
+                Ok(text)
+            } else {
+                Err(text)
+            }
         });
         (r, d)
     }
@@ -546,8 +586,12 @@ include : {dynamic}
         r.map(|_| ()).map_err(|e| {
             format!(
                 "{e}\nqueue: {}\njob stderr: {}\nuser log: {}",
-                self.ok("condor_q", &["-allusers", "-af", "ClusterId", "JobStatus", "HoldReason"], Duration::from_secs(20))
-                    .unwrap_or_else(|e| e),
+                self.ok(
+                    "condor_q",
+                    &["-allusers", "-af", "ClusterId", "JobStatus", "HoldReason"],
+                    Duration::from_secs(20)
+                )
+                .unwrap_or_else(|e| e),
                 std::fs::read_to_string(dir.join("err")).unwrap_or_default(),
                 std::fs::read_to_string(&log).unwrap_or_default()
             )
