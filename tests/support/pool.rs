@@ -216,10 +216,11 @@ impl Pool {
         let port = free_port();
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
         let dynamic = dir.join("dynamic.conf");
-        std::fs::write(&dynamic, "").map_err(|e| e.to_string())?;
+        std::fs::write(&dynamic, "# rewritten by the tests\n").map_err(|e| e.to_string())?;
         let config = dir.join("condor_config");
         let text = format!(
             r#"# A personal pool for robot-credmon's integration tests (tests/support/pool.rs).
+RELEASE_DIR = {release}
 use ROLE: Personal
 CONDOR_HOST = 127.0.0.1
 NETWORK_INTERFACE = 127.0.0.1
@@ -232,6 +233,9 @@ RUN = $(LOCAL_DIR)/run
 CONDOR_IDS = {uid}.{gid}
 SHARED_PORT_PORT = {port}
 COLLECTOR_HOST = 127.0.0.1:{port}
+# Every tool authenticates (FS on this host); root administers the pool.
+SEC_DEFAULT_AUTHENTICATION = REQUIRED
+ALLOW_ADMINISTRATOR = root@*, condor@*
 # Quick turn-around for tests.
 NUM_CPUS = 4
 START = TRUE
@@ -249,6 +253,7 @@ SHADOW_QUEUE_UPDATE_INTERVAL = 2
 JOB_START_DELAY = 0
 MASTER_BACKOFF_CONSTANT = 1
 SEC_CREDENTIAL_REFRESH = 3
+MASTER_DEBUG = D_SECURITY D_FULLDEBUG
 
 # The shipped snippets, as a site installs them ...
 include : {repo}/condor-config/50-robot-credmon.conf
@@ -269,6 +274,7 @@ CREDMON_OAUTH_ENVIRONMENT = "KRB5_CONFIG={krb5}"
 
 include : {dynamic}
 "#,
+            release = prefix.display(),
             local = local.display(),
             uid = condor.uid,
             gid = condor.gid,
@@ -426,17 +432,26 @@ include : {dynamic}
     /// condor_who exits 0 either way, so success is the returned ad holding
     /// every line of `expect` (e.g. `IsReady = true`).
     pub fn who_wait(&self, secs: u64, constraint: &str, expect: &[&str]) -> Result<String, String> {
-        let ad = self.ok(
-            "condor_who",
-            &[&format!("-wait:{secs}"), constraint],
-            Duration::from_secs(secs + 15),
-        )?;
-        let lines: Vec<&str> = ad.lines().map(str::trim).collect();
-        match expect.iter().find(|e| !lines.contains(e)) {
-            None => Ok(ad),
-            Some(missing) => Err(format!(
-                "condor_who -wait:{secs} '{constraint}': no '{missing}' in the ready ad:\n{ad}"
-            )),
+        // condor_who returns at once while the master has not written its
+        // address yet: ask again until the time is up.
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now()).as_secs().max(1);
+            let ad = self.ok(
+                "condor_who",
+                &[&format!("-wait:{left}"), constraint],
+                Duration::from_secs(left + 15),
+            )?;
+            let lines: Vec<&str> = ad.lines().map(str::trim).collect();
+            match expect.iter().find(|e| !lines.contains(e)) {
+                None => return Ok(ad),
+                Some(missing) if Instant::now() >= deadline => {
+                    return Err(format!(
+                        "condor_who -wait:{secs} '{constraint}': no '{missing}' in the ready ad:\n{ad}"
+                    ));
+                }
+                Some(_) => std::thread::sleep(Duration::from_millis(500)),
+            }
         }
     }
 
@@ -464,7 +479,8 @@ include : {dynamic}
 
     /// Rewrites the dynamic configuration and runs `condor_reconfig`.
     pub fn reconfig(&self, text: &str) -> Result<(), String> {
-        std::fs::write(&self.dynamic, text).map_err(|e| e.to_string())?;
+        std::fs::write(&self.dynamic, format!("# rewritten by the tests\n{text}"))
+            .map_err(|e| e.to_string())?;
         self.ok("condor_reconfig", &[], Duration::from_secs(20))
             .map(|_| ())
     }
@@ -643,5 +659,10 @@ include : {dynamic}
 impl Drop for Pool {
     fn drop(&mut self) {
         self.stop();
+        // For debugging: ROBOT_CREDMON_KEEP_POOL=1 keeps the directory (logs, config).
+        if std::env::var_os("ROBOT_CREDMON_KEEP_POOL").is_some() {
+            let tmp = std::mem::replace(&mut self._tmp, tempfile::TempDir::new().unwrap());
+            eprintln!("pool kept in {}", tmp.keep().display());
+        }
     }
 }
