@@ -187,7 +187,7 @@ impl Pool {
         for d in ["log", "spool", "lock", "run"] {
             mkdir(&local.join(d), 0o755, c);
         }
-        mkdir(&local.join("execute"), 0o755, Some((0, 0)));
+        mkdir(&local.join("execute"), 0o755, c);
         let cred_dir = dir.join("oauth_credentials");
         mkdir(&cred_dir, 0o2770, Some((0, condor.gid)));
         let keytab_dir = dir.join("robot-keytabs");
@@ -236,6 +236,9 @@ COLLECTOR_HOST = 127.0.0.1:{port}
 # Every tool authenticates (FS on this host); root administers the pool.
 SEC_DEFAULT_AUTHENTICATION = REQUIRED
 ALLOW_ADMINISTRATOR = root@*, condor@*
+ALLOW_READ = 127.0.0.1, localhost
+ALLOW_WRITE = 127.0.0.1, localhost
+MAIL = /bin/true
 # Quick turn-around for tests.
 NUM_CPUS = 4
 START = TRUE
