@@ -57,6 +57,8 @@ struct QState {
     pass_failed: usize,
     pass_refreshed: usize,
     hup: bool,
+    /// A background configuration read has finished.
+    reload_done: bool,
     stop: bool,
     workers: usize,
     /// Results since the scan of the current pass (for the per-state counts).
@@ -760,11 +762,33 @@ pub struct Coordinator {
     /// Scan memory.
     pub scanner: Scanner,
     /// Re-reads the configuration (SIGHUP); `None` keeps the current one.
-    pub reload: Box<dyn FnMut() -> Option<Config> + Send>,
+    /// It runs on its own thread (`condor_config_val` may take seconds), so
+    /// that SIGHUPs for new credentials are served meanwhile.
+    pub reload: Reload,
     /// Worker threads started so far.
     pub spawned: usize,
     /// Full passes completed; systemd is told `READY=1` after the first.
     pub passes: u64,
+}
+
+/// The configuration reader and its background run.
+pub struct Reload {
+    read: Option<ReadConfig>,
+    running: Option<std::thread::JoinHandle<(ReadConfig, Option<Config>)>>,
+    again: bool,
+}
+
+type ReadConfig = Box<dyn FnMut() -> Option<Config> + Send>;
+
+impl Reload {
+    /// Wraps the function that re-reads the configuration.
+    pub fn new(read: impl FnMut() -> Option<Config> + Send + 'static) -> Self {
+        Reload {
+            read: Some(Box::new(read)),
+            running: None,
+            again: false,
+        }
+    }
 }
 
 /// Result of a `--once` pass.
@@ -1008,7 +1032,7 @@ impl Coordinator {
                     .filter(|(_, r)| r.at <= now)
                     .map(|(k, _)| k.clone())
                     .collect();
-                if !st.hup && !pass_done && due.is_empty() && now < next_pass {
+                if !st.hup && !st.reload_done && !pass_done && due.is_empty() && now < next_pass {
                     let next_retry = st.retry.values().map(|r| r.at).min();
                     let mut wake = next_retry.map_or(next_pass, |r| r.min(next_pass));
                     if watchdog.is_some() {
@@ -1038,8 +1062,11 @@ impl Coordinator {
                 }
                 (std::mem::take(&mut st.hup), pass_done)
             };
-            if hup {
-                self.on_hup();
+            let reloaded = self.reload_finished();
+            if hup || reloaded {
+                if hup {
+                    self.on_hup();
+                }
                 if self.queue.lock().pass_active {
                     pass_again = true;
                 } else {
@@ -1083,8 +1110,50 @@ impl Coordinator {
                 t0.elapsed().as_secs_f64() * 1000.0
             );
         }
+        self.start_reload();
+    }
+
+    /// Starts reading the configuration on a thread (or asks for another read
+    /// when one is running).
+    fn start_reload(&mut self) {
+        if self.reload.running.is_some() {
+            self.reload.again = true;
+            return;
+        }
+        let Some(mut read) = self.reload.read.take() else {
+            return;
+        };
+        let q = self.queue.clone();
+        let started = std::thread::Builder::new()
+            .name("reload".into())
+            .spawn(move || {
+                let new = read();
+                q.lock().reload_done = true;
+                q.coord.notify_all();
+                (read, new)
+            });
+        match started {
+            Ok(h) => self.reload.running = Some(h),
+            Err(e) => log::error!("cannot start the configuration reader: {e}"),
+        }
+    }
+
+    /// Applies a finished configuration read; returns whether one finished.
+    fn reload_finished(&mut self) -> bool {
+        if !std::mem::take(&mut self.queue.lock().reload_done) {
+            return false;
+        }
+        let Some(h) = self.reload.running.take() else {
+            return false;
+        };
+        let Ok((read, new)) = h.join() else {
+            log::error!("the configuration reader failed");
+            return true;
+        };
+        self.reload.read = Some(read);
+        let cfg = self.ctx.config();
         let mut changed = false;
-        if let Some(new) = (self.reload)() {
+        if let Some(new) = new {
             let new = Arc::new(new);
             if *new != *cfg {
                 log::info!("configuration changed; re-read on SIGHUP");
@@ -1102,6 +1171,10 @@ impl Coordinator {
             log::info!("SIGHUP: looking again at {n} skipped or failing credential(s)");
             self.queue.work.notify_all();
         }
+        if std::mem::take(&mut self.reload.again) {
+            self.start_reload();
+        }
+        true
     }
 }
 

@@ -164,7 +164,7 @@ fn run(args: CredmonArgs, cfg: Config) -> Result<ExitCode, String> {
         ctx: ctx.clone(),
         queue: queue.clone(),
         scanner: daemon::Scanner::default(),
-        reload: Box::new(move || match load(&reload_args) {
+        reload: daemon::Reload::new(move || match load(&reload_args) {
             Ok(c) => {
                 if let Err(e) = log::reopen(c.log_file.as_deref()) {
                     ::log::error!("cannot reopen the log file: {e}");

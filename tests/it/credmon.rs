@@ -718,6 +718,56 @@ fn one_credmon_per_credential_directory() {
     drop(second);
 }
 
+/// condor_config_val can take seconds (it did in the real pool): a new
+/// credential's SIGHUP is served while the configuration is being re-read.
+#[test]
+fn a_slow_configuration_read_does_not_delay_new_credentials() {
+    let (env, credd) = setup();
+    let bin = env.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let conf = env.path().join("condor_config");
+    std::fs::write(
+        &conf,
+        format!("SEC_CREDENTIAL_DIRECTORY_OAUTH = {}\n", credd.dir.display()),
+    )
+    .unwrap();
+    let script = bin.join("condor_config_val");
+    let slow = env.path().join("slow");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n[ -e '{}' ] && sleep 3\n[ \"$1\" = -dump ] && exec cat '{}'\nexit 1\n",
+            slow.display(),
+            conf.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (mut cmd, log) = Credmon::command(&env, &credd, &[]);
+    cmd.env_remove("_CONDOR_SEC_CREDENTIAL_DIRECTORY_OAUTH")
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()));
+    let child = cmd.spawn().unwrap();
+    let cm = Credmon { child, log };
+    assert!(Credd::wait_for_file(
+        &credd.dir.join("CREDMON_COMPLETE"),
+        Duration::from_secs(3)
+    ));
+    std::fs::write(&slow, "").unwrap();
+    // condor_reconfig: a 3 s read starts ...
+    cm.signal(Signal::SIGHUP);
+    std::thread::sleep(Duration::from_millis(300));
+    // ... and the credd stores a credential meanwhile.
+    let (_, t) = top(&env, 3600);
+    let t0 = Instant::now();
+    credd.store_and_kick(USER, SVC, &t);
+    assert!(
+        credd.wait_for_use(USER, SVC, Duration::from_secs(1)).is_some(),
+        "the new credential waited for the configuration read; log:\n{}",
+        cm.log_text()
+    );
+    assert!(t0.elapsed() < Duration::from_secs(1));
+}
+
 #[test]
 fn sighup_heals_a_credential_skipped_under_a_wrong_setting() {
     let (env, credd) = setup();

@@ -715,7 +715,12 @@ fn htcondor_pool_end_to_end() {
     };
     let marks = w.pool.log_marks();
     let mut failed = Vec::new();
+    // For debugging: ROBOT_CREDMON_POOL_ONLY=name,name runs only those scenarios.
+    let only = std::env::var("ROBOT_CREDMON_POOL_ONLY").ok();
     let mut step = |name: &str, f: &dyn Fn(&World) -> R, w: &World| {
+        if only.as_deref().is_some_and(|o| !o.split(',').any(|n| n == name)) {
+            return;
+        }
         let s = Instant::now();
         let r = std::panic::catch_unwind(AssertUnwindSafe(|| f(w)))
             .unwrap_or_else(|p| Err(format!("panicked: {:?}", p.downcast_ref::<String>())));

@@ -256,7 +256,8 @@ SHADOW_QUEUE_UPDATE_INTERVAL = 2
 JOB_START_DELAY = 0
 MASTER_BACKOFF_CONSTANT = 1
 SEC_CREDENTIAL_REFRESH = 3
-MASTER_DEBUG = D_SECURITY D_FULLDEBUG
+MASTER_DEBUG = D_FULLDEBUG
+CREDMON_OAUTH_DEBUG = D_FULLDEBUG
 
 # The shipped snippets, as a site installs them ...
 include : {repo}/condor-config/50-robot-credmon.conf
@@ -324,6 +325,15 @@ include : {dynamic}
             &["COLLECTOR", "NEGOTIATOR", "SCHEDD", "STARTD", "CREDD"],
             60,
         )?;
+        // The credmon has done its first pass (without relying on its ready message).
+        let complete = pool.cred_dir.join("CREDMON_COMPLETE");
+        if !Self::wait_for(Duration::from_secs(30), || complete.exists()) {
+            return Err(format!(
+                "the credmon did not complete a pass within 30 s; its log:\n{}\nMasterLog:\n{}",
+                pool.log("CredMonOAuthLog"),
+                pool.log("MasterLog")
+            ));
+        }
         Ok(pool)
     }
 
