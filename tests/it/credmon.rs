@@ -761,7 +761,9 @@ fn a_slow_configuration_read_does_not_delay_new_credentials() {
     let t0 = Instant::now();
     credd.store_and_kick(USER, SVC, &t);
     assert!(
-        credd.wait_for_use(USER, SVC, Duration::from_secs(1)).is_some(),
+        credd
+            .wait_for_use(USER, SVC, Duration::from_secs(1))
+            .is_some(),
         "the new credential waited for the configuration read; log:\n{}",
         cm.log_text()
     );

@@ -612,6 +612,33 @@ fn trusted_vault_hosts_forms(w: &World) -> R {
     // (documented); the credmon still accepts the credentials it provisions.
     reconfig(w, "TRUSTED_VAULT_HOSTS = localhost\n")?;
     std::thread::sleep(Duration::from_secs(2));
+    let _ = Pool::run(
+        &mut w.pool.as_user(
+            &w.robot,
+            &w.pool.prefix.join("sbin/condor_store_cred"),
+            &["delete-oauth", "-s", SVC],
+            &[],
+        ),
+        Duration::from_secs(20),
+    );
+    let (r, _) = w.pool.submit(
+        &w.robot,
+        "trusted-bare",
+        1,
+        &[SVC],
+        &format!("use_oauth_services = {SVC}"),
+        &krb_env(w, &w.robot),
+    );
+    ensure!(
+        r.is_err(),
+        "bare host: the credd accepted a vault_url with a port"
+    );
+    ensure!(
+        w.pool
+            .log("CredLog")
+            .contains("Rejecting vault token from untrusted host"),
+        "bare host: no rejection in CredLog"
+    );
     let _ = std::fs::remove_file(use_path(w, &w.prov.name, PROV));
     ensure!(
         Pool::wait_for(Duration::from_secs(20), || use_path(w, &w.prov.name, PROV)
@@ -627,10 +654,16 @@ fn trusted_vault_hosts_forms(w: &World) -> R {
 /// condor_reconfig with the fixed setting.
 fn reconfig_heals_a_skipped_credential(w: &World) -> R {
     let use_ = use_path(w, &w.robot.name, SVC);
-    ensure!(
-        top_path(w, &w.robot.name, SVC).exists(),
-        "no credential to work with"
-    );
+    if !top_path(w, &w.robot.name, SVC).exists() {
+        run_job(
+            w,
+            &w.robot,
+            "heal-store",
+            1,
+            &[SVC],
+            &format!("use_oauth_services = {SVC}"),
+        )?;
+    }
     reconfig(w, "TRUSTED_VAULT_HOSTS = elsewhere.example:8200\n")?;
     std::thread::sleep(Duration::from_secs(2));
     let _ = std::fs::remove_file(&use_);
@@ -709,7 +742,10 @@ fn htcondor_pool_end_to_end() {
     let mut w = setup();
     // Every scenario starts from the base configuration.
     let keep = |w: &World| {
-        if !std::fs::read_to_string(&w.pool.dynamic).unwrap_or_default().ends_with(&format!("\n{BASE}")) {
+        if !std::fs::read_to_string(&w.pool.dynamic)
+            .unwrap_or_default()
+            .ends_with(&format!("\n{BASE}"))
+        {
             let _ = w.pool.reconfig(BASE);
         }
     };
@@ -718,7 +754,10 @@ fn htcondor_pool_end_to_end() {
     // For debugging: ROBOT_CREDMON_POOL_ONLY=name,name runs only those scenarios.
     let only = std::env::var("ROBOT_CREDMON_POOL_ONLY").ok();
     let mut step = |name: &str, f: &dyn Fn(&World) -> R, w: &World| {
-        if only.as_deref().is_some_and(|o| !o.split(',').any(|n| n == name)) {
+        if only
+            .as_deref()
+            .is_some_and(|o| !o.split(',').any(|n| n == name))
+        {
             return;
         }
         let s = Instant::now();

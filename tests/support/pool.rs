@@ -449,7 +449,10 @@ include : {dynamic}
         // address yet: ask again until the time is up.
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
-            let left = deadline.saturating_duration_since(Instant::now()).as_secs().max(1);
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .as_secs()
+                .max(1);
             let ad = self.ok(
                 "condor_who",
                 &[&format!("-wait:{left}"), constraint],
