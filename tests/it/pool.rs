@@ -692,6 +692,23 @@ fn reconfig_heals_a_skipped_credential(w: &World) -> R {
     Ok(())
 }
 
+/// The knobs of HTCondor's own `40-vault-credmon.conf` mean the same to
+/// robot-credmon: the log named by `SEC_CREDENTIAL_MONITOR_OAUTH_LOG`, the
+/// level by `CREDMON_OAUTH_LOG_LEVEL` (after condor_reconfig).
+fn htcondors_credmon_log_knobs(w: &World) -> R {
+    reconfig(
+        w,
+        "CREDMON_OAUTH_LOG =\nCREDMON_OAUTH_DEBUG =\nSEC_CREDENTIAL_MONITOR_OAUTH_LOG = $(LOG)/VaultCredmonLog\nCREDMON_OAUTH_LOG_LEVEL = DEBUG\n",
+    )?;
+    let ok = Pool::wait_for(Duration::from_secs(15), || {
+        w.pool.log("VaultCredmonLog").contains("DEBUG")
+    });
+    let text = w.pool.log("VaultCredmonLog");
+    reconfig(w, "")?;
+    ensure!(ok, "no DEBUG lines in $(LOG)/VaultCredmonLog: {text:?}");
+    Ok(())
+}
+
 fn setup() -> World {
     pool_support::prefix().unwrap_or_else(|e| panic!("{e}"));
     let env = TestEnv::start().expect("test environment (KDC + Vault)");
@@ -820,6 +837,11 @@ fn htcondor_pool_end_to_end() {
     step(
         "the_master_restarts_the_credmon",
         &the_master_restarts_the_credmon,
+        &w,
+    );
+    step(
+        "htcondors_credmon_log_knobs",
+        &htcondors_credmon_log_knobs,
         &w,
     );
     w.pool.stop();
