@@ -18,6 +18,7 @@
 pub mod backoff;
 pub mod check;
 pub mod cli;
+pub mod condor;
 pub mod credmon;
 pub mod duration;
 pub mod env;

@@ -65,6 +65,10 @@ fn main() -> ExitCode {
         }
         _ => None,
     };
+    if matches!(command, Command::Credmon(_)) {
+        // Takes the master's family session out of the environment.
+        robot_credmon::condor::capture_environment();
+    }
     let env = Env::process();
     dispatch(command, &env).into()
 }

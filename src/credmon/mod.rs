@@ -123,6 +123,7 @@ fn check_cred_dir(cfg: &Config) -> Result<SafeDir, String> {
 
 fn run(args: CredmonArgs, cfg: Config, env: Env) -> Result<Outcome, String> {
     let root = check_cred_dir(&cfg)?;
+    let _instance = daemon::single_instance(&cfg.cred_dir, Duration::from_secs(10))?;
     if let Ok(n) = root.remove_stale_temps()
         && n > 0
     {
@@ -141,7 +142,7 @@ fn run(args: CredmonArgs, cfg: Config, env: Env) -> Result<Outcome, String> {
         ctx: ctx.clone(),
         queue: queue.clone(),
         scanner: daemon::Scanner::default(),
-        reload: reloader(args.clone(), env),
+        reload: daemon::Reload::new(reloader(args.clone(), env)),
         spawned: 0,
         passes: 0,
     };
@@ -248,6 +249,7 @@ fn signal_loop(signals: SigSet, queue: Arc<daemon::Queue>, ctx: Arc<refresh::Ctx
             Ok(sig) => {
                 ::log::info!("exiting on {sig}");
                 crate::notify::stopping();
+                daemon::remove_pid_file(&ctx.config().cred_dir);
                 // Held until the exit: no other thread starts writing the file.
                 let _written = ctx
                     .config()

@@ -17,5 +17,6 @@ mod openbao;
 mod ops;
 mod packaging;
 mod plugin_output;
+mod pool;
 mod store;
 mod vault_client;
