@@ -37,12 +37,12 @@ need systemd-analyze "apt-get install systemd"
 t() { date +%s; }
 
 start=$(t)
+# Cheap checks first: stale notices fail before the long release build.
+python3 dist/third-party-licenses.py check || fail "third-party notices are stale"
 cargo build --release --locked --bin robot-credmon
 bin=$(realpath "${CARGO_TARGET_DIR:-target}/release/robot-credmon")
 built=$(t)
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
-
-python3 dist/third-party-licenses.py check || fail "third-party notices are stale"
 
 work=$(mktemp -d /tmp/robot-credmon-pkg.XXXXXX)
 trap 'rm -rf "$work"' EXIT
