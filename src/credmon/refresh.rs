@@ -7,7 +7,7 @@ use super::config::{Config, MAX_TOP_BYTES};
 use super::policy::{self, Renew, UseState, VaultTarget};
 use crate::files::{FileError, SafeDir, WriteOptions};
 use crate::kerberos::{self, Initiator};
-use crate::token::{self, BearerToken, MAX_TOKEN_BYTES};
+use crate::token::{self, BearerToken, MAX_TOKEN_BYTES, accept};
 use crate::vault::{ClientConfig, Limits, LoginError, VaultClient, VaultError, VaultToken, tls};
 use nix::sys::stat::FileStat;
 use std::collections::HashMap;
@@ -280,7 +280,7 @@ pub fn now_ns(now: SystemTime) -> i128 {
 /// The state of an existing `.use`; `None` when absent or not a regular file.
 pub fn read_use(dir: &SafeDir, stem: &str) -> Option<UseState> {
     let name = format!("{stem}.use");
-    match dir.read(&name, MAX_TOKEN_BYTES + 2, false) {
+    match dir.read_trusted(&name, MAX_TOKEN_BYTES + 2, nix::unistd::geteuid().as_raw()) {
         Ok(Some((bytes, st))) => Some(UseState {
             ctime_ns: ctime_ns(&st),
             exp: BearerToken::from_bytes(&bytes)
@@ -293,7 +293,11 @@ pub fn read_use(dir: &SafeDir, stem: &str) -> Option<UseState> {
 
 /// Reads and checks a `.top`: regular, single link, at most 64 KiB. `Ok(None)` when absent.
 fn read_top(dir: &SafeDir, stem: &str) -> Result<Option<(Top, FileStat)>, String> {
-    match dir.read(&format!("{stem}.top"), MAX_TOP_BYTES, true) {
+    match dir.read_trusted(
+        &format!("{stem}.top"),
+        MAX_TOP_BYTES,
+        nix::unistd::geteuid().as_raw(),
+    ) {
         Ok(None) => Ok(None),
         Ok(Some((bytes, st))) => parse_top(&bytes).map(|t| Some((t, st))).map_err(|why| {
             format!(
@@ -486,6 +490,22 @@ fn write_use(
     bearer: &BearerToken,
     cause: &'static str,
 ) -> Outcome {
+    let now = token::unix_seconds(SystemTime::now());
+    let current = read_use(udir, &key.stem).and_then(|u| u.exp);
+    match accept::decide(bearer.claims(), current, now, ctx.config().minimum) {
+        accept::Decision::Replace(Some(warning)) => ctx.warn_once(key, format!("{key}: {warning}")),
+        accept::Decision::Replace(None) => {}
+        accept::Decision::KeepCurrent(why) => {
+            ctx.warn_once(key, format!("{key}: {why}"));
+            return Outcome::Failed("token");
+        }
+        accept::Decision::Reject(why) => {
+            log::warn!(
+                "Vault handed out a bearer token for {key} that cannot be used: {why}; keeping the old .use, will retry"
+            );
+            return Outcome::Failed("token");
+        }
+    }
     match udir.write_atomic(
         &format!("{}.use", key.stem),
         &bearer.file_contents(),

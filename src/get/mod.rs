@@ -9,7 +9,7 @@ pub mod plan;
 use crate::cli::GetArgs;
 use crate::files::{self, FileError, LockFile, SafeDir, WriteOptions};
 use crate::kerberos::{self, Initiator, KrbError};
-use crate::token::{self, BearerToken, MAX_TOKEN_BYTES};
+use crate::token::{self, BearerToken, MAX_TOKEN_BYTES, accept};
 use crate::vault::{ClientConfig, Limits, LoginError, VaultClient, VaultError, VaultToken, tls};
 use plan::Plan;
 use std::path::{Path, PathBuf};
@@ -44,6 +44,18 @@ pub enum GetError {
         path: PathBuf,
         /// What is wrong.
         why: String,
+    },
+    /// Vault handed out a token we refuse to write; the file was left alone.
+    #[error(
+        "Vault at {server} handed out a bearer token that cannot be used: {why}; '{path}' was left unchanged"
+    )]
+    UnusableToken {
+        /// `https://host:port`.
+        server: String,
+        /// What is wrong with it.
+        why: token::accept::Rejection,
+        /// The token file.
+        path: PathBuf,
     },
     /// A feature that is not available yet.
     #[error("{0}")]
@@ -111,6 +123,7 @@ impl GetError {
             GetError::Kerberos(_) => "kerberos",
             GetError::Vault { .. } => "vault",
             GetError::File(_) | GetError::NotAToken { .. } => "file",
+            GetError::UnusableToken { .. } => "token",
             GetError::NoKeytab
             | GetError::Unsupported(_)
             | GetError::BadOptions(_)
@@ -171,7 +184,8 @@ fn refresh(args: &GetArgs) -> Result<Outcome, GetError> {
     }
     let lock_wait = args.retry_time + args.request_timeout * 3 + Duration::from_secs(10);
     let _lock = LockFile::acquire(&dir, &name, Some(uid), lock_wait)?;
-    let cause = match check_existing(
+    remove_leftovers(&dir, &name, uid);
+    let (cause, current_exp) = match check_existing(
         &dir,
         &name,
         &outfile,
@@ -179,12 +193,16 @@ fn refresh(args: &GetArgs) -> Result<Outcome, GetError> {
         SystemTime::now(),
         false,
     )? {
-        Existing::Fresh(_) if args.oidc => "oidc",
+        Existing::Fresh(Outcome::StillValid { remaining, .. }) if args.oidc => (
+            "oidc",
+            remaining.checked_add(token::unix_seconds(SystemTime::now())),
+        ),
+        Existing::Fresh(_) if args.oidc => ("oidc", None),
         Existing::Fresh(outcome) => {
             log::info!("another run refreshed the token meanwhile");
             return Ok(outcome);
         }
-        Existing::Stale(cause) => cause,
+        Existing::Stale(cause, exp) => (cause, exp),
     };
 
     kerberos::check_keytab(&keytab)?;
@@ -207,12 +225,40 @@ fn refresh(args: &GetArgs) -> Result<Outcome, GetError> {
             other => other?,
         }
     };
+    let now = SystemTime::now();
+    match accept::decide(
+        bearer.claims(),
+        current_exp,
+        token::unix_seconds(now),
+        args.minsecs,
+    ) {
+        accept::Decision::Replace(warning) => {
+            if let Some(w) = warning {
+                log::warn!("{w}");
+            }
+        }
+        accept::Decision::KeepCurrent(why) => {
+            log::warn!("{why}");
+            return Ok(Outcome::StillValid {
+                path: outfile,
+                remaining: current_exp
+                    .and_then(|e| e.checked_sub(token::unix_seconds(now)))
+                    .unwrap_or(0),
+            });
+        }
+        accept::Decision::Reject(why) => {
+            return Err(GetError::UnusableToken {
+                server: client.server(),
+                why,
+                path: outfile,
+            });
+        }
+    }
     dir.write_atomic(
         &name,
         &bearer.file_contents(),
         WriteOptions::user_file(0o600, uid),
     )?;
-    let now = SystemTime::now();
     log::info!(
         "wrote a new bearer token to {} ({} requests to {})",
         outfile.display(),
@@ -277,8 +323,9 @@ fn condor(args: &GetArgs) -> Result<Outcome, GetError> {
 enum Existing {
     /// A token with more than `--minsecs` left: nothing to do.
     Fresh(Outcome),
-    /// Needs a new token; why (`missing`, `expiring`, `invalid`).
-    Stale(&'static str),
+    /// Needs a new token; why (`missing`, `expiring`, `invalid`), and the
+    /// `exp` of the token in place, if any.
+    Stale(&'static str, Option<i64>),
 }
 
 /// The fast path: is the existing token good for more than `minsecs`?
@@ -290,15 +337,16 @@ fn check_existing(
     now: SystemTime,
     first_look: bool,
 ) -> Result<Existing, GetError> {
-    let Some((bytes, _)) = dir.read(name, MAX_TOKEN_BYTES + 2, false)? else {
+    let uid = nix::unistd::geteuid().as_raw();
+    let Some((bytes, _)) = dir.read_trusted(name, MAX_TOKEN_BYTES + 2, uid)? else {
         if first_look {
             log::info!("no bearer token in {} yet", path.display());
         }
-        return Ok(Existing::Stale("missing"));
+        return Ok(Existing::Stale("missing", None));
     };
     let tok = match BearerToken::from_bytes(&bytes) {
         Ok(t) => t,
-        Err(token::TokenError::Empty) => return Ok(Existing::Stale("missing")),
+        Err(token::TokenError::Empty) => return Ok(Existing::Stale("missing", None)),
         Err(e) => {
             if first_look {
                 log::warn!(
@@ -306,10 +354,24 @@ fn check_existing(
                     path.display()
                 );
             }
-            return Ok(Existing::Stale("invalid"));
+            return Ok(Existing::Stale("invalid", None));
         }
     };
     let remaining = tok.remaining(now).unwrap_or(i64::MIN);
+    if let Err(why) = accept::usable(tok.claims(), token::unix_seconds(now))
+        && !matches!(
+            why.problem,
+            accept::Problem::Expired { .. } | accept::Problem::AlmostExpired { .. }
+        )
+    {
+        if first_look {
+            log::warn!(
+                "{} does not hold a usable token ({why}); it will be replaced",
+                path.display()
+            );
+        }
+        return Ok(Existing::Stale("invalid", None));
+    }
     if tok.is_fresh(now, minsecs) {
         log::info!(
             "the bearer token in {} is valid for {} more (over --minsecs {minsecs}); nothing to do",
@@ -329,7 +391,7 @@ fn check_existing(
             token::format_remaining(remaining)
         );
     }
-    Ok(Existing::Stale("expiring"))
+    Ok(Existing::Stale("expiring", tok.claims().exp))
 }
 
 fn client_for(args: &GetArgs, plan: &Plan) -> Result<VaultClient, GetError> {
@@ -366,11 +428,7 @@ fn obtain(
     }
     let token = login(client, plan)?;
     let bearer = read_bearer(client, plan, &token, minsecs, true)?;
-    save_vault_token(&plan.vault_token_file, &token, uid)?;
-    log::info!(
-        "saved the Vault token in {}",
-        plan.vault_token_file.display()
-    );
+    save_vault_token(&plan.vault_token_file, &token, uid);
     Ok((bearer, true))
 }
 
@@ -415,7 +473,7 @@ fn bootstrap(
     oidc::store_refresh_token(client, &login, &plan.issuer, &plan.credkey, &plan.role)?;
     let token = oidc::vault_token(client, &login, plan.vault_token_ttl)?;
     let bearer = read_bearer(client, plan, &token, args.minsecs, true)?;
-    save_vault_token(&plan.vault_token_file, &token, uid)?;
+    save_vault_token(&plan.vault_token_file, &token, uid);
     eprintln!("Stored the refresh token in Vault; from now on the keytab is enough");
     Ok((bearer, true))
 }
@@ -567,10 +625,12 @@ fn vault_err(error: VaultError) -> GetError {
     }
 }
 
+/// The saved Vault token, when its file passes the trust rule; a planted or
+/// unreadable file is ignored with a warning and never sent anywhere.
 fn read_vault_token(path: &Path) -> Result<Option<VaultToken>, GetError> {
-    let (dir, name) = SafeDir::open_parent(path)?;
-    match dir.read(&name, 8192, false) {
-        Ok(Some((bytes, _))) => Ok(std::str::from_utf8(&bytes).ok().and_then(VaultToken::new)),
+    let uid = nix::unistd::geteuid().as_raw();
+    match files::read_trusted(path, 8192, uid) {
+        Ok(Some(bytes)) => Ok(std::str::from_utf8(&bytes).ok().and_then(VaultToken::new)),
         Ok(None) => Ok(None),
         Err(e) => {
             log::warn!("ignoring the saved Vault token: {e}");
@@ -579,11 +639,26 @@ fn read_vault_token(path: &Path) -> Result<Option<VaultToken>, GetError> {
     }
 }
 
-fn save_vault_token(path: &Path, token: &VaultToken, uid: u32) -> Result<(), GetError> {
-    let mut contents = token.expose().as_bytes().to_vec();
+/// Saves the Vault token for the next run. The bearer token comes first: a
+/// failure here is a warning (the next run logs in again), never an error.
+fn save_vault_token(path: &Path, token: &VaultToken, uid: u32) {
+    let mut contents = zeroize::Zeroizing::new(token.expose().as_bytes().to_vec());
     contents.push(b'\n');
-    files::write_file(path, &contents, WriteOptions::user_file(0o600, uid))?;
-    Ok(())
+    let saved = SafeDir::open_parent(path).and_then(|(dir, name)| {
+        remove_leftovers(&dir, &name, uid);
+        dir.write_atomic(&name, &contents, WriteOptions::user_file(0o600, uid))
+    });
+    match saved {
+        Ok(()) => log::info!("saved the Vault token in {}", path.display()),
+        Err(e) => log::warn!("cannot save the Vault token, the next run will log in again: {e}"),
+    }
+}
+
+/// Removes temporary files of `name` that a killed earlier run left (best effort).
+fn remove_leftovers(dir: &SafeDir, name: &str, uid: u32) {
+    if let Err(e) = dir.remove_stale_temps_of(name, uid) {
+        log::warn!("cannot clean up after an earlier run: {e}");
+    }
 }
 
 fn log_claims(tok: &BearerToken, now: SystemTime) {

@@ -21,7 +21,7 @@ use crate::cli::StoreArgs;
 use crate::files::{self, FileError, WriteOptions};
 use crate::kerberos::{self, Initiator, KrbError};
 use crate::oidc::{self, OidcError, OidcSettings};
-use crate::token::{self, BearerToken};
+use crate::token::{self, BearerToken, accept};
 use crate::vault::{
     ClientConfig, Limits, LoginError, ServerAddress, VaultClient, VaultError, VaultToken, tls,
 };
@@ -258,13 +258,19 @@ impl Context {
         request::parse_htgettoken_opts(&words, &self.opts_source).map_err(StoreError::Usage)
     }
 
+    fn read_bytes(&self, path: &Path, limit: usize) -> Option<Vec<u8>> {
+        files::read_trusted(path, limit, self.uid).ok().flatten()
+    }
+
     fn write(&self, path: &Path, contents: &[u8]) -> Result<(), StoreError> {
         files::write_file(path, contents, WriteOptions::user_file(0o600, self.uid))?;
         Ok(())
     }
 
+    /// A state file of ours, when it passes the trust rule; otherwise `None`
+    /// with a warning (a planted file is never used or sent anywhere).
     fn read(&self, path: &Path) -> Option<String> {
-        match files::read_file(path, 8192) {
+        match files::read_trusted(path, 8192, self.uid) {
             Ok(b) => b.and_then(|b| String::from_utf8(b).ok()),
             Err(e) => {
                 log::warn!("ignoring {}: {e}", path.display());
@@ -386,8 +392,7 @@ impl Service<'_> {
         };
         if let Some(bearer) = minted.as_ref().map(|m| &m.bearer).or(local.as_ref()) {
             for f in plan::bearer_token_files(crate::files::discovery::process_env, &ctx.id, name) {
-                ctx.write(&f, &bearer.file_contents())?;
-                log::info!("Storing bearer token in {}", f.display());
+                self.write_bearer(&f, bearer)?;
             }
         }
         let creds_url = self.url(&crate::vault::secret_path(
@@ -401,14 +406,21 @@ impl Service<'_> {
                 .client
                 .create_token(&m.token, LOCAL_TTL.as_secs())?
                 .token;
-            let mut text = local_tok.expose().as_bytes().to_vec();
+            let mut text = zeroize::Zeroizing::new(local_tok.expose().as_bytes().to_vec());
             text.push(b'\n');
-            ctx.write(&vt_svc, &text)?;
-            ctx.write(
-                &plan::vault_token_file(&ctx.vault_token_dir, &ctx.id),
-                &text,
-            )?;
-            log::info!("Storing vault token in {}", vt_svc.display());
+            // The bearer token and the credd come first: a Vault token that
+            // cannot be saved locally only costs a login next time.
+            for f in [
+                vt_svc.clone(),
+                plan::vault_token_file(&ctx.vault_token_dir, &ctx.id),
+            ] {
+                match ctx.write(&f, &text) {
+                    Ok(()) => log::info!("Storing vault token in {}", f.display()),
+                    Err(e) => log::warn!(
+                        "cannot save the Vault token, the next run will log in again: {e}"
+                    ),
+                }
+            }
             self.add(
                 name,
                 None,
@@ -441,6 +453,34 @@ impl Service<'_> {
             } else {
                 log::info!("credentials for {hname} are already stored");
             }
+        }
+        Ok(())
+    }
+
+    /// Writes `bearer` to the token file `f` when it is usable and lives
+    /// longer than the token already there ([`accept::decide`]).
+    fn write_bearer(&self, f: &Path, bearer: &BearerToken) -> Result<(), StoreError> {
+        let ctx = self.ctx;
+        let now = token::unix_seconds(SystemTime::now());
+        let current = ctx
+            .read_bytes(f, token::MAX_TOKEN_BYTES + 2)
+            .and_then(|b| BearerToken::from_bytes(&b).ok())
+            .and_then(|t| t.claims().exp);
+        let minsecs = self.opts.minsecs.unwrap_or(60);
+        match accept::decide(bearer.claims(), current, now, minsecs) {
+            accept::Decision::Replace(warning) => {
+                if let Some(w) = warning {
+                    log::warn!("{w}");
+                }
+                ctx.write(f, &bearer.file_contents())?;
+                log::info!("Storing bearer token in {}", f.display());
+            }
+            accept::Decision::KeepCurrent(why) => log::info!("{why}: {}", f.display()),
+            accept::Decision::Reject(why) => log::warn!(
+                "Vault at {} handed out a bearer token that cannot be used: {why}; {} was left unchanged",
+                self.client.server(),
+                f.display()
+            ),
         }
         Ok(())
     }
