@@ -79,7 +79,7 @@ fn vault_cause(e: &VaultError) -> &'static str {
     match e {
         VaultError::Transport { .. } => "unreachable",
         VaultError::Status { .. } | VaultError::Protocol { .. } => "vault",
-        VaultError::Tls(_) => "tls",
+        VaultError::Tls(_) | VaultError::TlsTrust { .. } => "tls",
         VaultError::BadAddress(_) => "config",
     }
 }

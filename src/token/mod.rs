@@ -312,7 +312,10 @@ mod tests {
             (0, 3600, true),
             (6399, 3600, true),
             (6400, 3600, false),
-            (9999, 0, true),
+            (9939, 0, true),
+            // Within the safety margin: not fresh, whatever --minsecs says.
+            (9940, 0, false),
+            (9999, 0, false),
             (10_000, 0, false),
             (20_000, 0, false),
         ] {
