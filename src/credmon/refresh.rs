@@ -309,8 +309,22 @@ fn read_top(dir: &SafeDir, stem: &str) -> Result<Option<(Top, FileStat)>, String
     }
 }
 
-/// Runs one job.
+/// Runs one job. A panic (a bug; no input should cause one) fails only this
+/// credential: it is caught here and the worker goes on with the next job.
+/// This is why the release profile unwinds instead of aborting.
 pub fn process(ctx: &Ctx, key: &Key, task: &Task) -> Outcome {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| process_one(ctx, key, task))) {
+        Ok(outcome) => outcome,
+        Err(_) => {
+            log::error!(
+                "internal error while refreshing {key} (a bug: please report it); keeping its old .use, will retry"
+            );
+            Outcome::Failed("internal")
+        }
+    }
+}
+
+fn process_one(ctx: &Ctx, key: &Key, task: &Task) -> Outcome {
     let cfg = ctx.config();
     let root = match SafeDir::open(&cfg.cred_dir) {
         Ok(d) => d,

@@ -562,8 +562,8 @@ fn read_bearer(
                 && e.errors().iter().any(|m| m == "token expired")
                 && minsecs > 60 =>
         {
-            log::warn!(
-                "the issuer's tokens live less than --minsecs {minsecs}; asking for one with at least 60 s instead (use a smaller --minsecs)"
+            log::info!(
+                "the issuer's tokens live less than --minsecs {minsecs}; asking for one with at least 60 s instead"
             );
             let mut query = plan.query.clone();
             query[0].1 = "60".into();

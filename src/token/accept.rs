@@ -191,7 +191,16 @@ pub fn decide(new: &Claims, current_exp: Option<i64>, now: i64, minsecs: u64) ->
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// `(exp, iat, nbf, Ok(left) or the start of the problem)`.
+    type UsableCase = (
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Result<i64, &'static str>,
+    );
 
     fn claims(exp: Option<i64>, iat: Option<i64>, nbf: Option<i64>) -> Claims {
         Claims {
@@ -207,7 +216,7 @@ mod tests {
     #[test]
     fn usable_table() {
         // (exp, iat, nbf, Ok(left) or the problem's first words)
-        let cases: &[(Option<i64>, Option<i64>, Option<i64>, Result<i64, &str>)] = &[
+        let cases: &[UsableCase] = &[
             (Some(NOW + 3600), Some(NOW), Some(NOW), Ok(3600)),
             (Some(NOW + 61), None, None, Ok(61)),
             (Some(NOW + 60), None, None, Err("it expires in 1m00s")),

@@ -473,7 +473,7 @@ impl VaultClient {
         &self,
         path: &str,
         build: &mut dyn FnMut(&Client, &str) -> Option<RequestBuilder>,
-    ) -> Result<Option<Envelope>, Failure> {
+    ) -> Result<Option<Envelope>, Box<Failure>> {
         let url = format!(
             "https://{}:{}/v1/{path}",
             self.tls_name(),
@@ -518,7 +518,7 @@ impl VaultClient {
         }
     }
 
-    fn decode(&self, path: &str, resp: Response) -> Result<Envelope, Failure> {
+    fn decode(&self, path: &str, resp: Response) -> Result<Envelope, Box<Failure>> {
         use std::io::Read;
         let status = resp.status().as_u16();
         let retry_after = resp
@@ -526,20 +526,50 @@ impl VaultClient {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
+        let announced = resp.content_length();
+        // reqwest's timeout bounds each read, not the whole body: a server
+        // that trickles a byte at a time is cut off here.
+        let deadline = Instant::now() + self.cfg.limits.request_timeout;
         let mut body = Vec::new();
-        resp.take(MAX_BODY_BYTES as u64 + 1)
-            .read_to_end(&mut body)
-            .map_err(|e| {
-                Failure::sent(VaultError::Transport {
+        let mut reader = resp.take(MAX_BODY_BYTES as u64 + 1);
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            if Instant::now() > deadline {
+                return Err(Failure::sent(VaultError::Transport {
                     server: self.server(),
-                    detail: format!("reading the answer: {}", io_short(&e)),
-                })
-            })?;
+                    detail: format!(
+                        "the answer to {path} took longer than {} s",
+                        self.cfg.limits.request_timeout.as_secs()
+                    ),
+                }));
+            }
+            match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => body.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(Failure::sent(VaultError::Transport {
+                        server: self.server(),
+                        detail: format!("reading the answer: {}", io_short(&e)),
+                    }));
+                }
+            }
+        }
         if body.len() > MAX_BODY_BYTES {
             return Err(Failure::sent(self.protocol(
                 path,
                 &format!("the answer is larger than {MAX_BODY_BYTES} bytes"),
             )));
+        }
+        // A timeout while reading can end the body early without an error.
+        if announced.is_some_and(|n| (body.len() as u64) < n) {
+            return Err(Failure::sent(VaultError::Transport {
+                server: self.server(),
+                detail: format!(
+                    "the answer to {path} was cut off (timed out after {} s, or the connection dropped)",
+                    self.cfg.limits.request_timeout.as_secs()
+                ),
+            }));
         }
         let env: Envelope = if body.is_empty() {
             Envelope::default()
@@ -558,7 +588,7 @@ impl VaultClient {
         if status == 200 || status == 204 {
             return Ok(env);
         }
-        Err(Failure {
+        Err(Box::new(Failure {
             error: VaultError::Status {
                 server: self.server(),
                 path: path.to_owned(),
@@ -568,7 +598,7 @@ impl VaultClient {
             },
             sent: true,
             retry_after,
-        })
+        }))
     }
 
     fn auth_of(&self, path: &str, env: Envelope) -> Result<AuthInfo, VaultError> {
@@ -692,20 +722,20 @@ struct Failure {
 }
 
 impl Failure {
-    fn unsent(error: VaultError) -> Self {
-        Self {
+    fn unsent(error: VaultError) -> Box<Self> {
+        Box::new(Self {
             error,
             sent: false,
             retry_after: None,
-        }
+        })
     }
 
-    fn sent(error: VaultError) -> Self {
-        Self {
+    fn sent(error: VaultError) -> Box<Self> {
+        Box::new(Self {
             error,
             sent: true,
             retry_after: None,
-        }
+        })
     }
 }
 
@@ -759,7 +789,9 @@ fn is_tls_trust_error(e: &reqwest::Error) -> bool {
         }
         src = s.source();
     }
-    false
+    // Some layers box the TLS error as text: rustls's own wording.
+    let text = short(e);
+    text.contains("invalid peer certificate") || text.contains("peer sent no certificates")
 }
 
 /// An I/O error on one line.

@@ -7,6 +7,7 @@ mod support;
 
 mod cmd;
 mod credmon;
+mod fault;
 mod get;
 mod harness;
 mod oidc;
