@@ -218,7 +218,7 @@ impl Ctx {
 }
 
 /// A parsed `.top`.
-struct Top {
+pub struct Top {
     json: serde_json::Map<String, serde_json::Value>,
     vault_token: Option<VaultToken>,
     vault_url: String,
@@ -240,7 +240,8 @@ fn string_field(v: Option<&serde_json::Value>) -> Option<String> {
     }
 }
 
-fn parse_top(bytes: &[u8]) -> Result<Top, String> {
+/// Parses a `.top` (a JSON object with `vault_url` and, usually, `vault_token`).
+pub fn parse_top(bytes: &[u8]) -> Result<Top, String> {
     let json: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(bytes).map_err(|_| "not a JSON object".to_owned())?;
     let vault_url = json

@@ -13,5 +13,6 @@ mod harness;
 mod oidc;
 mod openbao;
 mod ops;
+mod props;
 mod store;
 mod vault_client;
