@@ -43,6 +43,16 @@ pub enum KrbError {
         /// Its permission bits.
         mode: u32,
     },
+    /// We run as root and the keytab is not root's.
+    #[error(
+        "keytab '{path}' is owned by uid {uid}, not root; refusing to use it (run: chown root '{path}')"
+    )]
+    KeytabOwner {
+        /// The keytab.
+        path: PathBuf,
+        /// Its owner.
+        uid: u32,
+    },
     /// The keytab is not in MIT/Heimdal keytab format or holds no keys.
     #[error("keytab '{path}' is not a usable keytab: {why}")]
     KeytabFormat {
@@ -102,76 +112,123 @@ pub fn qualify_principal(principal: &str) -> String {
     }
 }
 
-/// Refuses a keytab that is missing, unreadable or accessible to group/others.
-pub fn check_keytab(path: &Path) -> Result<(), KrbError> {
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(KrbError::KeytabMissing(path.to_owned()));
-        }
-        Err(source) => {
-            return Err(KrbError::KeytabUnreadable {
+/// An open keytab: opened once without following a final symbolic link, checked
+/// on the open descriptor (regular file, private to its owner, root's when asked),
+/// and handed to GSSAPI as that same descriptor (`FILE:/proc/self/fd/N`), so the
+/// file checked is the file used.
+pub struct Keytab {
+    path: PathBuf,
+    file: std::fs::File,
+    principals: Vec<String>,
+}
+
+/// Keytabs are small; anything larger is not one.
+const MAX_KEYTAB_BYTES: u64 = 1 << 20;
+
+impl Keytab {
+    /// Opens and checks `path`; with `root_owned` the file must belong to root.
+    /// Refuses a keytab that is missing, unreadable, not a regular file, a
+    /// symbolic link, or readable or writable by group or others.
+    pub fn open(path: &Path, root_owned: bool) -> Result<Keytab, KrbError> {
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        let flags = nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(flags.bits())
+            .open(path)
+            .map_err(|source| match source.kind() {
+                std::io::ErrorKind::NotFound => KrbError::KeytabMissing(path.to_owned()),
+                _ if source.raw_os_error() == Some(nix::libc::ELOOP) => KrbError::KeytabFormat {
+                    path: path.to_owned(),
+                    why: "it is a symbolic link; give the real file".into(),
+                },
+                _ => KrbError::KeytabUnreadable {
+                    path: path.to_owned(),
+                    source,
+                },
+            })?;
+        let unreadable = |source| KrbError::KeytabUnreadable {
+            path: path.to_owned(),
+            source,
+        };
+        let meta = file.metadata().map_err(unreadable)?;
+        if !meta.is_file() {
+            return Err(KrbError::KeytabFormat {
                 path: path.to_owned(),
-                source,
+                why: "not a regular file".into(),
             });
         }
-    };
-    if !meta.is_file() {
-        return Err(KrbError::KeytabFormat {
+        let mode = meta.mode() & 0o7777;
+        if mode & 0o066 != 0 {
+            return Err(KrbError::KeytabPermissions {
+                path: path.to_owned(),
+                mode,
+            });
+        }
+        if root_owned && meta.uid() != 0 {
+            return Err(KrbError::KeytabOwner {
+                path: path.to_owned(),
+                uid: meta.uid(),
+            });
+        }
+        let mut data = Vec::new();
+        (&file)
+            .take(MAX_KEYTAB_BYTES)
+            .read_to_end(&mut data)
+            .map_err(unreadable)?;
+        let principals = parse_keytab_principals(&data).map_err(|why| KrbError::KeytabFormat {
             path: path.to_owned(),
-            why: "not a regular file".into(),
-        });
-    }
-    let mode = meta.mode() & 0o7777;
-    if mode & 0o066 != 0 {
-        return Err(KrbError::KeytabPermissions {
+            why,
+        })?;
+        Ok(Keytab {
             path: path.to_owned(),
-            mode,
-        });
+            file,
+            principals,
+        })
     }
-    std::fs::File::open(path).map_err(|source| KrbError::KeytabUnreadable {
-        path: path.to_owned(),
-        source,
-    })?;
-    Ok(())
-}
 
-/// The principals in a keytab, in file order, without duplicates.
-pub fn keytab_principals(path: &Path) -> Result<Vec<String>, KrbError> {
-    let data = std::fs::read(path).map_err(|source| KrbError::KeytabUnreadable {
-        path: path.to_owned(),
-        source,
-    })?;
-    parse_keytab_principals(&data).map_err(|why| KrbError::KeytabFormat {
-        path: path.to_owned(),
-        why,
-    })
-}
+    /// The path it was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
 
-/// Chooses the client principal: the one given (realm-qualified) and present
-/// in the keytab, or the keytab's first principal.
-pub fn choose_principal(keytab: &Path, given: Option<&str>) -> Result<String, KrbError> {
-    let available = keytab_principals(keytab)?;
-    match given {
-        None => available
-            .first()
-            .cloned()
-            .ok_or_else(|| KrbError::KeytabFormat {
-                path: keytab.to_owned(),
-                why: "it holds no keys".into(),
-            }),
-        Some(p) => {
-            let p = qualify_principal(p);
-            if available.contains(&p) {
-                Ok(p)
-            } else {
-                Err(KrbError::PrincipalNotInKeytab {
-                    path: keytab.to_owned(),
-                    principal: p,
-                    available: available.join(", "),
-                })
+    /// The principals in it, in file order, without duplicates.
+    pub fn principals(&self) -> &[String] {
+        &self.principals
+    }
+
+    /// Chooses the client principal: the one given (realm-qualified) and
+    /// present in the keytab, or the keytab's first principal.
+    pub fn choose_principal(&self, given: Option<&str>) -> Result<String, KrbError> {
+        match given {
+            None => self
+                .principals
+                .first()
+                .cloned()
+                .ok_or_else(|| KrbError::KeytabFormat {
+                    path: self.path.clone(),
+                    why: "it holds no keys".into(),
+                }),
+            Some(p) => {
+                let p = qualify_principal(p);
+                if self.principals.contains(&p) {
+                    Ok(p)
+                } else {
+                    Err(KrbError::PrincipalNotInKeytab {
+                        path: self.path.clone(),
+                        principal: p,
+                        available: self.principals.join(", "),
+                    })
+                }
             }
         }
+    }
+
+    /// The GSSAPI name of the open descriptor.
+    fn gss_name(&self) -> String {
+        use std::os::fd::AsRawFd;
+        format!("FILE:/proc/self/fd/{}", self.file.as_raw_fd())
     }
 }
 
@@ -184,11 +241,11 @@ impl Initiator {
     /// Gets a TGT for `principal` from `keytab` into `ccache`
     /// (`MEMORY:` by default, so nothing is shared with other programs).
     pub fn from_keytab(
-        keytab: &Path,
+        keytab: &Keytab,
         principal: &str,
         ccache: Option<&str>,
     ) -> Result<Self, KrbError> {
-        let kt = format!("FILE:{}", keytab.display());
+        let kt = keytab.gss_name();
         let memory = format!(
             "MEMORY:robot-credmon-{}-{:x}",
             std::process::id(),
@@ -201,7 +258,7 @@ impl Initiator {
         let cred = acquire_from(&store, principal, sys::GSS_C_INITIATE).map_err(|detail| {
             KrbError::Acquire {
                 principal: principal.to_owned(),
-                keytab: keytab.to_owned(),
+                keytab: keytab.path().to_owned(),
                 detail,
             }
         })?;
@@ -252,14 +309,21 @@ impl Initiator {
 /// Keeps a temporary Kerberos profile (`rdns = false`) alive while in use.
 pub struct ProfileGuard {
     _file: tempfile::NamedTempFile,
+    krb5_config: String,
 }
 
-/// Puts a profile with `rdns = false` in front of `$KRB5_CONFIG` (or
-/// `/etc/krb5.conf`), as htgettoken does, so that a Vault cluster alias is
-/// never reverse-resolved to a node name.
-///
-/// Changes the process environment: call it before any thread is started.
-pub fn disable_reverse_dns() -> Result<ProfileGuard, KrbError> {
+impl ProfileGuard {
+    /// The value for `$KRB5_CONFIG`: the profile in front of the previous value.
+    pub fn krb5_config(&self) -> &str {
+        &self.krb5_config
+    }
+}
+
+/// Writes a profile with `rdns = false` to put in front of `$KRB5_CONFIG`
+/// (`current`, or `/etc/krb5.conf`), as htgettoken does, so that a Vault
+/// cluster alias is never reverse-resolved to a node name. `main` sets the
+/// variable to [`ProfileGuard::krb5_config`] before any thread starts.
+pub fn disable_reverse_dns(current: Option<&str>) -> Result<ProfileGuard, KrbError> {
     use std::io::Write;
     let mut file = tempfile::Builder::new()
         .prefix("robot-credmon-krb5-")
@@ -268,14 +332,14 @@ pub fn disable_reverse_dns() -> Result<ProfileGuard, KrbError> {
         .map_err(KrbError::Profile)?;
     file.write_all(b"[libdefaults]\n    rdns = false\n")
         .map_err(KrbError::Profile)?;
-    let rest = std::env::var("KRB5_CONFIG")
-        .ok()
+    let rest = current
         .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "/etc/krb5.conf".to_owned());
-    let value = format!("{}:{rest}", file.path().display());
-    // SAFETY: documented precondition: no other thread is running yet.
-    unsafe { std::env::set_var("KRB5_CONFIG", value) };
-    Ok(ProfileGuard { _file: file })
+        .unwrap_or("/etc/krb5.conf");
+    let krb5_config = format!("{}:{rest}", file.path().display());
+    Ok(ProfileGuard {
+        _file: file,
+        krb5_config,
+    })
 }
 
 /// `gss_acquire_cred_from` with an explicit credential store.
@@ -339,8 +403,9 @@ fn acquire_from(store: &[(&str, &str)], principal: &str, usage: u32) -> Result<C
     }
 }
 
-/// Parses the principals out of a keytab file (format 0x0501 or 0x0502).
-fn parse_keytab_principals(data: &[u8]) -> Result<Vec<String>, String> {
+/// Parses the principals out of a keytab file's bytes (format 0x0501 or
+/// 0x0502); a clear error on anything else, never a panic.
+pub fn parse_keytab_principals(data: &[u8]) -> Result<Vec<String>, String> {
     let mut r = Reader {
         data,
         pos: 0,
@@ -472,16 +537,57 @@ mod tests {
     }
 
     #[test]
-    fn keytab_permissions() {
+    fn keytab_checks_on_the_open_file() {
         use std::os::unix::fs::PermissionsExt;
         let t = tempfile::tempdir().unwrap();
         let p = t.path().join("kt");
-        assert!(matches!(check_keytab(&p), Err(KrbError::KeytabMissing(_))));
-        std::fs::write(&p, [5, 2]).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let e = check_keytab(&p).unwrap_err();
-        assert!(e.to_string().contains("0644"), "{e}");
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
-        check_keytab(&p).unwrap();
+        assert!(matches!(
+            Keytab::open(&p, false),
+            Err(KrbError::KeytabMissing(_))
+        ));
+        let mut kt = vec![5, 2];
+        kt.extend(entry("EXAMPLE.TEST", &["robot", "h"]));
+        std::fs::write(&p, &kt).unwrap();
+        // (mode, accepted): group or others may neither read nor write.
+        for (mode, ok) in [
+            (0o644, false),
+            (0o640, false),
+            (0o620, false),
+            (0o604, false),
+            (0o600, true),
+            (0o400, true),
+        ] {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            let r = Keytab::open(&p, false);
+            assert_eq!(r.is_ok(), ok, "{mode:o}");
+            if !ok {
+                assert!(
+                    r.err()
+                        .unwrap()
+                        .to_string()
+                        .contains(&format!("{mode:04o}"))
+                );
+            }
+        }
+        let k = Keytab::open(&p, false).unwrap();
+        assert_eq!(k.principals(), ["robot/h@EXAMPLE.TEST"]);
+        assert_eq!(k.choose_principal(None).unwrap(), "robot/h@EXAMPLE.TEST");
+        assert!(k.choose_principal(Some("other@EXAMPLE.TEST")).is_err());
+        assert!(k.gss_name().starts_with("FILE:/proc/self/fd/"));
+        // Not root's: refused when root ownership is required (unless we are root and it is).
+        let owned_by_root = std::fs::metadata(&p).unwrap().uid() == 0;
+        assert_eq!(Keytab::open(&p, true).is_ok(), owned_by_root);
+        // A symbolic link is not followed, a directory is not a keytab.
+        let link = t.path().join("link");
+        std::os::unix::fs::symlink(&p, &link).unwrap();
+        let e = Keytab::open(&link, false).err().unwrap();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        let e = Keytab::open(t.path(), false).err().unwrap();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        std::fs::write(&p, b"junk").unwrap();
+        assert!(matches!(
+            Keytab::open(&p, false),
+            Err(KrbError::KeytabFormat { .. })
+        ));
     }
 }

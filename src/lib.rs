@@ -6,18 +6,22 @@
 //!
 //! * [`get`]: the cron / standalone role (`robot-credmon get`, `igwn-robot-get`);
 //! * [`store`]: HTCondor's `SEC_CREDENTIAL_STORER` (`robot-credmon store`,
-//!   `robot-credmon-storer`), also behind `get --condor`; [`oidc`] is the
-//!   interactive first-time login;
+//!   `robot-credmon-storer`), also behind `get --condor`;
 //! * [`inspect`]: `robot-credmon token`, showing a token file;
 //! * [`credmon`]: the HTCondor credential monitor (`CREDMON_OAUTH`);
 //! * [`check`]: monitoring checks in Nagios plugin form.
 //!
 //! [`cli`] holds the command-line definitions; `main.rs` only parses and dispatches.
+//! [`duration`] parses range-checked durations, [`process`] runs other
+//! programs, and [`env`] is the injected environment (variables, uid, clock).
 
 pub mod backoff;
 pub mod check;
 pub mod cli;
+pub mod condor;
 pub mod credmon;
+pub mod duration;
+pub mod env;
 pub mod files;
 pub mod generate;
 pub mod get;
@@ -26,7 +30,7 @@ pub mod kerberos;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
-pub mod oidc;
+pub mod process;
 pub mod store;
 pub mod token;
 pub mod vault;

@@ -10,10 +10,10 @@ use robot_credmon::credmon::config;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    let knobs = config::parse_dump(&text);
+    let knobs = config::knobs::parse_dump(&text);
     if let Ok(cli) = Cli::try_parse_from(["robot-credmon", "credmon"])
         && let Command::Credmon(args) = cli.command
     {
-        let _ = config::resolve(&knobs, &args);
+        let _ = config::resolve(&knobs, &config::Overrides::from(&args));
     }
 });

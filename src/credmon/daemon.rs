@@ -57,6 +57,8 @@ struct QState {
     pass_failed: usize,
     pass_refreshed: usize,
     hup: bool,
+    /// A background configuration read has finished.
+    reload_done: bool,
     stop: bool,
     workers: usize,
     /// Results since the scan of the current pass (for the per-state counts).
@@ -614,6 +616,126 @@ impl Scanner {
     }
 }
 
+/// The single-instance lock file in the credential directory (a dot file,
+/// which the credd and the scans ignore).
+pub const LOCK_FILE: &str = ".robot-credmon.lock";
+
+/// Takes the credential directory's single-instance lock, held until the
+/// returned file is dropped (the process exits). Another credmon holding it
+/// is waited for up to `wait` (condor_restart may start the new credmon
+/// while the old one is still exiting); then this is an error naming it.
+pub fn single_instance(cred_dir: &Path, wait: Duration) -> Result<std::fs::File, String> {
+    use nix::fcntl::OFlag;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = cred_dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).bits())
+        .open(&path)
+        .map_err(|e| format!("cannot open the lock file '{}': {e}", path.display()))?;
+    match file.metadata() {
+        Ok(m) if m.file_type().is_file() => {}
+        _ => {
+            return Err(format!(
+                "the lock file '{}' is not a regular file; remove it",
+                path.display()
+            ));
+        }
+    }
+    let deadline = Instant::now() + wait;
+    let mut told = false;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let other = std::fs::read_to_string(cred_dir.join("pid")).unwrap_or_default();
+                let other = other.trim();
+                if Instant::now() >= deadline {
+                    return Err(format!(
+                        "another credmon (pid {}) is already running on '{}'; stop it first",
+                        if other.is_empty() { "unknown" } else { other },
+                        cred_dir.display()
+                    ));
+                }
+                if !told {
+                    log::info!(
+                        "waiting for the other credmon (pid {other}) on {} to exit",
+                        cred_dir.display()
+                    );
+                    told = true;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(format!("cannot lock '{}': {e}", path.display()));
+            }
+        }
+    }
+}
+
+/// Removes the credential directory's `pid` file when it names this process
+/// (clean exit), so that the credd signals no stale pid.
+pub fn remove_pid_file(cred_dir: &Path) {
+    let Ok(dir) = SafeDir::open(cred_dir) else {
+        return;
+    };
+    let ours = std::process::id().to_string();
+    if let Ok(Some((text, _))) = dir.read("pid", 64, true)
+        && String::from_utf8_lossy(&text).trim() == ours
+        && let Err(e) = dir.remove("pid")
+    {
+        log::warn!("{e}");
+    }
+}
+
+/// SIGHUP: queues every credential skipped as unusable at once (the checks
+/// are local, and a corrected configuration or `.top` must heal it without
+/// waiting for the hourly retry); when the configuration changed, failing
+/// credentials are retried at once too. Returns how many were queued.
+fn retry_skipped(st: &mut QState, config_changed: bool, now: Instant) -> usize {
+    let keys: Vec<(Key, i128, bool)> = st
+        .retry
+        .iter()
+        .filter(|(_, r)| r.unusable || config_changed)
+        .map(|(k, r)| (k.clone(), r.top_ctime, r.unusable))
+        .collect();
+    let mut n = 0;
+    for (key, top_ctime, unusable) in keys {
+        if unusable {
+            st.retry.remove(&key);
+        } else if let Some(r) = st.retry.get_mut(&key) {
+            r.at = now;
+            continue;
+        }
+        if enqueue(st, key, Task::Refresh, true, false, top_ctime) {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Sends `DC_SET_READY` to the parent condor_master (when there is one) from a
+/// short-lived thread, so that a slow master never holds up the passes.
+/// A failure is a warning: the credmon works on either way.
+fn tell_master_ready(name: &str) {
+    if !crate::condor::under_master() {
+        return;
+    }
+    let name = name.to_owned();
+    let started = std::thread::Builder::new()
+        .name("master-ready".into())
+        .spawn(move || match crate::condor::set_ready(&name, "Ready") {
+            Ok(()) => log::info!("told condor_master that {name} is ready (DC_SET_READY)"),
+            Err(e) => log::warn!("could not tell condor_master that {name} is ready: {e}"),
+        });
+    if let Err(e) = started {
+        log::warn!("could not tell condor_master that the credmon is ready: {e}");
+    }
+}
+
 /// Queues what a scan found; returns how many were queued.
 /// Full passes queue everything as normal work; only SIGHUP arrivals jump the queue.
 fn queue_found(q: &Queue, found: Vec<Found>, pass: bool) -> usize {
@@ -640,11 +762,33 @@ pub struct Coordinator {
     /// Scan memory.
     pub scanner: Scanner,
     /// Re-reads the configuration (SIGHUP); `None` keeps the current one.
-    pub reload: Box<dyn FnMut() -> Option<Config> + Send>,
+    /// It runs on its own thread (`condor_config_val` may take seconds), so
+    /// that SIGHUPs for new credentials are served meanwhile.
+    pub reload: Reload,
     /// Worker threads started so far.
     pub spawned: usize,
     /// Full passes completed; systemd is told `READY=1` after the first.
     pub passes: u64,
+}
+
+/// The configuration reader and its background run.
+pub struct Reload {
+    read: Option<ReadConfig>,
+    running: Option<std::thread::JoinHandle<(ReadConfig, Option<Config>)>>,
+    again: bool,
+}
+
+type ReadConfig = Box<dyn FnMut() -> Option<Config> + Send>;
+
+impl Reload {
+    /// Wraps the function that re-reads the configuration.
+    pub fn new(read: impl FnMut() -> Option<Config> + Send + 'static) -> Self {
+        Reload {
+            read: Some(Box::new(read)),
+            running: None,
+            again: false,
+        }
+    }
 }
 
 /// Result of a `--once` pass.
@@ -753,6 +897,7 @@ impl Coordinator {
         self.passes += 1;
         if self.passes == 1 {
             notify::ready(&status);
+            tell_master_ready(&self.ctx.config().name);
         } else {
             notify::status(&status);
         }
@@ -887,7 +1032,7 @@ impl Coordinator {
                     .filter(|(_, r)| r.at <= now)
                     .map(|(k, _)| k.clone())
                     .collect();
-                if !st.hup && !pass_done && due.is_empty() && now < next_pass {
+                if !st.hup && !st.reload_done && !pass_done && due.is_empty() && now < next_pass {
                     let next_retry = st.retry.values().map(|r| r.at).min();
                     let mut wake = next_retry.map_or(next_pass, |r| r.min(next_pass));
                     if watchdog.is_some() {
@@ -917,8 +1062,11 @@ impl Coordinator {
                 }
                 (std::mem::take(&mut st.hup), pass_done)
             };
-            if hup {
-                self.on_hup();
+            let reloaded = self.reload_finished();
+            if hup || reloaded {
+                if hup {
+                    self.on_hup();
+                }
                 if self.queue.lock().pass_active {
                     pass_again = true;
                 } else {
@@ -962,7 +1110,50 @@ impl Coordinator {
                 t0.elapsed().as_secs_f64() * 1000.0
             );
         }
-        if let Some(new) = (self.reload)() {
+        self.start_reload();
+    }
+
+    /// Starts reading the configuration on a thread (or asks for another read
+    /// when one is running).
+    fn start_reload(&mut self) {
+        if self.reload.running.is_some() {
+            self.reload.again = true;
+            return;
+        }
+        let Some(mut read) = self.reload.read.take() else {
+            return;
+        };
+        let q = self.queue.clone();
+        let started = std::thread::Builder::new()
+            .name("reload".into())
+            .spawn(move || {
+                let new = read();
+                q.lock().reload_done = true;
+                q.coord.notify_all();
+                (read, new)
+            });
+        match started {
+            Ok(h) => self.reload.running = Some(h),
+            Err(e) => log::error!("cannot start the configuration reader: {e}"),
+        }
+    }
+
+    /// Applies a finished configuration read; returns whether one finished.
+    fn reload_finished(&mut self) -> bool {
+        if !std::mem::take(&mut self.queue.lock().reload_done) {
+            return false;
+        }
+        let Some(h) = self.reload.running.take() else {
+            return false;
+        };
+        let Ok((read, new)) = h.join() else {
+            log::error!("the configuration reader failed");
+            return true;
+        };
+        self.reload.read = Some(read);
+        let cfg = self.ctx.config();
+        let mut changed = false;
+        if let Some(new) = new {
             let new = Arc::new(new);
             if *new != *cfg {
                 log::info!("configuration changed; re-read on SIGHUP");
@@ -971,14 +1162,25 @@ impl Coordinator {
                 // Settings that change which credentials are ours need a full look.
                 self.scanner.dir_stamps.clear();
                 self.scanner.full_cache.clear();
+                changed = true;
             }
             self.ctx.set_config(new);
         }
+        let n = retry_skipped(&mut self.queue.lock(), changed, Instant::now());
+        if n > 0 {
+            log::info!("SIGHUP: looking again at {n} skipped or failing credential(s)");
+            self.queue.work.notify_all();
+        }
+        if std::mem::take(&mut self.reload.again) {
+            self.start_reload();
+        }
+        true
     }
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     fn key(u: &str) -> Key {
@@ -1002,6 +1204,87 @@ mod tests {
         assert_eq!(st.normal, VecDeque::from([key("a"), key("b")]));
         st.in_flight.insert(key("d"));
         assert!(!enqueue(&mut st, key("d"), Task::Refresh, true, true, 1));
+    }
+
+    #[test]
+    fn one_instance_holds_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pid"), "4242").unwrap();
+        let held = single_instance(dir.path(), Duration::ZERO).unwrap();
+        let t0 = Instant::now();
+        let e = single_instance(dir.path(), Duration::from_millis(300)).unwrap_err();
+        assert!(t0.elapsed() >= Duration::from_millis(300));
+        assert!(e.contains("another credmon (pid 4242)"), "{e}");
+        drop(held);
+        let again = single_instance(dir.path(), Duration::ZERO).unwrap();
+        drop(again);
+        // Never through a link.
+        let other = tempfile::tempdir().unwrap();
+        std::fs::remove_file(dir.path().join(LOCK_FILE)).unwrap();
+        std::os::unix::fs::symlink(other.path().join("x"), dir.path().join(LOCK_FILE)).unwrap();
+        assert!(single_instance(dir.path(), Duration::ZERO).is_err());
+        assert!(!other.path().join("x").exists());
+    }
+
+    #[test]
+    fn the_pid_file_is_removed_only_when_it_is_ours() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid = dir.path().join("pid");
+        std::fs::write(&pid, "1").unwrap();
+        remove_pid_file(dir.path());
+        assert!(pid.exists());
+        std::fs::write(&pid, std::process::id().to_string()).unwrap();
+        remove_pid_file(dir.path());
+        assert!(!pid.exists());
+    }
+
+    #[test]
+    fn sighup_requeues_skipped_credentials_at_once() {
+        let entry = |pass| Entry {
+            task: Task::Refresh,
+            pass,
+            top_ctime: 7,
+        };
+        let base = Duration::from_secs(10);
+        let mut st = QState::default();
+        record(
+            &mut st,
+            &key("bad"),
+            &entry(false),
+            &Outcome::Unusable,
+            base,
+            Duration::ZERO,
+        );
+        record(
+            &mut st,
+            &key("down"),
+            &entry(false),
+            &Outcome::Failed("vault"),
+            base,
+            Duration::ZERO,
+        );
+        // Held back: the same .top, within the retry delay.
+        assert!(!enqueue(
+            &mut st,
+            key("bad"),
+            Task::Refresh,
+            false,
+            false,
+            7
+        ));
+        let now = Instant::now();
+        // A SIGHUP without a configuration change: only the skipped one.
+        assert_eq!(retry_skipped(&mut st, false, now), 1);
+        assert_eq!(st.urgent, VecDeque::from([key("bad")]));
+        assert!(!st.retry.contains_key(&key("bad")));
+        assert!(st.retry[&key("down")].at > now);
+        // A changed configuration: the failing one is due now as well, its
+        // failure count kept for the backoff.
+        st.queued.clear();
+        st.urgent.clear();
+        assert_eq!(retry_skipped(&mut st, true, now), 0);
+        assert_eq!(st.retry[&key("down")].at, now);
+        assert_eq!(st.retry[&key("down")].failures, 1);
     }
 
     #[test]

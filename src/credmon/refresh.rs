@@ -6,18 +6,14 @@
 use super::config::{Config, MAX_TOP_BYTES};
 use super::policy::{self, Renew, UseState, VaultTarget};
 use crate::files::{FileError, SafeDir, WriteOptions};
-use crate::kerberos::{self, Initiator};
+use crate::kerberos::KrbError;
 use crate::token::{self, BearerToken, MAX_TOKEN_BYTES, accept};
-use crate::vault::{ClientConfig, Limits, LoginError, VaultClient, VaultError, VaultToken, tls};
+use crate::vault::auth::{self, CredentialSource, LoginTarget, Names, Trust};
+use crate::vault::{Limits, VaultClient, VaultError, VaultToken, tls};
 use nix::sys::stat::FileStat;
 use std::collections::HashMap;
-use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
-
-/// Lifetime asked for Vault tokens that robots get from a keytab login (as the storer's `--vaulttokenttl=28d`).
-const ROBOT_VAULT_TOKEN_TTL: Duration = Duration::from_secs(28 * 86400);
 
 /// What to do for one credential.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -152,21 +148,18 @@ impl Ctx {
         }
         let cfg = self.config();
         let tls = self.tls_config()?;
-        let client = Arc::new(VaultClient::new(ClientConfig {
-            server: crate::vault::ServerAddress {
-                host: host.to_owned(),
-                port,
-            },
-            certname: None,
-            tls,
-            limits: Limits {
-                connect_timeout: Duration::from_secs(2),
-                request_timeout: cfg.request_timeout,
-                // One attempt: the credmon's own per-credential backoff retries.
-                retry_budget: Duration::ZERO,
-                ..Limits::default()
-            },
-        }));
+        let server = crate::vault::ServerAddress {
+            host: host.to_owned(),
+            port,
+        };
+        let limits = Limits {
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: cfg.request_timeout,
+            // One attempt: the credmon's own per-credential backoff retries.
+            retry_budget: Duration::ZERO,
+            ..Limits::default()
+        };
+        let client = Arc::new(auth::client(server, None, Trust::Shared(tls), limits)?);
         clients.insert((host.to_owned(), port), client.clone());
         Ok(client)
     }
@@ -458,13 +451,13 @@ fn refresh(ctx: &Ctx, cfg: &Config, udir: &SafeDir, key: &Key, top: Top, reason:
     match client.read_bearer(&vault_token, &target.path, &query) {
         Ok(bearer) => write_use(ctx, udir, key, &bearer, reason.label()),
         Err(e) if e.is_permission_denied() => match keytab_for(cfg, &key.user) {
-            Some(keytab) => relogin_and_refresh(
+            Some(source) => relogin_and_refresh(
                 ctx,
                 udir,
                 key,
                 &target,
                 &token_stem,
-                &keytab,
+                &source,
                 &query,
                 &client,
                 reason.label(),
@@ -556,62 +549,38 @@ fn remove_cred(udir: &SafeDir, stem: &str) {
     }
 }
 
-/// `<keytab dir>/<user>.keytab` when it exists, is a regular file, root's (when we are root) and private.
-pub fn keytab_for(cfg: &Config, user: &str) -> Option<PathBuf> {
+/// `<keytab dir>/<user>.keytab` as a login source when it exists and passes
+/// the one keytab check (regular file, no symbolic link, private, root's when
+/// we are root); a keytab that fails it is logged and ignored.
+pub fn keytab_for(cfg: &Config, user: &str) -> Option<CredentialSource> {
     let dir = cfg.keytab_dir.as_ref()?;
     let path = dir.join(format!("{user}.keytab"));
-    let meta = std::fs::symlink_metadata(&path).ok()?;
-    if !meta.file_type().is_file() {
-        log::warn!("ignoring {}: not a regular file", path.display());
-        return None;
+    let root = nix::unistd::geteuid().is_root();
+    match CredentialSource::keytab(&path, None, None, root) {
+        Ok(source) => Some(source),
+        Err(KrbError::KeytabMissing(_)) => None,
+        Err(e) => {
+            log::warn!("ignoring {}: {e}", path.display());
+            None
+        }
     }
-    if nix::unistd::geteuid().is_root() && meta.uid() != 0 {
-        log::warn!(
-            "ignoring {}: owned by uid {}, not root",
-            path.display(),
-            meta.uid()
-        );
-        return None;
-    }
-    if meta.mode() & 0o007 != 0 {
-        log::warn!(
-            "ignoring {}: mode {:04o} lets other users read it (chmod 600)",
-            path.display(),
-            meta.mode() & 0o7777
-        );
-        return None;
-    }
-    Some(path)
 }
 
-/// Logs in to Vault at `host:port` with `keytab` for service `issuer[_role]`.
+/// Logs in to Vault at `host` with a robot's keytab as `names`, for a 28-day token.
 fn login(
     client: &VaultClient,
     host: &str,
-    keytab: &std::path::Path,
-    service: &str,
+    source: &CredentialSource,
+    names: &Names,
 ) -> Result<VaultToken, String> {
-    kerberos::check_keytab(keytab).map_err(|e| e.to_string())?;
-    let principal = kerberos::choose_principal(keytab, None).map_err(|e| e.to_string())?;
-    let (issuer, role) = policy::issuer_role(service);
-    let mount = crate::vault::kerberos_mount(issuer, role);
-    let initiator = Initiator::from_keytab(keytab, &principal, None).map_err(|e| e.to_string())?;
-    let auth = client
-        .login_kerberos(&mount, &mut || initiator.negotiate_header(host))
-        .map_err(|e| match e {
-            LoginError::Kerberos(k) => k.to_string(),
-            LoginError::Vault(v) => format!("Kerberos login as {principal} at auth/{mount}: {v}"),
-        })?;
-    if auth
-        .lease_duration
-        .is_none_or(|l| l > ROBOT_VAULT_TOKEN_TTL.as_secs())
-    {
-        let child = client
-            .create_token(&auth.token, ROBOT_VAULT_TOKEN_TTL.as_secs())
-            .map_err(|e| e.to_string())?;
-        return Ok(child.token);
-    }
-    Ok(auth.token)
+    let target = LoginTarget {
+        names,
+        service_host: host,
+        ttl: auth::STORED_TTL,
+    };
+    auth::login(client, source, &target)
+        .map(|s| s.token)
+        .map_err(|e| e.to_string())
 }
 
 /// Writes `token` into `<stem>.top` (keeping its other fields) as root 0600.
@@ -639,17 +608,22 @@ fn relogin_and_refresh(
     key: &Key,
     target: &VaultTarget,
     token_stem: &str,
-    keytab: &std::path::Path,
+    source: &CredentialSource,
     query: &[(&str, String)],
     client: &VaultClient,
     cause: &'static str,
 ) -> Outcome {
     log::info!(
-        "the Vault token of {}/{token_stem} is no longer accepted; logging in again with {}",
+        "the Vault token of {}/{token_stem} is no longer accepted; logging in again as {}",
         key.user,
-        keytab.display()
+        source.principal().unwrap_or_default()
     );
-    let token = match login(client, &target.host, keytab, token_stem) {
+    // Issuer and role of the stored credential: its vault_url says them.
+    let names = auth::resolve(auth::Source::Stored {
+        path: &target.path,
+        service: token_stem,
+    });
+    let token = match login(client, &target.host, source, &names) {
         Ok(t) => t,
         Err(why) => {
             log::warn!("cannot log in again for {key}: {why}; will retry");
@@ -678,11 +652,11 @@ fn provision(
     key: &Key,
     server: &str,
 ) -> Result<bool, String> {
-    let keytab = keytab_for(cfg, &key.user).ok_or("no usable keytab")?;
+    let source = keytab_for(cfg, &key.user).ok_or("no usable keytab")?;
     let udir = match root.open_child(&key.user) {
         Ok(d) => d,
         Err(FileError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => root
-            .create_dir(&key.user, 0o700, condor_owner())
+            .create_dir(&key.user, 0o2700, condor_owner())
             .map_err(|e| e.to_string())?,
         Err(e) => return Err(e.to_string()),
     };
@@ -694,24 +668,26 @@ fn provision(
         return Ok(false);
     }
     let addr = crate::vault::ServerAddress::parse(server).map_err(|e| e.to_string())?;
-    let principal = kerberos::choose_principal(&keytab, None).map_err(|e| e.to_string())?;
-    let credkey = principal.split('@').next().unwrap_or(&principal);
-    let (issuer, role) = policy::issuer_role(&key.stem);
+    let principal = source.principal().unwrap_or_default();
+    let credkey = principal.split('@').next().unwrap_or(principal);
+    let names = auth::resolve(auth::Source::Service(&key.stem));
     let url = format!(
-        "https://{}:{}/v1/secret/oauth/creds/{issuer}/{credkey}:{role}",
-        addr.host, addr.port
+        "https://{}:{}/v1/{}",
+        addr.host,
+        addr.port,
+        names.secret_path(false, credkey)
     );
     policy::check_vault_url(&url, &cfg.allowed_ports, &cfg.trusted_hosts)?;
     let client = ctx
         .client(&addr.host, addr.port)
         .map_err(|e| e.to_string())?;
-    let token = login(&client, &addr.host, &keytab, &key.stem)?;
+    let token = login(&client, &addr.host, &source, &names)?;
     let json = serde_json::json!({"vault_token": token.expose(), "vault_url": url});
     let mut bytes = serde_json::to_vec(&json).map_err(|e| e.to_string())?;
     bytes.push(b'\n');
     udir.write_atomic(&format!("{}.top", key.stem), &bytes, ctx.top_opts())
         .map_err(|e| e.to_string())?;
-    log::info!("provisioned {key}.top for keytab {}", keytab.display());
+    log::info!("provisioned {key}.top for keytab principal {principal}");
     Ok(true)
 }
 

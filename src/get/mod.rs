@@ -7,10 +7,10 @@
 pub mod plan;
 
 use crate::cli::GetArgs;
-use crate::files::{self, FileError, LockFile, SafeDir, WriteOptions};
-use crate::kerberos::{self, Initiator, KrbError};
+use crate::files::{FileError, LockFile, SafeDir, WriteOptions};
 use crate::token::{self, BearerToken, MAX_TOKEN_BYTES, accept};
-use crate::vault::{ClientConfig, Limits, LoginError, VaultClient, VaultError, VaultToken, tls};
+use crate::vault::auth::{self, AuthError, CredentialSource, LoginTarget, Trust, oidc};
+use crate::vault::{Limits, VaultClient, VaultError, VaultToken};
 use plan::Plan;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -24,17 +24,9 @@ pub enum GetError {
     /// A file could not be read or written.
     #[error(transparent)]
     File(#[from] FileError),
-    /// A Kerberos problem.
+    /// A Kerberos, Vault or OIDC problem, with advice.
     #[error(transparent)]
-    Kerberos(#[from] KrbError),
-    /// A Vault problem, with advice.
-    #[error("{error}{}", hint.as_deref().map(|h| format!(" ({h})")).unwrap_or_default())]
-    Vault {
-        /// What Vault said.
-        error: Box<VaultError>,
-        /// What to do about it.
-        hint: Option<String>,
-    },
+    Auth(#[from] AuthError),
     /// The existing bearer token file holds something that is not a token.
     #[error(
         "'{path}' exists but does not hold a bearer token ({why}); remove it or choose another --outfile"
@@ -66,9 +58,6 @@ pub enum GetError {
     /// `--condor`: storing in the credd failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
-    /// The OIDC login failed or needs a terminal.
-    #[error(transparent)]
-    Oidc(#[from] crate::oidc::OidcError),
     /// Options that contradict each other.
     #[error("{0}")]
     BadOptions(String),
@@ -114,22 +103,24 @@ pub fn run(args: &GetArgs) -> Result<Outcome, GetError> {
 impl GetError {
     /// Vault answered 404: it holds no credential for the credkey.
     fn is_not_found(&self) -> bool {
-        matches!(self, GetError::Vault { error, .. } if error.status() == Some(404))
+        matches!(self, GetError::Auth(AuthError::Vault { error, .. }) if error.status() == Some(404))
     }
 
     /// A short label for metrics: `kerberos`, `vault`, `file` or `config`.
     pub fn cause(&self) -> &'static str {
         match self {
-            GetError::Kerberos(_) => "kerberos",
-            GetError::Vault { .. } => "vault",
-            GetError::File(_) | GetError::NotAToken { .. } => "file",
+            GetError::Auth(AuthError::Kerberos(_)) => "kerberos",
+            GetError::Auth(AuthError::Vault { .. }) => "vault",
+            GetError::Auth(AuthError::Oidc(_)) => "oidc",
+            GetError::File(_) | GetError::Auth(AuthError::File(_)) | GetError::NotAToken { .. } => {
+                "file"
+            }
             GetError::UnusableToken { .. } => "token",
             GetError::NoKeytab
             | GetError::Unsupported(_)
             | GetError::BadOptions(_)
             | GetError::CondorConfig(_) => "config",
             GetError::Store(_) => "condor",
-            GetError::Oidc(_) => "oidc",
         }
     }
 }
@@ -205,18 +196,17 @@ fn refresh(args: &GetArgs) -> Result<Outcome, GetError> {
         Existing::Stale(cause, exp) => (cause, exp),
     };
 
-    kerberos::check_keytab(&keytab)?;
-    let principal = kerberos::choose_principal(&keytab, args.principal.as_deref())?;
-    let plan = plan::plan(args, &principal, keytab, uid).map_err(vault_err)?;
+    let source = keytab_source(args, &keytab)?;
+    let principal = source.principal().unwrap_or_default().to_owned();
+    let plan = plan::plan(args, &principal, uid).map_err(AuthError::from)?;
     // Before any thread exists: the HTTP client starts one.
-    let _profile = kerberos::disable_reverse_dns()?;
     let client = client_for(args, &plan)?;
 
     let (bearer, logged_in) = if args.oidc {
         bootstrap(&client, &plan, args, uid, "--oidc was given".into())?
     } else {
-        match obtain(&client, &plan, uid, args.minsecs) {
-            Err(e @ GetError::Vault { .. }) if e.is_not_found() => {
+        match obtain(&client, &plan, &source, uid, args.minsecs) {
+            Err(e) if e.is_not_found() => {
                 if args.nooidc {
                     return Err(e);
                 }
@@ -279,10 +269,10 @@ fn condor(args: &GetArgs) -> Result<Outcome, GetError> {
     let uid = nix::unistd::geteuid().as_raw();
     let env = crate::files::discovery::process_env;
     let keytab = plan::keytab_path(args, env).ok_or(GetError::NoKeytab)?;
-    kerberos::check_keytab(&keytab)?;
-    let principal = kerberos::choose_principal(&keytab, args.principal.as_deref())?;
-    let p = plan::plan(args, &principal, keytab.clone(), uid).map_err(vault_err)?;
-    let wanted = plan::condor_options(&p.credkey, &p.role, &args.vaultserver);
+    let source = keytab_source(args, &keytab)?;
+    let principal = source.principal().unwrap_or_default().to_owned();
+    let p = plan::plan(args, &principal, uid).map_err(AuthError::from)?;
+    let wanted = plan::condor_options(&p.credkey, &p.names.role, &args.vaultserver);
     let home = env("HOME").map(PathBuf::from).unwrap_or_default();
     let user_config = crate::store::condor::config_val("USER_CONFIG_FILE")
         .filter(|v| !v.is_empty())
@@ -302,16 +292,17 @@ fn condor(args: &GetArgs) -> Result<Outcome, GetError> {
         Some(keytab),
         None,
         true,
-        crate::cli::parse_duration("7d").unwrap_or(Duration::from_secs(7 * 86400)),
+        // The storer's --restore-before default.
+        Duration::from_secs(7 * 86400),
         args.web_open_command.clone(),
         args.oidc_timeout,
         "robot-credmon get --condor".into(),
     )?;
     ctx.principal = Some(principal);
+    ctx.mode = Some("vault".into());
     ctx.cafile = args.cafile.clone();
     ctx.capath = args.capath.clone();
     ctx.interactive = ctx.interactive && !args.nooidc;
-    let _profile = kerberos::disable_reverse_dns()?;
     let req = crate::store::request::parse_request(&args.issuer).map_err(GetError::CondorConfig)?;
     crate::store::store_request(&ctx, &req)?;
     Ok(Outcome::Stored {
@@ -394,29 +385,36 @@ fn check_existing(
     Ok(Existing::Stale("expiring", tok.claims().exp))
 }
 
+/// The keytab as a credential source, with `--principal` and `--ccache`.
+fn keytab_source(args: &GetArgs, keytab: &Path) -> Result<CredentialSource, AuthError> {
+    Ok(CredentialSource::keytab(
+        keytab,
+        args.principal.as_deref(),
+        args.ccache.clone(),
+        false,
+    )?)
+}
+
 fn client_for(args: &GetArgs, plan: &Plan) -> Result<VaultClient, GetError> {
-    let tls =
-        tls::client_config_for(args.cafile.clone(), args.capath.clone()).map_err(vault_err)?;
-    Ok(VaultClient::new(ClientConfig {
-        server: plan.server.clone(),
-        certname: plan.certname.clone(),
-        tls,
-        limits: Limits {
-            retry_budget: args.retry_time,
-            request_timeout: args.request_timeout,
-            ..Limits::default()
-        },
-    }))
+    let limits = Limits {
+        retry_budget: args.retry_time,
+        request_timeout: args.request_timeout,
+        ..Limits::default()
+    };
+    let trust = Trust::Files(args.cafile.clone(), args.capath.clone());
+    auth::client(plan.server.clone(), plan.certname.clone(), trust, limits)
+        .map_err(|e| AuthError::from(e).into())
 }
 
 /// Gets a bearer token: saved Vault token first, Kerberos login otherwise.
 fn obtain(
     client: &VaultClient,
     plan: &Plan,
+    source: &CredentialSource,
     uid: u32,
     minsecs: u64,
 ) -> Result<(BearerToken, bool), GetError> {
-    if let Some(saved) = read_vault_token(&plan.vault_token_file)? {
+    if let Some(saved) = auth::read_saved(&plan.vault_token_file) {
         match try_saved_token(client, plan, &saved, minsecs)? {
             Some(bearer) => return Ok((bearer, false)),
             None => log::info!(
@@ -426,9 +424,15 @@ fn obtain(
             ),
         }
     }
-    let token = login(client, plan)?;
-    let bearer = read_bearer(client, plan, &token, minsecs, true)?;
-    save_vault_token(&plan.vault_token_file, &token, uid);
+    let target = LoginTarget {
+        names: &plan.names,
+        service_host: &plan.service_host,
+        ttl: plan.vault_token_ttl,
+    };
+    let session = auth::login(client, source, &target)?;
+    let bearer = read_bearer(client, plan, &session.token, minsecs, true)?;
+    // The bearer token comes first: an unsaved Vault token is only a warning.
+    auth::save(&plan.vault_token_file, &session.token, uid);
     Ok((bearer, true))
 }
 
@@ -440,22 +444,21 @@ fn bootstrap(
     uid: u32,
     why: String,
 ) -> Result<(BearerToken, bool), GetError> {
-    use crate::oidc;
     let env = crate::files::discovery::process_env;
     if !oidc::process_is_interactive() || args.nooidc {
         let command = std::env::args()
             .map(|a| plan::shell_quote(&a))
             .collect::<Vec<_>>()
             .join(" ");
-        return Err(oidc::OidcError::NoTerminal { why, command }.into());
+        return Err(AuthError::from(oidc::OidcError::NoTerminal { why, command }).into());
     }
     eprintln!(
         "Vault has no usable credential for credkey '{}' yet; log in through the web browser once",
         plan.credkey
     );
     let settings = oidc::OidcSettings {
-        issuer: plan.issuer.clone(),
-        role: plan.role.clone(),
+        issuer: plan.names.issuer.clone(),
+        role: plan.names.role.clone(),
         redirect_host: format!("{}:{}", plan.service_host, plan.server.port),
         web_open_command: oidc::web_open_command(
             args.web_open_command.as_deref(),
@@ -463,17 +466,16 @@ fn bootstrap(
         ),
         timeout: args.oidc_timeout,
     };
-    let login = oidc::login(client, &settings)?;
-    if args.credkey.is_none()
-        && let Some(ck) = &login.credkey
-    {
-        let home = env("HOME").map(PathBuf::from).unwrap_or_default();
-        oidc::save_credkey(&home, &plan.issuer, &plan.role, ck)?;
-    }
-    oidc::store_refresh_token(client, &login, &plan.issuer, &plan.credkey, &plan.role)?;
-    let token = oidc::vault_token(client, &login, plan.vault_token_ttl)?;
-    let bearer = read_bearer(client, plan, &token, args.minsecs, true)?;
-    save_vault_token(&plan.vault_token_file, &token, uid);
+    let home = env("HOME").map(PathBuf::from).unwrap_or_default();
+    let boot = auth::Bootstrap {
+        names: &plan.names,
+        credkey: Some(&plan.credkey),
+        save_credkey_in: args.credkey.is_none().then_some(home.as_path()),
+        ttl: plan.vault_token_ttl,
+    };
+    let (session, _) = auth::oidc_bootstrap(client, &settings, &boot)?;
+    let bearer = read_bearer(client, plan, &session.token, args.minsecs, true)?;
+    auth::save(&plan.vault_token_file, &session.token, uid);
     eprintln!("Stored the refresh token in Vault; from now on the keytab is enough");
     Ok((bearer, true))
 }
@@ -485,67 +487,25 @@ fn try_saved_token(
     saved: &VaultToken,
     minsecs: u64,
 ) -> Result<Option<BearerToken>, GetError> {
-    if !plan.vault_token_min_ttl.is_zero() {
-        match client.lookup_self_ttl(saved) {
-            Ok(ttl) if plan::vault_token_usable(ttl, plan.vault_token_min_ttl) => {
-                log::info!(
-                    "the saved Vault token is valid for {}",
-                    token::format_remaining(ttl as i64)
-                );
-            }
-            Ok(ttl) => {
-                log::info!(
-                    "the saved Vault token has {} left, under --vaulttokenminttl",
-                    token::format_remaining(ttl as i64)
-                );
-                return Ok(None);
-            }
-            Err(e) if e.is_transient() => return Err(vault_err(e)),
-            Err(e) => {
-                log::info!("the saved Vault token is no longer accepted ({e})");
-                return Ok(None);
-            }
+    match auth::reuse(client, saved, plan.vault_token_min_ttl)? {
+        Ok(0) => {}
+        Ok(ttl) => log::info!(
+            "the saved Vault token is valid for {}",
+            token::format_remaining(i64::try_from(ttl).unwrap_or(i64::MAX))
+        ),
+        Err(why) => {
+            log::info!("{why}");
+            return Ok(None);
         }
     }
     match read_bearer(client, plan, saved, minsecs, false) {
         Ok(b) => Ok(Some(b)),
-        Err(GetError::Vault { error, .. }) if error.is_permission_denied() => {
+        Err(GetError::Auth(AuthError::Vault { error, .. })) if error.is_permission_denied() => {
             log::info!("Vault refused the saved token ({error})");
             Ok(None)
         }
         Err(e) => Err(e),
     }
-}
-
-/// Kerberos login plus, for long leases, the exchange for a shorter token.
-fn login(client: &VaultClient, plan: &Plan) -> Result<VaultToken, GetError> {
-    let initiator = Initiator::from_keytab(&plan.keytab, &plan.principal, plan.ccache.as_deref())?;
-    let auth = client
-        .login_kerberos(&plan.mount, &mut || {
-            initiator.negotiate_header(&plan.service_host)
-        })
-        .map_err(|e| match e {
-            LoginError::Kerberos(k) => GetError::Kerberos(k),
-            LoginError::Vault(v) => {
-                let hint = login_hint(&v, plan);
-                GetError::Vault {
-                    error: Box::new(v),
-                    hint,
-                }
-            }
-        })?;
-    log::info!(
-        "Kerberos login to {} at auth/{} succeeded",
-        client.server(),
-        plan.mount
-    );
-    if !plan::needs_exchange(auth.lease_duration, plan.vault_token_ttl) {
-        return Ok(auth.token);
-    }
-    let child = client
-        .create_token(&auth.token, plan.vault_token_ttl.as_secs())
-        .map_err(vault_err)?;
-    Ok(child.token)
 }
 
 fn read_bearer(
@@ -580,78 +540,25 @@ fn read_err(e: VaultError, plan: &Plan, fresh_login: bool) -> GetError {
         Some(404) => Some(format!(
             "Vault holds no credential for credkey '{}' of issuer '{}' and role '{}': the first token needs a person; run 'htgettoken -a {} -i {} -r {} --credkey {}' interactively once",
             plan.credkey,
-            plan.issuer,
-            plan.role,
+            plan.names.issuer,
+            plan.names.role,
             plan.server.host,
-            plan.issuer,
-            plan.role,
+            plan.names.issuer,
+            plan.names.role,
             plan.credkey
         )),
         Some(400) if e.errors().iter().any(|m| m.contains("refresh failed")) => Some(format!(
             "the issuer refused to refresh the stored credential (refresh token expired or revoked): the owner must run 'htgettoken -a {} -i {} -r {} --credkey {}' interactively",
-            plan.server.host, plan.issuer, plan.role, plan.credkey
+            plan.server.host, plan.names.issuer, plan.names.role, plan.credkey
         )),
         Some(403) if fresh_login => Some(format!(
             "the Kerberos identity may not read {}: check --credkey '{}' and --role '{}'",
-            plan.secret_path, plan.credkey, plan.role
+            plan.secret_path, plan.credkey, plan.names.role
         )),
         Some(429) => Some("Vault's rate limit was hit; run less often".into()),
         _ => None,
     };
-    GetError::Vault {
-        error: Box::new(e),
-        hint,
-    }
-}
-
-fn login_hint(e: &VaultError, plan: &Plan) -> Option<String> {
-    match e.status() {
-        Some(401) if e.errors().is_empty() => Some(format!(
-            "Vault rejected the Kerberos login of '{}': check that the server's keytab holds host/{} (use --vaultalias for a cluster name), that this host's clock is within 5 minutes of Vault's, that the keytab's principal is the one Vault expects, and (on the server) decode_pac=false for MIT KDCs >= 1.20",
-            plan.principal, plan.service_host
-        )),
-        Some(403) => Some(format!(
-            "there is no Kerberos login at auth/{}: check --issuer '{}' and --role '{}'",
-            plan.mount, plan.issuer, plan.role
-        )),
-        _ => None,
-    }
-}
-
-fn vault_err(error: VaultError) -> GetError {
-    GetError::Vault {
-        error: Box::new(error),
-        hint: None,
-    }
-}
-
-/// The saved Vault token, when its file passes the trust rule; a planted or
-/// unreadable file is ignored with a warning and never sent anywhere.
-fn read_vault_token(path: &Path) -> Result<Option<VaultToken>, GetError> {
-    let uid = nix::unistd::geteuid().as_raw();
-    match files::read_trusted(path, 8192, uid) {
-        Ok(Some(bytes)) => Ok(std::str::from_utf8(&bytes).ok().and_then(VaultToken::new)),
-        Ok(None) => Ok(None),
-        Err(e) => {
-            log::warn!("ignoring the saved Vault token: {e}");
-            Ok(None)
-        }
-    }
-}
-
-/// Saves the Vault token for the next run. The bearer token comes first: a
-/// failure here is a warning (the next run logs in again), never an error.
-fn save_vault_token(path: &Path, token: &VaultToken, uid: u32) {
-    let mut contents = zeroize::Zeroizing::new(token.expose().as_bytes().to_vec());
-    contents.push(b'\n');
-    let saved = SafeDir::open_parent(path).and_then(|(dir, name)| {
-        remove_leftovers(&dir, &name, uid);
-        dir.write_atomic(&name, &contents, WriteOptions::user_file(0o600, uid))
-    });
-    match saved {
-        Ok(()) => log::info!("saved the Vault token in {}", path.display()),
-        Err(e) => log::warn!("cannot save the Vault token, the next run will log in again: {e}"),
-    }
+    AuthError::vault(e, hint).into()
 }
 
 /// Removes temporary files of `name` that a killed earlier run left (best effort).

@@ -3,6 +3,7 @@
 
 use crate::cli::GetArgs;
 use crate::files::discovery;
+use crate::vault::auth::{self, Names};
 use crate::vault::{ServerAddress, VaultError};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,20 +13,14 @@ use std::time::Duration;
 pub struct Plan {
     /// Client principal, realm-qualified.
     pub principal: String,
-    /// Keytab path (no `FILE:` prefix).
-    pub keytab: PathBuf,
-    /// Credential cache for the TGT (`None`: private in-memory cache).
-    pub ccache: Option<String>,
     /// The Vault server.
     pub server: ServerAddress,
     /// Host for the Kerberos service name `host@<this>`.
     pub service_host: String,
     /// Name checked in the server certificate, when not the server host.
     pub certname: Option<String>,
-    /// Issuer name in Vault.
-    pub issuer: String,
-    /// Vault role.
-    pub role: String,
+    /// Issuer and role (from the one resolver).
+    pub names: Names,
     /// Vault credential key.
     pub credkey: String,
     /// The Kerberos auth mount, `kerberos-<issuer>_<role>`.
@@ -64,12 +59,7 @@ pub fn keytab_path(args: &GetArgs, env: impl Fn(&str) -> Option<String>) -> Opti
 }
 
 /// Builds the plan once the principal is known.
-pub fn plan(
-    args: &GetArgs,
-    principal: &str,
-    keytab: PathBuf,
-    uid: u32,
-) -> Result<Plan, VaultError> {
+pub fn plan(args: &GetArgs, principal: &str, uid: u32) -> Result<Plan, VaultError> {
     let server = ServerAddress::parse(&args.vaultserver)?;
     let service_host = match &args.vaultalias {
         Some(alias) => ServerAddress::host_of(alias)?,
@@ -77,12 +67,13 @@ pub fn plan(
     };
     let bare = principal.split('@').next().unwrap_or(principal);
     let credkey = args.credkey.clone().unwrap_or_else(|| bare.to_owned());
-    let role = args
-        .role
-        .clone()
-        .unwrap_or_else(|| bare.split('/').next().unwrap_or(bare).to_owned());
+    let names = auth::resolve(auth::Source::Options {
+        issuer: &args.issuer,
+        role: args.role.as_deref(),
+        principal,
+    });
     let exchange = args.scopes.is_some() || args.audience.is_some();
-    let secret_path = crate::vault::secret_path(exchange, &args.issuer, &credkey, &role);
+    let secret_path = names.secret_path(exchange, &credkey);
     let mut query = vec![("minimum_seconds", args.minsecs.to_string())];
     if let Some(s) = &args.scopes {
         query.push(("scopes", s.clone()));
@@ -92,14 +83,11 @@ pub fn plan(
     }
     Ok(Plan {
         principal: principal.to_owned(),
-        keytab,
-        ccache: args.ccache.clone(),
         certname: args.vaultcertname.clone(),
         server,
         service_host,
-        mount: crate::vault::kerberos_mount(&args.issuer, &role),
-        issuer: args.issuer.clone(),
-        role,
+        mount: names.mount(),
+        names,
         credkey,
         secret_path,
         query,
@@ -110,16 +98,6 @@ pub fn plan(
         vault_token_min_ttl: args.vaulttokenminttl,
         vault_token_ttl: args.vaulttokenttl,
     })
-}
-
-/// Whether a saved Vault token with `ttl` seconds left may still be used.
-pub fn vault_token_usable(ttl: u64, min_ttl: Duration) -> bool {
-    ttl >= min_ttl.as_secs()
-}
-
-/// Whether a login token with this lease must be exchanged for a shorter one.
-pub fn needs_exchange(lease: Option<u64>, ttl: Duration) -> bool {
-    lease.is_none_or(|l| l > ttl.as_secs())
 }
 
 /// The options igwn-robot-get `--condor` requires in `SEC_CREDENTIAL_GETTOKEN_OPTS`.
@@ -202,15 +180,9 @@ mod tests {
 
     #[test]
     fn derives_credkey_role_and_paths() {
-        let p = plan(
-            &args(&[]),
-            "robot/host.example@LIGO.ORG",
-            "/kt".into(),
-            1000,
-        )
-        .unwrap();
+        let p = plan(&args(&[]), "robot/host.example@LIGO.ORG", 1000).unwrap();
         assert_eq!(p.credkey, "robot/host.example");
-        assert_eq!(p.role, "robot");
+        assert_eq!(p.names.role, "robot");
         assert_eq!(p.mount, "kerberos-igwn_robot");
         assert_eq!(
             p.secret_path,
@@ -244,7 +216,7 @@ mod tests {
             "--vaulttokenfile",
             "/v",
         ]);
-        let p = plan(&a, "bot@R", "/kt".into(), 1).unwrap();
+        let p = plan(&a, "bot@R", 1).unwrap();
         assert_eq!(p.service_host, "vault.example");
         assert_eq!(p.server.to_string(), "https://node1.example:8300");
         assert_eq!(p.secret_path, "secret/oauth/sts/cilogon/ck:prod");
@@ -273,23 +245,6 @@ mod tests {
         );
         assert_eq!(keytab_path(&args(&[]), |_| None), None);
         assert_eq!(keytab_path(&args(&[]), |_| Some(String::new())), None);
-    }
-
-    #[test]
-    fn vault_token_rules() {
-        let day = Duration::from_secs(86400);
-        for (ttl, usable) in [(86400, true), (86399, false), (604800, true), (0, false)] {
-            assert_eq!(vault_token_usable(ttl, day), usable, "{ttl}");
-        }
-        let week = Duration::from_secs(604800);
-        for (lease, exchange) in [
-            (Some(2419200), true),
-            (Some(604800), false),
-            (Some(60), false),
-            (None, true),
-        ] {
-            assert_eq!(needs_exchange(lease, week), exchange, "{lease:?}");
-        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Pure decisions of the storer: file names, URLs, the JSON handed to the
-//! credd, `condor_store_cred` arguments, and whether to store again.
+//! Pure decisions of the storer: which credmon owns a service, what to mint,
+//! write and add for it, file names, the JSON handed to the credd,
+//! `condor_store_cred` arguments, and whether to store again.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -69,12 +70,13 @@ pub enum Query {
     Mismatch,
 }
 
-/// Maps the exit code of `query-oauth`.
-pub fn query_result(code: i32) -> Query {
+/// Maps the exit code of `query-oauth`; `None` when the query itself failed.
+pub fn query_result(code: i32) -> Option<Query> {
     match code {
-        0 => Query::Stored,
-        2 => Query::Mismatch,
-        _ => Query::NotStored,
+        0 => Some(Query::Stored),
+        1 => Some(Query::NotStored),
+        2 => Some(Query::Mismatch),
+        _ => None,
     }
 }
 
@@ -113,11 +115,157 @@ pub fn restore_needed(now: i64, stored_expires: Option<i64>, margin: Duration) -
     stored_expires.is_some_and(|exp| exp.saturating_sub(now) < margin)
 }
 
-/// Whether this run must mint a new long-lived Vault token: when the local
-/// per-service token did not work, the credd lacks the credential, or the
-/// stored one is close to expiry.
-pub fn new_token_needed(local_token_works: bool, query: Option<Query>, restore: bool) -> bool {
-    !local_token_works || query == Some(Query::NotStored) || restore
+/// Which credmon owns a requested service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// The Vault credmon: ours to store.
+    Vault,
+    /// The Pelican credmon: left alone.
+    Pelican,
+    /// The local, OAuth2 or client credmon: left alone.
+    Other,
+}
+
+/// Other credmons' provider names (`*_CREDMON_PROVIDER_NAMES`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Providers {
+    /// `PELICAN_CREDMON_PROVIDER_NAMES`.
+    pub pelican: Vec<String>,
+    /// `LOCAL_CREDMON_PROVIDER_NAMES`, else `LOCAL_CREDMON_PROVIDER_NAME`.
+    pub local: Vec<String>,
+    /// `OAUTH2_CREDMON_PROVIDER_NAMES`.
+    pub oauth2: Vec<String>,
+    /// `CLIENT_CREDMON_PROVIDER_NAMES`.
+    pub client: Vec<String>,
+}
+
+/// A provider list: names separated by commas and/or white space.
+fn name_list(value: Option<String>) -> Vec<String> {
+    value
+        .unwrap_or_default()
+        .split([',', ' ', '\t'])
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+impl Providers {
+    /// Reads the lists through `knob` (the HTCondor configuration; `None` when unset).
+    pub fn from_knobs(knob: impl Fn(&str) -> Option<String>) -> Providers {
+        Providers {
+            pelican: name_list(knob("PELICAN_CREDMON_PROVIDER_NAMES")),
+            local: name_list(
+                knob("LOCAL_CREDMON_PROVIDER_NAMES")
+                    .or_else(|| knob("LOCAL_CREDMON_PROVIDER_NAME")),
+            ),
+            oauth2: name_list(knob("OAUTH2_CREDMON_PROVIDER_NAMES")),
+            client: name_list(knob("CLIENT_CREDMON_PROVIDER_NAMES")),
+        }
+    }
+}
+
+/// Who owns `service`, as HTCondor's `condor_credential_storer` decides:
+/// condor_submit's `CONDOR_CREDENTIAL_STORER_MODE` when set (`pelican`,
+/// `other`, anything else is Vault), else the provider lists (a Pelican or
+/// local provider by service or issuer name, OAuth2 and client ones by
+/// service name), else Vault.
+pub fn owner(mode: Option<&str>, service: &str, providers: &Providers) -> Owner {
+    match mode.filter(|m| !m.is_empty()) {
+        Some("pelican") => return Owner::Pelican,
+        Some("other") => return Owner::Other,
+        Some(_) => return Owner::Vault,
+        None => {}
+    }
+    let issuer = service.split_once('_').map_or(service, |(i, _)| i);
+    let named = |list: &[String], by_issuer: bool| {
+        list.iter()
+            .any(|n| n == service || (by_issuer && n == issuer))
+    };
+    if named(&providers.pelican, true) {
+        Owner::Pelican
+    } else if named(&providers.local, true)
+        || named(&providers.oauth2, false)
+        || named(&providers.client, false)
+    {
+        Owner::Other
+    } else {
+        Owner::Vault
+    }
+}
+
+/// A Vault service name has at most one underscore (`issuer[_role]`).
+pub fn check_vault_service(service: &str) -> Result<(), String> {
+    match service.split_once('_') {
+        Some((_, role)) if role.contains('_') => {
+            Err("Only one underscore allowed in use_oauth_services name".into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Why a new long-lived Vault token is minted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mint {
+    /// The credd does not hold the credential.
+    NotInCredd,
+    /// The Vault token we stored there is close to expiry.
+    ExpiresSoon,
+}
+
+/// Which Vault token writes the user's bearer token files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BearerFrom {
+    /// The newly minted one.
+    Minted,
+    /// The local per-service token, which still works.
+    Local,
+    /// None: the credd holds the credential and no local token works.
+    Nothing,
+}
+
+/// What to do for a service: mint (and then write the local tokens, the
+/// state note, and add the credential to the credd), and where the bearer
+/// token files come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Actions {
+    /// Mint a new long-lived Vault token, and why; `None`: the credd's is used.
+    pub mint: Option<Mint>,
+    /// The source of the bearer token files.
+    pub bearer: BearerFrom,
+}
+
+/// The credd holds the credential with other scopes or audience.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mismatch;
+
+/// Decides for a service from what the credd said (`query`), whether the
+/// token we stored there expires soon (`restore`), and whether the local
+/// per-service token still reads a bearer token. The credd comes first: when
+/// it holds the credential, no login is needed, whatever the local token.
+pub fn plan_service(query: Query, restore: bool, local_works: bool) -> Result<Actions, Mismatch> {
+    let mint = match query {
+        Query::Mismatch => return Err(Mismatch),
+        Query::NotStored => Some(Mint::NotInCredd),
+        Query::Stored if restore => Some(Mint::ExpiresSoon),
+        Query::Stored => None,
+    };
+    let bearer = match (mint, local_works) {
+        (Some(_), _) => BearerFrom::Minted,
+        (None, true) => BearerFrom::Local,
+        (None, false) => BearerFrom::Nothing,
+    };
+    Ok(Actions { mint, bearer })
+}
+
+/// Whether a handle is added to the credd: always after a new token
+/// (`query` is then not asked), else when the credd lacks it.
+pub fn handle_needs_add(minted: bool, query: Option<Query>) -> Result<bool, Mismatch> {
+    match (minted, query) {
+        (true, _) => Ok(true),
+        (false, Some(Query::Mismatch)) => Err(Mismatch),
+        (false, Some(Query::Stored)) => Ok(false),
+        (false, Some(Query::NotStored) | None) => Ok(true),
+    }
 }
 
 /// The hint HTCondor's storer gives on a scopes/audience mismatch.
@@ -213,10 +361,11 @@ mod tests {
             ["query-oauth", "-s", "igwn"]
         );
         for (code, q) in [
-            (0, Query::Stored),
-            (1, Query::NotStored),
-            (2, Query::Mismatch),
-            (-1, Query::NotStored),
+            (0, Some(Query::Stored)),
+            (1, Some(Query::NotStored)),
+            (2, Some(Query::Mismatch)),
+            (3, None),
+            (-1, None),
         ] {
             assert_eq!(query_result(code), q);
         }
@@ -236,14 +385,97 @@ mod tests {
         ] {
             assert_eq!(restore_needed(now, exp, week), want, "{exp:?}");
         }
-        // (local token works, query, restore) -> new token
-        for (works, q, restore, want) in [
-            (true, Some(Query::Stored), false, false),
-            (true, Some(Query::NotStored), false, true),
-            (true, Some(Query::Stored), true, true),
-            (false, None, false, true),
+    }
+
+    #[test]
+    fn service_plan_table() {
+        use BearerFrom as B;
+        // (credd says, restore, local works) -> (mint, bearer files from)
+        for (q, restore, local, want) in [
+            (Query::Stored, false, true, Ok((None, B::Local))),
+            // Issue 8 fix 3: stored in the credd, no local token: no login.
+            (Query::Stored, false, false, Ok((None, B::Nothing))),
+            (
+                Query::Stored,
+                true,
+                true,
+                Ok((Some(Mint::ExpiresSoon), B::Minted)),
+            ),
+            (
+                Query::Stored,
+                true,
+                false,
+                Ok((Some(Mint::ExpiresSoon), B::Minted)),
+            ),
+            (
+                Query::NotStored,
+                false,
+                true,
+                Ok((Some(Mint::NotInCredd), B::Minted)),
+            ),
+            (
+                Query::NotStored,
+                false,
+                false,
+                Ok((Some(Mint::NotInCredd), B::Minted)),
+            ),
+            (Query::Mismatch, false, true, Err(Mismatch)),
         ] {
-            assert_eq!(new_token_needed(works, q, restore), want);
+            let got = plan_service(q, restore, local).map(|a| (a.mint, a.bearer));
+            assert_eq!(got, want, "{q:?} {restore} {local}");
         }
+        // (minted, handle query) -> add
+        for (minted, q, want) in [
+            (true, None, Ok(true)),
+            (false, Some(Query::Stored), Ok(false)),
+            (false, Some(Query::NotStored), Ok(true)),
+            (false, Some(Query::Mismatch), Err(Mismatch)),
+        ] {
+            assert_eq!(handle_needs_add(minted, q), want, "{minted} {q:?}");
+        }
+    }
+
+    #[test]
+    fn owner_table() {
+        let p = Providers::from_knobs(|k| match k {
+            "PELICAN_CREDMON_PROVIDER_NAMES" => Some("osdf, pelican2".into()),
+            "LOCAL_CREDMON_PROVIDER_NAME" => Some("scitokens".into()),
+            "OAUTH2_CREDMON_PROVIDER_NAMES" => Some("box,github".into()),
+            "CLIENT_CREDMON_PROVIDER_NAMES" => Some("client1".into()),
+            _ => None,
+        });
+        assert_eq!(p.local, ["scitokens"]);
+        // (mode, service) -> owner
+        for (mode, service, want) in [
+            (None, "igwn", Owner::Vault),
+            (None, "igwn_robot", Owner::Vault),
+            (None, "osdf", Owner::Pelican),
+            (None, "osdf_read", Owner::Pelican),
+            (None, "pelican2", Owner::Pelican),
+            (None, "scitokens", Owner::Other),
+            (None, "scitokens_x", Owner::Other),
+            (None, "box", Owner::Other),
+            // OAuth2 and client providers match by service name only.
+            (None, "box_x", Owner::Vault),
+            (None, "client1", Owner::Other),
+            (Some("vault"), "osdf", Owner::Vault),
+            (Some("pelican"), "igwn", Owner::Pelican),
+            (Some("other"), "igwn", Owner::Other),
+            (Some("something"), "box", Owner::Vault),
+            (Some(""), "box", Owner::Other),
+        ] {
+            assert_eq!(owner(mode, service, &p), want, "{mode:?} {service}");
+        }
+        assert_eq!(owner(None, "osdf", &Providers::default()), Owner::Vault);
+        // LOCAL_CREDMON_PROVIDER_NAMES wins over the singular knob.
+        let p = Providers::from_knobs(|k| match k {
+            "LOCAL_CREDMON_PROVIDER_NAMES" => Some("a b".into()),
+            "LOCAL_CREDMON_PROVIDER_NAME" => Some("c".into()),
+            _ => None,
+        });
+        assert_eq!(p.local, ["a", "b"]);
+        assert!(check_vault_service("igwn_robot").is_ok());
+        assert!(check_vault_service("igwn").is_ok());
+        assert!(check_vault_service("igwn_ro_bot").is_err());
     }
 }

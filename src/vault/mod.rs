@@ -5,6 +5,7 @@
 //! retries transient failures with bounded, jittered backoff.
 
 mod address;
+pub mod auth;
 mod error;
 pub mod tls;
 

@@ -603,9 +603,14 @@ fn fault_sigkill_mid_run_then_leftovers_removed() {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let mut child = c.spawn().unwrap();
-    let seen = e
-        .vault
-        .wait_for_count("GET", CREDS, 1, Duration::from_secs(20));
+    // Killed while its bearer-token request is in flight (the delay fault has
+    // fired; the request is only logged once answered).
+    let fired = e.vault.faults_fired();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while e.vault.faults_fired() == fired && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let seen = e.vault.faults_fired() > fired;
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
     child.wait().unwrap();

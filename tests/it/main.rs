@@ -5,14 +5,20 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod cli;
 mod cmd;
+mod completions;
 mod credmon;
 mod fault;
 mod get;
 mod harness;
+mod journal;
 mod oidc;
 mod openbao;
 mod ops;
+mod packaging;
+mod plugin_output;
+mod pool;
 mod props;
 mod store;
 mod vault_client;

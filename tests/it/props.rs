@@ -150,11 +150,11 @@ proptest! {
         let dump = format!(
             "SEC_CREDENTIAL_DIRECTORY_OAUTH = /tmp/creds\nCREDMON_OAUTH_TOKEN_MINIMUM = {minimum}\nCREDMON_OAUTH_TOKEN_REFRESH = {refresh_v}\nCREDMON_OAUTH_ALLOWED_PORTS = {ports}\n{junk}\n"
         );
-        let knobs = config::parse_dump(&dump);
+        let knobs = config::knobs::parse_dump(&dump);
         let Command::Credmon(args) = Cli::try_parse_from(["robot-credmon", "credmon"]).unwrap().command else {
             panic!("not the credmon");
         };
-        let _ = config::resolve(&knobs, &args);
+        let _ = config::resolve(&knobs, &config::Overrides::from(&args));
     }
 }
 
@@ -172,7 +172,9 @@ proptest! {
         let path = dir.path().join("k.keytab");
         let mut bytes = header;
         bytes.extend(body);
+        let _ = robot_credmon::kerberos::parse_keytab_principals(&bytes);
         std::fs::write(&path, &bytes).unwrap();
-        let _ = robot_credmon::kerberos::keytab_principals(&path);
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        let _ = robot_credmon::kerberos::Keytab::open(&path, false);
     }
 }

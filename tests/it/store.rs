@@ -53,13 +53,12 @@ fn first_store_logs_in_and_stores_a_28_day_token_with_the_creds_url() {
     let sc = StoreCred::install(e.path());
     let r = store(&e, &sc, &["igwn"]);
     assert_eq!(r.code, 0, "stderr: {}", r.stderr);
-    assert!(
-        r.stderr.starts_with('\n'),
-        "leading newline: {:?}",
-        r.stderr
-    );
+    assert_eq!(r.stderr, "", "nothing to say, not even a newline");
     assert_eq!(e.vault.count("POST", LOGIN), 1);
-    assert_eq!(sc.calls(), ["add-oauth -s igwn -i -"]);
+    assert_eq!(
+        sc.calls(),
+        ["query-oauth -s igwn", "add-oauth -s igwn -i -"]
+    );
     let top = sc.top("igwn").unwrap();
     assert_eq!(top["vault_url"], e.creds_url());
     let stored = top["vault_token"].as_str().unwrap();
@@ -110,7 +109,8 @@ fn second_submit_stores_nothing() {
     assert_eq!(r.code, 0, "stderr: {}", r.stderr);
     assert_eq!(e.vault.count("POST", LOGIN), 0);
     assert_eq!(sc.count("add-oauth"), 1);
-    assert_eq!(sc.count("query-oauth"), 1);
+    // One question to the credd per run.
+    assert_eq!(sc.count("query-oauth"), 2);
 }
 
 #[test]
@@ -249,18 +249,114 @@ fn stored_token_close_to_expiry_is_stored_again() {
 }
 
 #[test]
-fn unsupported_storer_mode_is_refused() {
+fn no_stray_newline_only_one_before_what_is_said() {
     let e = env();
     let sc = StoreCred::install(e.path());
-    let mut c = store_cmd(&e, &sc, &["igwn"]);
-    c.env("CONDOR_CREDENTIAL_STORER_MODE", "pelican");
-    let r = run(c);
+    assert_eq!(store(&e, &sc, &["igwn"]).code, 0);
+    let r = store(&e, &sc, &["igwn"]);
+    assert_eq!(
+        (r.code, r.stderr.as_str()),
+        (0, ""),
+        "silent when all is well"
+    );
+    // An error: one leading newline, the message, and where to find more.
+    let r = store(&e, &sc, &["igwn&scopes=read:/a"]);
     assert_eq!(r.code, 1);
     assert!(
-        r.stderr.contains("CONDOR_CREDENTIAL_STORER_MODE=pelican"),
+        r.stderr
+            .starts_with("\nrobot-credmon store: reduced scopes"),
+        "{:?}",
+        r.stderr
+    );
+    assert!(!r.stderr.starts_with("\n\n"), "{:?}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "More details might be available by running\n    robot-credmon store -v \"igwn&scopes=read:/a\""
+        ),
         "{}",
         r.stderr
     );
+    // -v says what it does, after one newline.
+    let r = store(&e, &sc, &["-v", "igwn"]);
+    assert_eq!(r.code, 0, "stderr: {}", r.stderr);
+    assert!(r.stderr.starts_with("\nrobot-credmon: "), "{:?}", r.stderr);
+    assert!(!r.stderr[1..].contains("\n\n"), "{:?}", r.stderr);
+}
+
+/// Issue 8 fix 3: a robot whose credential the credmon provisioned submits
+/// on a host with neither keytab nor ticket.
+#[test]
+fn credd_holding_the_credential_needs_no_ticket_and_stores_nothing() {
+    let e = env();
+    let sc = StoreCred::install(e.path());
+    std::fs::write(
+        sc.bin.join("creds/igwn.top"),
+        serde_json::json!({"vault_token": e.provision_token(3600), "vault_url": e.creds_url()})
+            .to_string(),
+    )
+    .unwrap();
+    let mut c = store_cmd(&e, &sc, &["igwn", "igwn&handle=h1"]);
+    c.env_remove("KRB5_KTNAME").env(
+        "KRB5CCNAME",
+        format!("FILE:{}", e.path().join("none.ccache").display()),
+    );
+    let r = run(c);
+    assert_eq!(r.code, 0, "stderr: {}", r.stderr);
+    assert_eq!(r.stderr, "");
+    assert_eq!(e.vault.count("POST", LOGIN), 0, "no login");
+    assert_eq!(e.vault.requests().len(), 0, "Vault is not asked at all");
+    // The service is left as the credmon made it; the missing handle is added
+    // with the credd's Vault token (no vault_token of its own).
+    assert_eq!(sc.count("add-oauth"), 1, "{:?}", sc.calls());
+    let h = sc.top("igwn_h1").unwrap();
+    assert_eq!(h["vault_url"], e.creds_url());
+    assert!(h.get("vault_token").is_none());
+    assert!(!e.path().join("vt_u0-igwn").exists());
+}
+
+#[test]
+fn services_of_other_credmons_are_left_alone() {
+    let e = env();
+    let sc = StoreCred::install(e.path());
+    // Without CONDOR_CREDENTIAL_STORER_MODE: HTCondor's provider lists decide.
+    let mut c = store_cmd(&e, &sc, &["osdf", "scitokens", "box", "igwn"]);
+    c.env("_CONDOR_PELICAN_CREDMON_PROVIDER_NAMES", "osdf")
+        .env("_CONDOR_LOCAL_CREDMON_PROVIDER_NAMES", "scitokens")
+        .env("_CONDOR_OAUTH2_CREDMON_PROVIDER_NAMES", "box, github");
+    let r = run(c);
+    assert_eq!(r.code, 0, "stderr: {}", r.stderr);
+    assert_eq!(
+        sc.calls(),
+        ["query-oauth -s igwn", "add-oauth -s igwn -i -"],
+        "only the Vault service is stored"
+    );
+    assert!(
+        r.stderr
+            .contains("service 'osdf' belongs to the Pelican credmon"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("no credkey"), "{}", r.stderr);
+    // condor_submit's mode: other credmons' services need no htgettoken options.
+    for (mode, said) in [("other", false), ("pelican", true)] {
+        let mut c = base(&e, &sc, robot(e.path()));
+        c.env("CONDOR_CREDENTIAL_STORER_MODE", mode)
+            .arg("store")
+            .arg("--vaulttokendir")
+            .arg(e.path())
+            .arg("osdf");
+        let r = run(c);
+        assert_eq!(r.code, 0, "{mode}: {}", r.stderr);
+        assert_eq!(!r.stderr.is_empty(), said, "{mode}: {:?}", r.stderr);
+        assert!(r.stderr.is_empty() || r.stderr.starts_with('\n'));
+    }
+    assert_eq!(sc.count("query-oauth"), 1);
+    // Mode vault: a Vault service even when a list names it.
+    let mut c = store_cmd(&e, &sc, &["osdf"]);
+    c.env("CONDOR_CREDENTIAL_STORER_MODE", "vault")
+        .env("_CONDOR_PELICAN_CREDMON_PROVIDER_NAMES", "osdf");
+    let r = run(c);
+    assert_eq!(sc.count("query-oauth -s osdf"), 1, "{}", r.stderr);
 }
 
 // -- get --condor ---------------------------------------------------------------------------
@@ -409,7 +505,10 @@ fn an_unsavable_vault_token_is_a_warning_and_the_credential_is_still_stored() {
         "{}",
         r.stderr
     );
-    assert_eq!(sc.calls(), ["add-oauth -s igwn -i -"]);
+    assert_eq!(
+        sc.calls(),
+        ["query-oauth -s igwn", "add-oauth -s igwn -i -"]
+    );
     assert!(e.path().join("bt_u0-igwn").exists());
     assert_eq!(std::fs::read(&victim).unwrap(), b"precious\n");
 }

@@ -6,7 +6,7 @@
 //! written before the login completes, so Ctrl-C leaves no partial files.
 
 use crate::files::{self, FileError, WriteOptions};
-use crate::vault::{OidcLogin, OidcPoll, VaultClient, VaultError, VaultToken};
+use crate::vault::{OidcLogin, OidcPoll, VaultClient, VaultError};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -154,21 +154,11 @@ fn client_nonce() -> String {
 fn open_browser(command: &str, url: &str) {
     let mut words = command.split_whitespace();
     let Some(prog) = words.next() else { return };
-    match std::process::Command::new(prog)
-        .args(words)
-        .arg(url)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-    {
-        // Reaped in the background; the browser may keep running after we exit.
-        Ok(mut child) => {
-            let _ = std::thread::Builder::new()
-                .name("web-open".into())
-                .spawn(move || child.wait());
-        }
-        Err(e) => eprintln!("Could not run '{prog}': {e}; please open the URL above yourself"),
+    let mut tool = crate::process::Tool::new(prog, words.chain([url]), Duration::ZERO);
+    tool.output = crate::process::Output::Null;
+    // The browser may keep running after we exit: started, not waited for.
+    if let Err(e) = tool.start_detached() {
+        eprintln!("Could not run '{prog}': {e}; please open the URL above yourself");
     }
 }
 
@@ -233,23 +223,10 @@ pub fn store_refresh_token(
             server: client.server(),
             what: "no oauth2_refresh_token in the login metadata (check the role's oauth2_metadata)",
         })?;
-    let path = format!("secret/oauth/creds/{issuer}/{credkey}:{role}");
+    let path = crate::vault::secret_path(false, issuer, credkey, role);
     client.store_refresh_token(&login.auth.token, &path, issuer, rt)?;
     log::info!("stored the refresh token at {path}");
     Ok(())
-}
-
-/// The logged-in Vault token of an OIDC login, exchanged for one of `ttl` when longer.
-pub fn vault_token(
-    client: &VaultClient,
-    login: &OidcLogin,
-    ttl: Duration,
-) -> Result<VaultToken, OidcError> {
-    if login.auth.lease_duration.is_none_or(|l| l > ttl.as_secs()) {
-        Ok(client.create_token(&login.auth.token, ttl.as_secs())?.token)
-    } else {
-        Ok(login.auth.token.clone())
-    }
 }
 
 #[cfg(test)]

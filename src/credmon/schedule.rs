@@ -1,0 +1,668 @@
+//! The credmon's scheduler: a pure data structure that orders credentials by
+//! need. No threads, no clock: every call takes the current time, so the
+//! ordering rules are table-tested in virtual time.
+//!
+//! Each credential has
+//! * a **need**: [`Need::Missing`] when jobs have no usable `.use` (missing,
+//!   unreadable or expired), else [`Need::Routine`];
+//! * a **deadline**: the moment its `.use` stops being good for jobs (now for
+//!   a missing one, `exp - CREDMON_OAUTH_TOKEN_MINIMUM` or the age rule
+//!   otherwise);
+//! * a **not-before** time: its backoff after failures.
+//!
+//! [`Scheduler::take`] hands out the due job with the most pressing need:
+//! every `Missing` job before any `Routine` one, then the earliest deadline,
+//! then the order of arrival. A job whose not-before lies in the future is not
+//! due. A credential is in at most one place at a time: queued, or in flight.
+
+use super::policy::UseState;
+use crate::backoff::Backoff;
+use std::collections::{BTreeSet, HashMap};
+use std::hash::Hash;
+use std::time::Duration;
+
+/// A point in the scheduler's time: the time since the clock's origin.
+pub type At = Duration;
+
+/// A credential's need and deadline (time since the Unix epoch) from its
+/// `.use` (`None`: missing), its `.top`'s ctime, the time now and the knobs
+/// `CREDMON_OAUTH_TOKEN_MINIMUM` / `_REFRESH` (seconds): the same rules as
+/// [`super::policy::should_renew`], turned into a time.
+pub fn need(
+    use_state: Option<UseState>,
+    top_ctime_ns: i128,
+    now: At,
+    minimum: u64,
+    refresh: u64,
+) -> (Need, At) {
+    let Some(u) = use_state else {
+        return (Need::Missing, now);
+    };
+    let Some(exp) = u.exp.and_then(|e| u64::try_from(e).ok()) else {
+        return (Need::Missing, now);
+    };
+    let exp = Duration::from_secs(exp);
+    if exp <= now {
+        return (Need::Missing, now);
+    }
+    if top_ctime_ns > u.ctime_ns {
+        return (Need::Routine, now);
+    }
+    let written = u64::try_from(u.ctime_ns).map_or(Duration::ZERO, Duration::from_nanos);
+    let by_age = written.saturating_add(Duration::from_secs(refresh));
+    let by_exp = exp.saturating_sub(Duration::from_secs(minimum));
+    (Need::Routine, by_age.min(by_exp))
+}
+
+/// How badly jobs need a credential's `.use`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Need {
+    /// Jobs have no usable `.use` (missing, unreadable or expired): they are
+    /// held or waiting right now.
+    Missing,
+    /// The `.use` is still good; it is renewed before its deadline.
+    Routine,
+}
+
+/// What happened to a job a worker took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    /// Done (refreshed, nothing to do, or removed): the failure count resets.
+    Done,
+    /// A passing failure: retry after the backoff, or later if the server
+    /// asked for more (`Retry-After`).
+    Retry {
+        /// The server's own wait, if it gave one.
+        at_least: Option<Duration>,
+    },
+    /// The credential cannot be used as it is (bad `.top`, untrusted host):
+    /// it is parked until [`Scheduler::wake_parked`] or a submission that
+    /// says it changed.
+    Park,
+}
+
+/// What [`Scheduler::submit`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Submitted {
+    /// Newly queued.
+    Queued,
+    /// Already queued: its need and deadline were raised if the new ones are
+    /// more pressing.
+    Merged,
+    /// In flight: it is queued again when the worker finishes.
+    Again,
+    /// Parked and nothing changed: left alone.
+    Held,
+}
+
+/// The ordering key of a due job: need, deadline, arrival.
+type ReadyKey<K> = (Need, At, u64, K);
+/// The ordering key of a job waiting for its not-before time.
+type DelayedKey<K> = (At, u64, K);
+
+#[derive(Debug, Clone)]
+struct Job<T> {
+    task: T,
+    need: Need,
+    deadline: At,
+    not_before: At,
+    seq: u64,
+}
+
+/// A submission that arrived while the credential was in flight.
+#[derive(Debug, Clone)]
+struct Again<T> {
+    task: T,
+    need: Need,
+    deadline: At,
+    changed: bool,
+}
+
+#[derive(Debug, Clone)]
+enum State<T> {
+    Queued(Job<T>),
+    InFlight {
+        job: Job<T>,
+        again: Option<Again<T>>,
+    },
+    /// Unusable until something changes; the job is kept for [`Scheduler::wake_parked`].
+    Parked(Job<T>),
+}
+
+#[derive(Debug, Clone)]
+struct Slot<T> {
+    state: State<T>,
+    /// Consecutive failures.
+    failures: u32,
+}
+
+/// The scheduler: credentials keyed by `K`, with a task `T` each.
+#[derive(Debug)]
+pub struct Scheduler<K: Ord + Hash + Clone, T: Clone> {
+    slots: HashMap<K, Slot<T>>,
+    ready: BTreeSet<ReadyKey<K>>,
+    delayed: BTreeSet<DelayedKey<K>>,
+    seq: u64,
+    backoff: Backoff,
+}
+
+impl<K: Ord + Hash + Clone, T: Clone> Scheduler<K, T> {
+    /// An empty scheduler whose retries follow `backoff`.
+    pub fn new(backoff: Backoff) -> Self {
+        Self {
+            slots: HashMap::new(),
+            ready: BTreeSet::new(),
+            delayed: BTreeSet::new(),
+            seq: 0,
+            backoff,
+        }
+    }
+
+    /// Changes the retry policy (configuration re-read).
+    pub fn set_backoff(&mut self, backoff: Backoff) {
+        self.backoff = backoff;
+    }
+
+    /// How many credentials are queued (due or not).
+    pub fn queued(&self) -> usize {
+        self.ready.len() + self.delayed.len()
+    }
+
+    /// Whether `key` is being worked on.
+    pub fn in_flight(&self, key: &K) -> bool {
+        matches!(
+            self.slots.get(key).map(|s| &s.state),
+            Some(State::InFlight { .. })
+        )
+    }
+
+    /// Consecutive failures of `key` (0 when unknown).
+    pub fn failures(&self, key: &K) -> u32 {
+        self.slots.get(key).map_or(0, |s| s.failures)
+    }
+
+    /// Asks for work on `key`. `changed` says the credential itself changed
+    /// (a new `.top`): that clears a park and the backoff, so the job runs as
+    /// soon as it is due. Without it, a credential that is backing off keeps
+    /// its not-before time and a parked one stays parked.
+    pub fn submit(
+        &mut self,
+        key: K,
+        task: T,
+        need: Need,
+        deadline: At,
+        changed: bool,
+        now: At,
+    ) -> Submitted {
+        let seq = self.next_seq();
+        let Some(slot) = self.slots.get_mut(&key) else {
+            let job = Job {
+                task,
+                need,
+                deadline,
+                not_before: now,
+                seq,
+            };
+            self.queue(key, job, 0, now);
+            return Submitted::Queued;
+        };
+        match &mut slot.state {
+            State::InFlight { again, .. } => {
+                let keep_old = again
+                    .as_ref()
+                    .is_some_and(|a| (a.need, a.deadline) <= (need, deadline));
+                let changed = changed || again.as_ref().is_some_and(|a| a.changed);
+                *again = Some(match again.take() {
+                    Some(a) if keep_old => Again { changed, ..a },
+                    _ => Again {
+                        task,
+                        need,
+                        deadline,
+                        changed,
+                    },
+                });
+                Submitted::Again
+            }
+            State::Queued(job) => {
+                let mut job = job.clone();
+                let failures = if changed { 0 } else { slot.failures };
+                slot.failures = failures;
+                let sooner = (need, deadline) < (job.need, job.deadline);
+                let unblock = changed && job.not_before > now;
+                if sooner || unblock {
+                    self.unindex(&key, &job);
+                    if sooner {
+                        job.need = need;
+                        job.deadline = deadline;
+                        job.task = task;
+                    }
+                    if unblock {
+                        job.not_before = now;
+                    }
+                    self.queue(key, job, failures, now);
+                }
+                Submitted::Merged
+            }
+            State::Parked(_) => {
+                if !changed {
+                    return Submitted::Held;
+                }
+                let job = Job {
+                    task,
+                    need,
+                    deadline,
+                    not_before: now,
+                    seq,
+                };
+                self.queue(key, job, 0, now);
+                Submitted::Queued
+            }
+        }
+    }
+
+    /// Takes the most pressing due job. With `missing_only`, only a job whose
+    /// need is [`Need::Missing`] (the reserved worker's rule).
+    pub fn take(&mut self, now: At, missing_only: bool) -> Option<(K, T, Need)> {
+        self.promote(now);
+        let first = self.ready.first()?.clone();
+        if missing_only && first.0 != Need::Missing {
+            return None;
+        }
+        self.ready.remove(&first);
+        let key = first.3;
+        let slot = self.slots.get_mut(&key)?;
+        let State::Queued(job) = &slot.state else {
+            return None;
+        };
+        let job = job.clone();
+        let out = (key, job.task.clone(), job.need);
+        slot.state = State::InFlight { job, again: None };
+        Some(out)
+    }
+
+    /// Records how the job on `key` ended; `jitter` in `[0, 1]` spreads retries.
+    pub fn finish(&mut self, key: &K, how: Finish, now: At, jitter: f64) {
+        let Some(slot) = self.slots.get(key) else {
+            return;
+        };
+        let State::InFlight { job, again } = &slot.state else {
+            return;
+        };
+        let (job, again, failures) = (job.clone(), again.clone(), slot.failures);
+        let seq = self.next_seq();
+        // What runs next: a newer submission wins over the finished job.
+        let next = |not_before: At| match &again {
+            Some(a) => Job {
+                task: a.task.clone(),
+                need: a.need,
+                deadline: a.deadline,
+                not_before,
+                seq,
+            },
+            None => Job {
+                not_before,
+                seq,
+                ..job.clone()
+            },
+        };
+        let changed = again.as_ref().is_some_and(|a| a.changed);
+        match how {
+            Finish::Done => match again {
+                Some(_) => self.queue(key.clone(), next(now), 0, now),
+                None => {
+                    self.slots.remove(key);
+                }
+            },
+            Finish::Retry { .. } if changed => self.queue(key.clone(), next(now), 0, now),
+            Finish::Retry { at_least } => {
+                let delay = self.backoff.delay(failures, jitter);
+                let delay = at_least.map_or(delay, |d| d.max(delay));
+                let not_before = now.saturating_add(delay);
+                self.queue(
+                    key.clone(),
+                    next(not_before),
+                    failures.saturating_add(1),
+                    now,
+                );
+            }
+            Finish::Park if changed => self.queue(key.clone(), next(now), 0, now),
+            Finish::Park => {
+                if let Some(slot) = self.slots.get_mut(key) {
+                    slot.failures = failures.saturating_add(1);
+                    slot.state = State::Parked(job);
+                }
+            }
+        }
+    }
+
+    /// Queues every parked credential again at once (a configuration change
+    /// may have made it usable); returns how many.
+    pub fn wake_parked(&mut self, now: At) -> usize {
+        let parked: Vec<(K, Job<T>)> = self
+            .slots
+            .iter()
+            .filter_map(|(k, s)| match &s.state {
+                State::Parked(job) => Some((k.clone(), job.clone())),
+                _ => None,
+            })
+            .collect();
+        let n = parked.len();
+        for (key, job) in parked {
+            let seq = self.next_seq();
+            let job = Job {
+                not_before: now,
+                seq,
+                ..job
+            };
+            self.queue(key, job, 0, now);
+        }
+        n
+    }
+
+    /// Forgets a credential that is gone (an in-flight one finishes first).
+    pub fn forget(&mut self, key: &K) {
+        let Some(slot) = self.slots.get(key) else {
+            return;
+        };
+        match &slot.state {
+            State::InFlight { .. } => {}
+            State::Queued(job) => {
+                let job = job.clone();
+                self.unindex(key, &job);
+                self.slots.remove(key);
+            }
+            State::Parked(_) => {
+                self.slots.remove(key);
+            }
+        }
+    }
+
+    /// When the next queued job becomes due (`None`: nothing queued, or a
+    /// job is due already and `take` should be called).
+    pub fn next_due(&self, now: At) -> Option<At> {
+        if !self.ready.is_empty() {
+            return Some(now);
+        }
+        self.delayed.first().map(|d| d.0.max(now))
+    }
+
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    /// Puts `job` in the queue of `key` (replacing whatever state it had).
+    fn queue(&mut self, key: K, job: Job<T>, failures: u32, now: At) {
+        self.index(&key, &job, now);
+        self.slots.insert(
+            key,
+            Slot {
+                state: State::Queued(job),
+                failures,
+            },
+        );
+    }
+
+    fn index(&mut self, key: &K, job: &Job<T>, now: At) {
+        if job.not_before > now {
+            self.delayed.insert((job.not_before, job.seq, key.clone()));
+        } else {
+            self.ready
+                .insert((job.need, job.deadline, job.seq, key.clone()));
+        }
+    }
+
+    fn unindex(&mut self, key: &K, job: &Job<T>) {
+        self.delayed.remove(&(job.not_before, job.seq, key.clone()));
+        self.ready
+            .remove(&(job.need, job.deadline, job.seq, key.clone()));
+    }
+
+    /// Moves jobs whose not-before has come into the ready set.
+    fn promote(&mut self, now: At) {
+        while let Some(first) = self.delayed.first() {
+            if first.0 > now {
+                break;
+            }
+            let (_, seq, key) = first.clone();
+            self.delayed.remove(&(first.0, seq, key.clone()));
+            if let Some(Slot {
+                state: State::Queued(job),
+                ..
+            }) = self.slots.get(&key)
+            {
+                self.ready.insert((job.need, job.deadline, job.seq, key));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Duration = Duration::from_secs(1);
+
+    fn sched() -> Scheduler<&'static str, ()> {
+        Scheduler::new(Backoff {
+            base: 10 * S,
+            cap: 300 * S,
+        })
+    }
+
+    /// Takes everything due at `now`, in order.
+    fn drain(s: &mut Scheduler<&'static str, ()>, now: At) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        while let Some((k, (), _)) = s.take(now, false) {
+            out.push(k);
+            s.finish(&k, Finish::Done, now, 0.0);
+        }
+        out
+    }
+
+    #[test]
+    fn need_and_deadline_from_the_use_file() {
+        const NS: i128 = 1_000_000_000;
+        let now = 10_000 * S;
+        let u = |ctime_s: i128, exp: Option<i64>| {
+            Some(UseState {
+                ctime_ns: ctime_s * NS,
+                exp,
+            })
+        };
+        // (.use, .top ctime in s, want need, want deadline in s); minimum 2400, refresh 1200
+        let table = [
+            (None, 0, Need::Missing, 10_000),
+            (u(9_000, None), 0, Need::Missing, 10_000),
+            (u(9_000, Some(9_999)), 0, Need::Missing, 10_000),
+            (u(9_000, Some(-5)), 0, Need::Missing, 10_000),
+            // a replaced .top with a good .use is routine work, due now
+            (u(9_000, Some(20_000)), 9_500, Need::Routine, 10_000),
+            // the age rule comes first
+            (u(9_000, Some(20_000)), 0, Need::Routine, 10_200),
+            // the expiry rule comes first
+            (u(9_900, Some(12_000)), 0, Need::Routine, 9_600),
+            (u(9_900, Some(i64::MAX)), 0, Need::Routine, 11_100),
+        ];
+        for (use_state, top, want_need, want_deadline) in table {
+            assert_eq!(
+                need(use_state, top * NS, now, 2400, 1200),
+                (want_need, S * want_deadline),
+                "{use_state:?} top {top}"
+            );
+        }
+    }
+
+    #[test]
+    fn ordering_rules() {
+        use Need::{Missing as M, Routine as R};
+        // (submissions: key, need, deadline in s), the order they are taken at t = 1000 s.
+        type Submissions = &'static [(&'static str, Need, u64)];
+        let table: &[(Submissions, &[&str])] = &[
+            // a missing .use goes first whatever arrived before it
+            (
+                &[("a", R, 0), ("b", R, 0), ("new", M, 900)],
+                &["new", "a", "b"],
+            ),
+            // among routine work the earliest deadline first
+            (&[("late", R, 500), ("soon", R, 100)], &["soon", "late"]),
+            // equal need and deadline: order of arrival
+            (&[("x", M, 5), ("y", M, 5), ("z", M, 5)], &["x", "y", "z"]),
+            // missing ones by deadline too
+            (
+                &[("m2", M, 20), ("m1", M, 10), ("r", R, 0)],
+                &["m1", "m2", "r"],
+            ),
+            // a routine job resubmitted as missing is promoted
+            (&[("r1", R, 0), ("r2", R, 0), ("r2", M, 999)], &["r2", "r1"]),
+            // a later, less pressing submission does not demote it
+            (&[("m", M, 10), ("r", R, 0), ("m", R, 0)], &["m", "r"]),
+        ];
+        for (subs, want) in table {
+            let mut s = sched();
+            for (k, need, d) in subs.iter() {
+                s.submit(*k, (), *need, S * (*d as u32), false, 1000 * S);
+            }
+            assert_eq!(drain(&mut s, 1000 * S), *want, "{subs:?}");
+            assert_eq!(s.queued(), 0);
+        }
+    }
+
+    #[test]
+    fn the_reserved_worker_takes_only_missing_jobs() {
+        let mut s = sched();
+        s.submit("routine", (), Need::Routine, S, false, S);
+        assert_eq!(s.take(S, true), None);
+        s.submit("new", (), Need::Missing, 9 * S, false, S);
+        assert_eq!(s.take(S, true), Some(("new", (), Need::Missing)));
+        assert_eq!(s.take(S, true), None);
+        assert_eq!(s.take(S, false), Some(("routine", (), Need::Routine)));
+    }
+
+    #[test]
+    fn a_new_credential_beats_ten_thousand_routine_refreshes() {
+        let mut s = Scheduler::new(Backoff {
+            base: 10 * S,
+            cap: 300 * S,
+        });
+        let now = 100 * S;
+        for i in 0..10_000u32 {
+            s.submit(i, (), Need::Routine, now, true, now);
+        }
+        for _ in 0..10 {
+            assert!(s.take(now, false).is_some_and(|t| t.2 == Need::Routine));
+        }
+        s.submit(99_999, (), Need::Missing, now, true, now);
+        assert_eq!(s.take(now, false), Some((99_999, (), Need::Missing)));
+    }
+
+    #[test]
+    fn a_failure_is_retried_after_its_backoff_not_at_the_next_pass() {
+        let mut s = sched();
+        let t0 = 50 * S;
+        s.submit("new", (), Need::Missing, t0, false, t0);
+        assert!(s.take(t0, false).is_some());
+        // jitter 1.0: the full first ceiling, the documented base of 10 s
+        s.finish(&"new", Finish::Retry { at_least: None }, t0, 1.0);
+        assert_eq!(s.take(t0 + 9 * S, false), None);
+        assert_eq!(s.next_due(t0 + 9 * S), Some(t0 + 10 * S));
+        assert_eq!(s.take(t0 + 10 * S, false), Some(("new", (), Need::Missing)));
+        // second failure: 20 s; a Retry-After of 60 s wins over it
+        s.finish(
+            &"new",
+            Finish::Retry {
+                at_least: Some(60 * S),
+            },
+            t0 + 10 * S,
+            1.0,
+        );
+        assert_eq!(s.next_due(t0 + 10 * S), Some(t0 + 70 * S));
+        assert_eq!(s.failures(&"new"), 2);
+        // a new .top clears the backoff at once
+        assert_eq!(
+            s.submit("new", (), Need::Missing, t0, true, t0 + 11 * S),
+            Submitted::Merged
+        );
+        assert_eq!(s.take(t0 + 11 * S, false), Some(("new", (), Need::Missing)));
+        s.finish(&"new", Finish::Done, t0 + 11 * S, 0.0);
+        assert_eq!(s.failures(&"new"), 0);
+        assert_eq!(s.queued(), 0);
+    }
+
+    #[test]
+    fn a_pass_does_not_cut_a_backoff_short() {
+        let mut s = sched();
+        s.submit("k", (), Need::Missing, S, false, S);
+        s.take(S, false);
+        s.finish(&"k", Finish::Retry { at_least: None }, S, 0.0);
+        // the next pass finds it again, unchanged: still backing off
+        assert_eq!(
+            s.submit("k", (), Need::Missing, S, false, 2 * S),
+            Submitted::Merged
+        );
+        assert_eq!(s.take(2 * S, false), None);
+        assert_eq!(s.take(6 * S, false), Some(("k", (), Need::Missing)));
+    }
+
+    #[test]
+    fn parked_credentials_wait_for_a_change_or_a_reconfig() {
+        let mut s = sched();
+        s.submit("bad", (), Need::Missing, S, false, S);
+        s.take(S, false);
+        s.finish(&"bad", Finish::Park, S, 0.0);
+        assert_eq!(
+            s.submit("bad", (), Need::Missing, S, false, 2 * S),
+            Submitted::Held
+        );
+        assert_eq!(s.take(10_000 * S, false), None);
+        assert_eq!(s.next_due(3 * S), None);
+        // SIGHUP with a configuration change: every parked one at once
+        assert_eq!(s.wake_parked(3 * S), 1);
+        assert_eq!(s.take(3 * S, false), Some(("bad", (), Need::Missing)));
+        s.finish(&"bad", Finish::Park, 3 * S, 0.0);
+        // a replaced .top also wakes it
+        assert_eq!(
+            s.submit("bad", (), Need::Missing, S, true, 4 * S),
+            Submitted::Queued
+        );
+        assert!(s.take(4 * S, false).is_some());
+    }
+
+    #[test]
+    fn a_submission_during_flight_runs_once_more_afterwards() {
+        let mut s = sched();
+        s.submit("k", (), Need::Routine, S, false, S);
+        s.take(S, false);
+        assert!(s.in_flight(&"k"));
+        assert_eq!(s.take(S, false), None);
+        assert_eq!(
+            s.submit("k", (), Need::Missing, S, true, S),
+            Submitted::Again
+        );
+        assert_eq!(
+            s.submit("k", (), Need::Routine, S, false, S),
+            Submitted::Again
+        );
+        // the finished job does not cancel the newer request, and a failure
+        // does not delay it (the .top changed meanwhile)
+        s.finish(&"k", Finish::Retry { at_least: None }, 2 * S, 1.0);
+        assert_eq!(s.take(2 * S, false), Some(("k", (), Need::Missing)));
+        s.finish(&"k", Finish::Done, 2 * S, 0.0);
+        assert_eq!(s.take(2 * S, false), None);
+        assert_eq!(s.queued(), 0);
+    }
+
+    #[test]
+    fn forgetting_drops_queued_and_parked_but_not_in_flight() {
+        let mut s = sched();
+        s.submit("q", (), Need::Routine, S, false, S);
+        s.submit("f", (), Need::Missing, S, false, S);
+        assert_eq!(s.take(S, false).map(|t| t.0), Some("f"));
+        s.forget(&"q");
+        s.forget(&"f");
+        assert_eq!(s.queued(), 0);
+        assert!(s.in_flight(&"f"));
+        s.finish(&"f", Finish::Done, S, 0.0);
+        assert!(!s.in_flight(&"f"));
+    }
+}

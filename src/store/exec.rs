@@ -1,0 +1,496 @@
+//! The storer's executor: carries out [`plan`](super::plan)'s decisions for
+//! one request with Vault, the credd (`condor_store_cred`) and the files.
+
+use super::plan::{self, BearerFrom, Mint, Owner, Query};
+use super::request::{HtOpts, Request};
+use super::{Context, LOCAL_TTL, STORED_TTL, StoreError, condor, say};
+use crate::files::{self, WriteOptions};
+use crate::token::{self, BearerToken, accept};
+use crate::vault::auth::{
+    self, AuthError, Bootstrap, CredentialSource, LoginTarget, Names, Session, Trust, oidc,
+};
+use crate::vault::{Limits, ServerAddress, VaultClient, VaultToken};
+use std::path::Path;
+use std::time::SystemTime;
+
+/// One Vault service for one request.
+struct Service<'a> {
+    ctx: &'a Context,
+    client: VaultClient,
+    server: ServerAddress,
+    service_host: String,
+    names: Names,
+    opts: HtOpts,
+    opts_source: &'a str,
+}
+
+/// A freshly minted long-lived Vault token.
+struct Minted {
+    token: VaultToken,
+    expires: i64,
+    bearer: BearerToken,
+    credkey: String,
+}
+
+/// Stores the credential(s) of one request; services of other credmons are left alone.
+pub fn store_request(ctx: &Context, req: &Request) -> Result<(), StoreError> {
+    match ctx.owner(&req.service) {
+        Owner::Vault => {}
+        Owner::Pelican => {
+            log::warn!(
+                "service '{}' belongs to the Pelican credmon; robot-credmon stores only Vault credentials and leaves it alone",
+                req.service
+            );
+            return Ok(());
+        }
+        Owner::Other => {
+            log::info!(
+                "service '{}' is managed by another credmon; skipping",
+                req.service
+            );
+            return Ok(());
+        }
+    }
+    plan::check_vault_service(&req.service).map_err(StoreError::Usage)?;
+    let (opts, opts_source) = ctx.options_for(req)?;
+    let server = ServerAddress::parse(
+        opts.vaultserver
+            .as_deref()
+            .ok_or_else(|| StoreError::NoServer(req.service.clone()))?,
+    )?;
+    let service_host = match &opts.vaultalias {
+        Some(a) => ServerAddress::host_of(a)?,
+        None => server.host.clone(),
+    };
+    let trust = Trust::Files(
+        opts.cafile.clone().or_else(|| ctx.cafile.clone()),
+        opts.capath.clone().or_else(|| ctx.capath.clone()),
+    );
+    let client = auth::client(
+        server.clone(),
+        opts.vaultcertname.clone(),
+        trust,
+        Limits::default(),
+    )?;
+    let names = auth::resolve(auth::Source::Htgettoken {
+        issuer: opts.issuer.as_deref(),
+        role: opts.role.as_deref(),
+    });
+    let svc = Service {
+        ctx,
+        client,
+        server,
+        service_host,
+        names,
+        opts,
+        opts_source,
+    };
+    svc.store(req)
+}
+
+fn write(ctx: &Context, path: &Path, contents: &[u8]) -> Result<(), StoreError> {
+    files::write_file(path, contents, WriteOptions::user_file(0o600, ctx.uid))?;
+    Ok(())
+}
+
+/// A state file of ours, when it passes the trust rule (owner `uid`);
+/// otherwise `None` with a warning (a planted file is never used or sent).
+fn read(path: &Path, uid: u32) -> Option<String> {
+    match files::read_trusted(path, 8192, uid) {
+        Ok(b) => b.and_then(|b| String::from_utf8(b).ok()),
+        Err(e) => {
+            log::warn!("ignoring {}: {e}", path.display());
+            None
+        }
+    }
+}
+
+impl Service<'_> {
+    fn url(&self, path: &str) -> String {
+        format!("{}/v1/{path}", self.server)
+    }
+
+    fn store(&self, req: &Request) -> Result<(), StoreError> {
+        let ctx = self.ctx;
+        let name = &req.service;
+        let vt_svc = plan::service_vault_token_file(&ctx.vault_token_dir, &ctx.id, name);
+        let state = plan::stored_state_file(&ctx.vault_token_dir, &ctx.id, name);
+        let credkey = self
+            .opts
+            .credkey
+            .clone()
+            .or_else(|| oidc::read_credkey(&ctx.home, &self.names.issuer, &self.names.role));
+
+        // The credd first: what it holds decides whether a login is needed.
+        let query = self.query(name, None, None)?;
+        let now = token::unix_seconds(SystemTime::now());
+        let stored_expires = read(&state, ctx.uid)
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+            .and_then(|v| v.get("expires").and_then(|e| e.as_i64()));
+        let restore =
+            query == Query::Stored && plan::restore_needed(now, stored_expires, ctx.restore_before);
+        let local = match (&credkey, auth::read_saved(&vt_svc)) {
+            (Some(ck), Some(tok)) => self.try_local(&tok, ck)?,
+            _ => None,
+        };
+        let actions = plan::plan_service(query, restore, local.is_some())
+            .map_err(|_| StoreError::Mismatch(name.clone()))?;
+        let minted = match actions.mint {
+            Some(why) => {
+                match why {
+                    Mint::ExpiresSoon => log::warn!(
+                        "the Vault token stored in the credd for {name} expires in {}; storing a new one",
+                        token::format_remaining(stored_expires.unwrap_or(now) - now)
+                    ),
+                    Mint::NotInCredd => log::info!(
+                        "the credd holds no credential for {name}; making a new Vault token"
+                    ),
+                }
+                Some(self.mint(name, credkey.clone())?)
+            }
+            None => {
+                log::info!("credentials for {name} are already stored");
+                None
+            }
+        };
+        let bearer = match actions.bearer {
+            BearerFrom::Minted => minted.as_ref().map(|m| &m.bearer),
+            BearerFrom::Local => local.as_ref(),
+            BearerFrom::Nothing => None,
+        };
+        if let Some(bearer) = bearer {
+            self.write_bearer(name, bearer)?;
+        }
+        let credkey = minted.as_ref().map(|m| m.credkey.clone()).or(credkey);
+        if let (Some(m), Some(ck)) = (&minted, &credkey) {
+            self.store_minted(name, m, ck, &vt_svc, &state)?;
+        }
+        if let Some(hname) = req.handle_service() {
+            self.store_handle(req, &hname, credkey.as_deref(), minted.as_ref())?;
+        }
+        Ok(())
+    }
+
+    /// The user's bearer token files for `name`.
+    fn write_bearer(&self, name: &str, bearer: &BearerToken) -> Result<(), StoreError> {
+        let ctx = self.ctx;
+        for f in plan::bearer_token_files(crate::files::discovery::process_env, &ctx.id, name) {
+            self.write_bearer_file(&f, bearer)?;
+        }
+        Ok(())
+    }
+
+    /// Writes `bearer` to the token file `f` when it is usable and lives
+    /// longer than the token already there ([`accept::decide`]).
+    fn write_bearer_file(&self, f: &Path, bearer: &BearerToken) -> Result<(), StoreError> {
+        let ctx = self.ctx;
+        let now = token::unix_seconds(SystemTime::now());
+        let current = files::read_trusted(f, token::MAX_TOKEN_BYTES + 2, ctx.uid)
+            .ok()
+            .flatten()
+            .and_then(|b| BearerToken::from_bytes(&b).ok())
+            .and_then(|t| t.claims().exp);
+        let minsecs = self.opts.minsecs.unwrap_or(60);
+        match accept::decide(bearer.claims(), current, now, minsecs) {
+            accept::Decision::Replace(warning) => {
+                if let Some(w) = warning {
+                    log::warn!("{w}");
+                }
+                write(ctx, f, &bearer.file_contents())?;
+                log::info!("Storing bearer token in {}", f.display());
+            }
+            accept::Decision::KeepCurrent(why) => log::info!("{why}: {}", f.display()),
+            accept::Decision::Reject(why) => log::warn!(
+                "Vault at {} handed out a bearer token that cannot be used: {why}; {} was left unchanged",
+                self.client.server(),
+                f.display()
+            ),
+        }
+        Ok(())
+    }
+
+    /// After a mint: the local tokens, the credd's credential, our note of its expiry.
+    fn store_minted(
+        &self,
+        name: &str,
+        m: &Minted,
+        credkey: &str,
+        vt_svc: &Path,
+        state: &Path,
+    ) -> Result<(), StoreError> {
+        let ctx = self.ctx;
+        let creds_url = self.url(&self.names.secret_path(false, credkey));
+        let local_tok = self
+            .client
+            .create_token(&m.token, LOCAL_TTL.as_secs())?
+            .token;
+        // The bearer token and the credd come first: a Vault token that
+        // cannot be saved locally only costs a login next time (a warning).
+        auth::save(vt_svc, &local_tok, ctx.uid);
+        auth::save(
+            &plan::vault_token_file(&ctx.vault_token_dir, &ctx.id),
+            &local_tok,
+            ctx.uid,
+        );
+        self.add(
+            name,
+            None,
+            None,
+            &plan::cred_json(Some(m.token.expose()), &creds_url),
+        )?;
+        let st = serde_json::json!({"expires": m.expires, "vault_url": creds_url});
+        write(ctx, state, format!("{st}\n").as_bytes())
+    }
+
+    /// A handle: added after a new token, or when the credd lacks it.
+    fn store_handle(
+        &self,
+        req: &Request,
+        hname: &str,
+        credkey: Option<&str>,
+        minted: Option<&Minted>,
+    ) -> Result<(), StoreError> {
+        let (s, a) = (req.scopes.as_deref(), req.audience.as_deref());
+        let query = match minted {
+            Some(_) => None,
+            None => Some(self.query(hname, s, a)?),
+        };
+        let add = plan::handle_needs_add(minted.is_some(), query)
+            .map_err(|_| StoreError::Mismatch(hname.to_owned()))?;
+        if !add {
+            log::info!("credentials for {hname} are already stored");
+            return Ok(());
+        }
+        let credkey = credkey.ok_or_else(|| {
+            StoreError::Usage(format!("cannot store {hname}: {}", self.no_credkey()))
+        })?;
+        let exchange = s.is_some() || a.is_some();
+        let url = self.url(&self.names.secret_path(exchange, credkey));
+        let tok = minted.map(|m| m.token.expose());
+        self.add(hname, s, a, &plan::cred_json(tok, &url))
+    }
+
+    fn no_credkey(&self) -> String {
+        format!(
+            "no credkey for issuer '{}' and role '{}' (no --credkey in {} and no {})",
+            self.names.issuer,
+            self.names.role,
+            self.opts_source,
+            oidc::credkey_file(&self.ctx.home, &self.names.issuer, &self.names.role).display()
+        )
+    }
+
+    fn query_params(&self) -> Vec<(&'static str, String)> {
+        vec![(
+            "minimum_seconds",
+            self.opts.minsecs.unwrap_or(60).to_string(),
+        )]
+    }
+
+    /// The local token reads a bearer token: `Some`; refused or too old: `None`.
+    fn try_local(
+        &self,
+        tok: &VaultToken,
+        credkey: &str,
+    ) -> Result<Option<BearerToken>, StoreError> {
+        let min = self.opts.vaulttokenminttl.unwrap_or_default();
+        if let Err(why) = auth::reuse(&self.client, tok, min)? {
+            log::info!("{why}");
+            return Ok(None);
+        }
+        let path = self.names.secret_path(false, credkey);
+        match self.client.read_bearer(tok, &path, &self.query_params()) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.is_permission_denied() => {
+                log::info!("the saved Vault token is no longer accepted");
+                Ok(None)
+            }
+            Err(e) if e.is_transient() => Err(e.into()),
+            Err(e) => {
+                log::info!("the saved Vault token does not work: {e}");
+                Ok(None)
+            }
+        }
+    }
+
+    /// A new 28-day token: Kerberos first, then (on a terminal) OIDC.
+    fn mint(&self, name: &str, credkey: Option<String>) -> Result<Minted, StoreError> {
+        let ttl = self.opts.vaulttokenttl.unwrap_or(STORED_TTL);
+        let mut why = None;
+        if let (Some(ck), false) = (&credkey, self.opts.nokerberos) {
+            match self.kerberos_login(ttl) {
+                Ok(session) => {
+                    let path = self.names.secret_path(false, ck);
+                    match self
+                        .client
+                        .read_bearer(&session.token, &path, &self.query_params())
+                    {
+                        Ok(bearer) => return self.minted(session, bearer, ck.clone()),
+                        Err(e) if e.status() == Some(404) => {
+                            why = Some(format!(
+                                "Vault at {} holds no credential for credkey '{ck}' of issuer '{}' and role '{}'",
+                                self.client.server(),
+                                self.names.issuer,
+                                self.names.role
+                            ));
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Err(e) if self.oidc_allowed() => {
+                    log::info!("Kerberos login failed: {e}");
+                    why = Some(e.to_string());
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let why = why.unwrap_or_else(|| self.no_credkey());
+        if !self.oidc_allowed() {
+            return Err(AuthError::from(oidc::OidcError::NoTerminal {
+                why,
+                command: self.ctx.command_hint.clone(),
+            })
+            .into());
+        }
+        say(&format!("Authentication needed for {name}"));
+        let boot = Bootstrap {
+            names: &self.names,
+            credkey: credkey.as_deref(),
+            save_credkey_in: self
+                .opts
+                .credkey
+                .is_none()
+                .then_some(self.ctx.home.as_path()),
+            ttl,
+        };
+        let (session, credkey) = auth::oidc_bootstrap(&self.client, &self.oidc_settings(), &boot)?;
+        let path = self.names.secret_path(false, &credkey);
+        let bearer = self
+            .client
+            .read_bearer(&session.token, &path, &self.query_params())?;
+        self.minted(session, bearer, credkey)
+    }
+
+    /// A minted token with its expiry time (from its lease, else `lookup-self`).
+    fn minted(
+        &self,
+        session: Session,
+        bearer: BearerToken,
+        credkey: String,
+    ) -> Result<Minted, StoreError> {
+        let lease = match session.lease {
+            Some(l) => l,
+            None => self.client.lookup_self_ttl(&session.token)?,
+        };
+        let now = token::unix_seconds(SystemTime::now());
+        Ok(Minted {
+            token: session.token,
+            expires: now + i64::try_from(lease).unwrap_or(i64::MAX / 4),
+            bearer,
+            credkey,
+        })
+    }
+
+    fn oidc_allowed(&self) -> bool {
+        self.ctx.interactive && !self.opts.nooidc
+    }
+
+    fn oidc_settings(&self) -> oidc::OidcSettings {
+        let host = self
+            .opts
+            .vaultalias
+            .as_deref()
+            .and_then(|a| ServerAddress::parse(a).ok())
+            .unwrap_or_else(|| self.server.clone());
+        oidc::OidcSettings {
+            issuer: self.names.issuer.clone(),
+            role: self.names.role.clone(),
+            redirect_host: format!("{}:{}", host.host, host.port),
+            web_open_command: self
+                .opts
+                .web_open_command
+                .clone()
+                .or_else(|| self.ctx.web_open_command.clone()),
+            timeout: self.ctx.oidc_timeout,
+        }
+    }
+
+    fn kerberos_login(&self, ttl: std::time::Duration) -> Result<Session, AuthError> {
+        let source = match &self.ctx.keytab {
+            Some(kt) => CredentialSource::keytab(kt, self.ctx.principal.as_deref(), None, false)?,
+            None => CredentialSource::UserCcache,
+        };
+        let target = LoginTarget {
+            names: &self.names,
+            service_host: &self.service_host,
+            ttl,
+        };
+        auth::login(&self.client, &source, &target)
+    }
+
+    /// `condor_store_cred <op> ... -s name [-S s] [-A a]`; `input` on stdin,
+    /// which only `add-oauth` takes (and whose output `-v` shows).
+    fn store_cred(
+        &self,
+        op: &str,
+        name: &str,
+        (s, a): (Option<&str>, Option<&str>),
+        input: Option<&[u8]>,
+    ) -> Result<condor::ToolRun, StoreError> {
+        let ctx = self.ctx;
+        let args = plan::store_cred_args(op, ctx.user.as_deref(), name, s, a, &ctx.storecred_opts);
+        let show = ctx.verbose && input.is_some();
+        condor::run_tool("condor_store_cred", &args, input, show).map_err(StoreError::Tool)
+    }
+
+    fn query(&self, name: &str, s: Option<&str>, a: Option<&str>) -> Result<Query, StoreError> {
+        let r = self.store_cred("query-oauth", name, (s, a), None)?;
+        let q = plan::query_result(r.code);
+        log::debug!(
+            "condor_store_cred query-oauth -s {name}: exit {} ({q:?})",
+            r.code
+        );
+        q.ok_or_else(|| {
+            StoreError::Tool(format!(
+                "{}\nQuerying condor credentials failed",
+                first_line(&r.stdout, &r.stderr)
+            ))
+        })
+    }
+
+    fn add(
+        &self,
+        name: &str,
+        s: Option<&str>,
+        a: Option<&str>,
+        json: &str,
+    ) -> Result<(), StoreError> {
+        log::info!("Storing condor credentials for {name}");
+        let r = self.store_cred("add-oauth", name, (s, a), Some(json.as_bytes()))?;
+        if r.code != 0 {
+            let said = first_line(&r.stderr, &r.stdout);
+            return Err(StoreError::StoreFailed {
+                name: name.to_owned(),
+                detail: if said.is_empty() {
+                    format!(
+                        "condor_store_cred exited with {} (run with -v to see its output)",
+                        r.code
+                    )
+                } else {
+                    said
+                },
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The first line either text has, trimmed.
+fn first_line(a: &str, b: &str) -> String {
+    a.trim()
+        .lines()
+        .chain(b.trim().lines())
+        .next()
+        .unwrap_or("")
+        .to_owned()
+}
