@@ -100,6 +100,9 @@ pub fn run(args: &TokenArgs, env: &Env) -> Result<Report, InspectError> {
     Ok(Report { text, stale })
 }
 
+/// Largest issuer document (configuration or JWKS) we read.
+const MAX_DOC: u64 = 1024 * 1024;
+
 /// Downloads the issuer's JWKS (`iss` + `/.well-known/openid-configuration`) and verifies.
 fn verify_online(tok: &BearerToken, args: &TokenArgs) -> Result<(), String> {
     let iss = tok
@@ -127,9 +130,13 @@ fn verify_online(tok: &BearerToken, args: &TokenArgs) -> Result<(), String> {
         if !resp.status().is_success() {
             return Err(format!("{url} answered {}", resp.status()));
         }
-        resp.bytes()
-            .map(|b| b.to_vec())
-            .map_err(|e| format!("cannot fetch {url}: {e}"))
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(resp, MAX_DOC + 1), &mut body)
+            .map_err(|e| format!("cannot fetch {url}: {e}"))?;
+        if body.len() as u64 > MAX_DOC {
+            return Err(format!("{url} sent more than {MAX_DOC} bytes"));
+        }
+        Ok(body)
     };
     let conf_url = format!(
         "{}/.well-known/openid-configuration",

@@ -403,8 +403,9 @@ fn acquire_from(store: &[(&str, &str)], principal: &str, usage: u32) -> Result<C
     }
 }
 
-/// Parses the principals out of a keytab file (format 0x0501 or 0x0502).
-fn parse_keytab_principals(data: &[u8]) -> Result<Vec<String>, String> {
+/// Parses the principals out of a keytab file's bytes (format 0x0501 or
+/// 0x0502); a clear error on anything else, never a panic.
+pub fn parse_keytab_principals(data: &[u8]) -> Result<Vec<String>, String> {
     let mut r = Reader {
         data,
         pos: 0,

@@ -11,7 +11,7 @@
 
 pub mod credmon;
 
-use crate::files::{self, discovery};
+use crate::files::{self, FileError, discovery};
 use crate::token::{self, BearerToken, Claims, MAX_TOKEN_BYTES, TokenError};
 use std::fmt;
 use std::path::PathBuf;
@@ -194,6 +194,9 @@ pub enum TokenObservation {
     Token(Claims),
     /// The file could not be read or is not a token; the message names the path.
     Unusable(String),
+    /// The file fails the file-trust rule (owned by another user, writable by
+    /// its group or others, a link): possibly planted, never believed.
+    Untrusted(String),
 }
 
 /// Judges a token file: a plain function of the claims, the time and the thresholds.
@@ -201,6 +204,13 @@ pub fn evaluate_token(seen: &TokenObservation, now: SystemTime, th: Thresholds) 
     let claims = match seen {
         TokenObservation::Token(c) => c,
         TokenObservation::Unusable(why) => return Verdict::unknown(why.clone()),
+        TokenObservation::Untrusted(why) => {
+            return Verdict {
+                state: State::Critical,
+                summary: why.clone(),
+                perf: String::new(),
+            };
+        }
     };
     let who = token_identity(claims);
     let Some(exp) = claims.exp else {
@@ -214,12 +224,21 @@ pub fn evaluate_token(seen: &TokenObservation, now: SystemTime, th: Thresholds) 
     }
 }
 
-/// Reads a token file safely (no link is followed) and keeps only its claims.
+/// Reads a token file through the file-trust rule for the effective user
+/// ([`files::read_trusted`]: no link followed, owner, no group/other write)
+/// and keeps only its claims; a file failing the rule is [`TokenObservation::Untrusted`].
 pub fn observe_token(path: &std::path::Path) -> TokenObservation {
-    match files::read_file(path, MAX_TOKEN_BYTES + 2) {
+    let uid = nix::unistd::geteuid().as_raw();
+    match files::read_trusted(path, MAX_TOKEN_BYTES + 2, uid) {
         Ok(None) => {
             TokenObservation::Unusable(format!("there is no token file '{}'", path.display()))
         }
+        Err(
+            e @ (FileError::Untrusted { .. }
+            | FileError::Symlink(_)
+            | FileError::HardLinked(_)
+            | FileError::WrongOwner { .. }),
+        ) => TokenObservation::Untrusted(e.to_string()),
         Err(e) => TokenObservation::Unusable(e.to_string()),
         Ok(Some(bytes)) => match BearerToken::from_bytes(&bytes) {
             Ok(tok) => TokenObservation::Token(tok.claims().clone()),
@@ -411,6 +430,16 @@ mod tests {
         );
         assert_eq!(v.line(), "UNKNOWN - there is no token file '/x'");
         assert_eq!(v.state.code(), 3);
+        let v = evaluate_token(
+            &TokenObservation::Untrusted("'/x' is owned by uid 65534, not by uid 0".into()),
+            now,
+            th(),
+        );
+        assert_eq!(
+            v.line(),
+            "CRITICAL - '/x' is owned by uid 65534, not by uid 0"
+        );
+        assert_eq!(v.state.code(), 2);
     }
 
     #[test]

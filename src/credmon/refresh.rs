@@ -7,7 +7,7 @@ use super::config::{Config, MAX_TOP_BYTES};
 use super::policy::{self, Renew, UseState, VaultTarget};
 use crate::files::{FileError, SafeDir, WriteOptions};
 use crate::kerberos::KrbError;
-use crate::token::{self, BearerToken, MAX_TOKEN_BYTES};
+use crate::token::{self, BearerToken, MAX_TOKEN_BYTES, accept};
 use crate::vault::auth::{self, CredentialSource, LoginTarget, Names, Trust};
 use crate::vault::{Limits, VaultClient, VaultError, VaultToken, tls};
 use nix::sys::stat::FileStat;
@@ -75,7 +75,7 @@ fn vault_cause(e: &VaultError) -> &'static str {
     match e {
         VaultError::Transport { .. } => "unreachable",
         VaultError::Status { .. } | VaultError::Protocol { .. } => "vault",
-        VaultError::Tls(_) => "tls",
+        VaultError::Tls(_) | VaultError::TlsTrust { .. } => "tls",
         VaultError::BadAddress(_) => "config",
     }
 }
@@ -211,7 +211,7 @@ impl Ctx {
 }
 
 /// A parsed `.top`.
-struct Top {
+pub struct Top {
     json: serde_json::Map<String, serde_json::Value>,
     vault_token: Option<VaultToken>,
     vault_url: String,
@@ -233,7 +233,8 @@ fn string_field(v: Option<&serde_json::Value>) -> Option<String> {
     }
 }
 
-fn parse_top(bytes: &[u8]) -> Result<Top, String> {
+/// Parses a `.top` (a JSON object with `vault_url` and, usually, `vault_token`).
+pub fn parse_top(bytes: &[u8]) -> Result<Top, String> {
     let json: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(bytes).map_err(|_| "not a JSON object".to_owned())?;
     let vault_url = json
@@ -273,7 +274,7 @@ pub fn now_ns(now: SystemTime) -> i128 {
 /// The state of an existing `.use`; `None` when absent or not a regular file.
 pub fn read_use(dir: &SafeDir, stem: &str) -> Option<UseState> {
     let name = format!("{stem}.use");
-    match dir.read(&name, MAX_TOKEN_BYTES + 2, false) {
+    match dir.read_trusted(&name, MAX_TOKEN_BYTES + 2, nix::unistd::geteuid().as_raw()) {
         Ok(Some((bytes, st))) => Some(UseState {
             ctime_ns: ctime_ns(&st),
             exp: BearerToken::from_bytes(&bytes)
@@ -286,7 +287,11 @@ pub fn read_use(dir: &SafeDir, stem: &str) -> Option<UseState> {
 
 /// Reads and checks a `.top`: regular, single link, at most 64 KiB. `Ok(None)` when absent.
 fn read_top(dir: &SafeDir, stem: &str) -> Result<Option<(Top, FileStat)>, String> {
-    match dir.read(&format!("{stem}.top"), MAX_TOP_BYTES, true) {
+    match dir.read_trusted(
+        &format!("{stem}.top"),
+        MAX_TOP_BYTES,
+        nix::unistd::geteuid().as_raw(),
+    ) {
         Ok(None) => Ok(None),
         Ok(Some((bytes, st))) => parse_top(&bytes).map(|t| Some((t, st))).map_err(|why| {
             format!(
@@ -298,8 +303,22 @@ fn read_top(dir: &SafeDir, stem: &str) -> Result<Option<(Top, FileStat)>, String
     }
 }
 
-/// Runs one job.
+/// Runs one job. A panic (a bug; no input should cause one) fails only this
+/// credential: it is caught here and the worker goes on with the next job.
+/// This is why the release profile unwinds instead of aborting.
 pub fn process(ctx: &Ctx, key: &Key, task: &Task) -> Outcome {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| process_one(ctx, key, task))) {
+        Ok(outcome) => outcome,
+        Err(_) => {
+            log::error!(
+                "internal error while refreshing {key} (a bug: please report it); keeping its old .use, will retry"
+            );
+            Outcome::Failed("internal")
+        }
+    }
+}
+
+fn process_one(ctx: &Ctx, key: &Key, task: &Task) -> Outcome {
     let cfg = ctx.config();
     let root = match SafeDir::open(&cfg.cred_dir) {
         Ok(d) => d,
@@ -479,6 +498,22 @@ fn write_use(
     bearer: &BearerToken,
     cause: &'static str,
 ) -> Outcome {
+    let now = token::unix_seconds(SystemTime::now());
+    let current = read_use(udir, &key.stem).and_then(|u| u.exp);
+    match accept::decide(bearer.claims(), current, now, ctx.config().minimum) {
+        accept::Decision::Replace(Some(warning)) => ctx.warn_once(key, format!("{key}: {warning}")),
+        accept::Decision::Replace(None) => {}
+        accept::Decision::KeepCurrent(why) => {
+            ctx.warn_once(key, format!("{key}: {why}"));
+            return Outcome::Failed("token");
+        }
+        accept::Decision::Reject(why) => {
+            log::warn!(
+                "Vault handed out a bearer token for {key} that cannot be used: {why}; keeping the old .use, will retry"
+            );
+            return Outcome::Failed("token");
+        }
+    }
     match udir.write_atomic(
         &format!("{}.use", key.stem),
         &bearer.file_contents(),

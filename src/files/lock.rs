@@ -26,13 +26,9 @@ impl LockFile {
         let path = dir.join(&lock_name)?;
         let (file, st) = dir.open_lock(&lock_name)?;
         if let Some(expected) = owner
-            && st.st_uid != expected
+            && let Err(why) = super::trust::check(&st, expected)
         {
-            return Err(FileError::WrongOwner {
-                path,
-                owner: st.st_uid,
-                expected,
-            });
+            return Err(dir.distrust(&lock_name, why));
         }
         let start = Instant::now();
         let mut pause = Duration::from_millis(2);

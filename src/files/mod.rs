@@ -5,6 +5,7 @@
 pub mod discovery;
 pub mod lock;
 pub mod safe_dir;
+pub mod trust;
 
 pub use lock::LockFile;
 pub use safe_dir::{SafeDir, WriteOptions};
@@ -43,6 +44,16 @@ pub enum FileError {
         owner: u32,
         /// Who should own it.
         expected: u32,
+    },
+    /// The file fails the trust rule ([`trust::check`]); never read.
+    #[error("'{path}' {why}; refusing to trust it ({advice})")]
+    Untrusted {
+        /// The file concerned.
+        path: PathBuf,
+        /// What is wrong.
+        why: trust::Distrust,
+        /// How to fix it.
+        advice: String,
     },
     /// The file is larger than we are willing to read.
     #[error("'{path}' is larger than {limit} bytes")]
@@ -89,6 +100,15 @@ impl FileError {
 pub fn read_file(path: &Path, limit: usize) -> Result<Option<Vec<u8>>, FileError> {
     let (dir, name) = SafeDir::open_parent(path)?;
     Ok(dir.read(&name, limit, false)?.map(|(bytes, _)| bytes))
+}
+
+/// Like [`read_file`], but only a file that passes the trust rule for
+/// `owner` ([`trust::check`], on the open descriptor).
+pub fn read_trusted(path: &Path, limit: usize, owner: u32) -> Result<Option<Vec<u8>>, FileError> {
+    let (dir, name) = SafeDir::open_parent(path)?;
+    Ok(dir
+        .read_trusted(&name, limit, owner)?
+        .map(|(bytes, _)| bytes))
 }
 
 /// Replaces `path` atomically (see [`SafeDir::write_atomic`]).

@@ -16,6 +16,33 @@ use std::path::{Path, PathBuf};
 /// Marker in the names of our temporary files, so leftovers can be recognised.
 pub const TEMP_MARKER: &str = ".robot-credmon-tmp.";
 
+/// How long a temporary file must have been left alone before it counts as
+/// a leftover (a write takes milliseconds).
+pub const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// The temporary-file prefix of target `name`: `.<name>.robot-credmon-tmp.`.
+fn temp_prefix(name: &str) -> String {
+    let stem: String = name.chars().take(100).collect();
+    format!(".{stem}{TEMP_MARKER}")
+}
+
+/// Whether `entry` (with status `st`, not following links) is a leftover
+/// temporary file of `name`: our name pattern, a regular file of `owner`,
+/// unmodified for [`STALE_TEMP_AGE`] at `now`.
+pub fn is_stale_temp(
+    entry: &str,
+    name: &str,
+    st: &FileStat,
+    owner: u32,
+    now: std::time::SystemTime,
+) -> bool {
+    let age = crate::token::unix_seconds(now).saturating_sub(st.st_mtime);
+    entry.starts_with(&temp_prefix(name))
+        && SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFREG
+        && st.st_uid == owner
+        && age >= STALE_TEMP_AGE.as_secs() as i64
+}
+
 /// An open directory; every operation is relative to it.
 #[derive(Debug)]
 pub struct SafeDir {
@@ -146,6 +173,40 @@ impl SafeDir {
         limit: usize,
         single_link: bool,
     ) -> Result<Option<(Vec<u8>, FileStat)>, FileError> {
+        self.read_checked(name, limit, single_link, None)
+    }
+
+    /// Reads a state file that must pass the trust rule for `owner`
+    /// ([`super::trust::check`], on the open descriptor, before reading) and
+    /// have a single link; `None` when it does not exist.
+    pub fn read_trusted(
+        &self,
+        name: &str,
+        limit: usize,
+        owner: u32,
+    ) -> Result<Option<(Vec<u8>, FileStat)>, FileError> {
+        self.read_checked(name, limit, true, Some(owner))
+    }
+
+    /// The refusal of a file that fails the trust rule, with advice.
+    pub fn distrust(&self, name: &str, why: super::trust::Distrust) -> FileError {
+        let shared = self
+            .stat_self()
+            .is_ok_and(|st| super::trust::is_shared_dir(&st));
+        FileError::Untrusted {
+            path: self.path.join(name),
+            advice: super::trust::advice(&why, shared),
+            why,
+        }
+    }
+
+    fn read_checked(
+        &self,
+        name: &str,
+        limit: usize,
+        single_link: bool,
+        owner: Option<u32>,
+    ) -> Result<Option<(Vec<u8>, FileStat)>, FileError> {
         let path = self.join(name)?;
         let fd = match openat(
             &self.fd,
@@ -161,6 +222,11 @@ impl SafeDir {
         let st = fstat(&fd).map_err(|e| FileError::io("cannot stat", &path, e))?;
         if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) != SFlag::S_IFREG {
             return Err(FileError::NotRegular(path));
+        }
+        if let Some(owner) = owner
+            && let Err(why) = super::trust::check(&st, owner)
+        {
+            return Err(self.distrust(name, why));
         }
         if single_link && st.st_nlink > 1 {
             return Err(FileError::HardLinked(path));
@@ -243,6 +309,28 @@ impl SafeDir {
         Ok(n)
     }
 
+    /// Removes the temporary files of `name` that a killed earlier run left:
+    /// regular files named `.<name>.robot-credmon-tmp.*`, owned by `owner` and
+    /// not modified for [`STALE_TEMP_AGE`], so never a file that another
+    /// process may still be writing. Returns how many were removed.
+    pub fn remove_stale_temps_of(&self, name: &str, owner: u32) -> Result<usize, FileError> {
+        let now = std::time::SystemTime::now();
+        let mut n = 0;
+        for entry in self.entries()? {
+            if let Some(st) = self.stat(&entry)?
+                && is_stale_temp(&entry, name, &st, owner, now)
+                && self.remove(&entry)?
+            {
+                log::info!(
+                    "removed {}, left by an interrupted run",
+                    self.path.join(&entry).display()
+                );
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     /// The path of an entry, after checking that the name is one plain component.
     pub fn join(&self, name: &str) -> Result<PathBuf, FileError> {
         if is_plain_name(name) {
@@ -298,9 +386,9 @@ impl SafeDir {
     }
 
     fn create_temp(&self, name: &str, mode: u32) -> Result<(String, OwnedFd), FileError> {
-        let stem: String = name.chars().take(100).collect();
+        let prefix = temp_prefix(name);
         for _ in 0..16 {
-            let tmp = format!(".{stem}{TEMP_MARKER}{:016x}", fastrand::u64(..));
+            let tmp = format!("{prefix}{:016x}", fastrand::u64(..));
             match openat(
                 &self.fd,
                 tmp.as_str(),
@@ -469,6 +557,55 @@ mod tests {
             },
         );
         assert!(matches!(err, Err(FileError::WrongOwner { .. })));
+    }
+
+    #[test]
+    fn stale_temp_table() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("f"), b"x").unwrap();
+        let d = SafeDir::open(t.path()).unwrap();
+        let st = d.stat("f").unwrap().unwrap();
+        let me = st.st_uid;
+        let at = |secs: i64| {
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs((st.st_mtime + secs) as u64)
+        };
+        let tmp = format!(".bt{TEMP_MARKER}0123456789abcdef");
+        // (entry, target, owner, seconds since mtime, stale?)
+        let cases = [
+            (tmp.as_str(), "bt", me, 121, true),
+            (tmp.as_str(), "bt", me, 120, true),
+            (tmp.as_str(), "bt", me, 119, false),
+            (tmp.as_str(), "bt", me, 0, false),
+            (tmp.as_str(), "bt", me + 1, 3600, false),
+            (tmp.as_str(), "vt", me, 3600, false),
+            ("bt", "bt", me, 3600, false),
+        ];
+        for (entry, name, owner, age, want) in cases {
+            assert_eq!(
+                is_stale_temp(entry, name, &st, owner, at(age)),
+                want,
+                "{entry} {name} {owner} {age}"
+            );
+        }
+        let dir_st = d.stat_self().unwrap();
+        assert!(!is_stale_temp(
+            &tmp,
+            "bt",
+            &dir_st,
+            dir_st.st_uid,
+            at(1_000_000)
+        ));
+    }
+
+    #[test]
+    fn fresh_temps_of_a_running_writer_are_kept() {
+        let t = tempfile::tempdir().unwrap();
+        let fresh = t.path().join(format!(".bt{TEMP_MARKER}1"));
+        std::fs::write(&fresh, b"x").unwrap();
+        let d = SafeDir::open(t.path()).unwrap();
+        let me = d.stat_self().unwrap().st_uid;
+        assert_eq!(d.remove_stale_temps_of("bt", me).unwrap(), 0);
+        assert!(fresh.exists());
     }
 
     #[test]

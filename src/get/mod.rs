@@ -8,7 +8,7 @@ pub mod plan;
 
 use crate::cli::GetArgs;
 use crate::files::{FileError, LockFile, SafeDir, WriteOptions};
-use crate::token::{self, BearerToken, MAX_TOKEN_BYTES};
+use crate::token::{self, BearerToken, MAX_TOKEN_BYTES, accept};
 use crate::vault::auth::{self, AuthError, CredentialSource, LoginTarget, Trust, oidc};
 use crate::vault::{Limits, VaultClient, VaultError, VaultToken};
 use plan::Plan;
@@ -36,6 +36,18 @@ pub enum GetError {
         path: PathBuf,
         /// What is wrong.
         why: String,
+    },
+    /// Vault handed out a token we refuse to write; the file was left alone.
+    #[error(
+        "Vault at {server} handed out a bearer token that cannot be used: {why}; '{path}' was left unchanged"
+    )]
+    UnusableToken {
+        /// `https://host:port`.
+        server: String,
+        /// What is wrong with it.
+        why: token::accept::Rejection,
+        /// The token file.
+        path: PathBuf,
     },
     /// A feature that is not available yet.
     #[error("{0}")]
@@ -103,6 +115,7 @@ impl GetError {
             GetError::File(_) | GetError::Auth(AuthError::File(_)) | GetError::NotAToken { .. } => {
                 "file"
             }
+            GetError::UnusableToken { .. } => "token",
             GetError::NoKeytab
             | GetError::Unsupported(_)
             | GetError::BadOptions(_)
@@ -162,7 +175,8 @@ fn refresh(args: &GetArgs) -> Result<Outcome, GetError> {
     }
     let lock_wait = args.retry_time + args.request_timeout * 3 + Duration::from_secs(10);
     let _lock = LockFile::acquire(&dir, &name, Some(uid), lock_wait)?;
-    let cause = match check_existing(
+    remove_leftovers(&dir, &name, uid);
+    let (cause, current_exp) = match check_existing(
         &dir,
         &name,
         &outfile,
@@ -170,12 +184,16 @@ fn refresh(args: &GetArgs) -> Result<Outcome, GetError> {
         SystemTime::now(),
         false,
     )? {
-        Existing::Fresh(_) if args.oidc => "oidc",
+        Existing::Fresh(Outcome::StillValid { remaining, .. }) if args.oidc => (
+            "oidc",
+            remaining.checked_add(token::unix_seconds(SystemTime::now())),
+        ),
+        Existing::Fresh(_) if args.oidc => ("oidc", None),
         Existing::Fresh(outcome) => {
             log::info!("another run refreshed the token meanwhile");
             return Ok(outcome);
         }
-        Existing::Stale(cause) => cause,
+        Existing::Stale(cause, exp) => (cause, exp),
     };
 
     let source = keytab_source(args, &keytab)?;
@@ -197,12 +215,40 @@ fn refresh(args: &GetArgs) -> Result<Outcome, GetError> {
             other => other?,
         }
     };
+    let now = SystemTime::now();
+    match accept::decide(
+        bearer.claims(),
+        current_exp,
+        token::unix_seconds(now),
+        args.minsecs,
+    ) {
+        accept::Decision::Replace(warning) => {
+            if let Some(w) = warning {
+                log::warn!("{w}");
+            }
+        }
+        accept::Decision::KeepCurrent(why) => {
+            log::warn!("{why}");
+            return Ok(Outcome::StillValid {
+                path: outfile,
+                remaining: current_exp
+                    .and_then(|e| e.checked_sub(token::unix_seconds(now)))
+                    .unwrap_or(0),
+            });
+        }
+        accept::Decision::Reject(why) => {
+            return Err(GetError::UnusableToken {
+                server: client.server(),
+                why,
+                path: outfile,
+            });
+        }
+    }
     dir.write_atomic(
         &name,
         &bearer.file_contents(),
         WriteOptions::user_file(0o600, uid),
     )?;
-    let now = SystemTime::now();
     log::info!(
         "wrote a new bearer token to {} ({} requests to {})",
         outfile.display(),
@@ -268,8 +314,9 @@ fn condor(args: &GetArgs) -> Result<Outcome, GetError> {
 enum Existing {
     /// A token with more than `--minsecs` left: nothing to do.
     Fresh(Outcome),
-    /// Needs a new token; why (`missing`, `expiring`, `invalid`).
-    Stale(&'static str),
+    /// Needs a new token; why (`missing`, `expiring`, `invalid`), and the
+    /// `exp` of the token in place, if any.
+    Stale(&'static str, Option<i64>),
 }
 
 /// The fast path: is the existing token good for more than `minsecs`?
@@ -281,15 +328,16 @@ fn check_existing(
     now: SystemTime,
     first_look: bool,
 ) -> Result<Existing, GetError> {
-    let Some((bytes, _)) = dir.read(name, MAX_TOKEN_BYTES + 2, false)? else {
+    let uid = nix::unistd::geteuid().as_raw();
+    let Some((bytes, _)) = dir.read_trusted(name, MAX_TOKEN_BYTES + 2, uid)? else {
         if first_look {
             log::info!("no bearer token in {} yet", path.display());
         }
-        return Ok(Existing::Stale("missing"));
+        return Ok(Existing::Stale("missing", None));
     };
     let tok = match BearerToken::from_bytes(&bytes) {
         Ok(t) => t,
-        Err(token::TokenError::Empty) => return Ok(Existing::Stale("missing")),
+        Err(token::TokenError::Empty) => return Ok(Existing::Stale("missing", None)),
         Err(e) => {
             if first_look {
                 log::warn!(
@@ -297,10 +345,24 @@ fn check_existing(
                     path.display()
                 );
             }
-            return Ok(Existing::Stale("invalid"));
+            return Ok(Existing::Stale("invalid", None));
         }
     };
     let remaining = tok.remaining(now).unwrap_or(i64::MIN);
+    if let Err(why) = accept::usable(tok.claims(), token::unix_seconds(now))
+        && !matches!(
+            why.problem,
+            accept::Problem::Expired { .. } | accept::Problem::AlmostExpired { .. }
+        )
+    {
+        if first_look {
+            log::warn!(
+                "{} does not hold a usable token ({why}); it will be replaced",
+                path.display()
+            );
+        }
+        return Ok(Existing::Stale("invalid", None));
+    }
     if tok.is_fresh(now, minsecs) {
         log::info!(
             "the bearer token in {} is valid for {} more (over --minsecs {minsecs}); nothing to do",
@@ -320,7 +382,7 @@ fn check_existing(
             token::format_remaining(remaining)
         );
     }
-    Ok(Existing::Stale("expiring"))
+    Ok(Existing::Stale("expiring", tok.claims().exp))
 }
 
 /// The keytab as a credential source, with `--principal` and `--ccache`.
@@ -369,11 +431,8 @@ fn obtain(
     };
     let session = auth::login(client, source, &target)?;
     let bearer = read_bearer(client, plan, &session.token, minsecs, true)?;
-    auth::save(&plan.vault_token_file, &session.token, uid)?;
-    log::info!(
-        "saved the Vault token in {}",
-        plan.vault_token_file.display()
-    );
+    // The bearer token comes first: an unsaved Vault token is only a warning.
+    auth::save(&plan.vault_token_file, &session.token, uid);
     Ok((bearer, true))
 }
 
@@ -416,7 +475,7 @@ fn bootstrap(
     };
     let (session, _) = auth::oidc_bootstrap(client, &settings, &boot)?;
     let bearer = read_bearer(client, plan, &session.token, args.minsecs, true)?;
-    auth::save(&plan.vault_token_file, &session.token, uid)?;
+    auth::save(&plan.vault_token_file, &session.token, uid);
     eprintln!("Stored the refresh token in Vault; from now on the keytab is enough");
     Ok((bearer, true))
 }
@@ -463,8 +522,8 @@ fn read_bearer(
                 && e.errors().iter().any(|m| m == "token expired")
                 && minsecs > 60 =>
         {
-            log::warn!(
-                "the issuer's tokens live less than --minsecs {minsecs}; asking for one with at least 60 s instead (use a smaller --minsecs)"
+            log::info!(
+                "the issuer's tokens live less than --minsecs {minsecs}; asking for one with at least 60 s instead"
             );
             let mut query = plan.query.clone();
             query[0].1 = "60".into();
@@ -500,6 +559,13 @@ fn read_err(e: VaultError, plan: &Plan, fresh_login: bool) -> GetError {
         _ => None,
     };
     AuthError::vault(e, hint).into()
+}
+
+/// Removes temporary files of `name` that a killed earlier run left (best effort).
+fn remove_leftovers(dir: &SafeDir, name: &str, uid: u32) {
+    if let Err(e) = dir.remove_stale_temps_of(name, uid) {
+        log::warn!("cannot clean up after an earlier run: {e}");
+    }
 }
 
 fn log_claims(tok: &BearerToken, now: SystemTime) {

@@ -5,7 +5,7 @@ use super::plan::{self, BearerFrom, Mint, Owner, Query};
 use super::request::{HtOpts, Request};
 use super::{Context, LOCAL_TTL, STORED_TTL, StoreError, condor, say};
 use crate::files::{self, WriteOptions};
-use crate::token::{self, BearerToken};
+use crate::token::{self, BearerToken, accept};
 use crate::vault::auth::{
     self, AuthError, Bootstrap, CredentialSource, LoginTarget, Names, Session, Trust, oidc,
 };
@@ -93,8 +93,10 @@ fn write(ctx: &Context, path: &Path, contents: &[u8]) -> Result<(), StoreError> 
     Ok(())
 }
 
-fn read(path: &Path) -> Option<String> {
-    match files::read_file(path, 8192) {
+/// A state file of ours, when it passes the trust rule (owner `uid`);
+/// otherwise `None` with a warning (a planted file is never used or sent).
+fn read(path: &Path, uid: u32) -> Option<String> {
+    match files::read_trusted(path, 8192, uid) {
         Ok(b) => b.and_then(|b| String::from_utf8(b).ok()),
         Err(e) => {
             log::warn!("ignoring {}: {e}", path.display());
@@ -122,7 +124,7 @@ impl Service<'_> {
         // The credd first: what it holds decides whether a login is needed.
         let query = self.query(name, None, None)?;
         let now = token::unix_seconds(SystemTime::now());
-        let stored_expires = read(&state)
+        let stored_expires = read(&state, ctx.uid)
             .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
             .and_then(|v| v.get("expires").and_then(|e| e.as_i64()));
         let restore =
@@ -173,8 +175,36 @@ impl Service<'_> {
     fn write_bearer(&self, name: &str, bearer: &BearerToken) -> Result<(), StoreError> {
         let ctx = self.ctx;
         for f in plan::bearer_token_files(crate::files::discovery::process_env, &ctx.id, name) {
-            write(ctx, &f, &bearer.file_contents())?;
-            log::info!("Storing bearer token in {}", f.display());
+            self.write_bearer_file(&f, bearer)?;
+        }
+        Ok(())
+    }
+
+    /// Writes `bearer` to the token file `f` when it is usable and lives
+    /// longer than the token already there ([`accept::decide`]).
+    fn write_bearer_file(&self, f: &Path, bearer: &BearerToken) -> Result<(), StoreError> {
+        let ctx = self.ctx;
+        let now = token::unix_seconds(SystemTime::now());
+        let current = files::read_trusted(f, token::MAX_TOKEN_BYTES + 2, ctx.uid)
+            .ok()
+            .flatten()
+            .and_then(|b| BearerToken::from_bytes(&b).ok())
+            .and_then(|t| t.claims().exp);
+        let minsecs = self.opts.minsecs.unwrap_or(60);
+        match accept::decide(bearer.claims(), current, now, minsecs) {
+            accept::Decision::Replace(warning) => {
+                if let Some(w) = warning {
+                    log::warn!("{w}");
+                }
+                write(ctx, f, &bearer.file_contents())?;
+                log::info!("Storing bearer token in {}", f.display());
+            }
+            accept::Decision::KeepCurrent(why) => log::info!("{why}: {}", f.display()),
+            accept::Decision::Reject(why) => log::warn!(
+                "Vault at {} handed out a bearer token that cannot be used: {why}; {} was left unchanged",
+                self.client.server(),
+                f.display()
+            ),
         }
         Ok(())
     }
@@ -194,13 +224,14 @@ impl Service<'_> {
             .client
             .create_token(&m.token, LOCAL_TTL.as_secs())?
             .token;
-        auth::save(vt_svc, &local_tok, ctx.uid)?;
+        // The bearer token and the credd come first: a Vault token that
+        // cannot be saved locally only costs a login next time (a warning).
+        auth::save(vt_svc, &local_tok, ctx.uid);
         auth::save(
             &plan::vault_token_file(&ctx.vault_token_dir, &ctx.id),
             &local_tok,
             ctx.uid,
-        )?;
-        log::info!("Storing vault token in {}", vt_svc.display());
+        );
         self.add(
             name,
             None,

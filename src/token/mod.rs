@@ -2,6 +2,7 @@
 //! itself, claim decoding without verification, remaining-lifetime arithmetic,
 //! and optional signature verification against the issuer's JWKS.
 
+pub mod accept;
 pub mod verify;
 
 use serde::Deserialize;
@@ -35,6 +36,12 @@ pub enum TokenError {
 pub struct BearerToken {
     text: String,
     claims: Claims,
+}
+
+impl Drop for BearerToken {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.text);
+    }
 }
 
 impl fmt::Debug for BearerToken {
@@ -94,15 +101,20 @@ impl BearerToken {
         v
     }
 
-    /// Seconds left before `exp` at `now`; negative when expired, `None` without `exp`.
+    /// Seconds left before `exp` at `now`; negative when expired, `None`
+    /// without `exp` or when `exp` is outside 1970..=9999.
     pub fn remaining(&self, now: SystemTime) -> Option<i64> {
-        self.claims.exp.map(|exp| exp - unix_seconds(now))
+        self.claims
+            .exp
+            .filter(|e| (0..=accept::MAX_EPOCH).contains(e))
+            .and_then(|exp| exp.checked_sub(unix_seconds(now)))
     }
 
-    /// Whether the token has strictly more than `min_secs` left at `now`.
+    /// Whether the token is usable ([`accept::usable`]) and has strictly more
+    /// than `min_secs` left at `now`.
     pub fn is_fresh(&self, now: SystemTime, min_secs: u64) -> bool {
-        self.remaining(now)
-            .is_some_and(|left| left > i64::try_from(min_secs).unwrap_or(i64::MAX))
+        accept::usable(&self.claims, unix_seconds(now))
+            .is_ok_and(|left| left > i64::try_from(min_secs).unwrap_or(i64::MAX))
     }
 }
 
@@ -190,12 +202,32 @@ pub fn unix_seconds(t: SystemTime) -> i64 {
     }
 }
 
-/// Formats epoch seconds as an RFC 3339 UTC time, e.g. `2026-11-26T15:00:00Z`.
+/// Formats epoch seconds as an RFC 3339 UTC time, e.g. `2026-11-26T15:00:00Z`;
+/// times outside 1970..=9999 as the bare number with a note.
 pub fn format_utc(secs: i64) -> String {
     match u64::try_from(secs) {
-        Ok(s) => humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(s)).to_string(),
+        Ok(s) if secs <= accept::MAX_EPOCH => {
+            humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(s)).to_string()
+        }
+        Ok(_) => format!("{secs} (after the year 9999)"),
         Err(_) => format!("{secs} (before 1970)"),
     }
+}
+
+/// `text` with control characters (and other non-printing ones) escaped, for
+/// showing claims or server text on a terminal or in a log.
+pub fn escape_control(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Formats a number of seconds compactly: `2h13m`, `45s`, `-5m0s` for the past.
@@ -224,16 +256,19 @@ pub fn describe_claims(token: &BearerToken, now: SystemTime) -> Vec<(String, Str
             out.push((k.to_owned(), v));
         }
     };
-    push("iss", c.iss.clone());
-    push("sub", c.sub.clone());
-    push("aud", (!c.aud.is_empty()).then(|| c.aud.join(" ")));
-    push("scope", c.scope.clone());
+    push("iss", c.iss.as_deref().map(escape_control));
+    push("sub", c.sub.as_deref().map(escape_control));
+    push(
+        "aud",
+        (!c.aud.is_empty()).then(|| escape_control(&c.aud.join(" "))),
+    );
+    push("scope", c.scope.as_deref().map(escape_control));
     let when = |t: i64| {
-        let d = t - now_s;
-        let rel = if d >= 0 {
-            format!("in {}", format_remaining(d))
-        } else {
-            format!("{} ago", format_remaining(-d))
+        let rel = match t.checked_sub(now_s) {
+            _ if !(0..=accept::MAX_EPOCH).contains(&t) => "out of range".to_owned(),
+            Some(d) if d >= 0 => format!("in {}", format_remaining(d)),
+            Some(d) => format!("{} ago", format_remaining(d.saturating_neg())),
+            None => "out of range".to_owned(),
         };
         format!("{} ({rel})", format_utc(t))
     };
@@ -277,7 +312,10 @@ mod tests {
             (0, 3600, true),
             (6399, 3600, true),
             (6400, 3600, false),
-            (9999, 0, true),
+            (9939, 0, true),
+            // Within the safety margin: not fresh, whatever --minsecs says.
+            (9940, 0, false),
+            (9999, 0, false),
             (10_000, 0, false),
             (20_000, 0, false),
         ] {
@@ -309,6 +347,46 @@ mod tests {
         let t = jwt(&serde_json::json!({"exp": 1}));
         let tok = BearerToken::parse(&t).unwrap();
         assert!(!format!("{tok:?}").contains(&t));
+    }
+
+    #[test]
+    fn extreme_claims_never_panic_or_wrap() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        for v in [
+            serde_json::json!(i64::MAX),
+            serde_json::json!(i64::MIN),
+            serde_json::json!(1e300),
+            serde_json::json!(-1e300),
+            serde_json::json!(253_402_300_800_i64),
+            serde_json::json!(-9.3e18),
+        ] {
+            let tok = BearerToken::parse(&jwt(&serde_json::json!({"exp": v, "iat": v, "nbf": v})))
+                .unwrap();
+            assert_eq!(tok.remaining(now), None, "{v}");
+            assert!(!tok.is_fresh(now, 0), "{v}");
+            let lines = describe_claims(&tok, now);
+            assert_eq!(lines.len(), 3, "{v}");
+        }
+        assert_eq!(
+            format_utc(i64::MAX),
+            format!("{} (after the year 9999)", i64::MAX)
+        );
+        let _ = format_remaining(i64::MIN);
+    }
+
+    #[test]
+    fn claims_shown_with_control_characters_escaped() {
+        let tok = BearerToken::parse(&jwt(
+            &serde_json::json!({"sub": "a\u{1b}[2Jb\nc", "iss": "x\u{202e}y", "exp": 1}),
+        ))
+        .unwrap();
+        let lines = describe_claims(&tok, UNIX_EPOCH);
+        let shown: String = lines.iter().map(|(k, v)| format!("{k} {v}\n")).collect();
+        assert!(
+            !shown.contains('\u{1b}') && !shown.contains('\u{202e}'),
+            "{shown:?}"
+        );
+        assert!(shown.contains("sub a\\u{1b}[2Jb\\u{a}c"), "{shown:?}");
     }
 
     #[test]

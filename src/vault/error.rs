@@ -36,6 +36,17 @@ pub enum VaultError {
         /// What was wrong.
         detail: String,
     },
+    /// The server's certificate is not trusted (unknown CA, wrong name,
+    /// expired): permanent, never retried.
+    #[error(
+        "cannot trust Vault at {server}: {detail} (check --cafile/--capath, and that the server name matches its certificate or give --vaultcertname)"
+    )]
+    TlsTrust {
+        /// `https://host:port`.
+        server: String,
+        /// What TLS said.
+        detail: String,
+    },
     /// TLS trust could not be set up (bad CA file or directory).
     #[error("{0}")]
     Tls(String),
@@ -85,11 +96,13 @@ fn status_message(
     warnings: &[String],
 ) -> String {
     let clean = |v: &[String]| {
-        v.iter()
-            .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-            .join("; ")
+        scrub(
+            &v.iter()
+                .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
     };
     let detail = match (clean(errors), clean(warnings)) {
         (e, _) if !e.is_empty() => e,
@@ -97,6 +110,61 @@ fn status_message(
         _ => "no details given".to_owned(),
     };
     format!("Vault at {server} answered {status} to {path}: {detail}")
+}
+
+/// Longest server text we show, in characters.
+pub const MAX_SERVER_TEXT: usize = 300;
+
+/// Server text made safe to show: anything shaped like a token (a Vault
+/// token, a JWT, a long random word) replaced by `***`, control characters
+/// escaped, and cut to [`MAX_SERVER_TEXT`] characters.
+pub fn scrub(text: &str) -> String {
+    let is_word =
+        |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+' | '/' | '=' | '~');
+    let mut out = String::new();
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if looks_like_secret(word) {
+            out.push_str("***");
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in text.chars() {
+        if is_word(c) {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            if c.is_control() {
+                out.extend(c.escape_default());
+            } else {
+                out.push(c);
+            }
+        }
+    }
+    flush(&mut word, &mut out);
+    if out.chars().count() > MAX_SERVER_TEXT {
+        let mut cut: String = out.chars().take(MAX_SERVER_TEXT).collect();
+        cut.push_str(" [...]");
+        return cut;
+    }
+    out
+}
+
+/// A word that may be a secret: a Vault token (`hvs.`, `hvb.`, `hvr.`, `s.`,
+/// `b.`, `r.` prefixes), a JWT (`eyJ...`), or 20+ characters mixing letters
+/// and digits without the separators of paths and names.
+fn looks_like_secret(word: &str) -> bool {
+    let prefixed = ["hvs.", "hvb.", "hvr.", "s.", "b.", "r."]
+        .iter()
+        .any(|p| word.strip_prefix(p).is_some_and(|rest| rest.len() >= 16));
+    let jwt = word.starts_with("eyJ") && word.len() >= 16;
+    let randomish = word.len() >= 20
+        && !word.contains('/')
+        && word.bytes().any(|b| b.is_ascii_digit())
+        && word.bytes().any(|b| b.is_ascii_alphabetic());
+    prefixed || jwt || randomish
 }
 
 #[cfg(test)]
@@ -139,6 +207,47 @@ mod tests {
             assert_eq!(e.is_transient(), transient, "{e}");
             assert_eq!(e.is_permission_denied(), denied, "{e}");
         }
+    }
+
+    #[test]
+    fn scrub_table() {
+        let jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
+        for (input, want) in [
+            ("permission denied", "permission denied"),
+            ("authorization_pending", "authorization_pending"),
+            (
+                "request path \"secret/oauth/creds/igwn/robot:robot\": rate limit quota exceeded",
+                "request path \"secret/oauth/creds/igwn/robot:robot\": rate limit quota exceeded",
+            ),
+            (
+                "bad token hvs.CAESIJk3aGxvbmdzZWNyZXQ here",
+                "bad token *** here",
+            ),
+            (
+                "X-Vault-Token: s.abcdefghijklmnopqrstuvwx",
+                "X-Vault-Token: ***",
+            ),
+            (&format!("got {jwt}"), "got ***"),
+            ("id 3f2a9c1e-5b7d-4e8f-9a0b-1c2d3e4f5a6b", "id ***"),
+            ("a\u{1b}[2Jb", "a\\u{1b}[2Jb"),
+            (
+                "dial tcp 127.0.0.1:389: connect",
+                "dial tcp 127.0.0.1:389: connect",
+            ),
+        ] {
+            assert_eq!(scrub(input), want, "{input:?}");
+        }
+        let long = "word ".repeat(200);
+        assert!(scrub(&long).chars().count() <= MAX_SERVER_TEXT + 6);
+    }
+
+    #[test]
+    fn message_scrubs_echoed_tokens() {
+        let e = status(
+            400,
+            &["invalid request, header X-Vault-Token: hvs.CAESIAAAAAAAAAAAAAAAAAAAAA1"],
+        );
+        assert!(!e.to_string().contains("hvs.CAES"), "{e}");
     }
 
     #[test]

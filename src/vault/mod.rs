@@ -43,6 +43,12 @@ impl fmt::Debug for VaultToken {
     }
 }
 
+impl Drop for VaultToken {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
 impl VaultToken {
     /// Wraps token text (trimmed); `None` when empty or not printable ASCII.
     pub fn new(text: &str) -> Option<Self> {
@@ -73,6 +79,12 @@ pub struct AuthInfo {
 /// An OAuth refresh token on its way from an OIDC login to the creds path. Never displayed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RefreshToken(String);
+
+impl Drop for RefreshToken {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
 
 impl fmt::Debug for RefreshToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -233,17 +245,21 @@ impl VaultClient {
     ) -> Result<AuthInfo, LoginError<E>> {
         let path = format!("auth/{mount}/login");
         let mut header_error = None;
-        let result = self.execute(&path, &mut |http, url| match negotiate() {
-            Ok(h) => Some(
-                http.post(url)
-                    .header("Authorization", h)
-                    .header("Content-Type", "application/x-www-form-urlencoded"),
-            ),
-            Err(e) => {
-                header_error = Some(e);
-                None
-            }
-        });
+        let result = self.execute(
+            &path,
+            Retry::UnlessSent,
+            &mut |http, url| match negotiate() {
+                Ok(h) => Some(
+                    http.post(url)
+                        .header("Authorization", h)
+                        .header("Content-Type", "application/x-www-form-urlencoded"),
+                ),
+                Err(e) => {
+                    header_error = Some(e);
+                    None
+                }
+            },
+        );
         if let Some(e) = header_error {
             return Err(LoginError::Kerberos(e));
         }
@@ -255,7 +271,7 @@ impl VaultClient {
     pub fn create_token(&self, token: &VaultToken, ttl_secs: u64) -> Result<AuthInfo, VaultError> {
         let path = "auth/token/create";
         let body = serde_json::json!({"ttl": format!("{ttl_secs}s"), "renewable": "false"});
-        let env = self.execute(path, &mut |http, url| {
+        let env = self.execute(path, Retry::UnlessSent, &mut |http, url| {
             Some(
                 http.post(url)
                     .header("X-Vault-Token", token.expose())
@@ -268,7 +284,7 @@ impl VaultClient {
     /// Remaining TTL of `token` in seconds, from `auth/token/lookup-self`.
     pub fn lookup_self_ttl(&self, token: &VaultToken) -> Result<u64, VaultError> {
         let path = "auth/token/lookup-self";
-        let env = self.execute(path, &mut |http, url| {
+        let env = self.execute(path, Retry::Always, &mut |http, url| {
             Some(http.get(url).header("X-Vault-Token", token.expose()))
         })?;
         env.data
@@ -286,7 +302,7 @@ impl VaultClient {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<BearerToken, VaultError> {
-        let env = self.execute(path, &mut |http, url| {
+        let env = self.execute(path, Retry::Always, &mut |http, url| {
             Some(
                 http.get(url)
                     .query(query)
@@ -318,7 +334,9 @@ impl VaultClient {
             "client_nonce": client_nonce,
             "redirect_uri": redirect_uri,
         });
-        let env = self.execute(&path, &mut |http, url| Some(http.post(url).json(&body)))?;
+        let env = self.execute(&path, Retry::Always, &mut |http, url| {
+            Some(http.post(url).json(&body))
+        })?;
         let data = env
             .data
             .ok_or_else(|| self.protocol(&path, "no data in the answer"))?;
@@ -356,7 +374,9 @@ impl VaultClient {
     ) -> Result<OidcPoll, VaultError> {
         let path = format!("{oidc_path}/poll");
         let body = serde_json::json!({"state": state, "client_nonce": client_nonce});
-        match self.execute(&path, &mut |http, url| Some(http.post(url).json(&body))) {
+        match self.execute(&path, Retry::Always, &mut |http, url| {
+            Some(http.post(url).json(&body))
+        }) {
             Ok(env) => {
                 let metadata = env
                     .auth
@@ -405,7 +425,7 @@ impl VaultClient {
         refresh_token: &RefreshToken,
     ) -> Result<(), VaultError> {
         let body = serde_json::json!({"server": server, "refresh_token": refresh_token.0});
-        self.execute(secret_path, &mut |http, url| {
+        self.execute(secret_path, Retry::Always, &mut |http, url| {
             Some(
                 http.post(url)
                     .header("X-Vault-Token", token.expose())
@@ -419,25 +439,31 @@ impl VaultClient {
     fn execute(
         &self,
         path: &str,
+        retry: Retry,
         build: &mut dyn FnMut(&Client, &str) -> Option<RequestBuilder>,
     ) -> Result<Envelope, VaultError> {
         let start = Instant::now();
         let mut attempt = 0u32;
         loop {
             let result = self.attempt(path, build);
-            let err = match result {
+            let failure = match result {
                 Ok(Some(env)) => return Ok(env),
                 Ok(None) => return Err(self.protocol(path, "request was not built")),
-                Err(e) => e,
+                Err(f) => f,
             };
-            if !err.is_transient() {
-                return Err(err);
-            }
-            let delay = self.cfg.limits.backoff.delay(attempt, fastrand::f64());
+            let backoff = self.cfg.limits.backoff.delay(attempt, fastrand::f64());
+            let delay = match retry_delay(&failure, retry, backoff) {
+                Some(d) => d,
+                None => return Err(failure.error),
+            };
             if start.elapsed() + delay >= self.cfg.limits.retry_budget {
-                return Err(err);
+                return Err(failure.error);
             }
-            log::info!("{err}; retrying in {:.1} s", delay.as_secs_f64());
+            log::info!(
+                "{}; retrying in {:.1} s",
+                failure.error,
+                delay.as_secs_f64()
+            );
             std::thread::sleep(delay);
             attempt += 1;
         }
@@ -448,14 +474,14 @@ impl VaultClient {
         &self,
         path: &str,
         build: &mut dyn FnMut(&Client, &str) -> Option<RequestBuilder>,
-    ) -> Result<Option<Envelope>, VaultError> {
+    ) -> Result<Option<Envelope>, Box<Failure>> {
         let url = format!(
             "https://{}:{}/v1/{path}",
             self.tls_name(),
             self.cfg.server.port
         );
         loop {
-            let (http, addr, more) = self.pinned()?;
+            let (http, addr, more) = self.pinned().map_err(Failure::unsent)?;
             let Some(req) = build(&http, &url) else {
                 return Ok(None);
             };
@@ -472,29 +498,87 @@ impl VaultClient {
                     );
                     self.drop_address(addr);
                 }
-                Err(e) => {
-                    return Err(VaultError::Transport {
+                Err(e) if is_tls_trust_error(&e) => {
+                    return Err(Failure::unsent(VaultError::TlsTrust {
                         server: self.server(),
                         detail: short(&e),
+                    }));
+                }
+                Err(e) => {
+                    let error = VaultError::Transport {
+                        server: self.server(),
+                        detail: short(&e),
+                    };
+                    return Err(if e.is_connect() {
+                        Failure::unsent(error)
+                    } else {
+                        Failure::sent(error)
                     });
                 }
             }
         }
     }
 
-    fn decode(&self, path: &str, resp: Response) -> Result<Envelope, VaultError> {
+    fn decode(&self, path: &str, resp: Response) -> Result<Envelope, Box<Failure>> {
+        use std::io::Read;
         let status = resp.status().as_u16();
-        let body = resp.bytes().map_err(|e| VaultError::Transport {
-            server: self.server(),
-            detail: short(&e),
-        })?;
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let announced = resp.content_length();
+        // reqwest's timeout bounds each read, not the whole body: a server
+        // that trickles a byte at a time is cut off here.
+        let deadline = Instant::now() + self.cfg.limits.request_timeout;
+        let mut body = Vec::new();
+        let mut reader = resp.take(MAX_BODY_BYTES as u64 + 1);
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            if Instant::now() > deadline {
+                return Err(Failure::sent(VaultError::Transport {
+                    server: self.server(),
+                    detail: format!(
+                        "the answer to {path} took longer than {} s",
+                        self.cfg.limits.request_timeout.as_secs()
+                    ),
+                }));
+            }
+            match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => body.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(Failure::sent(VaultError::Transport {
+                        server: self.server(),
+                        detail: format!("reading the answer: {}", io_short(&e)),
+                    }));
+                }
+            }
+        }
+        if body.len() > MAX_BODY_BYTES {
+            return Err(Failure::sent(self.protocol(
+                path,
+                &format!("the answer is larger than {MAX_BODY_BYTES} bytes"),
+            )));
+        }
+        // A timeout while reading can end the body early without an error.
+        if announced.is_some_and(|n| (body.len() as u64) < n) {
+            return Err(Failure::sent(VaultError::Transport {
+                server: self.server(),
+                detail: format!(
+                    "the answer to {path} was cut off (timed out after {} s, or the connection dropped)",
+                    self.cfg.limits.request_timeout.as_secs()
+                ),
+            }));
+        }
         let env: Envelope = if body.is_empty() {
             Envelope::default()
         } else {
             match serde_json::from_slice(&body) {
                 Ok(env) => env,
                 Err(_) if (200..300).contains(&status) => {
-                    return Err(self.protocol(path, "the answer is not JSON"));
+                    return Err(Failure::sent(self.protocol(path, "the answer is not JSON")));
                 }
                 Err(_) => Envelope {
                     errors: Some(vec![first_line(&body)]),
@@ -505,13 +589,17 @@ impl VaultClient {
         if status == 200 || status == 204 {
             return Ok(env);
         }
-        Err(VaultError::Status {
-            server: self.server(),
-            path: path.to_owned(),
-            status,
-            errors: env.errors.unwrap_or_default(),
-            warnings: env.warnings.unwrap_or_default(),
-        })
+        Err(Box::new(Failure {
+            error: VaultError::Status {
+                server: self.server(),
+                path: path.to_owned(),
+                status,
+                errors: env.errors.unwrap_or_default(),
+                warnings: env.warnings.unwrap_or_default(),
+            },
+            sent: true,
+            retry_after,
+        }))
     }
 
     fn auth_of(&self, path: &str, env: Envelope) -> Result<AuthInfo, VaultError> {
@@ -608,6 +696,120 @@ impl VaultClient {
     }
 }
 
+/// Largest answer body we read from Vault.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// The longest `Retry-After` we honour; longer ones are cut to this.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// Whether a request may be sent again after a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// Idempotent: retry any transient failure.
+    Always,
+    /// Not idempotent (a login, a token creation): retry only when the
+    /// request cannot have reached the server, or the server answered that
+    /// it did not act (429, 5xx).
+    UnlessSent,
+}
+
+/// One failed attempt, with what the retry decision needs.
+#[derive(Debug)]
+struct Failure {
+    error: VaultError,
+    /// The request may have reached the server.
+    sent: bool,
+    /// The server's `Retry-After`, when it gave one.
+    retry_after: Option<Duration>,
+}
+
+impl Failure {
+    fn unsent(error: VaultError) -> Box<Self> {
+        Box::new(Self {
+            error,
+            sent: false,
+            retry_after: None,
+        })
+    }
+
+    fn sent(error: VaultError) -> Box<Self> {
+        Box::new(Self {
+            error,
+            sent: true,
+            retry_after: None,
+        })
+    }
+}
+
+/// How long to wait before retrying `f`, or `None` when it must not be
+/// retried: permanent errors never; a non-idempotent request not after a
+/// transport failure once it may have been sent; `Retry-After` (bounded by
+/// [`MAX_RETRY_AFTER`]) instead of `backoff` when the server gave one.
+fn retry_delay(f: &Failure, retry: Retry, backoff: Duration) -> Option<Duration> {
+    if !f.error.is_transient() {
+        return None;
+    }
+    if retry == Retry::UnlessSent && f.sent && f.error.status().is_none() {
+        return None;
+    }
+    Some(f.retry_after.map_or(backoff, |r| r.min(MAX_RETRY_AFTER)))
+}
+
+/// `Retry-After` as delay-seconds (HTTP dates are not used by Vault); `None`
+/// when absent or malformed.
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let v = value.trim();
+    (!v.is_empty() && v.len() <= 10 && v.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| v.parse::<u64>().ok())
+        .flatten()
+        .map(Duration::from_secs)
+}
+
+/// Whether a transport error is a failure to trust the server (unknown CA,
+/// wrong name, expired certificate): permanent, never retried.
+fn is_tls_trust_error(e: &reqwest::Error) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = src {
+        if let Some(r) = s.downcast_ref::<rustls::Error>() {
+            return matches!(
+                r,
+                rustls::Error::InvalidCertificate(_)
+                    | rustls::Error::NoCertificatesPresented
+                    | rustls::Error::UnsupportedNameType
+            );
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>()
+            && let Some(inner) = io.get_ref()
+            && let Some(r) = inner.downcast_ref::<rustls::Error>()
+        {
+            return matches!(
+                r,
+                rustls::Error::InvalidCertificate(_)
+                    | rustls::Error::NoCertificatesPresented
+                    | rustls::Error::UnsupportedNameType
+            );
+        }
+        src = s.source();
+    }
+    // Some layers box the TLS error as text: rustls's own wording.
+    let text = short(e);
+    text.contains("invalid peer certificate") || text.contains("peer sent no certificates")
+}
+
+/// An I/O error on one line.
+fn io_short(e: &std::io::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        let text = s.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        src = s.source();
+    }
+    msg
+}
+
 /// A Kerberos login failure: either building the Negotiate header or Vault itself.
 #[derive(Debug)]
 pub enum LoginError<E> {
@@ -633,6 +835,89 @@ fn short(e: &reqwest::Error) -> String {
 }
 
 fn first_line(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
+    let text = String::from_utf8_lossy(&body[..body.len().min(1024)]);
     text.lines().next().unwrap_or("").trim().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_parsing() {
+        for (v, want) in [
+            ("0", Some(0)),
+            ("7", Some(7)),
+            (" 120 ", Some(120)),
+            ("99999999999", None),
+            ("-1", None),
+            ("1.5", None),
+            ("Wed, 21 Oct 2015 07:28:00 GMT", None),
+            ("", None),
+        ] {
+            assert_eq!(parse_retry_after(v), want.map(Duration::from_secs), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn retry_decision_table() {
+        let status = |code: u16| VaultError::Status {
+            server: "s".into(),
+            path: "p".into(),
+            status: code,
+            errors: vec![],
+            warnings: vec![],
+        };
+        let transport = || VaultError::Transport {
+            server: "s".into(),
+            detail: "reset".into(),
+        };
+        let b = Duration::from_millis(500);
+        let f = |error, sent, retry_after: Option<u64>| Failure {
+            error,
+            sent,
+            retry_after: retry_after.map(Duration::from_secs),
+        };
+        // (failure, retry kind, expected delay)
+        let cases = [
+            (f(status(503), true, None), Retry::Always, Some(b)),
+            (f(status(503), true, None), Retry::UnlessSent, Some(b)),
+            (
+                f(status(429), true, Some(3)),
+                Retry::Always,
+                Some(Duration::from_secs(3)),
+            ),
+            (
+                f(status(429), true, Some(3600)),
+                Retry::Always,
+                Some(MAX_RETRY_AFTER),
+            ),
+            (f(status(429), true, None), Retry::Always, Some(b)),
+            (f(status(400), true, None), Retry::Always, None),
+            (f(status(403), true, None), Retry::Always, None),
+            (f(status(404), true, Some(1)), Retry::Always, None),
+            (f(transport(), true, None), Retry::Always, Some(b)),
+            (f(transport(), true, None), Retry::UnlessSent, None),
+            (f(transport(), false, None), Retry::UnlessSent, Some(b)),
+            (
+                f(
+                    VaultError::TlsTrust {
+                        server: "s".into(),
+                        detail: "unknown issuer".into(),
+                    },
+                    false,
+                    None,
+                ),
+                Retry::Always,
+                None,
+            ),
+        ];
+        for (failure, retry, want) in cases {
+            assert_eq!(
+                retry_delay(&failure, retry, b),
+                want,
+                "{failure:?} {retry:?}"
+            );
+        }
+    }
 }

@@ -90,7 +90,7 @@ pub fn client_config(sources: &TrustSources) -> Result<Arc<rustls::ClientConfig>
         let entries = std::fs::read_dir(dir).map_err(|e| {
             VaultError::Tls(format!("cannot read CA directory '{}': {e}", dir.display()))
         })?;
-        for entry in entries.flatten() {
+        for entry in entries.flatten().take(MAX_CA_DIR_ENTRIES) {
             let name = entry.file_name();
             if is_ca_file_name(&name.to_string_lossy())
                 && let Ok(certs) = read_pem_certs(&entry.path())
@@ -122,13 +122,38 @@ fn is_ca_file_name(name: &str) -> bool {
     hashed || name.ends_with(".pem") || name.ends_with(".crt")
 }
 
+/// Largest CA file we read (a full system bundle is well under 1 MiB).
+pub const MAX_CA_FILE_BYTES: u64 = 16 * 1024 * 1024;
+/// Most entries of a CA directory we look at.
+pub const MAX_CA_DIR_ENTRIES: usize = 10_000;
+
+/// Reads the certificates of a PEM file: a regular file of at most
+/// [`MAX_CA_FILE_BYTES`] (so `/dev/zero` or a fifo is refused, not read forever).
 fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let iter = CertificateDer::pem_file_iter(path).map_err(|e| e.to_string())?;
-    Ok(iter.filter_map(Result::ok).collect())
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    if meta.len() > MAX_CA_FILE_BYTES {
+        return Err(format!("larger than {MAX_CA_FILE_BYTES} bytes"));
+    }
+    let mut pem = Vec::new();
+    file.take(MAX_CA_FILE_BYTES + 1)
+        .read_to_end(&mut pem)
+        .map_err(|e| e.to_string())?;
+    if pem.len() as u64 > MAX_CA_FILE_BYTES {
+        return Err(format!("larger than {MAX_CA_FILE_BYTES} bytes"));
+    }
+    Ok(CertificateDer::pem_slice_iter(&pem)
+        .filter_map(Result::ok)
+        .collect())
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -143,6 +168,24 @@ mod tests {
         ] {
             assert_eq!(is_ca_file_name(n), ok, "{n}");
         }
+    }
+
+    #[test]
+    fn endless_or_special_ca_files_are_refused() {
+        let e = read_pem_certs(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(e, "not a regular file");
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let big = dir.path().join("big.pem");
+        let f = std::fs::File::create(&big).unwrap_or_else(|e| panic!("{e}"));
+        f.set_len(MAX_CA_FILE_BYTES + 1)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(read_pem_certs(&big).unwrap_err().starts_with("larger than"));
+        let err = client_config(&TrustSources {
+            cafile: Some("/dev/zero".into()),
+            capath: None,
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("/dev/zero"), "{err}");
     }
 
     #[test]

@@ -1440,3 +1440,65 @@ fn metrics_file_after_each_pass_on_exit_and_with_once() {
     no_tokens(&text);
     env.vault.clear_faults();
 }
+
+#[test]
+fn an_expired_token_from_vault_never_replaces_a_use() {
+    let (env, credd) = setup();
+    let (_, t) = top(&env, 3600);
+    credd.store(USER, SVC, &t);
+    let cm = Credmon::start(
+        &env,
+        &credd,
+        &[
+            ("CREDMON_OAUTH_TOKEN_REFRESH", "1"),
+            ("ROBOT_CREDMON_SCAN_INTERVAL", "1"),
+        ],
+    );
+    assert!(
+        credd
+            .wait_for_use(USER, SVC, Duration::from_secs(3))
+            .is_some()
+    );
+    let good = credd.read_use(USER, SVC).unwrap();
+    let expired = crate::cmd::unsigned_jwt(&serde_json::json!({
+        "sub": "x", "exp": crate::cmd::now() - 3600, "iat": crate::cmd::now() - 14400
+    }));
+    env.vault
+        .inject(Fault::access_token("/v1/secret/oauth/creds/", &expired).permanent());
+    assert!(
+        cm.wait_log("cannot be used: it expired", Duration::from_secs(10)),
+        "log:\n{}",
+        cm.log_text()
+    );
+    assert_eq!(
+        credd.read_use(USER, SVC).unwrap(),
+        good,
+        "the old .use stays"
+    );
+    assert!(!cm.log_text().contains(&expired));
+}
+
+#[test]
+fn a_top_not_owned_by_root_is_never_trusted() {
+    let (env, credd) = setup();
+    let (token, t) = top(&env, 3600);
+    credd.store(USER, SVC, &t);
+    std::os::unix::fs::chown(credd.top_path(USER, SVC), Some(65534), Some(65534)).unwrap();
+    let cm = Credmon::start(&env, &credd, &[("ROBOT_CREDMON_SCAN_INTERVAL", "1")]);
+    assert!(
+        cm.wait_log("refusing to trust it", Duration::from_secs(5)),
+        "log:\n{}",
+        cm.log_text()
+    );
+    assert!(
+        credd.read_use(USER, SVC).is_none(),
+        "a .use from a planted .top"
+    );
+    assert!(
+        env.vault
+            .requests()
+            .iter()
+            .all(|r| r.vault_token.as_deref() != Some(token.as_str())),
+        "the planted Vault token was sent"
+    );
+}

@@ -174,7 +174,6 @@ fn check_bad_inputs_are_unknown() {
             vec![path_str(&no_dir)],
             "No such file or directory".to_owned(),
         ),
-        (vec![path_str(&link)], "is a symbolic link".to_owned()),
         (vec![path_str(&a_dir)], "is not a regular file".to_owned()),
         (vec![path_str(&no_exp)], "has no exp claim".to_owned()),
         (
@@ -194,6 +193,11 @@ fn check_bad_inputs_are_unknown() {
         // Words for operators, not library error names such as "(invalidtoken)".
         assert!(!line.to_lowercase().contains("invalidtoken"), "{line}");
     }
+    // A link may be planted: never believed, CRITICAL with the reason.
+    let (code, line) = check(&[path_str(&link)], &[&tok]);
+    assert_eq!(code, 2, "{line}");
+    assert!(line.starts_with("CRITICAL - "), "{line}");
+    assert!(line.contains("is a symbolic link"), "{line}");
     // A command line that does not parse is UNKNOWN too, not clap's usual 2
     // (CRITICAL), with one plugin line on stdout and clap's message on stderr.
     for (args, want) in [

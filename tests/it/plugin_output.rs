@@ -282,6 +282,40 @@ fn token_check_states_follow_the_declared_thresholds() {
     assert_eq!(o.state, "WARNING");
 }
 
+/// A planted token (another owner, group/other-writable, a link) is never
+/// reported OK: CRITICAL with the reason. The chown needs root.
+#[test]
+fn critical_on_a_planted_token() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let good = token_file(t.path(), "good", 7990);
+    std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(check(&[&good]).state, "OK");
+
+    let writable = token_file(t.path(), "writable", 7990);
+    std::fs::set_permissions(&writable, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let o = check(&[&writable]);
+    assert_eq!(o.state, "CRITICAL", "{o:?}");
+    assert!(
+        o.text.contains("writable by its group or by others"),
+        "{o:?}"
+    );
+
+    let planted = token_file(t.path(), "planted", 7990);
+    std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::chown(&planted, Some(65534), Some(65534))
+        .unwrap_or_else(|e| panic!("chown needs root (run the tests as root): {e}"));
+    let o = check(&[&planted]);
+    assert_eq!(o.state, "CRITICAL", "{o:?}");
+    assert!(o.text.contains("is owned by uid 65534"), "{o:?}");
+
+    let link = t.path().join("link");
+    std::os::unix::fs::symlink(&good, &link).unwrap();
+    let o = check(&[&link.display().to_string()]);
+    assert_eq!(o.state, "CRITICAL", "{o:?}");
+    assert!(o.text.contains("symbolic link"), "{o:?}");
+}
+
 #[test]
 fn unknown_on_usage_errors_and_unreadable_input() {
     let t = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));

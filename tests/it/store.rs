@@ -490,3 +490,48 @@ fn no_ticket_and_no_keytab_says_to_run_kinit() {
     assert_eq!(e.vault.count("POST", LOGIN), 0);
     assert_eq!(sc.count("add-oauth"), 0);
 }
+
+#[test]
+fn an_unsavable_vault_token_is_a_warning_and_the_credential_is_still_stored() {
+    let e = env();
+    let sc = StoreCred::install(e.path());
+    let victim = e.path().join("victim");
+    std::fs::write(&victim, b"precious\n").unwrap();
+    symlink(&victim, e.path().join("vt_u0-igwn")).unwrap();
+    let r = store(&e, &sc, &["igwn"]);
+    assert_eq!(r.code, 0, "stderr: {}", r.stderr);
+    assert!(
+        r.stderr.contains("cannot save the Vault token"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        sc.calls(),
+        ["query-oauth -s igwn", "add-oauth -s igwn -i -"]
+    );
+    assert!(e.path().join("bt_u0-igwn").exists());
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious\n");
+}
+
+#[test]
+fn a_planted_local_vault_token_is_never_sent() {
+    let e = env();
+    let sc = StoreCred::install(e.path());
+    let planted = e
+        .vault
+        .provision_token(TestEnv::ISSUER, TestEnv::ROLE, "attacker", 86400);
+    let f = e.path().join("vt_u0-igwn");
+    std::fs::write(&f, format!("{planted}\n")).unwrap();
+    std::os::unix::fs::chown(&f, Some(65534), Some(65534)).unwrap();
+    let r = store(&e, &sc, &["igwn"]);
+    assert_eq!(r.code, 0, "stderr: {}", r.stderr);
+    assert!(r.stderr.contains("refusing to trust it"), "{}", r.stderr);
+    assert!(
+        e.vault
+            .requests()
+            .iter()
+            .all(|q| q.vault_token.as_deref() != Some(planted.as_str())),
+        "the planted Vault token was sent"
+    );
+    assert!(!r.stderr.contains(&planted));
+}

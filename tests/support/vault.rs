@@ -117,6 +117,8 @@ pub struct RequestRecord {
     pub query: String,
     /// An `X-Vault-Token` header was sent.
     pub has_token: bool,
+    /// The `X-Vault-Token` sent (a secret: not shown by `Debug`).
+    pub vault_token: Option<String>,
     /// An `Authorization: Negotiate` header was sent.
     pub has_negotiate: bool,
     /// Status answered; 0 if the connection was dropped.
@@ -212,6 +214,7 @@ impl TestVault {
             creds: CredStore::default(),
             faults: Mutex::new(Vec::new()),
             fault_hits: AtomicU64::new(0),
+            streamed: AtomicU64::new(0),
             log: Mutex::new(VecDeque::new()),
             login_errors: Mutex::new(Vec::new()),
             refreshes: AtomicU64::new(0),
@@ -502,6 +505,11 @@ impl TestVault {
 
     pub fn clear_faults(&self) {
         lock(&self.shared.faults).clear();
+    }
+
+    /// Body bytes sent so far by streamed (slow or endless) fault answers.
+    pub fn streamed_bytes(&self) -> u64 {
+        self.shared.streamed.load(Ordering::SeqCst)
     }
 
     /// How many requests a fault has fired on.

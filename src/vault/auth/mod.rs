@@ -9,7 +9,7 @@
 pub mod names;
 pub mod oidc;
 
-use crate::files::{self, FileError, WriteOptions};
+use crate::files::{self, FileError, SafeDir, WriteOptions};
 use crate::kerberos::{Initiator, Keytab, KrbError};
 use crate::vault::{
     AuthInfo, ClientConfig, Limits, LoginError, ServerAddress, VaultClient, VaultError, VaultToken,
@@ -295,13 +295,15 @@ pub fn reuse(
     }
 }
 
-/// Reads a saved Vault token file; `None` when absent or not a token (a
-/// file we may not read is logged and ignored).
+/// Reads a saved Vault token file through the file-trust rule
+/// ([`files::read_trusted`], owner the effective user); `None` when absent or
+/// not a token. A planted or unreadable file is logged, ignored and never sent.
 pub fn read_saved(path: &Path) -> Option<VaultToken> {
-    match files::read_file(path, 8192) {
+    let uid = nix::unistd::geteuid().as_raw();
+    match files::read_trusted(path, 8192, uid) {
         Ok(bytes) => bytes
-            .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|t| VaultToken::new(&t)),
+            .map(zeroize::Zeroizing::new)
+            .and_then(|b| std::str::from_utf8(&b).ok().and_then(VaultToken::new)),
         Err(e) => {
             log::warn!("ignoring the saved Vault token: {e}");
             None
@@ -309,11 +311,29 @@ pub fn read_saved(path: &Path) -> Option<VaultToken> {
     }
 }
 
-/// Saves a Vault token (one line, 0600, owned by `uid`) atomically.
-pub fn save(path: &Path, token: &VaultToken, uid: u32) -> Result<(), FileError> {
-    let mut contents = token.expose().as_bytes().to_vec();
+/// Saves a Vault token (one line, 0600, owned by `uid`) atomically, first
+/// removing temporary files a killed earlier run left beside it. The bearer
+/// token comes first: a failure is a warning (the next run logs in again),
+/// never an error; returns whether the token was saved.
+pub fn save(path: &Path, token: &VaultToken, uid: u32) -> bool {
+    let mut contents = zeroize::Zeroizing::new(token.expose().as_bytes().to_vec());
     contents.push(b'\n');
-    files::write_file(path, &contents, WriteOptions::user_file(0o600, uid))
+    let saved = SafeDir::open_parent(path).and_then(|(dir, name)| {
+        if let Err(e) = dir.remove_stale_temps_of(&name, uid) {
+            log::warn!("cannot clean up after an earlier run: {e}");
+        }
+        dir.write_atomic(&name, &contents, WriteOptions::user_file(0o600, uid))
+    });
+    match saved {
+        Ok(()) => {
+            log::info!("saved the Vault token in {}", path.display());
+            true
+        }
+        Err(e) => {
+            log::warn!("cannot save the Vault token, the next run will log in again: {e}");
+            false
+        }
+    }
 }
 
 /// What the OIDC bootstrap needs besides the flow's settings.

@@ -115,10 +115,19 @@ pub fn process_is_interactive() -> bool {
     )
 }
 
-/// Reads the credkey htgettoken saved (whitespace stripped), if any.
+/// Reads the credkey htgettoken saved (whitespace stripped), if any, through
+/// the file-trust rule for the effective user: a file planted by another user,
+/// writable by group or others, or a link is ignored with a warning.
 pub fn read_credkey(home: &Path, issuer: &str, role: &str) -> Option<String> {
     let path = credkey_file(home, issuer, role);
-    let bytes = files::read_file(&path, 4096).ok()??;
+    let uid = nix::unistd::geteuid().as_raw();
+    let bytes = match files::read_trusted(&path, 4096, uid) {
+        Ok(b) => b?,
+        Err(e) => {
+            log::warn!("ignoring the saved credkey: {e}");
+            return None;
+        }
+    };
     let text = String::from_utf8(bytes).ok()?;
     let t = text.trim();
     (!t.is_empty()).then(|| t.to_owned())
@@ -231,7 +240,38 @@ pub fn store_refresh_token(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A credkey file another user planted, or one others may rewrite, or a
+    /// link, is never used (these cases need root for the chown).
+    #[test]
+    fn planted_credkey_is_ignored() {
+        let home = tempfile::tempdir().unwrap();
+        let path = credkey_file(home.path(), "igwn", "robot");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, "robot\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(
+            read_credkey(home.path(), "igwn", "robot").as_deref(),
+            Some("robot")
+        );
+
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert_eq!(read_credkey(home.path(), "igwn", "robot"), None);
+
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::chown(&path, Some(65534), Some(65534))
+            .unwrap_or_else(|e| panic!("chown needs root (run the tests as root): {e}"));
+        assert_eq!(read_credkey(home.path(), "igwn", "robot"), None);
+
+        let real = home.path().join("real");
+        std::fs::write(&real, "robot\n").unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&real, &path).unwrap();
+        assert_eq!(read_credkey(home.path(), "igwn", "robot"), None);
+    }
 
     #[test]
     fn decisions() {

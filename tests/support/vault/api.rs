@@ -22,6 +22,8 @@ pub(super) fn dispatch(sh: &Shared, req: &Request) -> Outcome {
             }
             if fault.drop_connection {
                 Outcome::Drop
+            } else if let Some(s) = fault.stream {
+                Outcome::Stream(s)
             } else if let Some((status, body)) = fault.response {
                 let body =
                     body.replace("{path}", req.path.strip_prefix("/v1/").unwrap_or(&req.path));
@@ -38,6 +40,7 @@ pub(super) fn dispatch(sh: &Shared, req: &Request) -> Outcome {
     };
     let status = match &outcome {
         Outcome::Respond(r) => r.status,
+        Outcome::Stream(_) => 200,
         Outcome::Drop => 0,
     };
     sh.record(req, status);

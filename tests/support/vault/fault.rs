@@ -17,6 +17,15 @@ pub struct Fault {
     pub(super) delay: Option<Duration>,
     pub(super) drop_connection: bool,
     pub(super) remaining: Option<u32>,
+    pub(super) stream: Option<Stream>,
+}
+
+/// A 200 answer whose body is sent in pieces: `chunk` bytes every `pause`, up to `limit`.
+#[derive(Clone, Debug)]
+pub struct Stream {
+    pub(super) chunk: usize,
+    pub(super) pause: Duration,
+    pub(super) limit: u64,
 }
 
 impl Fault {
@@ -30,7 +39,41 @@ impl Fault {
             delay: None,
             drop_connection: false,
             remaining: Some(1),
+            stream: None,
         }
+    }
+
+    /// Answer 200 with a body that never ends (bounded at 256 MiB, sent as fast as the
+    /// client reads it): `{"data":{"access_token":"aaaa...`.
+    pub fn endless_body(prefix: &str) -> Fault {
+        Fault {
+            response: None,
+            stream: Some(Stream {
+                chunk: 64 * 1024,
+                pause: Duration::ZERO,
+                limit: 256 * 1024 * 1024,
+            }),
+            ..Fault::status(prefix, 0, "")
+        }
+    }
+
+    /// Answer 200 with a body that trickles: 10 bytes every `pause`, 64 KiB at most.
+    pub fn slow_body(prefix: &str, pause: Duration) -> Fault {
+        Fault {
+            response: None,
+            stream: Some(Stream {
+                chunk: 10,
+                pause,
+                limit: 64 * 1024,
+            }),
+            ..Fault::status(prefix, 0, "")
+        }
+    }
+
+    /// Answer 200 with this bearer token as `data.access_token`.
+    pub fn access_token(prefix: &str, token: &str) -> Fault {
+        let body = serde_json::json!({"data": {"access_token": token}}).to_string();
+        Fault::status(prefix, 200, &body)
     }
 
     /// Wait `delay`, then handle the request normally (read-timeout tests).

@@ -51,6 +51,8 @@ pub(super) struct Response {
 /// What to do with a request.
 pub(super) enum Outcome {
     Respond(Response),
+    /// Answer 200 with a streamed body, then close.
+    Stream(super::fault::Stream),
     /// Close the connection without answering.
     Drop,
 }
@@ -129,6 +131,11 @@ fn serve_connection(shared: &Shared, tcp: TcpStream, id: u64) {
                         let _ = stream.sock.shutdown(Shutdown::Both);
                         return;
                     }
+                    Outcome::Stream(s) => {
+                        write_stream(shared, &mut stream, &s);
+                        let _ = stream.sock.shutdown(Shutdown::Both);
+                        return;
+                    }
                 }
                 last_activity = Instant::now();
                 continue;
@@ -184,6 +191,40 @@ fn serve_connection(shared: &Shared, tcp: TcpStream, id: u64) {
     stream.conn.send_close_notify();
     let _ = stream.flush();
     let _ = stream.sock.shutdown(Shutdown::Both);
+}
+
+/// Writes a 200 answer whose body is `limit` bytes long, in pieces; stops when the
+/// client goes away, the server stops, or the limit is reached. Counts the bytes sent.
+fn write_stream(shared: &Shared, stream: &mut impl Write, s: &super::fault::Stream) {
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        s.limit
+    );
+    if stream.write_all(head.as_bytes()).is_err() {
+        return;
+    }
+    let prefix = br#"{"data":{"access_token":""#;
+    let mut sent: u64 = 0;
+    let mut piece = prefix.to_vec();
+    while sent < s.limit && !shared.stopping() {
+        piece.resize(s.chunk.max(prefix.len()), b'a');
+        let n = piece
+            .len()
+            .min(usize::try_from(s.limit - sent).unwrap_or(usize::MAX));
+        if stream
+            .write_all(&piece[..n])
+            .and_then(|()| stream.flush())
+            .is_err()
+        {
+            return;
+        }
+        sent += n as u64;
+        shared.streamed.fetch_add(n as u64, Ordering::SeqCst);
+        piece.clear();
+        if !s.pause.is_zero() {
+            shared.sleep(s.pause);
+        }
+    }
 }
 
 fn write_response(stream: &mut impl Write, resp: &Response, close: bool) -> io::Result<()> {

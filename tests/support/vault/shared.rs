@@ -31,6 +31,8 @@ pub(super) struct Shared {
     pub(super) logins: AtomicU64,
     pub(super) connections: AtomicU64,
     pub(super) active: AtomicUsize,
+    /// Body bytes sent by streamed (slow or endless) answers.
+    pub(super) streamed: AtomicU64,
     pub(super) oidc: Mutex<super::oidc::OidcState>,
 }
 
@@ -103,6 +105,7 @@ impl Shared {
             path: req.path.clone(),
             query: req.query.clone(),
             has_token: req.header("x-vault-token").is_some(),
+            vault_token: req.header("x-vault-token").map(str::to_owned),
             has_negotiate,
             status,
             header_names: req
