@@ -26,6 +26,7 @@ pub mod schedule;
 
 use crate::files::{SafeDir, WriteOptions};
 use config::Config;
+use daemon::clock::SystemClock;
 use nix::sys::signal::{SigSet, Signal};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::PathBuf;
@@ -157,28 +158,22 @@ fn run(args: CredmonArgs, cfg: Config) -> Result<ExitCode, String> {
     if let Err(e) = ctx.tls_config() {
         ::log::error!("{e}");
     }
-    let queue = Arc::new(daemon::Queue::new(cfg.max_in_flight));
     let reload_args = args.clone();
-    let mut coord = daemon::Coordinator {
-        ctx: ctx.clone(),
-        queue: queue.clone(),
-        scanner: daemon::Scanner::default(),
-        reload: Box::new(move || match load(&reload_args) {
-            Ok(c) => {
-                if let Err(e) = log::reopen(c.log_file.as_deref()) {
-                    ::log::error!("cannot reopen the log file: {e}");
-                }
-                log::set_debug(c.debug);
-                Some(c)
+    let reload: daemon::Reload = Box::new(move || match load(&reload_args) {
+        Ok(c) => {
+            if let Err(e) = log::reopen(c.log_file.as_deref()) {
+                ::log::error!("cannot reopen the log file: {e}");
             }
-            Err(e) => {
-                ::log::error!("invalid configuration after SIGHUP, keeping the old one: {e}");
-                None
-            }
-        }),
-        spawned: 0,
-        passes: 0,
-    };
+            log::set_debug(c.debug);
+            Some(c)
+        }
+        Err(e) => {
+            ::log::error!("invalid configuration after SIGHUP, keeping the old one: {e}");
+            None
+        }
+    });
+    let mut coord = daemon::Coordinator::new(ctx.clone(), Arc::new(SystemClock), reload);
+    let shared = coord.shared.clone();
 
     if args.once {
         coord.spawn_workers(cfg.max_in_flight);
@@ -225,39 +220,48 @@ fn run(args: CredmonArgs, cfg: Config) -> Result<ExitCode, String> {
         env!("CARGO_PKG_VERSION"),
         cfg.cred_dir.display()
     );
-    let (q, c) = (queue.clone(), ctx.clone());
+    let sh = shared.clone();
     std::thread::Builder::new()
         .name("signals".into())
-        .spawn(move || signal_loop(signals, q, c))
+        .spawn(move || signal_loop(signals, sh))
         .map_err(|e| format!("cannot start the signal thread: {e}"))?;
     crate::notify::status("first full pass");
     coord.spawn_workers(cfg.max_in_flight);
     coord.run();
+    // Stopped: let requests in flight finish (bounded), then leave. A request
+    // still running is abandoned; its .use is renamed into place whole or not at all.
+    let left = shared.drain(DRAIN_LIMIT);
+    if left > 0 {
+        ::log::info!("{left} request(s) still in flight abandoned");
+    }
     crate::notify::stopping();
+    if let Some(path) = ctx.config().metrics_file.as_deref() {
+        drop(shared.write_metrics(path));
+    }
+    // Hook: release the single-instance lock here.
+    if let Err(e) = root.remove("pid") {
+        ::log::warn!("{e}");
+    }
+    ::log::logger().flush();
     Ok(ExitCode::SUCCESS)
 }
 
-/// Waits for signals: SIGHUP wakes the coordinator; the others end the process at once
-/// (every write is atomic, and leftover temporary files are removed at the next start),
-/// after writing the metrics file and telling systemd (`STOPPING=1`).
-fn signal_loop(signals: SigSet, queue: Arc<daemon::Queue>, ctx: Arc<refresh::Ctx>) {
+/// How long in-flight requests may finish after SIGTERM (the whole exit stays under 1 s).
+const DRAIN_LIMIT: Duration = Duration::from_millis(700);
+
+/// Waits for signals: SIGHUP wakes the coordinator; the others stop it
+/// (the main thread then drains the workers and exits 0).
+fn signal_loop(signals: SigSet, shared: Arc<daemon::pool::Shared>) {
     loop {
         match signals.wait() {
             Ok(Signal::SIGHUP) => {
                 ::log::debug!("SIGHUP");
-                queue.hup();
+                shared.hup();
             }
             Ok(sig) => {
                 ::log::info!("exiting on {sig}");
-                crate::notify::stopping();
-                // Held until the exit: no other thread starts writing the file.
-                let _written = ctx
-                    .config()
-                    .metrics_file
-                    .as_deref()
-                    .map(|path| queue.write_metrics(path));
-                ::log::logger().flush();
-                std::process::exit(0);
+                shared.stop();
+                return;
             }
             Err(e) => {
                 ::log::error!("waiting for signals failed: {e}");
