@@ -66,7 +66,12 @@ enum Subject {
     Python(PathBuf, PathBuf),
 }
 
-fn spawn(who: &Subject, env: &TestEnv, credd: &Credd, extra: &[(&str, &str)]) -> Result<Child, String> {
+fn spawn(
+    who: &Subject,
+    env: &TestEnv,
+    credd: &Credd,
+    extra: &[(&str, &str)],
+) -> Result<Child, String> {
     let log = env.path().join("CredMonOAuthLog");
     let mut cmd = match who {
         Subject::Rust(bin) => {
@@ -98,7 +103,11 @@ fn spawn(who: &Subject, env: &TestEnv, credd: &Credd, extra: &[(&str, &str)]) ->
         )
         // Extra knobs for experiments, e.g. _CONDOR_ROBOT_CREDMON_MAX_IN_FLIGHT=16.
         .envs(std::env::vars().filter(|(k, _)| k.starts_with("_CONDOR_")))
-        .envs(extra.iter().map(|(k, v)| (format!("_CONDOR_{k}"), v.to_string())))
+        .envs(
+            extra
+                .iter()
+                .map(|(k, v)| (format!("_CONDOR_{k}"), v.to_string())),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -147,12 +156,28 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
     Some(ticks as f64 / hz as f64)
 }
 
-/// (utime, stime) in clock ticks.
-fn cpu_split(pid: u32) -> Option<(u64, u64)> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &s[s.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    Some((f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?))
+/// CPU seconds of `pid` and all its descendants (the Python credmon forks a worker).
+fn tree_cpu_seconds(pid: u32) -> Option<f64> {
+    let mut total = cpu_seconds(pid)?;
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Some(total);
+    };
+    for e in dir.flatten() {
+        let Some(child) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        let ppid = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 2..].split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(pid) {
+            total += tree_cpu_seconds(child).unwrap_or(0.0);
+        }
+    }
+    Some(total)
 }
 
 fn stop(child: &mut Child) {
@@ -226,6 +251,7 @@ struct Opts {
     python: Option<Subject>,
     idle_secs: u64,
     latency: Duration,
+    only_python: bool,
     base: Option<PathBuf>,
 }
 
@@ -236,6 +262,7 @@ fn opts() -> Result<Opts, String> {
         python: None,
         idle_secs: 300,
         latency: Duration::from_millis(20),
+        only_python: false,
         base: None,
     };
     while let Some(a) = args.next() {
@@ -246,10 +273,10 @@ fn opts() -> Result<Opts, String> {
                 o.idle_secs = value()?.parse().map_err(|_| "--idle-seconds: a number")?
             }
             "--latency-ms" => {
-                o.latency = Duration::from_millis(
-                    value()?.parse().map_err(|_| "--latency-ms: a number")?,
-                )
+                o.latency =
+                    Duration::from_millis(value()?.parse().map_err(|_| "--latency-ms: a number")?)
             }
+            "--only-python" => o.only_python = true,
             "--python" => {
                 let v = value()?;
                 let (py, dir) = v.split_once(':').ok_or("--python PY:DIR")?;
@@ -280,8 +307,11 @@ fn fill(
     if n < USERS * SERVICES.len() {
         return Err(format!("{label}: only {n} .use files after the first pass"));
     }
-    let cpu = cpu_seconds(pid).unwrap_or(0.0);
-    report(&format!("{label} fill wall s"), format!("{:.2}", took.as_secs_f64()));
+    let cpu = tree_cpu_seconds(pid).unwrap_or(0.0);
+    report(
+        &format!("{label} fill wall s"),
+        format!("{:.2}", took.as_secs_f64()),
+    );
     report(&format!("{label} fill CPU s"), format!("{cpu:.2}"));
     report(
         &format!("{label} fill CPU per credential ms"),
@@ -290,7 +320,12 @@ fn fill(
     std::thread::sleep(Duration::from_secs(2));
     let mut idle = Vec::new();
     for i in 0..10 {
-        idle.push(ms(sighup_latency(credd, url, env, &format!("{label}idle{i}"))?));
+        idle.push(ms(sighup_latency(
+            credd,
+            url,
+            env,
+            &format!("{label}idle{i}"),
+        )?));
         std::thread::sleep(Duration::from_millis(200));
     }
     report(&format!("{label} SIGHUP idle ms"), samples(&idle));
@@ -332,8 +367,40 @@ fn run() -> Result<(), String> {
         format!("{:.1}", o.latency.as_secs_f64() * tops.len() as f64),
     );
 
+    if !o.only_python {
+        robot_credmon(&o, &env, &credd, &url, &tops)?;
+    }
+    // The Python credmon: fill from nothing and idle latency.
+    if let Some(py) = &o.python {
+        for (u, s, _) in &tops {
+            let _ = std::fs::remove_file(credd.use_path(u, s));
+        }
+        let mut child = fill("python", py, &env, &credd, &url)?;
+        report(
+            "python peak RSS MB",
+            format!(
+                "{:.1}",
+                status_kb(child.id(), "VmHWM:").unwrap_or(0) as f64 / 1024.0
+            ),
+        );
+        stop(&mut child);
+    }
+    if o.base.is_some() {
+        let _ = std::fs::remove_dir_all(&cred_dir);
+    }
+    Ok(())
+}
+
+/// Steps 1 to 6 for robot-credmon.
+fn robot_credmon(
+    o: &Opts,
+    env: &TestEnv,
+    credd: &Credd,
+    url: &str,
+    tops: &[(String, &str, String)],
+) -> Result<(), String> {
     // 1-3. Fill, idle latency, idle CPU.
-    let mut child = fill("rust", &o.subject, &env, &credd, &url)?;
+    let mut child = fill("rust", &o.subject, env, credd, url)?;
     let pid = child.id();
     let c0 = cpu_seconds(pid).ok_or("cannot read /proc stat")?;
     std::thread::sleep(Duration::from_secs(o.idle_secs));
@@ -344,14 +411,19 @@ fn run() -> Result<(), String> {
     );
 
     // 4. Every .top replaced (the credd re-stored everything), then a new credential.
-    for (u, s, top) in &tops {
+    for (u, s, top) in tops {
         credd.store(u, s, top);
     }
     credd.kick();
     std::thread::sleep(Duration::from_millis(300));
     let mut busy = Vec::new();
     for i in 0..5 {
-        busy.push(ms(sighup_latency(&credd, &url, &env, &format!("replaced{i}"))?));
+        busy.push(ms(sighup_latency(
+            credd,
+            url,
+            env,
+            &format!("replaced{i}"),
+        )?));
         std::thread::sleep(Duration::from_millis(100));
     }
     let pending = tops
@@ -362,27 +434,38 @@ fn run() -> Result<(), String> {
         })
         .count();
     report("rust SIGHUP all .top replaced ms", samples(&busy));
-    report("rust routine refreshes pending after those samples", pending.to_string());
+    report(
+        "rust routine refreshes pending after those samples",
+        pending.to_string(),
+    );
     let rss1 = status_kb(pid, "VmHWM:").unwrap_or(0);
     stop(&mut child);
 
     // 5. Restart with every .use near expiry.
     let mut child = spawn(
         &o.subject,
-        &env,
-        &credd,
+        env,
+        credd,
         &[("CREDMON_OAUTH_TOKEN_MINIMUM", "11000")],
     )?;
-    wait_pid(&credd, &child)?;
+    wait_pid(credd, &child)?;
     std::thread::sleep(Duration::from_secs(2));
     let mut expiring = Vec::new();
     for i in 0..5 {
-        expiring.push(ms(sighup_latency(&credd, &url, &env, &format!("expiring{i}"))?));
+        expiring.push(ms(sighup_latency(
+            credd,
+            url,
+            env,
+            &format!("expiring{i}"),
+        )?));
         std::thread::sleep(Duration::from_millis(100));
     }
     let in_pass = !credd.dir.join("CREDMON_COMPLETE").exists();
     report("rust SIGHUP all .use near expiry ms", samples(&expiring));
-    report("rust pass still running after those samples", in_pass.to_string());
+    report(
+        "rust pass still running after those samples",
+        in_pass.to_string(),
+    );
     let rss2 = status_kb(child.id(), "VmHWM:").unwrap_or(0);
     stop(&mut child);
     report(
@@ -390,20 +473,5 @@ fn run() -> Result<(), String> {
         format!("{:.1} / {:.1}", rss1 as f64 / 1024.0, rss2 as f64 / 1024.0),
     );
 
-    // The Python credmon: fill from nothing and idle latency.
-    if let Some(py) = &o.python {
-        for (u, s, _) in &tops {
-            let _ = std::fs::remove_file(credd.use_path(u, s));
-        }
-        let mut child = fill("python", py, &env, &credd, &url)?;
-        report(
-            "python peak RSS MB",
-            format!("{:.1}", status_kb(child.id(), "VmHWM:").unwrap_or(0) as f64 / 1024.0),
-        );
-        stop(&mut child);
-    }
-    if o.base.is_some() {
-        let _ = std::fs::remove_dir_all(&cred_dir);
-    }
     Ok(())
 }

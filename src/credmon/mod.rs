@@ -5,6 +5,7 @@
 //! * [`config`]: HTCondor knobs, `_CONDOR_*` overrides and options → [`config::Config`];
 //! * [`policy`]: pure decisions (names, ownership, renewal, Vault URLs);
 //! * [`refresh`]: one credential end to end (Vault, keytab re-login, files);
+//! * [`schedule`]: the pure scheduler (need, deadline, backoff);
 //! * [`daemon`]: the coordinator (scans, SIGHUP, passes) and the workers;
 //! * [`log`]: the HTCondor-style log file.
 //!
