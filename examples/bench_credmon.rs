@@ -12,7 +12,8 @@
 //! 3. CPU while idle over `--idle-seconds` (default 300) after the first pass settled;
 //! 4. SIGHUP → `.use` for a new credential right after every `.top` was replaced (5 samples);
 //! 5. the same after a restart with every `.use` near expiry
-//!    (`CREDMON_OAUTH_TOKEN_MINIMUM` above the token lifetime; 5 samples);
+//!    (`CREDMON_OAUTH_TOKEN_MINIMUM` 60 s below the token lifetime of 3 h, so
+//!    every `.use` written more than a minute ago is due; 5 samples);
 //! 6. peak RSS (`VmHWM`).
 //!
 //! `--python PY:DIR` also runs HTCondor's `condor_credmon_vault` (from DIR,
@@ -446,7 +447,7 @@ fn robot_credmon(
         &o.subject,
         env,
         credd,
-        &[("CREDMON_OAUTH_TOKEN_MINIMUM", "11000")],
+        &[("CREDMON_OAUTH_TOKEN_MINIMUM", "10740")],
     )?;
     wait_pid(credd, &child)?;
     std::thread::sleep(Duration::from_secs(2));

@@ -230,7 +230,7 @@ impl Shared {
         }
     }
 
-    /// Queues a job and wakes the workers; see [`Scheduler::submit`].
+    /// Wakes the workers: new jobs were submitted.
     pub fn notify_work(&self) {
         self.work.notify_all();
     }
