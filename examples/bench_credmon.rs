@@ -67,12 +67,36 @@ enum Subject {
     Python(PathBuf, PathBuf),
 }
 
+/// A running credmon, stopped (SIGTERM, then SIGKILL) when dropped, also on errors.
+struct Running(Child);
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            stop(&mut self.0);
+        }
+    }
+}
+
 fn spawn(
     who: &Subject,
     env: &TestEnv,
     credd: &Credd,
     extra: &[(&str, &str)],
-) -> Result<Child, String> {
+) -> Result<Running, String> {
     let log = env.path().join("CredMonOAuthLog");
     let mut cmd = match who {
         Subject::Rust(bin) => {
@@ -120,6 +144,7 @@ fn spawn(
             .env("_CONDOR_LIBEXEC", dir.display().to_string());
     }
     cmd.spawn()
+        .map(Running)
         .map_err(|e| format!("cannot start the credmon: {e}"))
 }
 
@@ -296,7 +321,7 @@ fn fill(
     env: &TestEnv,
     credd: &Credd,
     url: &str,
-) -> Result<Child, String> {
+) -> Result<Running, String> {
     let complete = credd.dir.join("CREDMON_COMPLETE");
     let _ = std::fs::remove_file(&complete);
     let t0 = Instant::now();
