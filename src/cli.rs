@@ -1,9 +1,15 @@
 //! The command line: clap definitions for every subcommand, and the
 //! program-name dispatch (`igwn-robot-get`, `robot-credmon-storer`).
+//! A leaf: the roles use these types, this module uses none of theirs.
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
+
+pub use crate::duration::parse_duration;
+use crate::duration::{
+    MAX_SECONDS, parse_oidc_timeout, parse_request_timeout, parse_retry_time, parse_ttl,
+};
 
 /// Keeps SciTokens fresh for robot accounts: keytab -> Vault -> bearer token.
 #[derive(Debug, Parser)]
@@ -31,7 +37,7 @@ pub enum Command {
     /// Show the claims and remaining lifetime of a bearer token file.
     Token(TokenArgs),
     /// Run as HTCondor's OAuth credential monitor (CREDMON_OAUTH).
-    Credmon(crate::credmon::CredmonArgs),
+    Credmon(CredmonArgs),
     /// Monitoring check (Nagios/Icinga plugin) for a token file or a credmon.
     Check(crate::check::CheckArgs),
     /// Write man pages and shell completions (for packagers).
@@ -98,7 +104,8 @@ pub struct GetArgs {
     pub role: Option<String>,
 
     /// Minimum remaining lifetime, in seconds, for an existing bearer token to be kept.
-    #[arg(short = 'm', long, default_value_t = 3600, value_name = "SECONDS")]
+    #[arg(short = 'm', long, default_value_t = 3600, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(..=MAX_SECONDS))]
     pub minsecs: u64,
 
     /// Where to keep the Vault token [default: /tmp/vt_u<uid>].
@@ -115,11 +122,11 @@ pub struct GetArgs {
     pub outfile: Option<PathBuf>,
 
     /// Minimum remaining lifetime of the saved Vault token before a new Kerberos login.
-    #[arg(long, default_value = "24h", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "24h", value_parser = parse_ttl, value_name = "DURATION")]
     pub vaulttokenminttl: Duration,
 
     /// Lifetime of the Vault tokens we keep (longer login tokens are exchanged).
-    #[arg(long, default_value = "7d", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "7d", value_parser = parse_ttl, value_name = "DURATION")]
     pub vaulttokenttl: Duration,
 
     /// Store the credential in HTCondor's credd instead of writing a bearer token file.
@@ -151,11 +158,11 @@ pub struct GetArgs {
     pub audience: Option<String>,
 
     /// Give up retrying transient Vault failures after this long.
-    #[arg(long, default_value = "25s", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "25s", value_parser = parse_retry_time, value_name = "DURATION")]
     pub retry_time: Duration,
 
     /// Time allowed for one Vault request once connected.
-    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "10s", value_parser = parse_request_timeout, value_name = "DURATION")]
     pub request_timeout: Duration,
 
     /// Write Prometheus metrics (node_exporter textfile format) to this file after each run.
@@ -176,7 +183,7 @@ pub struct GetArgs {
     pub web_open_command: Option<String>,
 
     /// Give up waiting for the browser login after this long.
-    #[arg(long, default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "10m", value_parser = parse_oidc_timeout, value_name = "DURATION")]
     pub oidc_timeout: Duration,
 }
 
@@ -208,7 +215,7 @@ pub struct StoreArgs {
     pub vaulttokendir: Option<PathBuf>,
 
     /// Re-store a credential whose stored Vault token has less than this left.
-    #[arg(long, default_value = "7d", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "7d", value_parser = parse_ttl, value_name = "DURATION")]
     pub restore_before: Duration,
 
     /// Command that opens the OIDC URL [default: xdg-open, none when $SSH_CLIENT is set].
@@ -216,7 +223,7 @@ pub struct StoreArgs {
     pub web_open_command: Option<String>,
 
     /// Give up waiting for the browser login after this long.
-    #[arg(long, default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "10m", value_parser = parse_oidc_timeout, value_name = "DURATION")]
     pub oidc_timeout: Duration,
 }
 
@@ -231,7 +238,8 @@ pub struct TokenArgs {
     pub json: bool,
 
     /// Exit 1 when less than this many seconds are left.
-    #[arg(short = 'm', long, default_value_t = 0, value_name = "SECONDS")]
+    #[arg(short = 'm', long, default_value_t = 0, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(..=MAX_SECONDS))]
     pub minsecs: u64,
 
     /// Check the signature against the issuer's published keys (JWKS).
@@ -247,14 +255,35 @@ pub struct TokenArgs {
     pub capath: Option<PathBuf>,
 }
 
-/// Parses `3600`, `3600s`, `30m`, `24h`, `7d` or humantime forms like `1h30m`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    if let Ok(secs) = t.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    humantime::parse_duration(t)
-        .map_err(|_| format!("invalid duration '{s}' (use seconds, or e.g. 30m, 24h, 7d)"))
+/// `robot-credmon credmon`: the options of HTCondor's Python credmon, plus
+/// `--once`, `--check-config` and `--metrics-file`.
+#[derive(Debug, Clone, Args)]
+pub struct CredmonArgs {
+    /// Daemon name: the prefix of the `<NAME>_LOG` and `<NAME>_DEBUG` knobs.
+    #[arg(short = 'n', long, default_value = "CREDMON_OAUTH")]
+    pub name: String,
+    /// Credential directory [default: SEC_CREDENTIAL_DIRECTORY_OAUTH].
+    #[arg(short = 'c', long = "cred-dir", value_name = "DIR")]
+    pub cred_dir: Option<PathBuf>,
+    /// Log file [default: <NAME>_LOG, else SEC_CREDENTIAL_MONITOR_OAUTH_LOG, else $(LOG)/CredMonOAuthLog, else stderr].
+    #[arg(short = 'l', long = "log-file", value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+    /// Debug logging.
+    #[arg(short = 'd', long)]
+    pub debug: bool,
+    /// Also log to stderr.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+    /// Do one pass and exit: 0 when every credential is fine, 1 when any failed.
+    #[arg(long, conflicts_with = "check_config")]
+    pub once: bool,
+    /// Print the resolved settings and exit (99 when they are invalid).
+    #[arg(long)]
+    pub check_config: bool,
+    /// Write Prometheus metrics (node_exporter textfile format) to this file after
+    /// every full pass and on exit [default: ROBOT_CREDMON_METRICS_FILE, else none].
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// The name the binary was invoked as (`igwn-robot-get`, `robot-credmon`, ...).
@@ -291,26 +320,80 @@ pub struct IgwnRobotGet {
     pub args: GetArgs,
 }
 
+// ---------------------------------------------------------------------------
+// `check` and `generate` (operations and packaging).
+// ---------------------------------------------------------------------------
+
+/// Options of `robot-credmon check`, a Monitoring Plugins (Nagios/Icinga) plugin.
+#[derive(Debug, Clone, clap::Args)]
+#[command(
+    about = "Monitoring check (Nagios/Icinga plugin) for a token file or a credmon",
+    after_help = "Thresholds are plugin ranges of time left: 3600: or 1h (alert below), \
+~:600 (above), 10:20 (outside), @10:20 (inside); numbers are seconds or durations.\n\
+Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (also for a timeout or a usage error). \
+The token is never printed."
+)]
+pub struct CheckArgs {
+    /// Token file [default: the WLCG discovery rules]; with --credmon, the credential directory [default: /var/lib/condor/oauth_credentials].
+    #[arg(value_name = "PATH")]
+    pub path: Option<PathBuf>,
+
+    /// Check a credmon: pid alive and a robot-credmon credmon, CREDMON_COMPLETE recent, every Vault credential's .use fresh.
+    #[arg(long)]
+    pub credmon: bool,
+
+    /// WARNING range of time left: 3600: or 1h = warn when less than an hour is left.
+    #[arg(short = 'w', long, default_value = "1h", value_parser = crate::check::Range::parse, value_name = "RANGE")]
+    pub warning: crate::check::Range,
+
+    /// CRITICAL range of time left: 1800: or 30m = critical when less than 30 minutes are left.
+    #[arg(short = 'c', long, default_value = "30m", value_parser = crate::check::Range::parse, value_name = "RANGE")]
+    pub critical: crate::check::Range,
+
+    /// With --credmon: CRITICAL when CREDMON_COMPLETE is older than this (the credmon passes every 60 s).
+    #[arg(long, default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
+    pub max_age: Duration,
+
+    /// UNKNOWN when the check takes longer than this (seconds or a duration).
+    #[arg(short = 't', long, default_value = "10s", value_parser = parse_timeout, value_name = "DURATION")]
+    pub timeout: Duration,
+}
+
+/// A `-t/--timeout`: a duration of at least one second.
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_secs(1) {
+        return Err(format!("the timeout '{s}' is below one second"));
+    }
+    Ok(d)
+}
+
+/// What `generate` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GenerateWhat {
+    /// Man pages (section 1) into OUT_DIR.
+    Man,
+    /// bash, zsh and fish completions into OUT_DIR.
+    Completions,
+    /// Both, into OUT_DIR/man and OUT_DIR/completions.
+    All,
+}
+
+/// Options of the (hidden) `robot-credmon generate`, for packagers.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GenerateArgs {
+    /// What to generate.
+    #[arg(value_enum)]
+    pub what: GenerateWhat,
+    /// Directory to write into (created if missing).
+    pub out_dir: PathBuf,
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use clap::CommandFactory;
-
-    #[test]
-    fn durations() {
-        for (s, secs) in [
-            ("3600", 3600),
-            ("24h", 86400),
-            ("7d", 604800),
-            ("30m", 1800),
-            ("10s", 10),
-            ("1h30m", 5400),
-        ] {
-            assert_eq!(parse_duration(s).unwrap(), Duration::from_secs(secs), "{s}");
-        }
-        assert!(parse_duration("soon").is_err());
-    }
 
     #[test]
     fn clap_definitions_are_consistent() {

@@ -2,37 +2,101 @@
 //! definitions, so they cannot drift from the code. The checked-in copies in
 //! `dist/man/` and `dist/completions/` are made with
 //! `robot-credmon generate all dist`, and a test compares them byte for byte.
+//!
+//! Man pages get hand-written sections (EXIT STATUS, ENVIRONMENT, FILES,
+//! EXAMPLES, SEE ALSO) from `dist/man-sections/`, embedded at build time.
+//! Bash completions are post-processed: clap_complete 4.6 names the case arms
+//! of a hyphenated program (`robot-credmon`) differently from the names its
+//! word loop builds, so nothing after a subcommand would complete.
 
-use crate::cli::{Cli, IgwnRobotGet};
+use crate::cli::{Cli, IgwnRobotGet, RobotCredmonStorer};
 use crate::files::{FileError, SafeDir, WriteOptions};
 use clap::CommandFactory;
 use clap_complete::Shell;
 use std::path::{Path, PathBuf};
 
-/// What `generate` writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum What {
-    /// Man pages (section 1) into OUT_DIR.
-    Man,
-    /// bash, zsh and fish completions into OUT_DIR.
-    Completions,
-    /// Both, into OUT_DIR/man and OUT_DIR/completions.
-    All,
+pub use crate::cli::{GenerateArgs, GenerateWhat as What};
+
+/// The hand-written man page sections, by page name (without `.1`).
+const SECTIONS: &[(&str, &str)] = &[
+    (
+        "robot-credmon",
+        include_str!("../dist/man-sections/robot-credmon.roff"),
+    ),
+    (
+        "robot-credmon-get",
+        include_str!("../dist/man-sections/get.roff"),
+    ),
+    (
+        "igwn-robot-get",
+        include_str!("../dist/man-sections/get.roff"),
+    ),
+    (
+        "robot-credmon-store",
+        include_str!("../dist/man-sections/store.roff"),
+    ),
+    (
+        "robot-credmon-storer",
+        include_str!("../dist/man-sections/store.roff"),
+    ),
+    (
+        "robot-credmon-token",
+        include_str!("../dist/man-sections/token.roff"),
+    ),
+    (
+        "robot-credmon-credmon",
+        include_str!("../dist/man-sections/credmon.roff"),
+    ),
+    (
+        "robot-credmon-check",
+        include_str!("../dist/man-sections/check.roff"),
+    ),
+];
+
+/// The program names with their own command line, without hidden subcommands
+/// (so neither man pages nor completions offer `generate`).
+pub fn programs() -> Vec<clap::Command> {
+    vec![
+        without_hidden(Cli::command()),
+        IgwnRobotGet::command(),
+        RobotCredmonStorer::command(),
+    ]
 }
 
-/// Options of the (hidden) `robot-credmon generate`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct GenerateArgs {
-    /// What to generate.
-    #[arg(value_enum)]
-    pub what: What,
-    /// Directory to write into (created if missing).
-    pub out_dir: PathBuf,
+/// A copy of `robot-credmon`'s command whose hidden subcommands are left out.
+fn without_hidden(cmd: clap::Command) -> clap::Command {
+    let visible: Vec<clap::Command> = cmd
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set())
+        .cloned()
+        .collect();
+    let mut out = clap::Command::new("robot-credmon")
+        .version(env!("CARGO_PKG_VERSION"))
+        .subcommand_required(cmd.is_subcommand_required_set())
+        .propagate_version(true)
+        .subcommands(visible);
+    if let Some(a) = cmd.get_about() {
+        out = out.about(a.clone());
+    }
+    out
 }
 
-/// The program names with their own command line.
-fn programs() -> Vec<clap::Command> {
-    vec![Cli::command(), IgwnRobotGet::command()]
+/// Renders one page: clap's sections, then the hand-written ones.
+fn render_page(man: &clap_mangen::Man, extra: &str) -> Result<Vec<u8>, std::io::Error> {
+    let mut buf = Vec::new();
+    man.render_title(&mut buf)?;
+    man.render_name_section(&mut buf)?;
+    man.render_synopsis_section(&mut buf)?;
+    man.render_description_section(&mut buf)?;
+    man.render_options_section(&mut buf)?;
+    let mut probe = Vec::new();
+    man.render_subcommands_section(&mut probe)?;
+    if probe.windows(3).any(|w| w == b".TP") {
+        buf.extend_from_slice(&probe);
+    }
+    buf.extend_from_slice(extra.as_bytes());
+    man.render_version_section(&mut buf)?;
+    Ok(buf)
 }
 
 /// Every man page: `(file name, contents)`, e.g. `robot-credmon-get.1`.
@@ -41,10 +105,18 @@ pub fn man_pages() -> Result<Vec<(String, Vec<u8>)>, std::io::Error> {
         for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned() {
             walk(sub, out)?;
         }
-        let man = clap_mangen::Man::new(cmd);
-        let mut buf = Vec::new();
-        man.render(&mut buf)?;
-        out.push((man.get_filename(), buf));
+        let man = clap_mangen::Man::new(cmd)
+            .source(format!("robot-credmon {}", env!("CARGO_PKG_VERSION")));
+        let name = man.get_filename();
+        let page = name.trim_end_matches(".1");
+        let extra = SECTIONS
+            .iter()
+            .find(|(p, _)| *p == page)
+            .map(|(_, text)| *text)
+            .ok_or_else(|| {
+                std::io::Error::other(format!("no dist/man-sections text for the page {page}"))
+            })?;
+        out.push((name, render_page(&man, extra)?));
         Ok(())
     }
     let mut out = Vec::new();
@@ -55,6 +127,18 @@ pub fn man_pages() -> Result<Vec<(String, Vec<u8>)>, std::io::Error> {
     }
     out.sort();
     Ok(out)
+}
+
+/// Repairs clap_complete's bash script for a hyphenated program name: its
+/// case arms say `robot__subcmd__credmon__subcmd__get` where the word loop
+/// sets `robot__credmon__subcmd__get`.
+pub fn fix_bash(name: &str, script: &str) -> String {
+    if !name.contains('-') {
+        return script.to_owned();
+    }
+    let wrong = format!("{}__subcmd__", name.replace('-', "__subcmd__"));
+    let right = format!("{}__subcmd__", name.replace('-', "__"));
+    script.replace(&wrong, &right)
 }
 
 /// Every completion script: `(file name, contents)`: `<prog>.bash`, `_<prog>`, `<prog>.fish`.
@@ -69,6 +153,9 @@ pub fn completions() -> Vec<(String, Vec<u8>)> {
         ] {
             let mut buf = Vec::new();
             clap_complete::generate(shell, &mut cmd, &name, &mut buf);
+            if shell == Shell::Bash {
+                buf = fix_bash(&name, &String::from_utf8_lossy(&buf)).into_bytes();
+            }
             out.push((file, buf));
         }
     }
@@ -136,33 +223,89 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_page_per_subcommand_and_no_hidden_ones() {
-        let names: Vec<String> = man_pages().unwrap().into_iter().map(|(n, _)| n).collect();
-        for want in [
-            "robot-credmon.1",
-            "robot-credmon-get.1",
-            "robot-credmon-token.1",
-            "robot-credmon-credmon.1",
-            "robot-credmon-check.1",
-            "igwn-robot-get.1",
-        ] {
-            assert!(
-                names.iter().any(|n| n == want),
-                "{want} missing from {names:?}"
-            );
+    fn one_page_per_program_and_subcommand_and_no_hidden_ones() {
+        let pages = man_pages().unwrap();
+        let names: Vec<&str> = pages.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "igwn-robot-get.1",
+                "robot-credmon-check.1",
+                "robot-credmon-credmon.1",
+                "robot-credmon-get.1",
+                "robot-credmon-store.1",
+                "robot-credmon-storer.1",
+                "robot-credmon-token.1",
+                "robot-credmon.1",
+            ]
+        );
+        for (name, page) in &pages {
+            let text = String::from_utf8_lossy(page);
+            for section in [
+                ".SH NAME",
+                ".SH SYNOPSIS",
+                ".SH DESCRIPTION",
+                ".SH \"EXIT STATUS\"",
+                ".SH ENVIRONMENT",
+                ".SH FILES",
+                ".SH EXAMPLES",
+                ".SH \"SEE ALSO\"",
+            ] {
+                assert!(text.contains(section), "{name} lacks {section}");
+            }
+            assert!(!text.contains("generate"), "{name} mentions generate");
         }
-        assert!(!names.iter().any(|n| n.contains("generate")), "{names:?}");
+        let credmon = pages
+            .iter()
+            .find(|(n, _)| n == "robot-credmon-credmon.1")
+            .map(|(_, p)| String::from_utf8_lossy(p).into_owned())
+            .unwrap();
+        for knob in [
+            "SEC_CREDENTIAL_DIRECTORY_OAUTH",
+            "CREDMON_OAUTH_TOKEN_MINIMUM",
+            "CREDMON_OAUTH_TOKEN_REFRESH",
+            "CREDMON_OAUTH_LOG",
+            "ROBOT_CREDMON_KEYTAB_DIR",
+            "SIGHUP",
+            "SIGTERM",
+            ".B 44",
+            ".B 99",
+        ] {
+            assert!(credmon.contains(knob), "the credmon page lacks {knob}");
+        }
         let comps: Vec<String> = completions().into_iter().map(|(n, _)| n).collect();
         assert_eq!(
             comps,
             [
                 "_igwn-robot-get",
                 "_robot-credmon",
+                "_robot-credmon-storer",
                 "igwn-robot-get.bash",
                 "igwn-robot-get.fish",
+                "robot-credmon-storer.bash",
+                "robot-credmon-storer.fish",
                 "robot-credmon.bash",
-                "robot-credmon.fish"
+                "robot-credmon.fish",
             ]
         );
+        for (name, text) in completions() {
+            assert!(
+                !String::from_utf8_lossy(&text).contains("generate"),
+                "{name} offers the hidden subcommand"
+            );
+        }
+    }
+
+    #[test]
+    fn bash_case_arms_match_the_loop() {
+        let fixed = fix_bash(
+            "robot-credmon",
+            "cmd=\"robot__credmon__subcmd__get\"\n        robot__subcmd__credmon__subcmd__get)\n",
+        );
+        assert_eq!(
+            fixed,
+            "cmd=\"robot__credmon__subcmd__get\"\n        robot__credmon__subcmd__get)\n"
+        );
+        assert_eq!(fix_bash("plain", "plain__subcmd__x)"), "plain__subcmd__x)");
     }
 }

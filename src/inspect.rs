@@ -2,11 +2,12 @@
 //! lifetime, optionally verifying its signature against the issuer's JWKS.
 
 use crate::cli::TokenArgs;
+use crate::env::Env;
 use crate::files::{self, FileError, discovery};
 use crate::token::{self, BearerToken, MAX_TOKEN_BYTES, verify};
 use crate::vault::tls;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// Why a token file could not be inspected.
 #[derive(Debug, thiserror::Error)]
@@ -54,15 +55,14 @@ pub fn load(path: &Path) -> Result<BearerToken, InspectError> {
     })
 }
 
-/// Runs `token`.
-pub fn run(args: &TokenArgs) -> Result<Report, InspectError> {
-    let uid = nix::unistd::geteuid().as_raw();
+/// Runs `token` in the environment `env` (default file, clock).
+pub fn run(args: &TokenArgs, env: &Env) -> Result<Report, InspectError> {
     let path = args
         .file
         .clone()
-        .unwrap_or_else(|| discovery::bearer_token_file(discovery::process_env, uid));
+        .unwrap_or_else(|| discovery::bearer_token_file(|k| env.var(k), env.euid()));
     let tok = load(&path)?;
-    let now = SystemTime::now();
+    let now = env.now();
     let verified = if args.verify {
         verify_online(&tok, args).map_err(|why| InspectError::Verify {
             path: path.clone(),

@@ -309,14 +309,21 @@ impl Initiator {
 /// Keeps a temporary Kerberos profile (`rdns = false`) alive while in use.
 pub struct ProfileGuard {
     _file: tempfile::NamedTempFile,
+    krb5_config: String,
 }
 
-/// Puts a profile with `rdns = false` in front of `$KRB5_CONFIG` (or
-/// `/etc/krb5.conf`), as htgettoken does, so that a Vault cluster alias is
-/// never reverse-resolved to a node name.
-///
-/// Changes the process environment: call it before any thread is started.
-pub fn disable_reverse_dns() -> Result<ProfileGuard, KrbError> {
+impl ProfileGuard {
+    /// The value for `$KRB5_CONFIG`: the profile in front of the previous value.
+    pub fn krb5_config(&self) -> &str {
+        &self.krb5_config
+    }
+}
+
+/// Writes a profile with `rdns = false` to put in front of `$KRB5_CONFIG`
+/// (`current`, or `/etc/krb5.conf`), as htgettoken does, so that a Vault
+/// cluster alias is never reverse-resolved to a node name. `main` sets the
+/// variable to [`ProfileGuard::krb5_config`] before any thread starts.
+pub fn disable_reverse_dns(current: Option<&str>) -> Result<ProfileGuard, KrbError> {
     use std::io::Write;
     let mut file = tempfile::Builder::new()
         .prefix("robot-credmon-krb5-")
@@ -325,14 +332,14 @@ pub fn disable_reverse_dns() -> Result<ProfileGuard, KrbError> {
         .map_err(KrbError::Profile)?;
     file.write_all(b"[libdefaults]\n    rdns = false\n")
         .map_err(KrbError::Profile)?;
-    let rest = std::env::var("KRB5_CONFIG")
-        .ok()
+    let rest = current
         .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "/etc/krb5.conf".to_owned());
-    let value = format!("{}:{rest}", file.path().display());
-    // SAFETY: documented precondition: no other thread is running yet.
-    unsafe { std::env::set_var("KRB5_CONFIG", value) };
-    Ok(ProfileGuard { _file: file })
+        .unwrap_or("/etc/krb5.conf");
+    let krb5_config = format!("{}:{rest}", file.path().display());
+    Ok(ProfileGuard {
+        _file: file,
+        krb5_config,
+    })
 }
 
 /// `gss_acquire_cred_from` with an explicit credential store.

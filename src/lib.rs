@@ -12,11 +12,16 @@
 //! * [`check`]: monitoring checks in Nagios plugin form.
 //!
 //! [`cli`] holds the command-line definitions; `main.rs` only parses and dispatches.
+//! [`duration`] parses range-checked durations, [`process`] runs other
+//! programs, and [`env`] is the injected environment (variables, uid, clock).
 
 pub mod backoff;
 pub mod check;
 pub mod cli;
+pub mod condor;
 pub mod credmon;
+pub mod duration;
+pub mod env;
 pub mod files;
 pub mod generate;
 pub mod get;
@@ -25,6 +30,7 @@ pub mod kerberos;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod process;
 pub mod store;
 pub mod token;
 pub mod vault;

@@ -1,55 +1,154 @@
-//! The `robot-credmon` binary: parse the command line, dispatch, map the result to an exit code.
+//! The `robot-credmon` binary: set up the process environment, parse the
+//! command line, dispatch, and map the result to an exit code ([`Exit`]).
 
 use clap::Parser;
+use robot_credmon::check::{self, State};
 use robot_credmon::cli::{Cli, Command, IgwnRobotGet, RobotCredmonStorer, invoked_as};
-use robot_credmon::{check, credmon, generate, get, inspect, logging, store};
+use robot_credmon::credmon::{self, CredmonError, Outcome};
+use robot_credmon::env::Env;
+use robot_credmon::{generate, get, inspect, kerberos, logging, store};
+use std::ffi::OsString;
 use std::process::ExitCode;
 
-fn main() -> ExitCode {
-    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let name = argv.first().map(|a| invoked_as(a)).unwrap_or_default();
-    let command = if name == "igwn-robot-get" {
-        Command::Get(IgwnRobotGet::parse_from(&argv).args)
-    } else if name == "robot-credmon-storer" {
-        Command::Store(RobotCredmonStorer::parse_from(&argv).args)
-    } else {
-        Cli::try_parse_from(&argv)
-            .unwrap_or_else(|e| check::exit_on_parse_error(e, &argv))
-            .command
-    };
-    match command {
-        Command::Get(args) => {
-            logging::init_cli(args.verbose, args.quiet);
-            finish(get::run(&args).map(|_| ()))
-        }
-        Command::Store(args) => store::main(&args),
-        Command::Token(args) => {
-            logging::init_cli(0, false);
-            match inspect::run(&args) {
-                Ok(report) => {
-                    print!("{}", report.text);
-                    if report.stale {
-                        ExitCode::FAILURE
-                    } else {
-                        ExitCode::SUCCESS
-                    }
-                }
-                Err(e) => finish(Err(e)),
-            }
-        }
-        Command::Credmon(args) => credmon::main(args),
-        Command::Check(args) => check::main(args),
-        Command::Generate(args) => finish(generate::run(&args).map(|_| ())),
+/// Every exit code of the program, declared in one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Exit {
+    /// 0: done. `get`: a valid token is in place; `token`: fresh enough;
+    /// `credmon`: stopped by SIGTERM/SIGINT/SIGQUIT, or `--once` all fine.
+    Success,
+    /// 1: failed, after one error line (`get`, `store`, `token`, `generate`,
+    /// `credmon` runtime errors and `--once` with failures).
+    Failure,
+    /// 2: the command line does not parse (clap's usage error).
+    Usage,
+    /// `check`: the Nagios plugin state, 0 OK, 1 WARNING, 2 CRITICAL,
+    /// 3 UNKNOWN (also for a command line that does not parse, so a typo in a
+    /// monitoring configuration never reads as CRITICAL).
+    Check(State),
+    /// 44: the credmon cannot open its log (HTCondor's `DPRINTF_ERROR`).
+    LogUnavailable,
+    /// 99: the credmon's configuration is invalid (HTCondor's
+    /// `DAEMON_NO_RESTART`: condor_master does not restart it).
+    NoRestart,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> ExitCode {
+        ExitCode::from(match e {
+            Exit::Success => 0,
+            Exit::Failure => 1,
+            Exit::Usage => 2,
+            Exit::Check(state) => state.code(),
+            Exit::LogUnavailable => 44,
+            Exit::NoRestart => 99,
+        })
     }
 }
 
-/// Prints one error line and returns the exit code.
-fn finish<E: std::fmt::Display>(result: Result<(), E>) -> ExitCode {
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("robot-credmon: error: {e}");
-            ExitCode::FAILURE
+fn main() -> ExitCode {
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let command = match parse(&argv) {
+        Ok(c) => c,
+        Err(exit) => return exit.into(),
+    };
+    // Environment changes, once, here: no other thread is running yet.
+    let _profile = match command {
+        Command::Get(_) | Command::Store(_) | Command::Credmon(_) => {
+            match kerberos::disable_reverse_dns(std::env::var("KRB5_CONFIG").ok().as_deref()) {
+                Ok(p) => {
+                    // SAFETY: single-threaded until here (nothing has spawned a thread yet).
+                    unsafe { std::env::set_var("KRB5_CONFIG", p.krb5_config()) };
+                    Some(p)
+                }
+                Err(e) => return error(e).into(),
+            }
         }
+        _ => None,
+    };
+    if matches!(command, Command::Credmon(_)) {
+        // Takes the master's family session out of the environment.
+        robot_credmon::condor::capture_environment();
     }
+    let env = Env::process();
+    dispatch(command, &env).into()
+}
+
+/// Parses the command line by program name; a failure has been printed.
+fn parse(argv: &[OsString]) -> Result<Command, Exit> {
+    let name = argv.first().map(|a| invoked_as(a)).unwrap_or_default();
+    logging::set_program(&name);
+    let parsed = match name.as_str() {
+        "igwn-robot-get" => IgwnRobotGet::try_parse_from(argv).map(|p| Command::Get(p.args)),
+        "robot-credmon-storer" => {
+            RobotCredmonStorer::try_parse_from(argv).map(|p| Command::Store(p.args))
+        }
+        _ => Cli::try_parse_from(argv).map(|c| c.command),
+    };
+    parsed.map_err(|err| {
+        let is_check = argv.get(1).is_some_and(|a| a == "check");
+        if is_check && err.use_stderr() {
+            // Monitoring systems show stdout only: one plugin line there.
+            println!("{}", check::usage_verdict(&err).line());
+        }
+        let _ = err.print();
+        match (err.use_stderr(), is_check) {
+            (false, _) => Exit::Success,
+            (true, true) => Exit::Check(State::Unknown),
+            (true, false) => Exit::Usage,
+        }
+    })
+}
+
+fn dispatch(command: Command, env: &Env) -> Exit {
+    match command {
+        Command::Get(args) => {
+            logging::init_cli(args.verbose, args.quiet);
+            result(get::run(&args).map(drop))
+        }
+        // The storer reports its own failure in condor_submit's form.
+        Command::Store(args) => store::main(&args).map_or(Exit::Failure, |()| Exit::Success),
+        Command::Token(args) => {
+            logging::init_cli(0, false);
+            match inspect::run(&args, env) {
+                Ok(report) => {
+                    print!("{}", report.text);
+                    if report.stale {
+                        Exit::Failure
+                    } else {
+                        Exit::Success
+                    }
+                }
+                Err(e) => error(e),
+            }
+        }
+        Command::Credmon(args) => match credmon::main(args, env) {
+            Ok(Outcome::Done) => Exit::Success,
+            Ok(Outcome::SomeFailed) => Exit::Failure,
+            Err(e) => {
+                logging::print_error(&e);
+                match e {
+                    CredmonError::Config(_) => Exit::NoRestart,
+                    CredmonError::Log { .. } => Exit::LogUnavailable,
+                    CredmonError::Run(_) => Exit::Failure,
+                }
+            }
+        },
+        Command::Check(args) => {
+            let now = env.now();
+            let verdict = check::within(args.timeout, move || check::run(&args, now));
+            println!("{}", verdict.line());
+            Exit::Check(verdict.state)
+        }
+        Command::Generate(args) => result(generate::run(&args).map(drop)),
+    }
+}
+
+fn result<E: std::fmt::Display>(r: Result<(), E>) -> Exit {
+    r.map_or_else(error, |()| Exit::Success)
+}
+
+/// Prints one error line.
+fn error<E: std::fmt::Display>(e: E) -> Exit {
+    logging::print_error(&e);
+    Exit::Failure
 }

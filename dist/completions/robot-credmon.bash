@@ -22,9 +22,6 @@ _robot__credmon() {
             robot__credmon,credmon)
                 cmd="robot__credmon__subcmd__credmon"
                 ;;
-            robot__credmon,generate)
-                cmd="robot__credmon__subcmd__generate"
-                ;;
             robot__credmon,get)
                 cmd="robot__credmon__subcmd__get"
                 ;;
@@ -42,9 +39,6 @@ _robot__credmon() {
                 ;;
             robot__credmon__subcmd__help,credmon)
                 cmd="robot__credmon__subcmd__help__subcmd__credmon"
-                ;;
-            robot__credmon__subcmd__help,generate)
-                cmd="robot__credmon__subcmd__help__subcmd__generate"
                 ;;
             robot__credmon__subcmd__help,get)
                 cmd="robot__credmon__subcmd__help__subcmd__get"
@@ -65,7 +59,7 @@ _robot__credmon() {
 
     case "${cmd}" in
         robot__credmon)
-            opts="-h -V --help --version get store token credmon check generate help"
+            opts="-h -V --help --version get store token credmon check help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -78,8 +72,8 @@ _robot__credmon() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        robot__subcmd__credmon__subcmd__check)
-            opts="-w -c -h -V --credmon --warning --critical --max-age --help --version"
+        robot__credmon__subcmd__check)
+            opts="-w -c -t -h -V --credmon --warning --critical --max-age --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -105,6 +99,14 @@ _robot__credmon() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -t)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -112,7 +114,7 @@ _robot__credmon() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        robot__subcmd__credmon__subcmd__credmon)
+        robot__credmon__subcmd__credmon)
             opts="-n -c -l -d -v -h -V --name --cred-dir --log-file --debug --verbose --once --check-config --metrics-file --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -154,21 +156,7 @@ _robot__credmon() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        robot__subcmd__credmon__subcmd__generate)
-            opts="-h -V --help --version man completions all"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        robot__subcmd__credmon__subcmd__get)
+        robot__credmon__subcmd__get)
             opts="-v -q -k -c -a -i -r -m -o -h -V --verbose --quiet --kerberos-keytab --keytab --kerberos-ccache --ccache --vaultserver --issuer --credkey --role --minsecs --vaulttokenfile --bearertokenfile --outfile --vaulttokenminttl --vaulttokenttl --condor --cafile --capath --vaultalias --vaultcertname --scopes --audience --retry-time --request-timeout --metrics-file --oidc --nooidc --web-open-command --oidc-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -310,8 +298,8 @@ _robot__credmon() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        robot__subcmd__credmon__subcmd__help)
-            opts="get store token credmon check generate help"
+        robot__credmon__subcmd__help)
+            opts="get store token credmon check help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -324,7 +312,7 @@ _robot__credmon() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        robot__subcmd__credmon__subcmd__help__subcmd__check)
+        robot__credmon__subcmd__help__subcmd__check)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -338,7 +326,7 @@ _robot__credmon() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        robot__subcmd__credmon__subcmd__help__subcmd__credmon)
+        robot__credmon__subcmd__help__subcmd__credmon)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -352,7 +340,7 @@ _robot__credmon() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        robot__subcmd__credmon__subcmd__help__subcmd__generate)
+        robot__credmon__subcmd__help__subcmd__get)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -366,7 +354,7 @@ _robot__credmon() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        robot__subcmd__credmon__subcmd__help__subcmd__get)
+        robot__credmon__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -380,7 +368,7 @@ _robot__credmon() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        robot__subcmd__credmon__subcmd__help__subcmd__help)
+        robot__credmon__subcmd__help__subcmd__store)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -394,7 +382,7 @@ _robot__credmon() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        robot__subcmd__credmon__subcmd__help__subcmd__store)
+        robot__credmon__subcmd__help__subcmd__token)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -408,21 +396,7 @@ _robot__credmon() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        robot__subcmd__credmon__subcmd__help__subcmd__token)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        robot__subcmd__credmon__subcmd__store)
+        robot__credmon__subcmd__store)
             opts="-v -d -k -h -V --verbose --debug --keytab --vaulttokendir --restore-before --web-open-command --oidc-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -460,7 +434,7 @@ _robot__credmon() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        robot__subcmd__credmon__subcmd__token)
+        robot__credmon__subcmd__token)
             opts="-m -h -V --json --minsecs --verify --cafile --capath --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -31,7 +31,6 @@ complete -c robot-credmon -n "__fish_robot_credmon_needs_command" -f -a "store" 
 complete -c robot-credmon -n "__fish_robot_credmon_needs_command" -f -a "token" -d 'Show the claims and remaining lifetime of a bearer token file'
 complete -c robot-credmon -n "__fish_robot_credmon_needs_command" -f -a "credmon" -d 'Run as HTCondor\'s OAuth credential monitor (CREDMON_OAUTH)'
 complete -c robot-credmon -n "__fish_robot_credmon_needs_command" -f -a "check" -d 'Monitoring check (Nagios/Icinga plugin) for a token file or a credmon'
-complete -c robot-credmon -n "__fish_robot_credmon_needs_command" -f -a "generate" -d 'Write man pages and shell completions (for packagers)'
 complete -c robot-credmon -n "__fish_robot_credmon_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand get" -s k -l keytab -l kerberos-keytab -d 'Keytab with the robot\'s key [default: $KRB5_KTNAME]' -r
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand get" -s c -l ccache -l kerberos-ccache -d 'Kerberos credential cache for the robot\'s ticket [default: a private in-memory cache]' -r
@@ -80,7 +79,7 @@ complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand token" -s h 
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand token" -s V -l version -d 'Print version'
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand credmon" -s n -l name -d 'Daemon name: the prefix of the `<NAME>_LOG` and `<NAME>_DEBUG` knobs' -r
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand credmon" -s c -l cred-dir -d 'Credential directory [default: SEC_CREDENTIAL_DIRECTORY_OAUTH]' -r -F
-complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand credmon" -s l -l log-file -d 'Log file [default: <NAME>_LOG, else $(LOG)/CredMonOAuthLog, else stderr]' -r -F
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand credmon" -s l -l log-file -d 'Log file [default: <NAME>_LOG, else SEC_CREDENTIAL_MONITOR_OAUTH_LOG, else $(LOG)/CredMonOAuthLog, else stderr]' -r -F
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand credmon" -l metrics-file -d 'Write Prometheus metrics (node_exporter textfile format) to this file after every full pass and on exit [default: ROBOT_CREDMON_METRICS_FILE, else none]' -r -F
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand credmon" -s d -l debug -d 'Debug logging'
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand credmon" -s v -l verbose -d 'Also log to stderr'
@@ -88,18 +87,16 @@ complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand credmon" -l 
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand credmon" -l check-config -d 'Print the resolved settings and exit (99 when they are invalid)'
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand credmon" -s h -l help -d 'Print help'
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand credmon" -s V -l version -d 'Print version'
-complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand check" -s w -l warning -d 'WARNING when a token has this little left or less (seconds, or e.g. 1h, 90m)' -r
-complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand check" -s c -l critical -d 'CRITICAL when a token has this little left or less (seconds, or e.g. 30m)' -r
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand check" -s w -l warning -d 'WARNING range of time left: 3600: or 1h = warn when less than an hour is left' -r
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand check" -s c -l critical -d 'CRITICAL range of time left: 1800: or 30m = critical when less than 30 minutes are left' -r
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand check" -l max-age -d 'With --credmon: CRITICAL when CREDMON_COMPLETE is older than this (the credmon passes every 60 s)' -r
-complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand check" -l credmon -d 'Check a credmon: pid alive, CREDMON_COMPLETE recent, every Vault credential\'s .use fresh'
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand check" -s t -l timeout -d 'UNKNOWN when the check takes longer than this (seconds or a duration)' -r
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand check" -l credmon -d 'Check a credmon: pid alive and a robot-credmon credmon, CREDMON_COMPLETE recent, every Vault credential\'s .use fresh'
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand check" -s h -l help -d 'Print help'
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand check" -s V -l version -d 'Print version'
-complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand generate" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand generate" -s V -l version -d 'Print version'
-complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check generate help" -f -a "get" -d 'Get a fresh bearer token from Vault with a keytab (igwn-robot-get compatible)'
-complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check generate help" -f -a "store" -d 'Store Vault credentials in HTCondor\'s credd (SEC_CREDENTIAL_STORER, robot-credmon-storer)'
-complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check generate help" -f -a "token" -d 'Show the claims and remaining lifetime of a bearer token file'
-complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check generate help" -f -a "credmon" -d 'Run as HTCondor\'s OAuth credential monitor (CREDMON_OAUTH)'
-complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check generate help" -f -a "check" -d 'Monitoring check (Nagios/Icinga plugin) for a token file or a credmon'
-complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check generate help" -f -a "generate" -d 'Write man pages and shell completions (for packagers)'
-complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check help" -f -a "get" -d 'Get a fresh bearer token from Vault with a keytab (igwn-robot-get compatible)'
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check help" -f -a "store" -d 'Store Vault credentials in HTCondor\'s credd (SEC_CREDENTIAL_STORER, robot-credmon-storer)'
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check help" -f -a "token" -d 'Show the claims and remaining lifetime of a bearer token file'
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check help" -f -a "credmon" -d 'Run as HTCondor\'s OAuth credential monitor (CREDMON_OAUTH)'
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check help" -f -a "check" -d 'Monitoring check (Nagios/Icinga plugin) for a token file or a credmon'
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

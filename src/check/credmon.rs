@@ -37,10 +37,15 @@ pub enum PidState {
     Missing,
     /// The pid file could not be read or holds no pid; the message says why.
     Invalid(String),
-    /// The process exists (possibly owned by someone else).
+    /// The process exists and is a robot-credmon credmon.
     Alive(i32),
     /// No such process.
     Dead(i32),
+    /// The pid now belongs to another program (the credmon died and the pid
+    /// was reused); the text says what runs there.
+    Other(i32, String),
+    /// The process exists but cannot be inspected; the text says why.
+    Unverifiable(i32, String),
 }
 
 /// What a Vault credential's `.use` file holds.
@@ -148,13 +153,78 @@ fn read_pid(dir: &SafeDir) -> PidState {
     let text = String::from_utf8_lossy(&bytes);
     match text.trim().parse::<i32>() {
         Ok(pid) if pid > 0 => match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
-            Ok(()) | Err(Errno::EPERM) => PidState::Alive(pid),
+            Ok(()) | Err(Errno::EPERM) => identify(pid),
             Err(_) => PidState::Dead(pid),
         },
         _ => PidState::Invalid(format!(
             "'{}' does not hold a process id",
             dir.path().join("pid").display()
         )),
+    }
+}
+
+/// Looks at `/proc/<pid>` to tell a credmon from a process that got its pid later.
+fn identify(pid: i32) -> PidState {
+    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+    let cmdline = match std::fs::read(proc_dir.join("cmdline")) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return PidState::Dead(pid),
+        Err(e) => {
+            return PidState::Unverifiable(
+                pid,
+                format!("cannot read {}/cmdline: {e}", proc_dir.display()),
+            );
+        }
+    };
+    let argv: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    // Readable by root (and the owner) only; without it argv[0] decides.
+    let exe = std::fs::read_link(proc_dir.join("exe"))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned());
+    match credmon_process(exe.as_deref(), &argv) {
+        Ok(()) => PidState::Alive(pid),
+        Err(what) => PidState::Other(pid, what),
+    }
+}
+
+/// Whether a process is a robot-credmon credmon, from its executable (when
+/// readable) and its arguments: the program is `robot-credmon` (also after a
+/// package upgrade replaced the file: ` (deleted)`) and its subcommand is
+/// `credmon`. On failure, says what the process is instead.
+pub fn credmon_process(exe: Option<&str>, argv: &[String]) -> Result<(), String> {
+    let base = |p: &str| {
+        let p = p.strip_suffix(" (deleted)").unwrap_or(p);
+        Path::new(p)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let program = match (exe, argv.first()) {
+        (Some(e), _) => base(e),
+        (None, Some(a)) => base(a),
+        (None, None) => return Err("a process without a command line".to_owned()),
+    };
+    if program == "robot-credmon" && argv.get(1).is_some_and(|a| a == "credmon") {
+        return Ok(());
+    }
+    let shown: String = argv
+        .iter()
+        .take(3)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .filter(|c| !c.is_control() && *c != '|')
+        .take(60)
+        .collect();
+    if shown.is_empty() {
+        Err(format!("'{program}'"))
+    } else {
+        Err(format!("'{shown}'"))
     }
 }
 
@@ -249,6 +319,22 @@ pub fn evaluate(seen: &Observation, now: SystemTime, limits: Limits) -> Verdict 
         PidState::Dead(pid) => {
             bad(State::Critical, format!("credmon pid {pid} is not running"));
             format!("credmon pid {pid} not running")
+        }
+        PidState::Other(pid, what) => {
+            bad(
+                State::Critical,
+                format!("credmon pid {pid} is not running: that pid is now {what}"),
+            );
+            format!("credmon pid {pid} not running")
+        }
+        PidState::Unverifiable(pid, why) => {
+            bad(
+                State::Unknown,
+                format!(
+                    "cannot tell whether pid {pid} is the credmon: {why} (run the check as root)"
+                ),
+            );
+            format!("credmon pid {pid} unverified")
         }
         PidState::Alive(pid) => format!("credmon pid {pid} running"),
     };
@@ -349,7 +435,10 @@ pub fn evaluate(seen: &Observation, now: SystemTime, limits: Limits) -> Verdict 
     perf.push(format!("credentials={n};;;0"));
     perf.push(format!("problems={};;;0", findings.len()));
     if let Some(age) = last_pass {
-        perf.push(format!("last_pass={age}s;;{}", limits.max_age));
+        perf.push(format!(
+            "last_pass={age}s;;{};0",
+            super::Range::at_most(limits.max_age)
+        ));
     }
     Verdict {
         state,
@@ -369,8 +458,8 @@ mod tests {
     fn limits() -> Limits {
         Limits {
             thresholds: Thresholds {
-                warning: 3600,
-                critical: 1800,
+                warning: super::super::Range::at_least(3600),
+                critical: super::super::Range::at_least(1800),
             },
             max_age: 600,
         }
@@ -422,7 +511,7 @@ mod tests {
         assert_eq!(
             v.line(),
             "OK - credmon pid 42 running, last pass 35s ago, 2 vault credentials, soonest alice/igwn expires in 2h13m \
-             | remaining=7980s;3600;1800 credentials=2;;;0 problems=0;;;0 last_pass=35s;;600"
+             | remaining=7980s;3600:;1800:;0 credentials=2;;;0 problems=0;;;0 last_pass=35s;;0:600;0"
         );
     }
 
@@ -440,6 +529,16 @@ mod tests {
                 with(|o| o.pid = PidState::Dead(42)),
                 State::Critical,
                 "credmon pid 42 is not running",
+            ),
+            (
+                with(|o| o.pid = PidState::Other(42, "'sleep 60'".into())),
+                State::Critical,
+                "credmon pid 42 is not running: that pid is now 'sleep 60'",
+            ),
+            (
+                with(|o| o.pid = PidState::Unverifiable(42, "denied".into())),
+                State::Unknown,
+                "cannot tell whether pid 42 is the credmon: denied",
             ),
             (
                 with(|o| {
@@ -545,6 +644,59 @@ mod tests {
         let v = evaluate(&o, at(NOW), limits());
         assert!(v.summary.contains("; and 2 more; "), "{}", v.summary);
         assert!(v.perf.contains("problems=5;;;0"), "{}", v.perf);
+    }
+
+    #[test]
+    fn credmon_process_table() {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // (exe, argv, is the credmon)
+        let cases: [(Option<&str>, Vec<String>, bool); 9] = [
+            (
+                Some("/usr/bin/robot-credmon"),
+                v(&["/usr/bin/robot-credmon", "credmon"]),
+                true,
+            ),
+            (
+                Some("/usr/bin/robot-credmon (deleted)"),
+                v(&["robot-credmon", "credmon", "-d"]),
+                true,
+            ),
+            (
+                None,
+                v(&["/usr/bin/robot-credmon", "credmon", "-c", "/x"]),
+                true,
+            ),
+            (
+                Some("/usr/bin/robot-credmon"),
+                v(&["robot-credmon", "get"]),
+                false,
+            ),
+            (
+                Some("/usr/bin/robot-credmon"),
+                v(&["igwn-robot-get", "credmon"]),
+                true,
+            ),
+            (
+                Some("/usr/bin/sleep"),
+                v(&["robot-credmon", "credmon"]),
+                false,
+            ),
+            (
+                Some("/usr/bin/python3"),
+                v(&["python3", "/usr/sbin/condor_credmon_vault"]),
+                false,
+            ),
+            (None, v(&["sleep", "60"]), false),
+            (None, v(&[]), false),
+        ];
+        for (exe, argv, ok) in cases {
+            let got = credmon_process(exe, &argv);
+            assert_eq!(got.is_ok(), ok, "{exe:?} {argv:?}: {got:?}");
+        }
+        assert_eq!(
+            credmon_process(None, &v(&["sleep", "60"])).unwrap_err(),
+            "'sleep 60'"
+        );
     }
 
     #[test]

@@ -10,45 +10,19 @@
 //! plain functions of what was seen, the thresholds and the current time.
 
 pub mod credmon;
+pub mod range;
 
-use crate::files::discovery;
-use crate::inspect;
-use crate::token::{self, Claims};
+use crate::files::{self, discovery};
+use crate::token::{self, BearerToken, Claims, MAX_TOKEN_BYTES, TokenError};
 use std::fmt;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 /// Default HTCondor credential directory (`SEC_CREDENTIAL_DIRECTORY_OAUTH` of `use feature : OAUTH`).
 pub const DEFAULT_CRED_DIR: &str = "/var/lib/condor/oauth_credentials";
 
-/// Options of `robot-credmon check`.
-#[derive(Debug, Clone, clap::Args)]
-#[command(
-    about = "Monitoring check (Nagios/Icinga plugin) for a token file or a credmon",
-    after_help = "Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. The token is never printed."
-)]
-pub struct CheckArgs {
-    /// Token file [default: the WLCG discovery rules]; with --credmon, the credential directory [default: /var/lib/condor/oauth_credentials].
-    #[arg(value_name = "PATH")]
-    pub path: Option<PathBuf>,
-
-    /// Check a credmon: pid alive, CREDMON_COMPLETE recent, every Vault credential's .use fresh.
-    #[arg(long)]
-    pub credmon: bool,
-
-    /// WARNING when a token has this little left or less (seconds, or e.g. 1h, 90m).
-    #[arg(short = 'w', long, default_value = "1h", value_parser = crate::cli::parse_duration, value_name = "DURATION")]
-    pub warning: Duration,
-
-    /// CRITICAL when a token has this little left or less (seconds, or e.g. 30m).
-    #[arg(short = 'c', long, default_value = "30m", value_parser = crate::cli::parse_duration, value_name = "DURATION")]
-    pub critical: Duration,
-
-    /// With --credmon: CRITICAL when CREDMON_COMPLETE is older than this (the credmon passes every 60 s).
-    #[arg(long, default_value = "10m", value_parser = crate::cli::parse_duration, value_name = "DURATION")]
-    pub max_age: Duration,
-}
+pub use crate::cli::CheckArgs;
+pub use range::Range;
 
 /// A plugin state; the discriminant is the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -100,46 +74,42 @@ impl fmt::Display for State {
     }
 }
 
-/// Remaining-lifetime thresholds, in seconds: at or below `warning` warns, at or below `critical` is critical.
+/// Remaining-lifetime thresholds: plugin ranges of seconds left (`3600:` alerts below 3600).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Thresholds {
-    /// WARNING at or below this many seconds left.
-    pub warning: i64,
-    /// CRITICAL at or below this many seconds left.
-    pub critical: i64,
+    /// WARNING when this range alerts.
+    pub warning: Range,
+    /// CRITICAL when this range alerts (and whenever the token has expired).
+    pub critical: Range,
 }
 
 impl Thresholds {
-    /// From the command-line durations; refuses a critical threshold above the warning one.
-    pub fn new(warning: Duration, critical: Duration) -> Result<Self, String> {
-        let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
-        let t = Thresholds {
-            warning: secs(warning),
-            critical: secs(critical),
-        };
-        if t.critical > t.warning {
+    /// From the command-line ranges; refuses `-c N:` above `-w M:` (critical before warning).
+    pub fn new(warning: Range, critical: Range) -> Result<Self, String> {
+        if let (Some(w), Some(c)) = (warning.lower_bound_only(), critical.lower_bound_only())
+            && c > w
+        {
             return Err(format!(
-                "the critical threshold ({}s) is above the warning threshold ({}s)",
-                t.critical, t.warning
+                "the critical threshold ({c}s) is above the warning threshold ({w}s)"
             ));
         }
-        Ok(t)
+        Ok(Thresholds { warning, critical })
     }
 
-    /// The state for `remaining` seconds left.
+    /// The state for `remaining` seconds left: an expired token is always CRITICAL.
     pub fn classify(&self, remaining: i64) -> State {
-        if remaining <= 0 || remaining <= self.critical {
+        if remaining <= 0 || self.critical.alerts(remaining) {
             State::Critical
-        } else if remaining <= self.warning {
+        } else if self.warning.alerts(remaining) {
             State::Warning
         } else {
             State::Ok
         }
     }
 
-    /// `remaining=<n>s;<warning>;<critical>`.
+    /// Performance data: `remaining=2699s;3600:;1800:;0`.
     pub fn perf(&self, label: &str, remaining: i64) -> String {
-        format!("{label}={remaining}s;{};{}", self.warning, self.critical)
+        format!("{label}={remaining}s;{};{};0", self.warning, self.critical)
     }
 }
 
@@ -247,9 +217,29 @@ pub fn evaluate_token(seen: &TokenObservation, now: SystemTime, th: Thresholds) 
 
 /// Reads a token file safely (no link is followed) and keeps only its claims.
 pub fn observe_token(path: &std::path::Path) -> TokenObservation {
-    match inspect::load(path) {
-        Ok(tok) => TokenObservation::Token(tok.claims().clone()),
+    match files::read_file(path, MAX_TOKEN_BYTES + 2) {
+        Ok(None) => {
+            TokenObservation::Unusable(format!("there is no token file '{}'", path.display()))
+        }
         Err(e) => TokenObservation::Unusable(e.to_string()),
+        Ok(Some(bytes)) => match BearerToken::from_bytes(&bytes) {
+            Ok(tok) => TokenObservation::Token(tok.claims().clone()),
+            Err(e) => TokenObservation::Unusable(format!(
+                "'{}' does not hold a bearer token: {}",
+                path.display(),
+                token_problem(&e)
+            )),
+        },
+    }
+}
+
+/// Why bytes are not a token, in words for an operator (no library error names).
+pub fn token_problem(e: &TokenError) -> &'static str {
+    match e {
+        TokenError::Empty => "the file is empty",
+        TokenError::TooLarge => "the file is too large for a token",
+        TokenError::BadCharacters => "it holds characters a bearer token cannot have",
+        TokenError::NotJwt(_) => "it is not a JWT (three base64url parts with JSON claims)",
     }
 }
 
@@ -280,23 +270,37 @@ pub fn run(args: &CheckArgs, now: SystemTime) -> Verdict {
     }
 }
 
-/// Runs the check, prints the plugin line and returns the plugin exit code.
-pub fn main(args: CheckArgs) -> ExitCode {
-    let verdict = run(&args, SystemTime::now());
-    println!("{}", verdict.line());
-    ExitCode::from(verdict.state.code())
+/// Runs `work` on its own thread and waits at most `limit` for its verdict;
+/// past that the verdict is UNKNOWN (the plugin `-t/--timeout` rule), so a
+/// hung file system never leaves the monitoring system waiting.
+pub fn within(limit: Duration, work: impl FnOnce() -> Verdict + Send + 'static) -> Verdict {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("check".into())
+        .spawn(move || {
+            let _ = tx.send(work());
+        });
+    if let Err(e) = spawned {
+        return Verdict::unknown(format!("cannot start the check: {e}"));
+    }
+    rx.recv_timeout(limit).unwrap_or_else(|_| {
+        Verdict::unknown(format!(
+            "the check did not finish within {} (-t/--timeout)",
+            token::format_remaining(i64::try_from(limit.as_secs()).unwrap_or(i64::MAX))
+        ))
+    })
 }
 
-/// For `main.rs`: a command line that does not parse exits 3 (UNKNOWN) for
-/// `check`, so a typo in a monitoring configuration never reads as CRITICAL;
-/// every other subcommand keeps clap's usual exit status.
-pub fn exit_on_parse_error(err: clap::Error, argv: &[std::ffi::OsString]) -> ! {
-    let is_check = argv.get(1).is_some_and(|a| a == "check");
-    if is_check && err.use_stderr() {
-        let _ = err.print();
-        std::process::exit(i32::from(State::Unknown.code()));
-    }
-    err.exit()
+/// The plugin line for a command line that does not parse: UNKNOWN with clap's first line.
+pub fn usage_verdict(err: &clap::Error) -> Verdict {
+    let text = err.render().to_string();
+    let first = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("invalid command line");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    Verdict::unknown(format!("usage: {first} (see robot-credmon check --help)"))
 }
 
 #[cfg(test)]
@@ -315,7 +319,7 @@ mod tests {
     }
 
     fn th() -> Thresholds {
-        Thresholds::new(Duration::from_secs(3600), Duration::from_secs(1800)).unwrap()
+        Thresholds::new(Range::at_least(3600), Range::at_least(1800)).unwrap()
     }
 
     #[test]
@@ -324,25 +328,40 @@ mod tests {
         for (left, state) in [
             (100_000, State::Ok),
             (3601, State::Ok),
-            (3600, State::Warning),
-            (1801, State::Warning),
-            (1800, State::Critical),
+            (3600, State::Ok),
+            (3599, State::Warning),
+            (1800, State::Warning),
+            (1799, State::Critical),
             (1, State::Critical),
             (0, State::Critical),
             (-5, State::Critical),
         ] {
             assert_eq!(th().classify(left), state, "{left}");
         }
-        let zero = Thresholds::new(Duration::ZERO, Duration::ZERO).unwrap();
+        let zero = Thresholds::new(Range::at_least(0), Range::at_least(0)).unwrap();
         assert_eq!(zero.classify(1), State::Ok);
         assert_eq!(zero.classify(0), State::Critical);
+        // Any plugin range works; an expired token stays CRITICAL.
+        let odd = Thresholds::new(
+            Range::parse("@7000:8000").unwrap(),
+            Range::parse("~:100000").unwrap(),
+        )
+        .unwrap();
+        assert_eq!(odd.classify(200_000), State::Critical);
+        assert_eq!(odd.classify(7500), State::Warning);
+        let odd =
+            Thresholds::new(Range::parse("@7000:8000").unwrap(), Range::at_least(60)).unwrap();
+        assert_eq!(odd.classify(7500), State::Warning);
+        assert_eq!(odd.classify(9000), State::Ok);
+        assert_eq!(odd.classify(-1), State::Critical);
     }
 
     #[test]
     fn thresholds_must_be_ordered() {
-        let err = Thresholds::new(Duration::from_secs(60), Duration::from_secs(120)).unwrap_err();
+        let err = Thresholds::new(Range::at_least(60), Range::at_least(120)).unwrap_err();
         assert!(err.contains("above the warning"), "{err}");
-        assert!(Thresholds::new(Duration::from_secs(60), Duration::from_secs(60)).is_ok());
+        assert!(Thresholds::new(Range::at_least(60), Range::at_least(60)).is_ok());
+        assert!(Thresholds::new(Range::at_least(60), Range::parse("10:200").unwrap()).is_ok());
     }
 
     #[test]
@@ -352,22 +371,22 @@ mod tests {
         let cases = [
             (
                 claims(Some("robot/host.example"), iss, Some(1_007_980)),
-                "OK - token for robot/host.example@cilogon.org expires in 2h13m | remaining=7980s;3600;1800",
+                "OK - token for robot/host.example@cilogon.org expires in 2h13m | remaining=7980s;3600:;1800:;0",
                 State::Ok,
             ),
             (
                 claims(Some("r"), iss, Some(1_003_000)),
-                "WARNING - token for r@cilogon.org expires in 50m00s | remaining=3000s;3600;1800",
+                "WARNING - token for r@cilogon.org expires in 50m00s | remaining=3000s;3600:;1800:;0",
                 State::Warning,
             ),
             (
                 claims(Some("r"), None, Some(1_000_600)),
-                "CRITICAL - token for r expires in 10m00s | remaining=600s;3600;1800",
+                "CRITICAL - token for r expires in 10m00s | remaining=600s;3600:;1800:;0",
                 State::Critical,
             ),
             (
                 claims(None, iss, Some(999_700)),
-                "CRITICAL - token from cilogon.org expired 5m00s ago | remaining=-300s;3600;1800",
+                "CRITICAL - token from cilogon.org expired 5m00s ago | remaining=-300s;3600:;1800:;0",
                 State::Critical,
             ),
             (
@@ -377,7 +396,7 @@ mod tests {
             ),
             (
                 claims(Some("a|b\nc"), None, Some(2_000_000)),
-                "OK - token for a b c expires in 11d13h | remaining=1000000s;3600;1800",
+                "OK - token for a b c expires in 11d13h | remaining=1000000s;3600:;1800:;0",
                 State::Ok,
             ),
         ];
@@ -393,6 +412,38 @@ mod tests {
         );
         assert_eq!(v.line(), "UNKNOWN - there is no token file '/x'");
         assert_eq!(v.state.code(), 3);
+    }
+
+    #[test]
+    fn timeout_gives_unknown() {
+        let t0 = std::time::Instant::now();
+        let v = within(Duration::from_secs(1), || {
+            std::thread::sleep(Duration::from_secs(30));
+            Verdict::unknown("never")
+        });
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        assert_eq!(
+            v.line(),
+            "UNKNOWN - the check did not finish within 1s (-t/--timeout)"
+        );
+        let quick = within(Duration::from_secs(5), || Verdict::unknown("done"));
+        assert_eq!(quick.line(), "UNKNOWN - done");
+    }
+
+    #[test]
+    fn usage_errors_make_one_unknown_line() {
+        use clap::Parser;
+        let err =
+            crate::cli::Cli::try_parse_from(["robot-credmon", "check", "-w", "soon"]).unwrap_err();
+        let v = usage_verdict(&err);
+        assert_eq!(v.state, State::Unknown);
+        assert!(
+            v.line()
+                .starts_with("UNKNOWN - usage: invalid value 'soon'"),
+            "{}",
+            v.line()
+        );
+        assert!(!v.line().contains('\n'));
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! The credmon's log: HTCondor-style lines (`MM/DD/YY HH:MM:SS.mmm LEVEL message`,
-//! UTC) appended to `CREDMON_OAUTH_LOG`, or written to stderr without one.
-//! The file is reopened on SIGHUP so that log rotation works.
+//! in local time like the condor daemons' logs) appended to `CREDMON_OAUTH_LOG`,
+//! or written to stderr without one. The file is reopened on SIGHUP so that
+//! log rotation works. It is opened without following a symbolic link and
+//! must be a regular file with one link: the credmon runs as root and the
+//! log directory belongs to condor.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -22,11 +25,29 @@ struct Sink {
 static LOGGER: OnceLock<FileLogger> = OnceLock::new();
 
 fn open(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new()
+    use nix::fcntl::OFlag;
+    use std::os::unix::fs::MetadataExt;
+    let file = OpenOptions::new()
         .append(true)
         .create(true)
         .mode(0o644)
+        .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).bits())
         .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(nix::libc::ELOOP) {
+                std::io::Error::other("it is a symbolic link")
+            } else {
+                e
+            }
+        })?;
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(std::io::Error::other("it is not a regular file"));
+    }
+    if meta.nlink() > 1 {
+        return Err(std::io::Error::other("it has several hard links"));
+    }
+    Ok(file)
 }
 
 /// Starts logging to `path` (stderr when `None`; also to stderr with `also_stderr`).
@@ -71,18 +92,20 @@ pub fn reopen(path: Option<&Path>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// `11/26/26 15:26:51.123` for `t`, in UTC.
+/// `11/26/26 15:26:51.123` for `t` in the system's local time zone (`TZ`, else
+/// `/etc/localtime`), as condor daemons write their logs.
 pub fn timestamp(t: SystemTime) -> String {
-    let rfc = humantime::format_rfc3339_millis(t).to_string();
-    // 2026-11-26T15:26:51.123Z
-    match (
-        rfc.get(2..4),
-        rfc.get(5..7),
-        rfc.get(8..10),
-        rfc.get(11..23),
-    ) {
-        (Some(y), Some(m), Some(d), Some(time)) => format!("{m}/{d}/{y} {time}"),
-        _ => rfc,
+    timestamp_in(t, &jiff::tz::TimeZone::system())
+}
+
+/// [`timestamp`] in time zone `tz`.
+pub fn timestamp_in(t: SystemTime, tz: &jiff::tz::TimeZone) -> String {
+    match jiff::Timestamp::try_from(t) {
+        Ok(ts) => ts
+            .to_zoned(tz.clone())
+            .strftime("%m/%d/%y %H:%M:%S%.3f")
+            .to_string(),
+        Err(_) => humantime::format_rfc3339_millis(t).to_string(),
     }
 }
 
@@ -121,12 +144,46 @@ impl log::Log for FileLogger {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
-    fn condor_style_timestamp() {
+    fn condor_style_timestamp_in_local_time() {
         let t = UNIX_EPOCH + Duration::from_millis(1_795_706_811_123);
-        assert_eq!(timestamp(t), "11/26/26 15:26:51.123");
+        assert_eq!(
+            timestamp_in(t, &jiff::tz::TimeZone::UTC),
+            "11/26/26 15:26:51.123"
+        );
+        // No tz database needed: a POSIX rule.
+        let chicago = jiff::tz::TimeZone::posix("CST6CDT,M3.2.0,M11.1.0").unwrap();
+        assert_eq!(timestamp_in(t, &chicago), "11/26/26 09:26:51.123");
+        let plus = jiff::tz::TimeZone::fixed(jiff::tz::offset(13));
+        assert_eq!(timestamp_in(t, &plus), "11/27/26 04:26:51.123");
+    }
+
+    #[test]
+    fn the_log_is_never_opened_through_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        std::fs::write(&target, "keep").unwrap();
+        let link = dir.path().join("CredMonOAuthLog");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let e = open(&link).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        let hard = dir.path().join("hard");
+        std::fs::hard_link(&target, &hard).unwrap();
+        assert!(open(&hard).unwrap_err().to_string().contains("hard links"));
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // Refused without blocking (no reader: ENXIO).
+        assert!(open(&fifo).is_err());
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        assert!(open(&sub).is_err());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+        let ok = dir.path().join("ok");
+        open(&ok).unwrap();
+        open(&ok).unwrap();
     }
 }

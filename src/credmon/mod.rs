@@ -2,7 +2,8 @@
 //! (`CREDMON_OAUTH`) for Vault credentials, a drop-in replacement for
 //! `condor_credmon_vault` that also keeps robot credentials alive from keytabs.
 //!
-//! * [`config`]: HTCondor knobs, `_CONDOR_*` overrides and options → [`config::Config`];
+//! * [`config`]: knobs, `_CONDOR_*` overrides and options → [`config::Config`];
+//!   [`config::knobs`] declares every knob (name, kind, default, limits, doc) once;
 //! * [`policy`]: pure decisions (names, ownership, renewal, Vault URLs);
 //! * [`refresh`]: one credential end to end (Vault, keytab re-login, files);
 //! * [`schedule`]: the pure scheduler (need, deadline, backoff);
@@ -14,9 +15,10 @@
 //! signal thread writes it on exit; under systemd it reports through
 //! [`crate::notify`] (`READY=1` after the first pass, `WATCHDOG=1`, `STOPPING=1`).
 //!
-//! Exit codes: 0 on SIGTERM/SIGINT/SIGQUIT, 1 on runtime errors (and
-//! `--once` with failures), 44 when the log cannot be opened, 99 on an
-//! invalid configuration (condor_master does not restart it).
+//! [`main`] ends in an [`Outcome`] or a [`CredmonError`]; `main.rs` maps them
+//! to exit codes (0 on SIGTERM/SIGINT/SIGQUIT, 1 on runtime errors and
+//! `--once` with failures, 44 when the log cannot be opened, 99 on an invalid
+//! configuration).
 
 pub mod config;
 pub mod daemon;
@@ -25,93 +27,72 @@ pub mod policy;
 pub mod refresh;
 pub mod schedule;
 
+use crate::cli::CredmonArgs;
+use crate::env::Env;
 use crate::files::{SafeDir, WriteOptions};
-use config::Config;
+use config::{Config, ConfigError};
 use daemon::clock::SystemClock;
 use nix::sys::signal::{SigSet, Signal};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Exit code when the log cannot be opened (HTCondor's `DPRINTF_ERROR`).
-pub const EXIT_LOG: u8 = 44;
-/// Exit code for an invalid configuration (HTCondor's `DAEMON_NO_RESTART`).
-pub const EXIT_NO_RESTART: u8 = 99;
-
-/// Options of `robot-credmon credmon` (those of the Python credmon, plus `--once` and `--check-config`).
-#[derive(Debug, Clone, clap::Args)]
-pub struct CredmonArgs {
-    /// Daemon name: the prefix of the `<NAME>_LOG` and `<NAME>_DEBUG` knobs.
-    #[arg(short = 'n', long, default_value = "CREDMON_OAUTH")]
-    pub name: String,
-    /// Credential directory [default: SEC_CREDENTIAL_DIRECTORY_OAUTH].
-    #[arg(short = 'c', long = "cred-dir", value_name = "DIR")]
-    pub cred_dir: Option<PathBuf>,
-    /// Log file [default: <NAME>_LOG, else $(LOG)/CredMonOAuthLog, else stderr].
-    #[arg(short = 'l', long = "log-file", value_name = "FILE")]
-    pub log_file: Option<PathBuf>,
-    /// Debug logging.
-    #[arg(short = 'd', long)]
-    pub debug: bool,
-    /// Also log to stderr.
-    #[arg(short = 'v', long)]
-    pub verbose: bool,
-    /// Do one pass and exit: 0 when every credential is fine, 1 when any failed.
-    #[arg(long, conflicts_with = "check_config")]
-    pub once: bool,
-    /// Print the resolved settings and exit (99 when they are invalid).
-    #[arg(long)]
-    pub check_config: bool,
-    /// Write Prometheus metrics (node_exporter textfile format) to this file after
-    /// every full pass and on exit [default: ROBOT_CREDMON_METRICS_FILE, else none].
-    #[arg(long, value_name = "FILE")]
-    pub metrics_file: Option<PathBuf>,
+/// Why the credmon stopped with an error; `main.rs` maps each to its exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CredmonError {
+    /// The configuration is invalid (exit 99: condor_master does not restart it).
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// The log file cannot be opened (exit 44, HTCondor's `DPRINTF_ERROR`).
+    #[error("cannot open the log file '{path}': {source}")]
+    Log {
+        /// The log file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Anything else (exit 1).
+    #[error("{0}")]
+    Run(String),
 }
 
-fn process_env() -> Vec<(String, String)> {
-    std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-        .collect()
+/// How a credmon run that did not fail ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stopped by a signal, or `--once` with every credential fine, or `--check-config`.
+    Done,
+    /// `--once` with credentials that failed or were skipped (exit 1).
+    SomeFailed,
 }
 
-fn load(args: &CredmonArgs) -> Result<Config, config::ConfigError> {
-    let knobs = config::load_knobs(&process_env());
-    config::resolve(&knobs, args)
+fn load(args: &CredmonArgs, env: &Env) -> Result<Config, ConfigError> {
+    let name = args.name.to_ascii_uppercase();
+    let knobs = config::knobs::load(env.vars(), env.path_var(), &name);
+    config::resolve(&knobs, &config::Overrides::from(args))
 }
 
-/// Runs the credmon and returns its exit code.
-pub fn main(args: CredmonArgs) -> ExitCode {
-    let cfg = match load(&args) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("robot-credmon: error: invalid configuration: {e}");
-            return ExitCode::from(EXIT_NO_RESTART);
-        }
-    };
+/// Runs the credmon with the environment `env`.
+pub fn main(args: CredmonArgs, env: &Env) -> Result<Outcome, CredmonError> {
+    let cfg = load(&args, env)?;
     if args.check_config {
         print!("{}", cfg.describe());
-        return ExitCode::SUCCESS;
+        return Ok(Outcome::Done);
     }
-    if let Err(e) = log::init(cfg.log_file.as_deref(), cfg.debug, args.verbose) {
-        eprintln!(
-            "robot-credmon: error: cannot open the log file '{}': {e}",
-            cfg.log_file
+    log::init(cfg.log_file.as_deref(), cfg.debug, args.verbose).map_err(|source| {
+        CredmonError::Log {
+            path: cfg
+                .log_file
                 .as_deref()
                 .map(|p| p.display().to_string())
-                .unwrap_or_default()
-        );
-        return ExitCode::from(EXIT_LOG);
-    }
-    match run(args, cfg) {
-        Ok(code) => code,
-        Err(e) => {
-            ::log::error!("{e}");
-            eprintln!("robot-credmon: error: {e}");
-            ExitCode::FAILURE
+                .unwrap_or_default(),
+            source,
         }
-    }
+    })?;
+    ::log::set_max_level(cfg.log_level);
+    run(args, cfg, env.clone()).map_err(|e| {
+        ::log::error!("{e}");
+        CredmonError::Run(e)
+    })
 }
 
 /// Checks the credential directory (creating it 02770 when missing) and refuses o+rwx.
@@ -142,8 +123,9 @@ fn check_cred_dir(cfg: &Config) -> Result<SafeDir, String> {
     Ok(dir)
 }
 
-fn run(args: CredmonArgs, cfg: Config) -> Result<ExitCode, String> {
+fn run(args: CredmonArgs, cfg: Config, env: Env) -> Result<Outcome, String> {
     let root = check_cred_dir(&cfg)?;
+    let _instance = daemon::instance::single_instance(&cfg.cred_dir, Duration::from_secs(10))?;
     if let Ok(n) = root.remove_stale_temps()
         && n > 0
     {
@@ -152,70 +134,22 @@ fn run(args: CredmonArgs, cfg: Config) -> Result<ExitCode, String> {
             root.path().display()
         );
     }
-    // Before any thread exists: changes the environment.
-    let _profile = crate::kerberos::disable_reverse_dns().map_err(|e| e.to_string())?;
     let cfg = Arc::new(cfg);
     let ctx = Arc::new(refresh::Ctx::new(cfg.clone()));
     if let Err(e) = ctx.tls_config() {
         ::log::error!("{e}");
     }
-    let reload_args = args.clone();
-    let reload: daemon::Reload = Box::new(move || match load(&reload_args) {
-        Ok(c) => {
-            if let Err(e) = log::reopen(c.log_file.as_deref()) {
-                ::log::error!("cannot reopen the log file: {e}");
-            }
-            log::set_debug(c.debug);
-            Some(c)
-        }
-        Err(e) => {
-            ::log::error!("invalid configuration after SIGHUP, keeping the old one: {e}");
-            None
-        }
-    });
-    let mut coord = daemon::Coordinator::new(ctx.clone(), Arc::new(SystemClock), reload);
+    let mut coord = daemon::Coordinator::new(
+        ctx.clone(),
+        Arc::new(SystemClock),
+        daemon::Reload::new(reloader(args.clone(), env)),
+    );
     let shared = coord.shared.clone();
-
     if args.once {
-        coord.spawn_workers(cfg.max_in_flight);
-        let report = coord.once(Duration::from_secs(600));
-        ::log::info!(
-            "one pass done: {} refreshed, {} failed or skipped",
-            report.refreshed,
-            report.failed
-        );
-        return Ok(if report.failed == 0 {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        });
+        return Ok(run_once(&mut coord, cfg.max_in_flight));
     }
-
-    // Signals are taken synchronously by one thread; block them everywhere else.
-    let mut signals = SigSet::empty();
-    for s in [
-        Signal::SIGHUP,
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGQUIT,
-    ] {
-        signals.add(s);
-    }
-    signals
-        .thread_block()
-        .map_err(|e| format!("cannot block signals: {e}"))?;
-    let pid = std::process::id().to_string();
-    root.write_atomic(
-        "pid",
-        pid.as_bytes(),
-        WriteOptions {
-            mode: 0o644,
-            owner: None,
-            existing_owner: None,
-            replace_symlink: true,
-        },
-    )
-    .map_err(|e| e.to_string())?;
+    let signals = block_signals()?;
+    let pid = write_pid(&root)?;
     ::log::info!(
         "robot-credmon {} credmon started (pid {pid}) for {}",
         env!("CARGO_PKG_VERSION"),
@@ -239,12 +173,77 @@ fn run(args: CredmonArgs, cfg: Config) -> Result<ExitCode, String> {
     if let Some(path) = ctx.config().metrics_file.as_deref() {
         drop(shared.write_metrics(path));
     }
-    // Hook: release the single-instance lock here.
-    if let Err(e) = root.remove("pid") {
-        ::log::warn!("{e}");
-    }
+    daemon::instance::remove_pid_file(root.path());
     ::log::logger().flush();
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome::Done)
+}
+
+/// Re-reads the configuration after SIGHUP (reopening the log); `None` keeps the old one.
+fn reloader(args: CredmonArgs, env: Env) -> Box<dyn FnMut() -> Option<Config> + Send> {
+    Box::new(move || match load(&args, &env) {
+        Ok(c) => {
+            if let Err(e) = log::reopen(c.log_file.as_deref()) {
+                ::log::error!("cannot reopen the log file: {e}");
+            }
+            log::set_debug(c.debug);
+            ::log::set_max_level(c.log_level);
+            Some(c)
+        }
+        Err(e) => {
+            ::log::error!("invalid configuration after SIGHUP, keeping the old one: {e}");
+            None
+        }
+    })
+}
+
+/// `--once`: one pass with `workers` workers.
+fn run_once(coord: &mut daemon::Coordinator, workers: usize) -> Outcome {
+    coord.spawn_workers(workers);
+    let report = coord.once(Duration::from_secs(600));
+    ::log::info!(
+        "one pass done: {} refreshed, {} failed or skipped",
+        report.refreshed,
+        report.failed
+    );
+    if report.failed == 0 {
+        Outcome::Done
+    } else {
+        Outcome::SomeFailed
+    }
+}
+
+/// Blocks the signals the signal thread takes synchronously, in this and every later thread.
+fn block_signals() -> Result<SigSet, String> {
+    let mut signals = SigSet::empty();
+    for s in [
+        Signal::SIGHUP,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+    ] {
+        signals.add(s);
+    }
+    signals
+        .thread_block()
+        .map_err(|e| format!("cannot block signals: {e}"))?;
+    Ok(signals)
+}
+
+/// Writes `pid` (0644: the credd, running as condor, reads it to send SIGHUP).
+fn write_pid(root: &SafeDir) -> Result<String, String> {
+    let pid = std::process::id().to_string();
+    root.write_atomic(
+        "pid",
+        pid.as_bytes(),
+        WriteOptions {
+            mode: 0o644,
+            owner: None,
+            existing_owner: None,
+            replace_symlink: true,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(pid)
 }
 
 /// How long in-flight requests may finish after SIGTERM (the whole exit stays under 1 s).

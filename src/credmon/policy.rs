@@ -3,7 +3,21 @@
 //! credentials are ours, when a `.use` must be renewed, which Vault URLs may
 //! be contacted and with which query.
 
-use super::config::ProviderFilter;
+use std::collections::HashSet;
+
+/// Which `.top` files belong to this (Vault) credmon: the Python credmon's
+/// filter, the input of [`ours`] (built from the knobs by `config`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderFilter {
+    /// `VAULT_CREDMON_PROVIDER_NAMES`; `["*"]` means every provider no other credmon claims.
+    pub vault: Vec<String>,
+    /// Providers claimed by the other credmons (local, OAuth2, client, Pelican).
+    pub others: HashSet<String>,
+    /// Providers with a `<provider>_CLIENT_ID` knob (OAuth2).
+    pub client_ids: HashSet<String>,
+    /// `CREDMON_ALLOW_SPECIAL_CHAR_NAMES`: the provider is the whole file stem.
+    pub special_chars: bool,
+}
 
 /// Whether a user, service or handle name from the credential directory is
 /// acceptable: the credd's `[A-Za-z0-9-+=_.]`, not starting with a dot.
@@ -169,9 +183,10 @@ pub fn check_vault_url(
             "vault_url port {port} is not allowed (HTCondor allows 8200; see ROBOT_CREDMON_ALLOWED_VAULT_PORTS)"
         ));
     }
-    if !trusted_hosts.is_empty() && !trusted_hosts.contains(&host) {
+    if !trusted_hosts.is_empty() && !trusted_vault_host(url, &host, trusted_hosts) {
         return Err(format!(
-            "vault_url host '{host}' is not in TRUSTED_VAULT_HOSTS"
+            "vault_url host '{}' is not in TRUSTED_VAULT_HOSTS",
+            url_authority(url).unwrap_or(&host)
         ));
     }
     let path = u
@@ -184,6 +199,44 @@ pub fn check_vault_url(
         port,
         path: path.to_owned(),
     })
+}
+
+/// What the credd calls the host of a URL (`ParseURL` in `condor_url.cpp`):
+/// everything between `://` and the next `/`, so `host:port` when the URL
+/// names a port.
+pub fn url_authority(url: &str) -> Option<&str> {
+    let (scheme, rest) = url.split_once("://")?;
+    if scheme.is_empty() || scheme.contains('/') {
+        return None;
+    }
+    let authority = rest.split('/').next().unwrap_or(rest);
+    (!authority.is_empty()).then_some(authority)
+}
+
+/// Whether `TRUSTED_VAULT_HOSTS` admits `url` (whose host is `host`). An
+/// entry matches as the credd compares it (`store_cred.cpp`: the URL's
+/// `host[:port]` as written, ignoring case), so `vault.example.org:8200`
+/// admits `https://vault.example.org:8200/...`; and an entry without a port
+/// also matches the bare host on any allowed port, so `vault.example.org`
+/// keeps admitting the credentials the credmon provisions itself.
+pub fn trusted_vault_host(url: &str, host: &str, trusted: &[String]) -> bool {
+    let authority = url_authority(url);
+    trusted.iter().any(|entry| {
+        authority.is_some_and(|a| a.eq_ignore_ascii_case(entry))
+            || (!entry_has_port(entry) && entry.trim_matches(['[', ']']).eq_ignore_ascii_case(host))
+    })
+}
+
+fn entry_has_port(entry: &str) -> bool {
+    match entry.rsplit_once(':') {
+        // `[::1]:8200` has one, `::1` and `[::1]` have none.
+        Some((h, p)) => {
+            !p.is_empty()
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && (!h.contains(':') || h.ends_with(']'))
+        }
+        None => false,
+    }
 }
 
 /// The query of the bearer-token read, exactly as the Python credmon sends it:
@@ -214,7 +267,6 @@ pub fn bearer_query(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use std::collections::HashSet;
 
     #[test]
     fn names() {
@@ -335,6 +387,101 @@ mod tests {
         let trusted = vec!["vault".to_string()];
         assert!(check_vault_url("https://VAULT:8200/v1/s", &ports, &trusted).is_ok());
         assert!(check_vault_url("https://evil:8200/v1/s", &ports, &trusted).is_err());
+        let e = check_vault_url("https://evil:8200/v1/s", &ports, &trusted).unwrap_err();
+        assert!(e.contains("'evil:8200'"), "{e}");
+    }
+
+    /// TRUSTED_VAULT_HOSTS in each form a site may write, against the URLs
+    /// storers write: the credd's `host:port` form and the bare host both work.
+    #[test]
+    fn trusted_vault_hosts_in_both_forms() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        for (entries, url, host, want) in [
+            // The credd's form: the URL's host:port, any case.
+            (
+                s(&["vault.example.org:8200"]),
+                "https://vault.example.org:8200/v1/x",
+                "vault.example.org",
+                true,
+            ),
+            (
+                s(&["VAULT.example.org:8200"]),
+                "https://vault.EXAMPLE.org:8200/v1/x",
+                "vault.example.org",
+                true,
+            ),
+            (
+                s(&["vault.example.org:8201"]),
+                "https://vault.example.org:8200/v1/x",
+                "vault.example.org",
+                false,
+            ),
+            // A URL without a port: the credd compares the bare host.
+            (
+                s(&["vault.example.org:8200"]),
+                "https://vault.example.org/v1/x",
+                "vault.example.org",
+                false,
+            ),
+            (
+                s(&["vault.example.org"]),
+                "https://vault.example.org/v1/x",
+                "vault.example.org",
+                true,
+            ),
+            // The bare host admits any (allowed) port.
+            (
+                s(&["vault.example.org"]),
+                "https://vault.example.org:8200/v1/x",
+                "vault.example.org",
+                true,
+            ),
+            (
+                s(&["other", "vault.example.org"]),
+                "https://vault.example.org:8200/v1/x",
+                "vault.example.org",
+                true,
+            ),
+            (
+                s(&["vault.example"]),
+                "https://vault.example.org:8200/v1/x",
+                "vault.example.org",
+                false,
+            ),
+            (
+                s(&["example.org:8200"]),
+                "https://vault.example.org:8200/v1/x",
+                "vault.example.org",
+                false,
+            ),
+            // IP addresses, IPv6 in brackets as in URLs.
+            (
+                s(&["127.0.0.1:8200"]),
+                "https://127.0.0.1:8200/v1/x",
+                "127.0.0.1",
+                true,
+            ),
+            (
+                s(&["127.0.0.1"]),
+                "https://127.0.0.1:8200/v1/x",
+                "127.0.0.1",
+                true,
+            ),
+            (s(&["[::1]:8200"]), "https://[::1]:8200/v1/x", "::1", true),
+            (s(&["::1"]), "https://[::1]:8200/v1/x", "::1", true),
+            (s(&["[::1]"]), "https://[::1]:8200/v1/x", "::1", true),
+            (s(&["[::1]:8201"]), "https://[::1]:8200/v1/x", "::1", false),
+        ] {
+            assert_eq!(
+                trusted_vault_host(url, host, &entries),
+                want,
+                "{entries:?} {url}"
+            );
+        }
+        assert_eq!(url_authority("https://h:1/v1/x"), Some("h:1"));
+        assert_eq!(url_authority("https://h"), Some("h"));
+        assert_eq!(url_authority("https:///x"), None);
+        assert_eq!(url_authority("nothing"), None);
     }
 
     #[test]

@@ -733,7 +733,7 @@ fn provision(
     let udir = match root.open_child(&key.user) {
         Ok(d) => d,
         Err(FileError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => root
-            .create_dir(&key.user, 0o700, condor_owner())
+            .create_dir(&key.user, 0o2700, condor_owner())
             .map_err(|e| fail(e.to_string()))?,
         Err(e) => return Err(fail(e.to_string())),
     };

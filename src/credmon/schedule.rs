@@ -408,6 +408,34 @@ impl<K: Ord + Hash + Clone, T: Clone> Scheduler<K, T> {
         n
     }
 
+    /// Makes every credential that is backing off due at `now` (a changed
+    /// configuration may have fixed what failed); failure counts are kept,
+    /// so a failure that persists backs off as before. Returns how many.
+    pub fn retry_now(&mut self, now: At) -> usize {
+        let delayed: Vec<K> = self
+            .delayed
+            .iter()
+            .filter(|d| d.0 > now)
+            .map(|d| d.2.clone())
+            .collect();
+        let mut n = 0;
+        for key in delayed {
+            let Some(Slot {
+                state: State::Queued(job),
+                failures,
+            }) = self.slots.get(&key)
+            else {
+                continue;
+            };
+            let (mut job, failures) = (job.clone(), *failures);
+            self.unindex(&key, &job);
+            job.not_before = now;
+            self.queue(key, job, failures, now);
+            n += 1;
+        }
+        n
+    }
+
     /// Forgets a credential that is gone (an in-flight one finishes first).
     pub fn forget(&mut self, key: &K) {
         let Some(slot) = self.slots.get(key) else {
@@ -682,6 +710,24 @@ mod tests {
             Submitted::Queued
         );
         assert!(s.take(4 * S, false).is_some());
+    }
+
+    #[test]
+    fn a_reconfig_retries_backing_off_credentials_at_once_keeping_their_count() {
+        let mut s = sched();
+        s.submit("down", (), Need::Routine, S, false, S);
+        s.submit("fine", (), Need::Routine, S, false, S);
+        s.take(S, false);
+        s.finish(&"down", Finish::Retry { at_least: None }, S, 0.0);
+        assert_eq!(s.take(2 * S, false), Some(("fine", (), Need::Routine)));
+        assert_eq!(s.take(2 * S, false), None, "backing off");
+        assert_eq!(s.retry_now(2 * S), 1);
+        assert_eq!(s.take(2 * S, false), Some(("down", (), Need::Routine)));
+        assert_eq!(s.failures(&"down"), 1);
+        s.finish(&"down", Finish::Retry { at_least: None }, 2 * S, 0.0);
+        assert_eq!(s.failures(&"down"), 2);
+        assert_eq!(s.retry_now(2 * S), 1);
+        assert_eq!(s.retry_now(2 * S), 0, "nothing left backing off");
     }
 
     #[test]

@@ -8,7 +8,6 @@ pub mod plan;
 
 use crate::cli::GetArgs;
 use crate::files::{FileError, LockFile, SafeDir, WriteOptions};
-use crate::kerberos;
 use crate::token::{self, BearerToken, MAX_TOKEN_BYTES};
 use crate::vault::auth::{self, AuthError, CredentialSource, LoginTarget, Trust, oidc};
 use crate::vault::{Limits, VaultClient, VaultError, VaultToken};
@@ -183,7 +182,6 @@ fn refresh(args: &GetArgs) -> Result<Outcome, GetError> {
     let principal = source.principal().unwrap_or_default().to_owned();
     let plan = plan::plan(args, &principal, uid).map_err(AuthError::from)?;
     // Before any thread exists: the HTTP client starts one.
-    let _profile = kerberos::disable_reverse_dns().map_err(AuthError::from)?;
     let client = client_for(args, &plan)?;
 
     let (bearer, logged_in) = if args.oidc {
@@ -259,7 +257,6 @@ fn condor(args: &GetArgs) -> Result<Outcome, GetError> {
     ctx.cafile = args.cafile.clone();
     ctx.capath = args.capath.clone();
     ctx.interactive = ctx.interactive && !args.nooidc;
-    let _profile = kerberos::disable_reverse_dns().map_err(AuthError::from)?;
     let req = crate::store::request::parse_request(&args.issuer).map_err(GetError::CondorConfig)?;
     crate::store::store_request(&ctx, &req)?;
     Ok(Outcome::Stored {

@@ -27,14 +27,13 @@ pub use exec::store_request;
 
 use crate::cli::StoreArgs;
 use crate::files::FileError;
-use crate::kerberos::{self, KrbError};
+use crate::kerberos::KrbError;
 use crate::vault::VaultError;
 use crate::vault::auth::{AuthError, oidc};
 use request::{HtOpts, Request};
 use std::cell::OnceCell;
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -116,8 +115,12 @@ pub fn say(msg: &str) {
     let _ = writeln!(Stderr, "{msg}");
 }
 
-/// Entry point of `robot-credmon store`: messages on stderr, exit 0 or 1.
-pub fn main(args: &StoreArgs) -> ExitCode {
+/// A storer failure, already reported on stderr in condor_submit's form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reported;
+
+/// Entry point of `robot-credmon store`: messages on stderr; `main.rs` maps the result to the exit code.
+pub fn main(args: &StoreArgs) -> Result<(), Reported> {
     let extra = condor::config_val("SEC_CREDENTIAL_VAULT_STORER_OPTS")
         .and_then(|v| request::shell_words(&v).ok())
         .unwrap_or_default();
@@ -128,22 +131,18 @@ pub fn main(args: &StoreArgs) -> ExitCode {
         false,
         env_logger::Target::Pipe(Box::new(Stderr)),
     );
-    match run(args, verbose || debug) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            let me = program_name();
-            say(&format!("{me}: {e}"));
-            if !(verbose || debug) {
-                let quoted: Vec<String> =
-                    args.requests.iter().map(|r| format!("\"{r}\"")).collect();
-                say(&format!(
-                    "  More details might be available by running\n    {me} -v {}",
-                    quoted.join(" ")
-                ));
-            }
-            ExitCode::FAILURE
+    run(args, verbose || debug).map_err(|e| {
+        let me = program_name();
+        say(&format!("{me}: {e}"));
+        if !(verbose || debug) {
+            let quoted: Vec<String> = args.requests.iter().map(|r| format!("\"{r}\"")).collect();
+            say(&format!(
+                "  More details might be available by running\n    {me} -v {}",
+                quoted.join(" ")
+            ));
         }
-    }
+        Reported
+    })
 }
 
 /// How we were run, for messages: `robot-credmon-storer` or `robot-credmon store`.
@@ -185,7 +184,6 @@ pub fn run(args: &StoreArgs, verbose: bool) -> Result<(), StoreError> {
         args.oidc_timeout,
         command_hint,
     )?;
-    let _profile = kerberos::disable_reverse_dns()?;
     for req in &requests {
         store_request(&ctx, req)?;
     }

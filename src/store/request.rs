@@ -2,7 +2,7 @@
 //! `service[&handle=H][&scopes=a,b][&audience=X][&options=...]` and the
 //! htgettoken options of `SEC_CREDENTIAL_GETTOKEN_OPTS` / `$HTGETTOKENOPTS`.
 
-use crate::cli::parse_duration;
+use crate::duration::parse_ttl;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -220,7 +220,7 @@ pub fn parse_htgettoken_opts(words: &[String], source: &str) -> Result<HtOpts, S
                 v
             }
         };
-        let dur = |v: &str| parse_duration(v).map_err(|e| format!("{long} in {source}: {e}"));
+        let dur = |v: &str| parse_ttl(v).map_err(|e| format!("{long} in {source}: {e}"));
         match long {
             "--vaultserver" => o.vaultserver = Some(value),
             "--issuer" => o.issuer = Some(value),
@@ -232,7 +232,11 @@ pub fn parse_htgettoken_opts(words: &[String], source: &str) -> Result<HtOpts, S
                 o.minsecs = Some(
                     value
                         .parse()
-                        .map_err(|_| format!("--minsecs in {source}: not a number '{value}'"))?,
+                        .ok()
+                        .filter(|n| *n <= crate::duration::MAX_SECONDS)
+                        .ok_or_else(|| {
+                            format!("--minsecs in {source}: not a number of seconds '{value}'")
+                        })?,
                 )
             }
             "--cafile" => o.cafile = Some(value.into()),
@@ -429,6 +433,15 @@ mod tests {
             parse_htgettoken_opts(&w("-a"), "X").unwrap_err(),
             "option --vaultserver needs a value in X"
         );
+        // Lifetimes are range-checked where they are parsed.
+        for opts in [
+            "--vaulttokenttl 100000d",
+            "--vaulttokenminttl=99999999999999999",
+            "--minsecs 18446744073709551615",
+        ] {
+            let e = parse_htgettoken_opts(&w(opts), "X").unwrap_err();
+            assert!(e.contains(" in X"), "{opts}: {e}");
+        }
     }
 
     #[test]

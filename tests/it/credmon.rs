@@ -716,7 +716,168 @@ fn sigterm_sigint_and_sigquit_exit_0_within_1s() {
         let (code, took) = cm.stop_with(sig, Duration::from_secs(1));
         assert_eq!(code, Some(0), "{sig} exit; log:\n{}", cm.log_text());
         assert!(took < Duration::from_secs(1), "{sig}: {took:?}");
+        assert!(
+            !credd.dir.join("pid").exists(),
+            "{sig}: the pid file must go on a clean exit"
+        );
     }
+    // Killed: the pid stays (nothing can remove it), and the next credmon replaces it.
+    let cm = Credmon::start(&env, &credd, &[]);
+    let old = cm.pid();
+    drop(cm);
+    assert_eq!(credd.pid(), Some(old));
+    let cm = Credmon::start(&env, &credd, &[]);
+    assert_eq!(credd.pid(), Some(cm.pid()));
+}
+
+#[test]
+fn one_credmon_per_credential_directory() {
+    let (env, credd) = setup();
+    let mut first = Credmon::start(&env, &credd, &[]);
+    // A second one waits for the first (as after condor_restart) and takes
+    // over once it has exited.
+    let (mut cmd, _) = Credmon::command(&env, &credd, &[]);
+    let mut second = cmd.spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(second.try_wait().unwrap().is_none(), "the second must wait");
+    assert_eq!(
+        credd.pid(),
+        Some(first.pid()),
+        "the second must not touch pid"
+    );
+    assert!(
+        first.log_text().contains("waiting for the other credmon"),
+        "{}",
+        first.log_text()
+    );
+    assert_eq!(
+        first.stop_with(Signal::SIGTERM, Duration::from_secs(2)).0,
+        Some(0)
+    );
+    let t0 = Instant::now();
+    while credd.pid() != Some(second.id() as i32) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "the second did not take over"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let second = Credmon {
+        child: second,
+        log: env.path().join("CredMonOAuthLog"),
+    };
+    drop(second);
+}
+
+/// condor_config_val can take seconds (it did in the real pool): a new
+/// credential's SIGHUP is served while the configuration is being re-read.
+#[test]
+fn a_slow_configuration_read_does_not_delay_new_credentials() {
+    let (env, credd) = setup();
+    let bin = env.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let conf = env.path().join("condor_config");
+    std::fs::write(
+        &conf,
+        format!("SEC_CREDENTIAL_DIRECTORY_OAUTH = {}\n", credd.dir.display()),
+    )
+    .unwrap();
+    let script = bin.join("condor_config_val");
+    let slow = env.path().join("slow");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n[ -e '{}' ] && sleep 3\n[ \"$1\" = -dump ] && exec cat '{}'\nexit 1\n",
+            slow.display(),
+            conf.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (mut cmd, log) = Credmon::command(&env, &credd, &[]);
+    cmd.env_remove("_CONDOR_SEC_CREDENTIAL_DIRECTORY_OAUTH")
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()));
+    let child = cmd.spawn().unwrap();
+    let cm = Credmon { child, log };
+    assert!(Credd::wait_for_file(
+        &credd.dir.join("CREDMON_COMPLETE"),
+        Duration::from_secs(3)
+    ));
+    std::fs::write(&slow, "").unwrap();
+    // condor_reconfig: a 3 s read starts ...
+    cm.signal(Signal::SIGHUP);
+    std::thread::sleep(Duration::from_millis(300));
+    // ... and the credd stores a credential meanwhile.
+    let (_, t) = top(&env, 3600);
+    let t0 = Instant::now();
+    credd.store_and_kick(USER, SVC, &t);
+    assert!(
+        credd
+            .wait_for_use(USER, SVC, Duration::from_secs(1))
+            .is_some(),
+        "the new credential waited for the configuration read; log:\n{}",
+        cm.log_text()
+    );
+    assert!(t0.elapsed() < Duration::from_secs(1));
+}
+
+#[test]
+fn sighup_heals_a_credential_skipped_under_a_wrong_setting() {
+    let (env, credd) = setup();
+    let bin = env.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let conf = env.path().join("condor_config");
+    let write_conf = |trusted: &str| {
+        std::fs::write(
+            &conf,
+            format!(
+                "SEC_CREDENTIAL_DIRECTORY_OAUTH = {}\nTRUSTED_VAULT_HOSTS = {trusted}\n",
+                credd.dir.display()
+            ),
+        )
+        .unwrap();
+    };
+    write_conf("vault.example.org");
+    let script = bin.join("condor_config_val");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = -dump ] && exec cat '{}'\nexit 1\n",
+            conf.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (_, t) = top(&env, 3600);
+    credd.store(USER, SVC, &t);
+    let (mut cmd, log) = Credmon::command(&env, &credd, &[]);
+    cmd.env_remove("_CONDOR_SEC_CREDENTIAL_DIRECTORY_OAUTH")
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()));
+    let cm = Credmon {
+        child: cmd.spawn().unwrap(),
+        log,
+    };
+    assert!(
+        cm.wait_log("not in TRUSTED_VAULT_HOSTS", Duration::from_secs(3)),
+        "{}",
+        cm.log_text()
+    );
+    // The credd's form, host:port as in the vault_url: the next SIGHUP
+    // (condor_reconfig) heals it at once, not after the hourly retry.
+    write_conf(&format!(
+        "vault.example.org, localhost:{}",
+        env.vault.port()
+    ));
+    let t0 = Instant::now();
+    cm.signal(Signal::SIGHUP);
+    assert!(
+        credd
+            .wait_for_use(USER, SVC, Duration::from_secs(2))
+            .is_some(),
+        "not healed after SIGHUP; log:\n{}",
+        cm.log_text()
+    );
+    assert!(t0.elapsed() < Duration::from_secs(2));
 }
 
 #[test]
@@ -962,6 +1123,8 @@ fn keytab_robots_are_provisioned_before_any_submit() {
     assert_use_file(&credd, "robot", SVC);
     let top_path = credd.top_path("robot", SVC);
     assert_eq!(mode(&top_path), 0o600);
+    // Like the credd's: setgid, owner only.
+    assert_eq!(mode(top_path.parent().unwrap()), 0o2700);
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&top_path).unwrap()).unwrap();
     assert_eq!(json["vault_url"], env.creds_url());

@@ -5,12 +5,18 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod cli;
 mod cmd;
+mod completions;
 mod credmon;
 mod get;
 mod harness;
+mod journal;
 mod oidc;
 mod openbao;
 mod ops;
+mod packaging;
+mod plugin_output;
+mod pool;
 mod store;
 mod vault_client;

@@ -128,7 +128,14 @@ fn check_token_file_states_and_exit_codes() {
     let file = t.path().join("bt_perf");
     fs::write(&file, &tok).unwrap_or_else(|e| panic!("write: {e}"));
     let (_, line) = check(&["-w", "1h", "-c", "30m", path_str(&file)], &[&tok]);
-    assert!(line.ends_with("s;3600;1800"), "{line}");
+    assert!(line.ends_with("s;3600:;1800:;0"), "{line}");
+    // Plugin ranges are accepted as such: `3600:` is the same as `3600` and `1h`.
+    let (code, line) = check(&["-w", "3600:", "-c", "1800:", path_str(&file)], &[&tok]);
+    assert_eq!(code, 0, "{line}");
+    assert!(line.ends_with("s;3600:;1800:;0"), "{line}");
+    let (code, line) = check(&["-w", "@7000:8000", "-c", "60:", path_str(&file)], &[&tok]);
+    assert_eq!(code, 1, "{line}");
+    assert!(line.ends_with("s;@7000:8000;60:;0"), "{line}");
 }
 
 #[test]
@@ -154,7 +161,10 @@ fn check_bad_inputs_are_unknown() {
     let cases: Vec<(Vec<&str>, String)> = vec![
         (
             vec![path_str(&not_jwt)],
-            format!("'{}' does not hold a bearer token", not_jwt.display()),
+            format!(
+                "'{}' does not hold a bearer token: it is not a JWT",
+                not_jwt.display()
+            ),
         ),
         (
             vec![path_str(&missing)],
@@ -181,11 +191,30 @@ fn check_bad_inputs_are_unknown() {
         assert_eq!(code, 3, "{args:?}: {line}");
         assert!(line.starts_with("UNKNOWN - "), "{line}");
         assert!(line.contains(&want), "{line:?} should contain {want:?}");
+        // Words for operators, not library error names such as "(invalidtoken)".
+        assert!(!line.to_lowercase().contains("invalidtoken"), "{line}");
     }
-    // A threshold that does not parse is UNKNOWN too, not clap's usual 2 (CRITICAL).
-    let (code, _, stderr) = run(&["check", "-w", "soon", path_str(&real)]);
-    assert_eq!(code, 3, "{stderr}");
-    assert!(stderr.contains("invalid duration 'soon'"), "{stderr}");
+    // A command line that does not parse is UNKNOWN too, not clap's usual 2
+    // (CRITICAL), with one plugin line on stdout and clap's message on stderr.
+    for (args, want) in [
+        (
+            vec!["-w", "soon", path_str(&real)],
+            "invalid threshold 'soon'",
+        ),
+        (vec!["--no-such-option"], "--no-such-option"),
+        (vec!["-t", "0", path_str(&real)], "below one second"),
+        (vec!["-w"], "-w"),
+    ] {
+        let mut all = vec!["check"];
+        all.extend_from_slice(&args);
+        let (code, stdout, stderr) = run(&all);
+        assert_eq!(code, 3, "{args:?}: {stdout}{stderr}");
+        assert_eq!(stdout.lines().count(), 1, "{args:?}: {stdout:?}");
+        assert!(stdout.starts_with("UNKNOWN - usage: "), "{stdout}");
+        assert!(stdout.contains(want), "{stdout} should contain {want}");
+        assert!(!stdout.contains('|'), "{stdout}");
+        assert!(stderr.contains(want), "{stderr}");
+    }
     // Other subcommands keep clap's exit status.
     let (code, _, _) = run(&["token", "--no-such-option"]);
     assert_eq!(code, 2);
@@ -250,10 +279,55 @@ impl CredDir {
     }
 }
 
-/// A healthy credmon: our own pid stands in for it.
-fn healthy() -> CredDir {
+/// A real `robot-credmon credmon` on an empty credential directory of its
+/// own, so that `check --credmon` sees a live credmon process; killed by pid on drop.
+struct LiveCredmon {
+    child: std::process::Child,
+    _tmp: tempfile::TempDir,
+}
+
+impl LiveCredmon {
+    fn start() -> Self {
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let creds = tmp.path().join("creds");
+        let child = Command::new(BIN)
+            .args(["credmon", "-c", path_str(&creds), "-l"])
+            .arg(tmp.path().join("log"))
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {BIN} credmon: {e}"));
+        let c = LiveCredmon { child, _tmp: tmp };
+        let t0 = std::time::Instant::now();
+        while fs::read_to_string(creds.join("pid")).ok().as_deref() != Some(&c.pid().to_string()) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "the credmon wrote no pid file within 5 s"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        c
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for LiveCredmon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A healthy credmon's directory, with `pid` naming the live credmon `pid`.
+fn healthy_of(pid: u32) -> CredDir {
     let mut d = CredDir::new();
-    d.write("pid", &std::process::id().to_string());
+    d.write("pid", &pid.to_string());
     d.complete(30);
     d.vault_cred("alice", "igwn", Some(7990));
     d.vault_cred("bob", "igwn_readonly", Some(20_000));
@@ -266,10 +340,12 @@ fn healthy() -> CredDir {
 
 #[test]
 fn check_credmon_states() {
+    let credmon = LiveCredmon::start();
+    let pid = credmon.pid();
+    let healthy = || healthy_of(pid);
     let d = healthy();
     let (code, line) = d.check(&[]);
     assert_eq!(code, 0, "{line}");
-    let pid = std::process::id();
     // Ages and lifetimes may move by a second while the test runs.
     assert!(
         line.starts_with(&format!("OK - credmon pid {pid} running, last pass 3")),
@@ -282,10 +358,10 @@ fn check_credmon_states() {
         "{line}"
     );
     assert!(
-        line.contains(";3600;1800 credentials=2;;;0 problems=0;;;0 last_pass=3"),
+        line.contains(";3600:;1800:;0 credentials=2;;;0 problems=0;;;0 last_pass=3"),
         "{line}"
     );
-    assert!(line.ends_with("s;;600"), "{line}");
+    assert!(line.ends_with("s;;0:600;0"), "{line}");
 
     // A new .top whose .use the credmon has not written yet is pending, not a problem.
     let mut d = healthy();
@@ -345,6 +421,25 @@ fn check_credmon_states() {
     assert_eq!(code, 2, "{line}");
     assert!(
         line.starts_with(&format!("CRITICAL - credmon pid {dead} is not running")),
+        "{line}"
+    );
+
+    // A pid that a credmon once had, now reused by another program: not OK.
+    let mut other = Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run sleep (install coreutils): {e}"));
+    let d = healthy();
+    d.write("pid", &other.id().to_string());
+    let (code, line) = d.check(&[]);
+    let _ = other.kill();
+    let _ = other.wait();
+    assert_eq!(code, 2, "{line}");
+    assert!(
+        line.starts_with(&format!(
+            "CRITICAL - credmon pid {} is not running: that pid is now 'sleep 30'",
+            other.id()
+        )),
         "{line}"
     );
 

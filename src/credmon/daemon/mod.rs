@@ -6,14 +6,19 @@
 //! * [`scan`]: which credentials need work, with need and deadline;
 //! * [`pool`]: the shared state and the workers (one reserved for
 //!   credentials with no usable `.use`);
+//! * [`instance`]: the single-instance lock and the `pid` file;
 //! * this module: the coordinator (passes, SIGHUP, configuration reloads,
-//!   `CREDMON_COMPLETE`, metrics, systemd).
+//!   `CREDMON_COMPLETE`, metrics, systemd and condor_master readiness).
 //!
-//! SIGHUP makes the coordinator look at changed user directories at once,
-//! re-read the configuration (a change re-queues every parked credential)
-//! and start a full pass.
+//! SIGHUP makes the coordinator look at changed user directories at once
+//! and start a full pass; the configuration is re-read on its own thread
+//! (`condor_config_val` may take seconds) so that SIGHUPs for new
+//! credentials are served meanwhile. When the read finishes, every
+//! credential parked as unusable is queued again, and if the configuration
+//! changed, every credential backing off is retried at once as well.
 
 pub mod clock;
+pub mod instance;
 pub mod pool;
 pub mod scan;
 mod states;
@@ -43,7 +48,25 @@ pub fn backoff(cfg: &Config) -> Backoff {
 }
 
 /// Re-reads the configuration (SIGHUP); `None` keeps the current one.
-pub type Reload = Box<dyn FnMut() -> Option<Config> + Send>;
+type ReadConfig = Box<dyn FnMut() -> Option<Config> + Send>;
+
+/// The configuration reader and its run on a background thread.
+pub struct Reload {
+    read: Option<ReadConfig>,
+    running: Option<std::thread::JoinHandle<(ReadConfig, Option<Config>)>>,
+    again: bool,
+}
+
+impl Reload {
+    /// Wraps the function that re-reads the configuration (`None`: keep the current one).
+    pub fn new(read: impl FnMut() -> Option<Config> + Send + 'static) -> Self {
+        Reload {
+            read: Some(Box::new(read)),
+            running: None,
+            again: false,
+        }
+    }
+}
 
 /// Everything the coordinator needs.
 pub struct Coordinator {
@@ -243,10 +266,11 @@ impl Coordinator {
         }
     }
 
-    /// Hook: the first complete pass is over (systemd `READY=1`; the place
-    /// to tell condor_master `DC_SET_READY`).
+    /// The first complete pass is over: systemd `READY=1`, and
+    /// condor_master `DC_SET_READY` when it started us.
     fn first_pass_complete(&self, status: &str) {
         notify::ready(status);
+        tell_master_ready(&self.ctx.config().name);
     }
 
     /// Runs one full pass and waits for it (`--once`), at most `limit` of real time.
@@ -273,16 +297,23 @@ impl Coordinator {
     /// One turn of the coordinator: handles a SIGHUP, ends a finished pass,
     /// starts a due one. Returns when to look again, `None` once stopped.
     pub fn step(&mut self) -> Option<At> {
-        let (hup, pass_done) = {
+        let (hup, pass_done, reloaded) = {
             let mut st = self.shared.lock();
             if st.stop {
                 return None;
             }
             let done = st.pass.active && st.pass.members.is_empty();
-            (std::mem::take(&mut st.hup), done)
+            (
+                std::mem::take(&mut st.hup),
+                done,
+                std::mem::take(&mut st.reload_done),
+            )
         };
         if hup {
             self.on_hup();
+        }
+        let changed = reloaded && self.reload_finished();
+        if hup || changed {
             if self.shared.lock().pass.active {
                 self.pass_again = true;
             } else {
@@ -327,7 +358,7 @@ impl Coordinator {
             }
             let st = self.shared.lock();
             let pass_done = st.pass.active && st.pass.members.is_empty();
-            if !st.hup && !st.stop && !pass_done {
+            if !st.hup && !st.stop && !st.reload_done && !pass_done {
                 drop(self.shared.clock.wait_until(&self.shared.coord, st, wake));
             }
         }
@@ -348,9 +379,53 @@ impl Coordinator {
                 t0.elapsed().as_secs_f64() * 1000.0
             );
         }
-        if let Some(new) = (self.reload)() {
+        self.start_reload();
+    }
+
+    /// Starts reading the configuration on a thread (or asks for another
+    /// read when one is running).
+    fn start_reload(&mut self) {
+        if self.reload.running.is_some() {
+            self.reload.again = true;
+            return;
+        }
+        let Some(mut read) = self.reload.read.take() else {
+            return;
+        };
+        let shared = self.shared.clone();
+        let started = std::thread::Builder::new()
+            .name("reload".into())
+            .spawn(move || {
+                let new = read();
+                shared.lock().reload_done = true;
+                shared.coord.notify_all();
+                (read, new)
+            });
+        match started {
+            Ok(h) => self.reload.running = Some(h),
+            Err(e) => log::error!("cannot start the configuration reader: {e}"),
+        }
+    }
+
+    /// Applies a finished configuration read: every parked credential is
+    /// queued again (a corrected configuration or `.top` heals without
+    /// waiting), and on a change the new settings take effect and every
+    /// credential backing off is retried at once. Returns whether the
+    /// configuration changed.
+    fn reload_finished(&mut self) -> bool {
+        let Some(h) = self.reload.running.take() else {
+            return false;
+        };
+        let Ok((read, new)) = h.join() else {
+            log::error!("the configuration reader failed");
+            return false;
+        };
+        self.reload.read = Some(read);
+        let cfg = self.ctx.config();
+        let mut changed = false;
+        if let Some(new) = new {
             let new = Arc::new(new);
-            let changed = *new != *cfg;
+            changed = *new != *cfg;
             self.ctx.set_config(new.clone());
             if changed {
                 log::info!("configuration changed; re-read on SIGHUP");
@@ -358,19 +433,47 @@ impl Coordinator {
                 if self.spawned > 0 {
                     self.spawn_workers(new.max_in_flight);
                 }
-                // Settings that change which credentials are ours need a full look,
-                // and every credential skipped as unusable is looked at again at once.
+                // Settings that change which credentials are ours need a full look.
                 self.scanner.forget_stamps();
-                let woken = {
-                    let mut st = self.shared.lock();
-                    st.sched.set_backoff(backoff(&new));
-                    st.sched.wake_parked(self.now())
-                };
-                if woken > 0 {
-                    log::info!("{woken} skipped credential(s) queued again");
-                    self.shared.notify_work();
-                }
             }
         }
+        let now = self.now();
+        let (woken, retried) = {
+            let mut st = self.shared.lock();
+            if changed {
+                st.sched.set_backoff(backoff(&self.ctx.config()));
+            }
+            let woken = st.sched.wake_parked(now);
+            (woken, if changed { st.sched.retry_now(now) } else { 0 })
+        };
+        if woken + retried > 0 {
+            log::info!(
+                "SIGHUP: looking again at {woken} skipped and {retried} failing credential(s)"
+            );
+            self.shared.notify_work();
+        }
+        if std::mem::take(&mut self.reload.again) {
+            self.start_reload();
+        }
+        changed
+    }
+}
+
+/// Sends `DC_SET_READY` to the parent condor_master (when there is one) from a
+/// short-lived thread, so that a slow master never holds up the passes.
+/// A failure is a warning: the credmon works on either way.
+fn tell_master_ready(name: &str) {
+    if !crate::condor::under_master() {
+        return;
+    }
+    let name = name.to_owned();
+    let started = std::thread::Builder::new()
+        .name("master-ready".into())
+        .spawn(move || match crate::condor::set_ready(&name, "Ready") {
+            Ok(()) => log::info!("told condor_master that {name} is ready (DC_SET_READY)"),
+            Err(e) => log::warn!("could not tell condor_master that {name} is ready: {e}"),
+        });
+    if let Err(e) = started {
+        log::warn!("could not tell condor_master that the credmon is ready: {e}");
     }
 }

@@ -54,6 +54,8 @@ pub struct State {
     pub in_flight: usize,
     /// SIGHUP arrived and the coordinator has not looked yet.
     pub hup: bool,
+    /// A background configuration read has finished.
+    pub reload_done: bool,
     /// Stop taking jobs (SIGTERM, or the end of `--once`).
     pub stop: bool,
     /// The pass in progress.
@@ -69,7 +71,7 @@ pub struct Shared {
     st: Mutex<State>,
     /// Wakes workers: new work.
     pub(super) work: Condvar,
-    /// Wakes the coordinator: SIGHUP, stop, the end of a pass.
+    /// Wakes the coordinator: SIGHUP, stop, the end of a pass or of a configuration read.
     pub(super) coord: Condvar,
     /// The clock everyone reads.
     pub clock: Arc<dyn Clock>,
@@ -86,6 +88,7 @@ impl Shared {
                 workers,
                 in_flight: 0,
                 hup: false,
+                reload_done: false,
                 stop: false,
                 pass: Pass::default(),
                 seen: HashMap::new(),

@@ -6,8 +6,7 @@
 
 use super::clock::{Clock, VirtualClock};
 use super::*;
-use crate::credmon::CredmonArgs;
-use crate::credmon::config::{self, Knobs};
+use crate::credmon::config::{self, knobs::Knobs};
 use crate::credmon::refresh::{Done, RefreshError, Task};
 use base64::prelude::*;
 use std::os::unix::fs::MetadataExt;
@@ -23,21 +22,8 @@ struct Rig {
     knobs: Arc<Mutex<Knobs>>,
 }
 
-fn args() -> CredmonArgs {
-    CredmonArgs {
-        name: "CREDMON_OAUTH".into(),
-        cred_dir: None,
-        log_file: None,
-        debug: false,
-        verbose: false,
-        once: false,
-        check_config: false,
-        metrics_file: None,
-    }
-}
-
 fn resolve(knobs: &Knobs) -> Config {
-    config::resolve(knobs, &args()).unwrap()
+    config::resolve(knobs, &config::Overrides::default()).unwrap()
 }
 
 fn rig(extra: &[(&str, &str)]) -> Rig {
@@ -59,7 +45,7 @@ fn rig(extra: &[(&str, &str)]) -> Rig {
     let start = clock::SystemClock.now();
     let clock = Arc::new(VirtualClock::new(start));
     let k = knobs.clone();
-    let reload: Reload = Box::new(move || Some(resolve(&k.lock().unwrap())));
+    let reload = Reload::new(move || Some(resolve(&k.lock().unwrap())));
     let coord = Coordinator::new(ctx, clock.clone(), reload);
     Rig {
         dir,
@@ -147,8 +133,16 @@ impl Rig {
         pool::Shared::next_look(&st, Some(0), self.now())
     }
 
+    /// SIGHUP: the coordinator's quick look, then (once the configuration
+    /// reader's thread is done) the configuration applied.
     fn sighup(&mut self) {
         self.coord.shared.hup();
+        self.coord.step();
+        let t0 = std::time::Instant::now();
+        while !self.coord.shared.lock().reload_done {
+            assert!(t0.elapsed() < 10 * S, "the configuration read never ended");
+            std::thread::sleep(Duration::from_millis(1));
+        }
         self.coord.step();
     }
 }
@@ -291,7 +285,7 @@ fn provisioning_retries_honour_the_backoff_and_stay_provisions() {
 }
 
 #[test]
-fn a_configuration_change_on_sighup_requeues_every_skipped_credential() {
+fn every_sighup_requeues_every_skipped_credential() {
     let mut r = rig(&[]);
     for u in ["a", "b", "c"] {
         r.top(u);
@@ -305,13 +299,16 @@ fn a_configuration_change_on_sighup_requeues_every_skipped_credential() {
     for _ in 0..3 {
         assert!(r.run(unusable()).is_some());
     }
-    // Parked: later passes and SIGHUPs without a change leave them alone.
+    // Parked: later passes leave them alone.
     r.coord.step();
     r.clock.advance(3600 * S);
     r.coord.step();
-    r.sighup();
     assert_eq!(r.take(false), None);
-    // A configuration change: all three at once.
+    // A SIGHUP, with or without a configuration change: all three at once.
+    r.sighup();
+    let mut got: Vec<_> = std::iter::from_fn(|| r.run(unusable()).map(|k| k.user)).collect();
+    got.sort();
+    assert_eq!(got, ["a", "b", "c"]);
     r.knobs
         .lock()
         .unwrap()
@@ -320,6 +317,57 @@ fn a_configuration_change_on_sighup_requeues_every_skipped_credential() {
     let mut got: Vec<_> = std::iter::from_fn(|| r.run(refreshed())).collect();
     got.sort();
     assert_eq!(got, vec![key("a"), key("b"), key("c")]);
+}
+
+#[test]
+fn a_configuration_change_retries_failing_credentials_at_once() {
+    let mut r = rig(&[]);
+    r.top("a");
+    r.coord.step();
+    assert_eq!(r.run(retry()), Some(key("a")));
+    // Backing off: a SIGHUP without a change does not cut it short.
+    r.sighup();
+    assert_eq!(r.take(false), None);
+    r.knobs
+        .lock()
+        .unwrap()
+        .insert("ROBOT_CREDMON_REQUEST_TIMEOUT".into(), "20".into());
+    r.sighup();
+    assert_eq!(r.run(refreshed()), Some(key("a")));
+}
+
+#[test]
+fn a_slow_configuration_read_does_not_hold_up_new_credentials() {
+    let mut r = rig(&[]);
+    let gate = Arc::new(Mutex::new(()));
+    let held = gate.lock().unwrap();
+    let g = gate.clone();
+    let k = r.knobs.clone();
+    r.coord.reload = Reload::new(move || {
+        drop(g.lock().unwrap());
+        Some(resolve(&k.lock().unwrap()))
+    });
+    r.coord.step();
+    r.coord.shared.hup();
+    r.coord.step();
+    // The reader is blocked; the next SIGHUP's new credential is served.
+    r.top("new");
+    r.coord.shared.hup();
+    r.coord.step();
+    assert_eq!(r.run(refreshed()), Some(key("new")));
+    assert!(!r.coord.shared.lock().reload_done);
+    drop(held);
+    // The read asked for meanwhile runs after the first one.
+    for _ in 0..2 {
+        let t0 = std::time::Instant::now();
+        while !r.coord.shared.lock().reload_done {
+            assert!(t0.elapsed() < 10 * S, "the configuration read never ended");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        r.coord.step();
+    }
+    assert!(r.coord.reload.running.is_none());
+    assert!(!r.coord.reload.again);
 }
 
 #[test]

@@ -154,21 +154,11 @@ fn client_nonce() -> String {
 fn open_browser(command: &str, url: &str) {
     let mut words = command.split_whitespace();
     let Some(prog) = words.next() else { return };
-    match std::process::Command::new(prog)
-        .args(words)
-        .arg(url)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-    {
-        // Reaped in the background; the browser may keep running after we exit.
-        Ok(mut child) => {
-            let _ = std::thread::Builder::new()
-                .name("web-open".into())
-                .spawn(move || child.wait());
-        }
-        Err(e) => eprintln!("Could not run '{prog}': {e}; please open the URL above yourself"),
+    let mut tool = crate::process::Tool::new(prog, words.chain([url]), Duration::ZERO);
+    tool.output = crate::process::Output::Null;
+    // The browser may keep running after we exit: started, not waited for.
+    if let Err(e) = tool.start_detached() {
+        eprintln!("Could not run '{prog}': {e}; please open the URL above yourself");
     }
 }
 
