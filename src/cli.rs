@@ -39,10 +39,10 @@ pub enum Command {
     /// Run as HTCondor's OAuth credential monitor (CREDMON_OAUTH).
     Credmon(CredmonArgs),
     /// Monitoring check (Nagios/Icinga plugin) for a token file or a credmon.
-    Check(crate::check::CheckArgs),
+    Check(CheckArgs),
     /// Write man pages and shell completions (for packagers).
     #[command(hide = true)]
-    Generate(crate::generate::GenerateArgs),
+    Generate(GenerateArgs),
 }
 
 /// `robot-credmon get` / `igwn-robot-get`: every igwn-robot-get 0.3.3 option
@@ -343,12 +343,12 @@ pub struct CheckArgs {
     pub credmon: bool,
 
     /// WARNING range of time left: 3600: or 1h = warn when less than an hour is left.
-    #[arg(short = 'w', long, default_value = "1h", value_parser = crate::check::Range::parse, value_name = "RANGE")]
-    pub warning: crate::check::Range,
+    #[arg(short = 'w', long, default_value = "1h", value_parser = crate::range::Range::parse, value_name = "RANGE")]
+    pub warning: crate::range::Range,
 
     /// CRITICAL range of time left: 1800: or 30m = critical when less than 30 minutes are left.
-    #[arg(short = 'c', long, default_value = "30m", value_parser = crate::check::Range::parse, value_name = "RANGE")]
-    pub critical: crate::check::Range,
+    #[arg(short = 'c', long, default_value = "30m", value_parser = crate::range::Range::parse, value_name = "RANGE")]
+    pub critical: crate::range::Range,
 
     /// With --credmon: CRITICAL when CREDMON_COMPLETE is older than this (the credmon passes every 60 s).
     #[arg(long, default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]

@@ -31,6 +31,7 @@ pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod process;
+pub mod range;
 pub mod store;
 pub mod token;
 pub mod vault;

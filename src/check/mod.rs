@@ -10,7 +10,6 @@
 //! plain functions of what was seen, the thresholds and the current time.
 
 pub mod credmon;
-pub mod range;
 
 use crate::files::{self, discovery};
 use crate::token::{self, BearerToken, Claims, MAX_TOKEN_BYTES, TokenError};
@@ -22,7 +21,7 @@ use std::time::{Duration, SystemTime};
 pub const DEFAULT_CRED_DIR: &str = "/var/lib/condor/oauth_credentials";
 
 pub use crate::cli::CheckArgs;
-pub use range::Range;
+pub use crate::range::Range;
 
 /// A plugin state; the discriminant is the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

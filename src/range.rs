@@ -109,7 +109,7 @@ fn point(s: &str) -> Result<i64, String> {
     if let Ok(n) = s.parse::<i64>() {
         return Ok(n);
     }
-    let d = crate::cli::parse_duration(s)?;
+    let d = crate::duration::parse_duration(s)?;
     i64::try_from(d.as_secs()).map_err(|_| format!("'{s}' is too large"))
 }
 
