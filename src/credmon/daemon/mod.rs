@@ -7,6 +7,7 @@
 //! * [`pool`]: the shared state and the workers (one reserved for
 //!   credentials with no usable `.use`);
 //! * [`instance`]: the single-instance lock and the `pid` file;
+//! * `reload`: the configuration re-read on its own thread ([`Reload`]);
 //! * this module: the coordinator (passes, SIGHUP, configuration reloads,
 //!   `CREDMON_COMPLETE`, metrics, systemd and condor_master readiness).
 //!
@@ -20,6 +21,7 @@
 pub mod clock;
 pub mod instance;
 pub mod pool;
+mod reload;
 pub mod scan;
 mod states;
 
@@ -34,6 +36,7 @@ use crate::files::SafeDir;
 use crate::notify;
 use clock::Clock;
 use pool::{RESERVED, Shared};
+pub use reload::Reload;
 use scan::{Found, Scanner};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -44,27 +47,6 @@ pub fn backoff(cfg: &Config) -> Backoff {
     Backoff {
         base: cfg.backoff_base,
         cap: pool::BACKOFF_CAP,
-    }
-}
-
-/// Re-reads the configuration (SIGHUP); `None` keeps the current one.
-type ReadConfig = Box<dyn FnMut() -> Option<Config> + Send>;
-
-/// The configuration reader and its run on a background thread.
-pub struct Reload {
-    read: Option<ReadConfig>,
-    running: Option<std::thread::JoinHandle<(ReadConfig, Option<Config>)>>,
-    again: bool,
-}
-
-impl Reload {
-    /// Wraps the function that re-reads the configuration (`None`: keep the current one).
-    pub fn new(read: impl FnMut() -> Option<Config> + Send + 'static) -> Self {
-        Reload {
-            read: Some(Box::new(read)),
-            running: None,
-            again: false,
-        }
     }
 }
 
@@ -380,82 +362,6 @@ impl Coordinator {
             );
         }
         self.start_reload();
-    }
-
-    /// Starts reading the configuration on a thread (or asks for another
-    /// read when one is running).
-    fn start_reload(&mut self) {
-        if self.reload.running.is_some() {
-            self.reload.again = true;
-            return;
-        }
-        let Some(mut read) = self.reload.read.take() else {
-            return;
-        };
-        let shared = self.shared.clone();
-        let started = std::thread::Builder::new()
-            .name("reload".into())
-            .spawn(move || {
-                let new = read();
-                shared.lock().reload_done = true;
-                shared.coord.notify_all();
-                (read, new)
-            });
-        match started {
-            Ok(h) => self.reload.running = Some(h),
-            Err(e) => log::error!("cannot start the configuration reader: {e}"),
-        }
-    }
-
-    /// Applies a finished configuration read: every parked credential is
-    /// queued again (a corrected configuration or `.top` heals without
-    /// waiting), and on a change the new settings take effect and every
-    /// credential backing off is retried at once. Returns whether the
-    /// configuration changed.
-    fn reload_finished(&mut self) -> bool {
-        let Some(h) = self.reload.running.take() else {
-            return false;
-        };
-        let Ok((read, new)) = h.join() else {
-            log::error!("the configuration reader failed");
-            return false;
-        };
-        self.reload.read = Some(read);
-        let cfg = self.ctx.config();
-        let mut changed = false;
-        if let Some(new) = new {
-            let new = Arc::new(new);
-            changed = *new != *cfg;
-            self.ctx.set_config(new.clone());
-            if changed {
-                log::info!("configuration changed; re-read on SIGHUP");
-                self.shared.set_workers(new.max_in_flight);
-                if self.spawned > 0 {
-                    self.spawn_workers(new.max_in_flight);
-                }
-                // Settings that change which credentials are ours need a full look.
-                self.scanner.forget_stamps();
-            }
-        }
-        let now = self.now();
-        let (woken, retried) = {
-            let mut st = self.shared.lock();
-            if changed {
-                st.sched.set_backoff(backoff(&self.ctx.config()));
-            }
-            let woken = st.sched.wake_parked(now);
-            (woken, if changed { st.sched.retry_now(now) } else { 0 })
-        };
-        if woken + retried > 0 {
-            log::info!(
-                "SIGHUP: looking again at {woken} skipped and {retried} failing credential(s)"
-            );
-            self.shared.notify_work();
-        }
-        if std::mem::take(&mut self.reload.again) {
-            self.start_reload();
-        }
-        changed
     }
 }
 
