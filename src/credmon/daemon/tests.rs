@@ -344,7 +344,11 @@ fn a_slow_configuration_read_does_not_hold_up_new_credentials() {
     let g = gate.clone();
     let k = r.knobs.clone();
     r.coord.reload = Reload::new(move || {
-        drop(g.lock().unwrap());
+        // Blocked while the test holds the gate (at most 10 s).
+        let t0 = std::time::Instant::now();
+        while g.try_lock().is_err() && t0.elapsed() < 10 * S {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         Some(resolve(&k.lock().unwrap()))
     });
     r.coord.step();
