@@ -6,6 +6,7 @@
 //!   [`config::knobs`] declares every knob (name, kind, default, limits, doc) once;
 //! * [`policy`]: pure decisions (names, ownership, renewal, Vault URLs);
 //! * [`refresh`]: one credential end to end (Vault, keytab re-login, files);
+//! * [`schedule`]: the pure scheduler (need, deadline, backoff);
 //! * [`daemon`]: the coordinator (scans, SIGHUP, passes) and the workers;
 //! * [`log`]: the HTCondor-style log file.
 //!
@@ -30,6 +31,7 @@ use crate::cli::CredmonArgs;
 use crate::env::Env;
 use crate::files::{SafeDir, WriteOptions};
 use config::{Config, ConfigError};
+use daemon::clock::SystemClock;
 use nix::sys::signal::{SigSet, Signal};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::sync::Arc;
@@ -123,7 +125,7 @@ fn check_cred_dir(cfg: &Config) -> Result<SafeDir, String> {
 
 fn run(args: CredmonArgs, cfg: Config, env: Env) -> Result<Outcome, String> {
     let root = check_cred_dir(&cfg)?;
-    let _instance = daemon::single_instance(&cfg.cred_dir, Duration::from_secs(10))?;
+    let _instance = daemon::instance::single_instance(&cfg.cred_dir, Duration::from_secs(10))?;
     if let Ok(n) = root.remove_stale_temps()
         && n > 0
     {
@@ -137,15 +139,12 @@ fn run(args: CredmonArgs, cfg: Config, env: Env) -> Result<Outcome, String> {
     if let Err(e) = ctx.tls_config() {
         ::log::error!("{e}");
     }
-    let queue = Arc::new(daemon::Queue::new(cfg.max_in_flight));
-    let mut coord = daemon::Coordinator {
-        ctx: ctx.clone(),
-        queue: queue.clone(),
-        scanner: daemon::Scanner::default(),
-        reload: daemon::Reload::new(reloader(args.clone(), env)),
-        spawned: 0,
-        passes: 0,
-    };
+    let mut coord = daemon::Coordinator::new(
+        ctx.clone(),
+        Arc::new(SystemClock),
+        daemon::Reload::new(reloader(args.clone(), env)),
+    );
+    let shared = coord.shared.clone();
     if args.once {
         return Ok(run_once(&mut coord, cfg.max_in_flight));
     }
@@ -156,15 +155,26 @@ fn run(args: CredmonArgs, cfg: Config, env: Env) -> Result<Outcome, String> {
         env!("CARGO_PKG_VERSION"),
         cfg.cred_dir.display()
     );
-    let (q, c) = (queue.clone(), ctx.clone());
+    let sh = shared.clone();
     std::thread::Builder::new()
         .name("signals".into())
-        .spawn(move || signal_loop(signals, q, c))
+        .spawn(move || signal_loop(signals, sh))
         .map_err(|e| format!("cannot start the signal thread: {e}"))?;
     crate::notify::status("first full pass");
     coord.spawn_workers(cfg.max_in_flight);
     coord.run();
+    // Stopped: let requests in flight finish (bounded), then leave. A request
+    // still running is abandoned; its .use is renamed into place whole or not at all.
+    let left = shared.drain(DRAIN_LIMIT);
+    if left > 0 {
+        ::log::info!("{left} request(s) still in flight abandoned");
+    }
     crate::notify::stopping();
+    if let Some(path) = ctx.config().metrics_file.as_deref() {
+        drop(shared.write_metrics(path));
+    }
+    daemon::instance::remove_pid_file(root.path());
+    ::log::logger().flush();
     Ok(Outcome::Done)
 }
 
@@ -236,28 +246,22 @@ fn write_pid(root: &SafeDir) -> Result<String, String> {
     Ok(pid)
 }
 
-/// Waits for signals: SIGHUP wakes the coordinator; the others end the process at once
-/// (every write is atomic, and leftover temporary files are removed at the next start),
-/// after writing the metrics file and telling systemd (`STOPPING=1`).
-fn signal_loop(signals: SigSet, queue: Arc<daemon::Queue>, ctx: Arc<refresh::Ctx>) {
+/// How long in-flight requests may finish after SIGTERM (the whole exit stays under 1 s).
+const DRAIN_LIMIT: Duration = Duration::from_millis(700);
+
+/// Waits for signals: SIGHUP wakes the coordinator; the others stop it
+/// (the main thread then drains the workers and exits 0).
+fn signal_loop(signals: SigSet, shared: Arc<daemon::pool::Shared>) {
     loop {
         match signals.wait() {
             Ok(Signal::SIGHUP) => {
                 ::log::debug!("SIGHUP");
-                queue.hup();
+                shared.hup();
             }
             Ok(sig) => {
                 ::log::info!("exiting on {sig}");
-                crate::notify::stopping();
-                daemon::remove_pid_file(&ctx.config().cred_dir);
-                // Held until the exit: no other thread starts writing the file.
-                let _written = ctx
-                    .config()
-                    .metrics_file
-                    .as_deref()
-                    .map(|path| queue.write_metrics(path));
-                ::log::logger().flush();
-                std::process::exit(0);
+                shared.stop();
+                return;
             }
             Err(e) => {
                 ::log::error!("waiting for signals failed: {e}");

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 /// What to do for one credential.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Key {
     /// The user (directory name).
     pub user: String,
@@ -39,36 +39,86 @@ pub enum Task {
     Provision(String),
 }
 
-/// How a job ended.
+/// How a job that worked ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Done {
     /// A new `.use` was written: the token's `exp` and why it was renewed
     /// (the `cause` label of the metrics, [`Renew::label`]).
     Refreshed(Option<i64>, &'static str),
     /// Nothing to do: the `.use` is fresh or the `.top` is gone.
     Nothing,
-    /// Vault refused the token (or the parent `.top` is gone) and the credential
-    /// was removed; the `cause` label of the failure metrics.
-    Removed(&'static str),
-    /// The `.top` is unusable (logged once); retried only when it changes.
-    Unusable,
-    /// A failure worth retrying later (logged); the `cause` label of the metrics.
-    Failed(&'static str),
-    /// Vault asked us to slow down (429); retry after this long.
-    RateLimited(Duration),
 }
 
-impl Outcome {
-    /// The `cause` label when this is a failed refresh; `None` for successes and no-ops.
-    pub fn failure_cause(&self) -> Option<&'static str> {
+/// Why a job failed, by what the daemon does next. Messages name the
+/// credential and the server, never a token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RefreshError {
+    /// A passing failure (Vault unreachable or failing, a file error, a
+    /// failed login): the old `.use` stays; retry after the backoff, and no
+    /// sooner than `at_least` when the server asked for a pause.
+    #[error("{msg}")]
+    Retry {
+        /// The `cause` label of the failure metrics.
+        cause: &'static str,
+        /// The server's own wait (`429`), if any.
+        at_least: Option<Duration>,
+        /// What failed.
+        msg: String,
+    },
+    /// Vault no longer accepts the credential's Vault token: log in again
+    /// with the user's keytab (handled inside [`process`]; without a keytab
+    /// it becomes [`RefreshError::Remove`]).
+    #[error("Vault refused the token: {msg}")]
+    Relogin {
+        /// Vault's own message.
+        msg: String,
+    },
+    /// The credential is dead (its Vault token refused and no keytab, or the
+    /// parent of a handle is gone): remove its `.top` and `.use`, as HTCondor does.
+    #[error("{msg}")]
+    Remove {
+        /// The `cause` label of the failure metrics.
+        cause: &'static str,
+        /// Why.
+        msg: String,
+    },
+    /// The `.top` cannot be used as it is (malformed, untrusted host, no
+    /// Vault token): wait for a new `.top` (or a configuration change).
+    #[error("{msg}")]
+    WaitForTop {
+        /// Why.
+        msg: String,
+    },
+}
+
+impl RefreshError {
+    /// The `cause` label of the failure metrics.
+    pub fn cause(&self) -> &'static str {
         match self {
-            Outcome::Refreshed(..) | Outcome::Nothing => None,
-            Outcome::Removed(cause) | Outcome::Failed(cause) => Some(cause),
-            Outcome::Unusable => Some("unusable"),
-            Outcome::RateLimited(_) => Some("rate_limited"),
+            RefreshError::Retry {
+                at_least: Some(_), ..
+            } => "rate_limited",
+            RefreshError::Retry { cause, .. } | RefreshError::Remove { cause, .. } => cause,
+            RefreshError::Relogin { .. } => "permission_denied",
+            RefreshError::WaitForTop { .. } => "unusable",
         }
     }
+
+    fn retry(cause: &'static str, msg: impl Into<String>) -> Self {
+        RefreshError::Retry {
+            cause,
+            at_least: None,
+            msg: msg.into(),
+        }
+    }
+
+    fn wait(msg: impl Into<String>) -> Self {
+        RefreshError::WaitForTop { msg: msg.into() }
+    }
 }
+
+/// The result of one job.
+pub type Outcome = Result<Done, RefreshError>;
 
 /// The `cause` label of a failed Vault request.
 fn vault_cause(e: &VaultError) -> &'static str {
@@ -233,21 +283,35 @@ fn string_field(v: Option<&serde_json::Value>) -> Option<String> {
     }
 }
 
+/// Why a `.top` cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TopError {
+    /// The file is not a JSON object.
+    #[error("not a JSON object")]
+    NotJson,
+    /// It has no `vault_url` string.
+    #[error("no vault_url")]
+    NoUrl,
+    /// Its `vault_token` is not a token.
+    #[error("vault_token is not a token")]
+    BadToken,
+}
+
 /// Parses a `.top` (a JSON object with `vault_url` and, usually, `vault_token`).
-pub fn parse_top(bytes: &[u8]) -> Result<Top, String> {
+pub fn parse_top(bytes: &[u8]) -> Result<Top, TopError> {
     let json: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(bytes).map_err(|_| "not a JSON object".to_owned())?;
+        serde_json::from_slice(bytes).map_err(|_| TopError::NotJson)?;
     let vault_url = json
         .get("vault_url")
         .and_then(|v| v.as_str())
-        .ok_or_else(|| "no vault_url".to_owned())?
+        .ok_or(TopError::NoUrl)?
         .to_owned();
     let vault_token = match json.get("vault_token") {
         None => None,
         Some(v) => Some(
             v.as_str()
                 .and_then(VaultToken::new)
-                .ok_or_else(|| "vault_token is not a token".to_owned())?,
+                .ok_or(TopError::BadToken)?,
         ),
     };
     Ok(Top {
@@ -286,7 +350,7 @@ pub fn read_use(dir: &SafeDir, stem: &str) -> Option<UseState> {
 }
 
 /// Reads and checks a `.top`: regular, single link, at most 64 KiB. `Ok(None)` when absent.
-fn read_top(dir: &SafeDir, stem: &str) -> Result<Option<(Top, FileStat)>, String> {
+fn read_top(dir: &SafeDir, stem: &str) -> Result<Option<(Top, FileStat)>, RefreshError> {
     match dir.read_trusted(
         &format!("{stem}.top"),
         MAX_TOP_BYTES,
@@ -294,65 +358,66 @@ fn read_top(dir: &SafeDir, stem: &str) -> Result<Option<(Top, FileStat)>, String
     ) {
         Ok(None) => Ok(None),
         Ok(Some((bytes, st))) => parse_top(&bytes).map(|t| Some((t, st))).map_err(|why| {
-            format!(
+            RefreshError::wait(format!(
                 "{}: {why}",
                 dir.path().join(format!("{stem}.top")).display()
-            )
+            ))
         }),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(RefreshError::wait(e.to_string())),
     }
 }
 
-/// Runs one job. A panic (a bug; no input should cause one) fails only this
-/// credential: it is caught here and the worker goes on with the next job.
-/// This is why the release profile unwinds instead of aborting.
-pub fn process(ctx: &Ctx, key: &Key, task: &Task) -> Outcome {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| process_one(ctx, key, task))) {
-        Ok(outcome) => outcome,
-        Err(_) => {
-            log::error!(
-                "internal error while refreshing {key} (a bug: please report it); keeping its old .use, will retry"
-            );
-            Outcome::Failed("internal")
-        }
-    }
+/// Runs one job. With `defer_sync`, a new `.use` is renamed into place
+/// without syncing its directory; the caller syncs a batch at once.
+///
+/// A panic (a bug; no input should cause one) fails only this credential: it
+/// is caught here and the worker goes on with the next job. This is why the
+/// release profile unwinds instead of aborting.
+pub fn process(ctx: &Ctx, key: &Key, task: &Task, defer_sync: bool) -> Outcome {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        process_one(ctx, key, task, defer_sync)
+    }))
+    .unwrap_or_else(|_| {
+        log::error!(
+            "internal error while refreshing {key} (a bug: please report it); keeping its old .use, will retry"
+        );
+        Err(RefreshError::retry("internal", "internal error".to_owned()))
+    })
 }
 
-fn process_one(ctx: &Ctx, key: &Key, task: &Task) -> Outcome {
+fn process_one(ctx: &Ctx, key: &Key, task: &Task, defer_sync: bool) -> Outcome {
     let cfg = ctx.config();
-    let root = match SafeDir::open(&cfg.cred_dir) {
-        Ok(d) => d,
-        Err(e) => {
-            log::error!("{e}");
-            return Outcome::Failed("file");
-        }
-    };
+    let root = SafeDir::open(&cfg.cred_dir).map_err(|e| {
+        log::error!("{e}");
+        RefreshError::retry("file", e.to_string())
+    })?;
     if let Task::Provision(server) = task {
         match provision(ctx, &cfg, &root, key, server) {
             Ok(true) => {}
-            Ok(false) => return Outcome::Nothing,
-            Err(why) => {
-                ctx.warn_once(key, format!("cannot provision {key}: {why}"));
-                return Outcome::Failed("provision");
+            Ok(false) => return Ok(Done::Nothing),
+            Err(e) => {
+                ctx.warn_once(key, format!("cannot provision {key}: {e}"));
+                return Err(e);
             }
         }
     }
     let udir = match root.open_child(&key.user) {
         Ok(d) => d,
         Err(FileError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            return Outcome::Nothing;
+            return Ok(Done::Nothing);
         }
         Err(e) => {
-            ctx.warn_once(key, format!("skipping user {}: {e}", key.user));
-            return Outcome::Unusable;
+            let msg = format!("skipping user {}: {e}", key.user);
+            ctx.warn_once(key, msg.clone());
+            return Err(RefreshError::wait(msg));
         }
     };
     let (top, top_st) = match read_top(&udir, &key.stem) {
         Ok(Some(t)) => t,
-        Ok(None) => return Outcome::Nothing,
-        Err(why) => {
-            ctx.warn_once(key, format!("skipping credential {key}: {why}"));
-            return Outcome::Unusable;
+        Ok(None) => return Ok(Done::Nothing),
+        Err(e) => {
+            ctx.warn_once(key, format!("skipping credential {key}: {e}"));
+            return Err(e);
         }
     };
     let now = SystemTime::now();
@@ -364,178 +429,272 @@ fn process_one(ctx: &Ctx, key: &Key, task: &Task) -> Outcome {
         cfg.refresh,
     );
     let Some(reason) = reason else {
-        return Outcome::Nothing;
+        return Ok(Done::Nothing);
     };
-    let outcome = refresh(ctx, &cfg, &udir, key, top, reason);
+    let job = Job {
+        ctx,
+        cfg: &cfg,
+        udir: &udir,
+        key,
+        defer_sync,
+    };
+    let outcome = job.refresh(top, reason);
     // The credd may have replaced the .top while we were asking Vault: the
     // new .use would then look newer than it and hide the change.
     let replaced = matches!(udir.stat(&format!("{}.top", key.stem)), Ok(Some(st))
         if ctime_ns(&st) != ctime_ns(&top_st));
-    if replaced && matches!(outcome, Outcome::Refreshed(..)) {
+    if replaced && matches!(outcome, Ok(Done::Refreshed(..))) {
         log::debug!("{key}.top was replaced during the refresh; refreshing again");
         if let Ok(Some((top, _))) = read_top(&udir, &key.stem) {
-            return refresh(ctx, &cfg, &udir, key, top, Renew::TopNewer);
+            return job.refresh(top, Renew::TopNewer);
         }
     }
     outcome
 }
 
-fn refresh(ctx: &Ctx, cfg: &Config, udir: &SafeDir, key: &Key, top: Top, reason: Renew) -> Outcome {
-    let target =
-        match policy::check_vault_url(&top.vault_url, &cfg.allowed_ports, &cfg.trusted_hosts) {
-            Ok(t) => t,
-            Err(why) => {
-                ctx.warn_once(key, format!("skipping credential {key}: {why}"));
-                return Outcome::Unusable;
-            }
-        };
-    // The Vault token: the credential's own, else its parent's (handles).
-    let (vault_token, token_stem) = match &top.vault_token {
-        Some(t) => (t.clone(), key.stem.clone()),
-        None => {
-            let parent = policy::parent_stem(&key.stem).map(str::to_owned);
-            let found = match &parent {
-                Some(p) => read_top(udir, p),
-                None => Ok(None),
-            };
-            match (found, parent) {
-                (
-                    Ok(Some((
-                        Top {
-                            vault_token: Some(t),
-                            ..
-                        },
-                        _,
-                    ))),
-                    Some(p),
-                ) => (t, p),
-                (Ok(None), Some(p)) => {
+/// Removes a credential's `.top` and `.use` ([`RefreshError::Remove`]).
+pub fn remove_credential(ctx: &Ctx, key: &Key) {
+    let root = match SafeDir::open(&ctx.config().cred_dir) {
+        Ok(d) => d,
+        Err(e) => {
+            log::error!("{e}");
+            return;
+        }
+    };
+    match root.open_child(&key.user) {
+        Ok(udir) => remove_cred(&udir, &key.stem),
+        Err(e) => log::error!("cannot remove {key}: {e}"),
+    }
+}
+
+/// One refresh in progress.
+struct Job<'a> {
+    ctx: &'a Ctx,
+    cfg: &'a Config,
+    udir: &'a SafeDir,
+    key: &'a Key,
+    defer_sync: bool,
+}
+
+impl Job<'_> {
+    fn refresh(&self, top: Top, reason: Renew) -> Outcome {
+        let (ctx, cfg, key) = (self.ctx, self.cfg, self.key);
+        let target =
+            policy::check_vault_url(&top.vault_url, &cfg.allowed_ports, &cfg.trusted_hosts)
+                .map_err(|why| {
+                    let msg = format!("skipping credential {key}: {why}");
+                    ctx.warn_once(key, msg.clone());
+                    RefreshError::wait(msg)
+                })?;
+        let (vault_token, token_stem) = self.vault_token(&top)?;
+        if let Some(until) = ctx.paused_until(&target.host, target.port) {
+            return Err(RefreshError::Retry {
+                cause: "rate_limited",
+                at_least: Some(until.saturating_duration_since(Instant::now())),
+                msg: format!("requests to {}:{} are paused", target.host, target.port),
+            });
+        }
+        let client = ctx.client(&target.host, target.port).map_err(|e| {
+            ctx.warn_once(key, format!("cannot refresh {key}: {e}"));
+            RefreshError::retry(vault_cause(&e), e.to_string())
+        })?;
+        let query = policy::bearer_query(
+            &target.path,
+            cfg.minimum,
+            top.scopes.as_deref(),
+            top.audience.as_deref(),
+        );
+        log::debug!("refreshing {key} ({reason:?})");
+        let first = client
+            .read_bearer(&vault_token, &target.path, &query)
+            .map_err(|e| {
+                if e.is_permission_denied() {
+                    RefreshError::Relogin { msg: e.to_string() }
+                } else {
+                    self.failed(&target, &e)
+                }
+            });
+        match first {
+            Ok(bearer) => self.write_use(&bearer, reason.label()),
+            Err(RefreshError::Relogin { msg }) => match keytab_for(cfg, &key.user) {
+                Some(source) => self.relogin_and_refresh(
+                    &target,
+                    &token_stem,
+                    &source,
+                    &query,
+                    &client,
+                    reason.label(),
+                ),
+                None => {
                     log::warn!(
-                        "credential {key} has no vault_token and its parent {}/{p}.top is gone; removing {key}",
+                        "Vault refused the token of {key} ({msg}); its Vault token expired or was revoked and {} has no keytab, so {key}.top and .use were removed (the user must submit again)",
                         key.user
                     );
-                    remove_cred(udir, &key.stem);
-                    return Outcome::Removed("parent_gone");
+                    Err(RefreshError::Remove {
+                        cause: "permission_denied",
+                        msg,
+                    })
                 }
-                (Err(why), _) => {
-                    ctx.warn_once(key, format!("skipping credential {key}: parent: {why}"));
-                    return Outcome::Unusable;
-                }
-                _ => {
-                    ctx.warn_once(
-                        key,
-                        format!("skipping credential {key}: no vault_token in it or a parent .top"),
-                    );
-                    return Outcome::Unusable;
-                }
-            }
+            },
+            Err(e) => Err(e),
         }
-    };
-    if let Some(until) = ctx.paused_until(&target.host, target.port) {
-        return Outcome::RateLimited(until.saturating_duration_since(Instant::now()));
     }
-    let client = match ctx.client(&target.host, target.port) {
-        Ok(c) => c,
-        Err(e) => {
-            ctx.warn_once(key, format!("cannot refresh {key}: {e}"));
-            return Outcome::Failed(vault_cause(&e));
+
+    /// The Vault token: the credential's own, else its parent's (handles).
+    fn vault_token(&self, top: &Top) -> Result<(VaultToken, String), RefreshError> {
+        let key = self.key;
+        if let Some(t) = &top.vault_token {
+            return Ok((t.clone(), key.stem.clone()));
         }
-    };
-    let query = policy::bearer_query(
-        &target.path,
-        cfg.minimum,
-        top.scopes.as_deref(),
-        top.audience.as_deref(),
-    );
-    log::debug!("refreshing {key} ({reason:?})");
-    match client.read_bearer(&vault_token, &target.path, &query) {
-        Ok(bearer) => write_use(ctx, udir, key, &bearer, reason.label()),
-        Err(e) if e.is_permission_denied() => match keytab_for(cfg, &key.user) {
-            Some(source) => relogin_and_refresh(
-                ctx,
-                udir,
-                key,
-                &target,
-                &token_stem,
-                &source,
-                &query,
-                &client,
-                reason.label(),
-            ),
-            None => {
-                log::warn!(
-                    "Vault refused the token of {key} ({e}); its Vault token expired or was revoked and {} has no keytab, so {key}.top and .use were removed (the user must submit again)",
+        let parent = policy::parent_stem(&key.stem).map(str::to_owned);
+        let found = match &parent {
+            Some(p) => read_top(self.udir, p),
+            None => Ok(None),
+        };
+        match (found, parent) {
+            (
+                Ok(Some((
+                    Top {
+                        vault_token: Some(t),
+                        ..
+                    },
+                    _,
+                ))),
+                Some(p),
+            ) => Ok((t, p)),
+            (Ok(None), Some(p)) => {
+                let msg = format!(
+                    "credential {key} has no vault_token and its parent {}/{p}.top is gone; removing {key}",
                     key.user
                 );
-                remove_cred(udir, &key.stem);
-                Outcome::Removed("permission_denied")
+                log::warn!("{msg}");
+                Err(RefreshError::Remove {
+                    cause: "parent_gone",
+                    msg,
+                })
             }
-        },
-        Err(e) => failed(ctx, key, &target, &e),
-    }
-}
-
-fn failed(ctx: &Ctx, key: &Key, target: &VaultTarget, e: &VaultError) -> Outcome {
-    if e.status() == Some(429) {
-        let pause = Duration::from_secs(30);
-        ctx.pause(&target.host, target.port, pause);
-        log::warn!(
-            "Vault at {}:{} asks us to slow down (429); pausing requests to it for {} s",
-            target.host,
-            target.port,
-            pause.as_secs()
-        );
-        return Outcome::RateLimited(pause);
-    }
-    log::warn!("failed to refresh {key}: {e}; keeping the old .use, will retry");
-    Outcome::Failed(vault_cause(e))
-}
-
-fn write_use(
-    ctx: &Ctx,
-    udir: &SafeDir,
-    key: &Key,
-    bearer: &BearerToken,
-    cause: &'static str,
-) -> Outcome {
-    let now = token::unix_seconds(SystemTime::now());
-    let current = read_use(udir, &key.stem).and_then(|u| u.exp);
-    match accept::decide(bearer.claims(), current, now, ctx.config().minimum) {
-        accept::Decision::Replace(Some(warning)) => ctx.warn_once(key, format!("{key}: {warning}")),
-        accept::Decision::Replace(None) => {}
-        accept::Decision::KeepCurrent(why) => {
-            ctx.warn_once(key, format!("{key}: {why}"));
-            return Outcome::Failed("token");
+            (Err(why), _) => {
+                let msg = format!("skipping credential {key}: parent: {why}");
+                self.ctx.warn_once(key, msg.clone());
+                Err(RefreshError::wait(msg))
+            }
+            _ => {
+                let msg =
+                    format!("skipping credential {key}: no vault_token in it or a parent .top");
+                self.ctx.warn_once(key, msg.clone());
+                Err(RefreshError::wait(msg))
+            }
         }
-        accept::Decision::Reject(why) => {
+    }
+
+    fn failed(&self, target: &VaultTarget, e: &VaultError) -> RefreshError {
+        if e.status() == Some(429) {
+            let pause = Duration::from_secs(30);
+            self.ctx.pause(&target.host, target.port, pause);
             log::warn!(
-                "Vault handed out a bearer token for {key} that cannot be used: {why}; keeping the old .use, will retry"
+                "Vault at {}:{} asks us to slow down (429); pausing requests to it for {} s",
+                target.host,
+                target.port,
+                pause.as_secs()
             );
-            return Outcome::Failed("token");
+            return RefreshError::Retry {
+                cause: "rate_limited",
+                at_least: Some(pause),
+                msg: e.to_string(),
+            };
+        }
+        log::warn!(
+            "failed to refresh {}: {e}; keeping the old .use, will retry",
+            self.key
+        );
+        RefreshError::retry(vault_cause(e), e.to_string())
+    }
+
+    fn write_use(&self, bearer: &BearerToken, cause: &'static str) -> Outcome {
+        let (ctx, key) = (self.ctx, self.key);
+        let now = token::unix_seconds(SystemTime::now());
+        let current = read_use(self.udir, &key.stem).and_then(|u| u.exp);
+        match accept::decide(bearer.claims(), current, now, ctx.config().minimum) {
+            accept::Decision::Replace(Some(warning)) => {
+                ctx.warn_once(key, format!("{key}: {warning}"));
+            }
+            accept::Decision::Replace(None) => {}
+            accept::Decision::KeepCurrent(why) => {
+                ctx.warn_once(key, format!("{key}: {why}"));
+                return Err(RefreshError::retry("token", why.to_string()));
+            }
+            accept::Decision::Reject(why) => {
+                log::warn!(
+                    "Vault handed out a bearer token for {key} that cannot be used: {why}; keeping the old .use, will retry"
+                );
+                return Err(RefreshError::retry("token", why.to_string()));
+            }
+        }
+        let name = format!("{}.use", key.stem);
+        let written = if self.defer_sync {
+            self.udir
+                .write_atomic_deferred(&name, &bearer.file_contents(), ctx.use_opts())
+        } else {
+            self.udir
+                .write_atomic(&name, &bearer.file_contents(), ctx.use_opts())
+        };
+        match written {
+            Ok(()) => {
+                ctx.clear_warning(key);
+                let exp = bearer.claims().exp;
+                log::info!(
+                    "refreshed {key}: token expires {}",
+                    exp.map(|e| format!(
+                        "{} (in {})",
+                        token::format_utc(e),
+                        token::format_remaining(e - token::unix_seconds(SystemTime::now()))
+                    ))
+                    .unwrap_or_else(|| "never (no exp claim)".into())
+                );
+                Ok(Done::Refreshed(exp, cause))
+            }
+            Err(e) => {
+                log::error!("cannot write the token of {key}: {e}");
+                Err(RefreshError::retry("file", e.to_string()))
+            }
         }
     }
-    match udir.write_atomic(
-        &format!("{}.use", key.stem),
-        &bearer.file_contents(),
-        ctx.use_opts(),
-    ) {
-        Ok(()) => {
-            ctx.clear_warning(key);
-            let exp = bearer.claims().exp;
-            log::info!(
-                "refreshed {key}: token expires {}",
-                exp.map(|e| format!(
-                    "{} (in {})",
-                    token::format_utc(e),
-                    token::format_remaining(e - token::unix_seconds(SystemTime::now()))
-                ))
-                .unwrap_or_else(|| "never (no exp claim)".into())
+
+    fn relogin_and_refresh(
+        &self,
+        target: &VaultTarget,
+        token_stem: &str,
+        source: &CredentialSource,
+        query: &[(&str, String)],
+        client: &VaultClient,
+        cause: &'static str,
+    ) -> Outcome {
+        let key = self.key;
+        log::info!(
+            "the Vault token of {}/{token_stem} is no longer accepted; logging in again as {}",
+            key.user,
+            source.principal().unwrap_or_default()
+        );
+        // Issuer and role of the stored credential: its vault_url says them.
+        let names = auth::resolve(auth::Source::Stored {
+            path: &target.path,
+            service: token_stem,
+        });
+        let token = login(client, &target.host, source, &names).map_err(|e| {
+            log::warn!("cannot log in again for {key}: {e}; will retry");
+            e
+        })?;
+        store_vault_token(self.ctx, self.udir, token_stem, &token).map_err(|e| {
+            log::error!(
+                "cannot store the new Vault token of {}/{token_stem}: {e}",
+                key.user
             );
-            Outcome::Refreshed(exp, cause)
-        }
-        Err(e) => {
-            log::error!("cannot write the token of {key}: {e}");
-            Outcome::Failed("file")
+            e
+        })?;
+        log::info!("stored a new Vault token in {}/{token_stem}.top", key.user);
+        match client.read_bearer(&token, &target.path, query) {
+            Ok(bearer) => self.write_use(&bearer, cause),
+            Err(e) => Err(self.failed(target, &e)),
         }
     }
 }
@@ -572,7 +731,7 @@ fn login(
     host: &str,
     source: &CredentialSource,
     names: &Names,
-) -> Result<VaultToken, String> {
+) -> Result<VaultToken, RefreshError> {
     let target = LoginTarget {
         names,
         service_host: host,
@@ -580,7 +739,7 @@ fn login(
     };
     auth::login(client, source, &target)
         .map(|s| s.token)
-        .map_err(|e| e.to_string())
+        .map_err(|e| RefreshError::retry("login", e.to_string()))
 }
 
 /// Writes `token` into `<stem>.top` (keeping its other fields) as root 0600.
@@ -589,59 +748,18 @@ fn store_vault_token(
     udir: &SafeDir,
     stem: &str,
     token: &VaultToken,
-) -> Result<(), String> {
-    let (mut top, _) = read_top(udir, stem)?.ok_or_else(|| format!("{stem}.top is gone"))?;
+) -> Result<(), RefreshError> {
+    let (mut top, _) = read_top(udir, stem)?
+        .ok_or_else(|| RefreshError::retry("file", format!("{stem}.top is gone")))?;
     top.json.insert(
         "vault_token".into(),
         serde_json::Value::String(token.expose().to_owned()),
     );
-    let mut bytes = serde_json::to_vec(&top.json).map_err(|e| e.to_string())?;
+    let mut bytes =
+        serde_json::to_vec(&top.json).map_err(|e| RefreshError::retry("file", e.to_string()))?;
     bytes.push(b'\n');
     udir.write_atomic(&format!("{stem}.top"), &bytes, ctx.top_opts())
-        .map_err(|e| e.to_string())
-}
-
-#[allow(clippy::too_many_arguments)]
-fn relogin_and_refresh(
-    ctx: &Ctx,
-    udir: &SafeDir,
-    key: &Key,
-    target: &VaultTarget,
-    token_stem: &str,
-    source: &CredentialSource,
-    query: &[(&str, String)],
-    client: &VaultClient,
-    cause: &'static str,
-) -> Outcome {
-    log::info!(
-        "the Vault token of {}/{token_stem} is no longer accepted; logging in again as {}",
-        key.user,
-        source.principal().unwrap_or_default()
-    );
-    // Issuer and role of the stored credential: its vault_url says them.
-    let names = auth::resolve(auth::Source::Stored {
-        path: &target.path,
-        service: token_stem,
-    });
-    let token = match login(client, &target.host, source, &names) {
-        Ok(t) => t,
-        Err(why) => {
-            log::warn!("cannot log in again for {key}: {why}; will retry");
-            return Outcome::Failed("login");
-        }
-    };
-    if let Err(why) = store_vault_token(ctx, udir, token_stem, &token) {
-        log::error!(
-            "cannot store the new Vault token of {}/{token_stem}: {why}",
-            key.user
-        );
-        return Outcome::Failed("file");
-    }
-    log::info!("stored a new Vault token in {}/{token_stem}.top", key.user);
-    match client.read_bearer(&token, &target.path, query) {
-        Ok(bearer) => write_use(ctx, udir, key, &bearer, cause),
-        Err(e) => failed(ctx, key, target, &e),
-    }
+        .map_err(|e| RefreshError::retry("file", e.to_string()))
 }
 
 /// Creates `<user>/<service>.top` for a keytab user when missing; `Ok(true)` when created.
@@ -651,23 +769,24 @@ fn provision(
     root: &SafeDir,
     key: &Key,
     server: &str,
-) -> Result<bool, String> {
-    let source = keytab_for(cfg, &key.user).ok_or("no usable keytab")?;
+) -> Result<bool, RefreshError> {
+    let fail = |e: String| RefreshError::retry("provision", e);
+    let source = keytab_for(cfg, &key.user).ok_or_else(|| fail("no usable keytab".into()))?;
     let udir = match root.open_child(&key.user) {
         Ok(d) => d,
         Err(FileError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => root
             .create_dir(&key.user, 0o2700, condor_owner())
-            .map_err(|e| e.to_string())?,
-        Err(e) => return Err(e.to_string()),
+            .map_err(|e| fail(e.to_string()))?,
+        Err(e) => return Err(fail(e.to_string())),
     };
     if udir
         .stat(&format!("{}.top", key.stem))
-        .map_err(|e| e.to_string())?
+        .map_err(|e| fail(e.to_string()))?
         .is_some()
     {
         return Ok(false);
     }
-    let addr = crate::vault::ServerAddress::parse(server).map_err(|e| e.to_string())?;
+    let addr = crate::vault::ServerAddress::parse(server).map_err(|e| fail(e.to_string()))?;
     let principal = source.principal().unwrap_or_default();
     let credkey = principal.split('@').next().unwrap_or(principal);
     let names = auth::resolve(auth::Source::Service(&key.stem));
@@ -677,16 +796,16 @@ fn provision(
         addr.port,
         names.secret_path(false, credkey)
     );
-    policy::check_vault_url(&url, &cfg.allowed_ports, &cfg.trusted_hosts)?;
+    policy::check_vault_url(&url, &cfg.allowed_ports, &cfg.trusted_hosts).map_err(fail)?;
     let client = ctx
         .client(&addr.host, addr.port)
-        .map_err(|e| e.to_string())?;
-    let token = login(&client, &addr.host, &source, &names)?;
+        .map_err(|e| fail(e.to_string()))?;
+    let token = login(&client, &addr.host, &source, &names).map_err(|e| fail(e.to_string()))?;
     let json = serde_json::json!({"vault_token": token.expose(), "vault_url": url});
-    let mut bytes = serde_json::to_vec(&json).map_err(|e| e.to_string())?;
+    let mut bytes = serde_json::to_vec(&json).map_err(|e| fail(e.to_string()))?;
     bytes.push(b'\n');
     udir.write_atomic(&format!("{}.top", key.stem), &bytes, ctx.top_opts())
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| fail(e.to_string()))?;
     log::info!("provisioned {key}.top for keytab principal {principal}");
     Ok(true)
 }

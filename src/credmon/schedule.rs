@@ -3,15 +3,18 @@
 //! ordering rules are table-tested in virtual time.
 //!
 //! Each credential has
-//! * a **need**: [`Need::Missing`] when jobs have no usable `.use` (missing,
-//!   unreadable or expired), else [`Need::Routine`];
+//! * a **need**: [`Need::Waiting`] when a submitter waits for a credential
+//!   that just arrived (SIGHUP) with no usable `.use`, [`Need::Missing`] when
+//!   jobs have no usable `.use` (missing, unreadable or expired), else
+//!   [`Need::Routine`];
 //! * a **deadline**: the moment its `.use` stops being good for jobs (now for
 //!   a missing one, `exp - CREDMON_OAUTH_TOKEN_MINIMUM` or the age rule
 //!   otherwise);
 //! * a **not-before** time: its backoff after failures.
 //!
 //! [`Scheduler::take`] hands out the due job with the most pressing need:
-//! every `Missing` job before any `Routine` one, then the earliest deadline,
+//! every `Waiting` job before any `Missing` one, every `Missing` job before
+//! any `Routine` one, then the earliest deadline,
 //! then the order of arrival. A job whose not-before lies in the future is not
 //! due. A credential is in at most one place at a time: queued, or in flight.
 
@@ -57,6 +60,10 @@ pub fn need(
 /// How badly jobs need a credential's `.use`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Need {
+    /// Jobs have no usable `.use` and the credential just arrived: the credd
+    /// signalled us (SIGHUP) and its submitter is waiting for the `.use`
+    /// right now. Set by the caller; [`need`] never returns it.
+    Waiting,
     /// Jobs have no usable `.use` (missing, unreadable or expired): they are
     /// held or waiting right now.
     Missing,
@@ -176,6 +183,48 @@ impl<K: Ord + Hash + Clone, T: Clone> Scheduler<K, T> {
         )
     }
 
+    /// Whether the scheduler holds `key` (queued, in flight or parked).
+    pub fn holds(&self, key: &K) -> bool {
+        self.slots.contains_key(key)
+    }
+
+    /// Whether `key` is parked (unusable until it changes or [`Scheduler::wake_parked`]).
+    pub fn parked(&self, key: &K) -> bool {
+        matches!(
+            self.slots.get(key).map(|s| &s.state),
+            Some(State::Parked(_))
+        )
+    }
+
+    /// Whether `key` is queued and due at `now` (not backing off).
+    pub fn due(&self, key: &K, now: At) -> bool {
+        matches!(
+            self.slots.get(key).map(|s| &s.state),
+            Some(State::Queued(job)) if job.not_before <= now
+        )
+    }
+
+    /// The credentials being worked on.
+    pub fn in_flight_keys(&self) -> impl Iterator<Item = &K> {
+        self.slots.iter().filter_map(|(k, s)| match s.state {
+            State::InFlight { .. } => Some(k),
+            _ => None,
+        })
+    }
+
+    /// Whether a job is due at `now`; with `missing_only`, one with no usable `.use`.
+    pub fn has_due(&mut self, now: At, missing_only: bool) -> bool {
+        self.promote(now);
+        self.ready
+            .first()
+            .is_some_and(|r| !missing_only || r.0 != Need::Routine)
+    }
+
+    /// When the first job that is backing off becomes due.
+    pub fn next_delayed(&self) -> Option<At> {
+        self.delayed.first().map(|d| d.0)
+    }
+
     /// Consecutive failures of `key` (0 when unknown).
     pub fn failures(&self, key: &K) -> u32 {
         self.slots.get(key).map_or(0, |s| s.failures)
@@ -261,11 +310,11 @@ impl<K: Ord + Hash + Clone, T: Clone> Scheduler<K, T> {
     }
 
     /// Takes the most pressing due job. With `missing_only`, only a job whose
-    /// need is [`Need::Missing`] (the reserved worker's rule).
+    /// need is [`Need::Waiting`] or [`Need::Missing`] (the reserved worker's rule).
     pub fn take(&mut self, now: At, missing_only: bool) -> Option<(K, T, Need)> {
         self.promote(now);
         let first = self.ready.first()?.clone();
-        if missing_only && first.0 != Need::Missing {
+        if missing_only && first.0 == Need::Routine {
             return None;
         }
         self.ready.remove(&first);
@@ -355,6 +404,34 @@ impl<K: Ord + Hash + Clone, T: Clone> Scheduler<K, T> {
                 ..job
             };
             self.queue(key, job, 0, now);
+        }
+        n
+    }
+
+    /// Makes every credential that is backing off due at `now` (a changed
+    /// configuration may have fixed what failed); failure counts are kept,
+    /// so a failure that persists backs off as before. Returns how many.
+    pub fn retry_now(&mut self, now: At) -> usize {
+        let delayed: Vec<K> = self
+            .delayed
+            .iter()
+            .filter(|d| d.0 > now)
+            .map(|d| d.2.clone())
+            .collect();
+        let mut n = 0;
+        for key in delayed {
+            let Some(Slot {
+                state: State::Queued(job),
+                failures,
+            }) = self.slots.get(&key)
+            else {
+                continue;
+            };
+            let (mut job, failures) = (job.clone(), *failures);
+            self.unindex(&key, &job);
+            job.not_before = now;
+            self.queue(key, job, failures, now);
+            n += 1;
         }
         n
     }
@@ -495,10 +572,15 @@ mod tests {
 
     #[test]
     fn ordering_rules() {
-        use Need::{Missing as M, Routine as R};
+        use Need::{Missing as M, Routine as R, Waiting as W};
         // (submissions: key, need, deadline in s), the order they are taken at t = 1000 s.
         type Submissions = &'static [(&'static str, Need, u64)];
         let table: &[(Submissions, &[&str])] = &[
+            // a submitter waiting for a new credential goes before everything
+            (
+                &[("m", M, 0), ("r", R, 0), ("new", W, 999)],
+                &["new", "m", "r"],
+            ),
             // a missing .use goes first whatever arrived before it
             (
                 &[("a", R, 0), ("b", R, 0), ("new", M, 900)],
@@ -531,6 +613,8 @@ mod tests {
     #[test]
     fn the_reserved_worker_takes_only_missing_jobs() {
         let mut s = sched();
+        s.submit("waiting", (), Need::Waiting, S, false, S);
+        assert_eq!(s.take(S, true), Some(("waiting", (), Need::Waiting)));
         s.submit("routine", (), Need::Routine, S, false, S);
         assert_eq!(s.take(S, true), None);
         s.submit("new", (), Need::Missing, 9 * S, false, S);
@@ -626,6 +710,24 @@ mod tests {
             Submitted::Queued
         );
         assert!(s.take(4 * S, false).is_some());
+    }
+
+    #[test]
+    fn a_reconfig_retries_backing_off_credentials_at_once_keeping_their_count() {
+        let mut s = sched();
+        s.submit("down", (), Need::Routine, S, false, S);
+        s.submit("fine", (), Need::Routine, S, false, S);
+        s.take(S, false);
+        s.finish(&"down", Finish::Retry { at_least: None }, S, 0.0);
+        assert_eq!(s.take(2 * S, false), Some(("fine", (), Need::Routine)));
+        assert_eq!(s.take(2 * S, false), None, "backing off");
+        assert_eq!(s.retry_now(2 * S), 1);
+        assert_eq!(s.take(2 * S, false), Some(("down", (), Need::Routine)));
+        assert_eq!(s.failures(&"down"), 1);
+        s.finish(&"down", Finish::Retry { at_least: None }, 2 * S, 0.0);
+        assert_eq!(s.failures(&"down"), 2);
+        assert_eq!(s.retry_now(2 * S), 1);
+        assert_eq!(s.retry_now(2 * S), 0, "nothing left backing off");
     }
 
     #[test]

@@ -267,6 +267,39 @@ impl SafeDir {
         result
     }
 
+    /// Like [`SafeDir::write_atomic`] (the file's data is synced before the
+    /// rename, so the target is never partial), but without the sync of the
+    /// directory: the caller makes the rename durable later, for a batch of
+    /// writes at once, with [`SafeDir::sync_dir`] or [`SafeDir::sync_filesystem`].
+    /// Until then a crash may undo the rename, leaving the previous file.
+    pub fn write_atomic_deferred(
+        &self,
+        name: &str,
+        contents: &[u8],
+        opts: WriteOptions,
+    ) -> Result<(), FileError> {
+        let path = self.join(name)?;
+        self.check_target(name, &path, &opts)?;
+        let (tmp_name, fd) = self.create_temp(name, opts.mode)?;
+        let result = self.fill_and_rename_unsynced(&fd, &tmp_name, name, &path, contents, &opts);
+        if result.is_err() {
+            let _ = unlinkat(&self.fd, tmp_name.as_str(), UnlinkatFlags::NoRemoveDir);
+        }
+        result
+    }
+
+    /// Syncs this directory: earlier renames in it survive a crash.
+    pub fn sync_dir(&self) -> Result<(), FileError> {
+        fsync(self.fd.as_fd()).map_err(|e| FileError::io("cannot sync directory", &self.path, e))
+    }
+
+    /// Syncs the whole filesystem this directory is on (`syncfs`): every
+    /// earlier rename on it survives a crash, for one system call.
+    pub fn sync_filesystem(&self) -> Result<(), FileError> {
+        nix::unistd::syncfs(self.fd.as_fd())
+            .map_err(|e| FileError::io("cannot sync the filesystem of", &self.path, e))
+    }
+
     /// Removes an entry (a link is removed, never followed); `false` if it was absent.
     pub fn remove(&self, name: &str) -> Result<bool, FileError> {
         let path = self.join(name)?;
@@ -426,6 +459,19 @@ impl SafeDir {
         contents: &[u8],
         opts: &WriteOptions,
     ) -> Result<(), FileError> {
+        self.fill_and_rename_unsynced(fd, tmp, name, path, contents, opts)?;
+        self.sync_dir()
+    }
+
+    fn fill_and_rename_unsynced(
+        &self,
+        fd: &OwnedFd,
+        tmp: &str,
+        name: &str,
+        path: &Path,
+        contents: &[u8],
+        opts: &WriteOptions,
+    ) -> Result<(), FileError> {
         let tmp_path = self.path.join(tmp);
         if let Some((uid, gid)) = opts.owner {
             fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
@@ -443,8 +489,7 @@ impl SafeDir {
         // The target may have been swapped for a link since the first check.
         self.check_target(name, path, opts)?;
         renameat(&self.fd, tmp, &self.fd, name)
-            .map_err(|e| FileError::io("cannot rename a temporary file onto", path, e))?;
-        fsync(self.fd.as_fd()).map_err(|e| FileError::io("cannot sync directory", &self.path, e))
+            .map_err(|e| FileError::io("cannot rename a temporary file onto", path, e))
     }
 }
 

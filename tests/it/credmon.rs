@@ -1502,3 +1502,97 @@ fn a_top_not_owned_by_root_is_never_trusted() {
         "the planted Vault token was sent"
     );
 }
+
+#[test]
+fn a_failed_new_credential_is_retried_after_its_backoff_not_at_the_next_pass() {
+    let (env, credd) = setup();
+    let cm = Credmon::start(
+        &env,
+        &credd,
+        &[
+            ("ROBOT_CREDMON_BACKOFF_BASE", "2"),
+            ("ROBOT_CREDMON_SCAN_INTERVAL", "60"),
+        ],
+    );
+    assert!(Credd::wait_for_file(
+        &credd.dir.join("CREDMON_COMPLETE"),
+        Duration::from_secs(5)
+    ));
+    // Two 503s: the first try and the first retry fail.
+    env.vault
+        .inject(Fault::status("/v1/secret/oauth/creds/", 503, r#"{"errors":["sealed"]}"#).times(2));
+    let (_, t) = top(&env, 3600);
+    let t0 = Instant::now();
+    credd.store_and_kick(USER, SVC, &t);
+    let took = credd
+        .wait_for_use(USER, SVC, Duration::from_secs(15))
+        .unwrap_or_else(|| panic!("no .use within 15 s; log:\n{}", cm.log_text()));
+    let total = t0.elapsed();
+    assert_eq!(
+        env.vault.count_status("/v1/secret/oauth/creds/", 503),
+        2,
+        "{}",
+        cm.log_text()
+    );
+    // Backoff of 2 s base, half jitter: 1-2 s, then 2-4 s. Not sooner, and not at the next 60 s pass.
+    assert!(
+        total >= Duration::from_millis(2900),
+        "retried too early: {total:?}"
+    );
+    assert!(
+        took <= Duration::from_secs(8),
+        "waited for the next pass: {took:?}"
+    );
+}
+
+#[test]
+fn sigterm_drains_requests_in_flight_and_leaves_no_partial_file() {
+    let (env, credd) = setup();
+    let (_, t) = top(&env, 3600);
+    for i in 0..4 {
+        credd.store(&format!("u{i}"), SVC, &t);
+    }
+    // Short requests finish during the drain.
+    env.vault
+        .inject(Fault::delay("/v1/secret/oauth/creds/", Duration::from_millis(300)).permanent());
+    let mut cm = Credmon::start(&env, &credd, &[]);
+    assert!(
+        cm.wait_log("refreshing u", Duration::from_secs(5)),
+        "{}",
+        cm.log_text()
+    );
+    let (code, took) = cm.stop_with(Signal::SIGTERM, Duration::from_secs(2));
+    assert_eq!(code, Some(0), "{}", cm.log_text());
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    let log = cm.log_text();
+    assert!(!log.contains("abandoned"), "{log}");
+    for i in 0..4 {
+        assert!(
+            credd.use_path(&format!("u{i}"), SVC).exists(),
+            "u{i}: the request in flight was not finished; log:\n{log}"
+        );
+        assert_use_file(&credd, &format!("u{i}"), SVC);
+    }
+    assert!(credd.pid().is_none(), "pid file left behind");
+    // Requests that cannot finish in time are abandoned: exit 0 within 1 s, no partial file.
+    env.vault.clear_faults();
+    env.vault
+        .inject(Fault::delay("/v1/secret/oauth/creds/", Duration::from_secs(5)).permanent());
+    credd.store("slow", SVC, &t);
+    let mut cm = Credmon::start(&env, &credd, &[]);
+    assert!(
+        cm.wait_log("refreshing slow", Duration::from_secs(5)),
+        "{}",
+        cm.log_text()
+    );
+    let (code, took) = cm.stop_with(Signal::SIGTERM, Duration::from_secs(2));
+    assert_eq!(code, Some(0), "{}", cm.log_text());
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    assert!(cm.log_text().contains("abandoned"), "{}", cm.log_text());
+    assert!(!credd.use_path("slow", SVC).exists());
+    for entry in std::fs::read_dir(credd.user_dir("slow")).unwrap() {
+        let n = entry.unwrap().file_name().into_string().unwrap();
+        assert!(!n.contains("robot-credmon-tmp"), "leftover {n}");
+    }
+    env.vault.clear_faults();
+}

@@ -1,0 +1,106 @@
+//! The configuration re-read on SIGHUP, on its own thread
+//! (`condor_config_val` may take seconds: SIGHUPs for new credentials are
+//! served meanwhile), and what a finished read changes.
+
+use super::{Coordinator, backoff};
+use crate::credmon::config::Config;
+use std::sync::Arc;
+
+/// Re-reads the configuration (SIGHUP); `None` keeps the current one.
+type ReadConfig = Box<dyn FnMut() -> Option<Config> + Send>;
+
+/// The configuration reader and its run on a background thread.
+pub struct Reload {
+    read: Option<ReadConfig>,
+    pub(super) running: Option<std::thread::JoinHandle<(ReadConfig, Option<Config>)>>,
+    pub(super) again: bool,
+}
+
+impl Reload {
+    /// Wraps the function that re-reads the configuration (`None`: keep the current one).
+    pub fn new(read: impl FnMut() -> Option<Config> + Send + 'static) -> Self {
+        Reload {
+            read: Some(Box::new(read)),
+            running: None,
+            again: false,
+        }
+    }
+}
+
+impl Coordinator {
+    /// Starts reading the configuration on a thread (or asks for another
+    /// read when one is running).
+    pub(super) fn start_reload(&mut self) {
+        if self.reload.running.is_some() {
+            self.reload.again = true;
+            return;
+        }
+        let Some(mut read) = self.reload.read.take() else {
+            return;
+        };
+        let shared = self.shared.clone();
+        let started = std::thread::Builder::new()
+            .name("reload".into())
+            .spawn(move || {
+                let new = read();
+                shared.lock().reload_done = true;
+                shared.coord.notify_all();
+                (read, new)
+            });
+        match started {
+            Ok(h) => self.reload.running = Some(h),
+            Err(e) => log::error!("cannot start the configuration reader: {e}"),
+        }
+    }
+
+    /// Applies a finished configuration read: every parked credential is
+    /// queued again (a corrected configuration or `.top` heals without
+    /// waiting), and on a change the new settings take effect and every
+    /// credential backing off is retried at once. Returns whether the
+    /// configuration changed.
+    pub(super) fn reload_finished(&mut self) -> bool {
+        let Some(h) = self.reload.running.take() else {
+            return false;
+        };
+        let Ok((read, new)) = h.join() else {
+            log::error!("the configuration reader failed");
+            return false;
+        };
+        self.reload.read = Some(read);
+        let cfg = self.ctx.config();
+        let mut changed = false;
+        if let Some(new) = new {
+            let new = Arc::new(new);
+            changed = *new != *cfg;
+            self.ctx.set_config(new.clone());
+            if changed {
+                log::info!("configuration changed; re-read on SIGHUP");
+                self.shared.set_workers(new.max_in_flight);
+                if self.spawned > 0 {
+                    self.spawn_workers(new.max_in_flight);
+                }
+                // Settings that change which credentials are ours need a full look.
+                self.scanner.forget_stamps();
+            }
+        }
+        let now = self.now();
+        let (woken, retried) = {
+            let mut st = self.shared.lock();
+            if changed {
+                st.sched.set_backoff(backoff(&self.ctx.config()));
+            }
+            let woken = st.sched.wake_parked(now);
+            (woken, if changed { st.sched.retry_now(now) } else { 0 })
+        };
+        if woken + retried > 0 {
+            log::info!(
+                "SIGHUP: looking again at {woken} skipped and {retried} failing credential(s)"
+            );
+            self.shared.notify_work();
+        }
+        if std::mem::take(&mut self.reload.again) {
+            self.start_reload();
+        }
+        changed
+    }
+}

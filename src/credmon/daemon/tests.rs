@@ -1,0 +1,418 @@
+//! The coordinator and the pool in virtual time: no threads, no sleeps. A
+//! test plays the workers (`take`, then `finish` with the outcome it wants)
+//! against a real credential directory, and moves the clock itself.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::clock::{Clock, VirtualClock};
+use super::*;
+use crate::credmon::config::{self, knobs::Knobs};
+use crate::credmon::refresh::{Done, RefreshError, Task};
+use base64::prelude::*;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::Mutex;
+
+const S: Duration = Duration::from_secs(1);
+
+struct Rig {
+    dir: tempfile::TempDir,
+    clock: Arc<VirtualClock>,
+    coord: Coordinator,
+    knobs: Arc<Mutex<Knobs>>,
+}
+
+fn resolve(knobs: &Knobs) -> Config {
+    config::resolve(knobs, &config::Overrides::default()).unwrap()
+}
+
+fn rig(extra: &[(&str, &str)]) -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let mut knobs: Knobs = extra
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    knobs.insert(
+        "SEC_CREDENTIAL_DIRECTORY_OAUTH".into(),
+        dir.path().display().to_string(),
+    );
+    knobs
+        .entry("ROBOT_CREDMON_BACKOFF_BASE".into())
+        .or_insert_with(|| "10".into());
+    let knobs = Arc::new(Mutex::new(knobs));
+    let cfg = resolve(&knobs.lock().unwrap());
+    let ctx = Arc::new(Ctx::new(Arc::new(cfg)));
+    let start = clock::SystemClock.now();
+    let clock = Arc::new(VirtualClock::new(start));
+    let k = knobs.clone();
+    let reload = Reload::new(move || Some(resolve(&k.lock().unwrap())));
+    let coord = Coordinator::new(ctx, clock.clone(), reload);
+    Rig {
+        dir,
+        clock,
+        coord,
+        knobs,
+    }
+}
+
+fn key(user: &str) -> Key {
+    Key {
+        user: user.into(),
+        stem: "igwn_robot".into(),
+    }
+}
+
+/// Writes a file as the credd does: temporary file, then rename.
+fn put(path: &Path, bytes: &[u8]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// Waits (bounded, real time) until the filesystem's coarse clock has moved
+/// past the last write, so that a later write has a newer ctime.
+fn next_tick(dir: &Path) {
+    let probe = dir.join(".tick");
+    std::fs::write(&probe, b"").unwrap();
+    let first = std::fs::metadata(&probe).unwrap();
+    let t0 = std::time::Instant::now();
+    loop {
+        std::fs::write(&probe, b"").unwrap();
+        let m = std::fs::metadata(&probe).unwrap();
+        if (m.ctime(), m.ctime_nsec()) != (first.ctime(), first.ctime_nsec()) {
+            break;
+        }
+        assert!(t0.elapsed() < S, "the filesystem clock does not move");
+    }
+    std::fs::remove_file(&probe).unwrap();
+}
+
+impl Rig {
+    fn now(&self) -> At {
+        self.clock.now()
+    }
+
+    fn top(&self, user: &str) {
+        let body = br#"{"vault_token":"hvs.x","vault_url":"https://vault.example:8200/v1/secret/oauth/creds/igwn/u:robot"}"#;
+        put(&self.dir.path().join(user).join("igwn_robot.top"), body);
+    }
+
+    /// A `.use` whose token expires `left` after the virtual now.
+    fn use_file(&self, user: &str, left: Duration) {
+        let exp = (self.now() + left).as_secs();
+        let h = BASE64_URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
+        let p = BASE64_URL_SAFE_NO_PAD.encode(format!(r#"{{"sub":"s","exp":{exp}}}"#));
+        put(
+            &self.dir.path().join(user).join("igwn_robot.use"),
+            format!("{h}.{p}.c2ln\n").as_bytes(),
+        );
+    }
+
+    /// Takes a job as a regular worker (or the reserved one) at the virtual now.
+    fn take(&self, reserved: bool) -> Option<(Key, Task)> {
+        let sh = &self.coord.shared;
+        let mut st = sh.lock();
+        let index = if reserved { None } else { Some(0) };
+        sh.take(&mut st, index, self.now())
+    }
+
+    /// Takes a job and finishes it with `outcome`; a refresh writes the `.use`.
+    fn run(&self, outcome: Outcome) -> Option<Key> {
+        let (k, _) = self.take(false)?;
+        if matches!(outcome, Ok(Done::Refreshed(..))) {
+            self.use_file(&k.user, 3600 * S);
+        }
+        self.coord.shared.finish(&k, &outcome, Duration::ZERO);
+        Some(k)
+    }
+
+    /// When an idle regular worker would look again.
+    fn next_look(&self) -> At {
+        let st = self.coord.shared.lock();
+        pool::Shared::next_look(&st, Some(0), self.now())
+    }
+
+    /// SIGHUP: the coordinator's quick look, then (once the configuration
+    /// reader's thread is done) the configuration applied.
+    fn sighup(&mut self) {
+        self.coord.shared.hup();
+        self.coord.step();
+        let t0 = std::time::Instant::now();
+        while !self.coord.shared.lock().reload_done {
+            assert!(t0.elapsed() < 10 * S, "the configuration read never ended");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.coord.step();
+    }
+}
+
+use crate::credmon::refresh::Outcome;
+
+fn refreshed() -> Outcome {
+    Ok(Done::Refreshed(None, "missing"))
+}
+
+fn retry() -> Outcome {
+    Err(RefreshError::Retry {
+        cause: "vault",
+        at_least: None,
+        msg: "503".into(),
+    })
+}
+
+/// `n` credentials with a good `.use`, after a first pass that found nothing to do.
+fn settled(n: usize) -> Rig {
+    let mut r = rig(&[]);
+    for i in 0..n {
+        r.top(&format!("u{i}"));
+        r.use_file(&format!("u{i}"), 3600 * S);
+    }
+    r.coord.step();
+    assert_eq!(r.take(false), None, "nothing to do");
+    r.coord.step();
+    assert_eq!(r.coord.passes, 1);
+    assert!(r.dir.path().join("CREDMON_COMPLETE").exists());
+    r
+}
+
+#[test]
+fn a_new_credential_goes_before_every_replaced_top() {
+    let mut r = settled(50);
+    next_tick(r.dir.path());
+    for i in 0..50 {
+        r.top(&format!("u{i}"));
+    }
+    r.top("newcomer");
+    r.sighup();
+    // The reserved worker serves the newcomer at once, and nothing else.
+    assert_eq!(r.take(true).map(|j| j.0), Some(key("newcomer")));
+    assert_eq!(r.take(true), None);
+    // The replaced .top files, whose .use is still good, are routine work.
+    let mut n = 0;
+    while r.run(refreshed()).is_some() {
+        n += 1;
+    }
+    assert_eq!(n, 50);
+}
+
+#[test]
+fn a_new_credential_goes_before_every_credential_near_expiry() {
+    let mut r = settled(50);
+    // Every token now has less than CREDMON_OAUTH_TOKEN_MINIMUM left.
+    for i in 0..50 {
+        r.use_file(&format!("u{i}"), 600 * S);
+    }
+    r.clock.advance(61 * S);
+    r.coord.step();
+    r.top("newcomer");
+    r.sighup();
+    assert_eq!(r.run(refreshed()), Some(key("newcomer")));
+    let mut n = 0;
+    while r.run(refreshed()).is_some() {
+        n += 1;
+    }
+    assert_eq!(n, 50);
+}
+
+#[test]
+fn a_failed_credential_is_retried_after_its_backoff_not_at_the_next_pass() {
+    let mut r = rig(&[]);
+    r.top("alice");
+    r.coord.step();
+    let t0 = r.now();
+    assert_eq!(r.run(retry()), Some(key("alice")));
+    // Half-jittered first delay of the documented 10 s base: 5 to 10 s.
+    r.clock.advance(Duration::from_millis(4900));
+    assert_eq!(r.take(false), None, "retried before its backoff");
+    let wake = r.next_look();
+    assert!(wake <= t0 + 10 * S, "{:?}", wake - t0);
+    r.clock.advance_to(wake);
+    r.coord.step();
+    assert_eq!(r.run(refreshed()), Some(key("alice")));
+    assert!(r.now() - t0 <= 15 * S);
+    assert!(r.now() - t0 < r.coord.ctx.config().scan_interval);
+}
+
+#[test]
+fn a_pass_neither_cuts_a_backoff_short_nor_waits_for_it() {
+    let mut r = rig(&[("ROBOT_CREDMON_BACKOFF_BASE", "120")]);
+    r.top("alice");
+    r.coord.step();
+    assert_eq!(r.run(retry()), Some(key("alice")));
+    r.coord.step();
+    // The next pass (60 s) comes while alice backs off (60 to 120 s): it
+    // counts her as failed and completes without her.
+    r.clock.advance(59 * S);
+    r.coord.step();
+    r.clock.advance(S);
+    r.coord.step();
+    assert_eq!(r.take(false), None);
+    r.coord.step();
+    assert_eq!(r.coord.passes, 2);
+}
+
+#[test]
+fn provisioning_retries_honour_the_backoff_and_stay_provisions() {
+    let kdir = tempfile::tempdir().unwrap();
+    std::fs::write(kdir.path().join("robot.keytab"), b"").unwrap();
+    let kd = kdir.path().display().to_string();
+    let mut r = rig(&[
+        ("ROBOT_CREDMON_KEYTAB_DIR", &kd),
+        ("ROBOT_CREDMON_PROVISION", "igwn_robot@vault.example:8200"),
+    ]);
+    r.coord.step();
+    let t0 = r.now();
+    let (k, task) = r.take(false).unwrap();
+    assert_eq!(k, key("robot"));
+    assert!(matches!(task, Task::Provision(_)), "{task:?}");
+    let failed = Err(RefreshError::Retry {
+        cause: "provision",
+        at_least: None,
+        msg: "KDC down".into(),
+    });
+    r.coord.shared.finish(&k, &failed, Duration::ZERO);
+    r.clock.advance(4 * S);
+    r.coord.step();
+    assert_eq!(r.take(false), None, "retried before its backoff");
+    r.clock.advance_to(t0 + 10 * S);
+    let (k, task) = r.take(false).unwrap();
+    assert_eq!(k, key("robot"));
+    assert!(
+        matches!(task, Task::Provision(_)),
+        "a refresh now: {task:?}"
+    );
+}
+
+#[test]
+fn every_sighup_requeues_every_skipped_credential() {
+    let mut r = rig(&[]);
+    for u in ["a", "b", "c"] {
+        r.top(u);
+    }
+    r.coord.step();
+    let unusable = || {
+        Err(RefreshError::WaitForTop {
+            msg: "untrusted host".into(),
+        })
+    };
+    for _ in 0..3 {
+        assert!(r.run(unusable()).is_some());
+    }
+    // Parked: later passes leave them alone.
+    r.coord.step();
+    r.clock.advance(3600 * S);
+    r.coord.step();
+    assert_eq!(r.take(false), None);
+    // A SIGHUP, with or without a configuration change: all three at once.
+    r.sighup();
+    let mut got: Vec<_> = std::iter::from_fn(|| r.run(unusable()).map(|k| k.user)).collect();
+    got.sort();
+    assert_eq!(got, ["a", "b", "c"]);
+    r.knobs
+        .lock()
+        .unwrap()
+        .insert("TRUSTED_VAULT_HOSTS".into(), "vault.example".into());
+    r.sighup();
+    let mut got: Vec<_> = std::iter::from_fn(|| r.run(refreshed())).collect();
+    got.sort();
+    assert_eq!(got, vec![key("a"), key("b"), key("c")]);
+}
+
+#[test]
+fn a_configuration_change_retries_failing_credentials_at_once() {
+    let mut r = rig(&[]);
+    r.top("a");
+    r.coord.step();
+    assert_eq!(r.run(retry()), Some(key("a")));
+    // Backing off: a SIGHUP without a change does not cut it short.
+    r.sighup();
+    assert_eq!(r.take(false), None);
+    r.knobs
+        .lock()
+        .unwrap()
+        .insert("ROBOT_CREDMON_REQUEST_TIMEOUT".into(), "20".into());
+    r.sighup();
+    assert_eq!(r.run(refreshed()), Some(key("a")));
+}
+
+#[test]
+fn a_slow_configuration_read_does_not_hold_up_new_credentials() {
+    let mut r = rig(&[]);
+    let gate = Arc::new(Mutex::new(()));
+    let held = gate.lock().unwrap();
+    let g = gate.clone();
+    let k = r.knobs.clone();
+    r.coord.reload = Reload::new(move || {
+        // Blocked while the test holds the gate (at most 10 s).
+        let t0 = std::time::Instant::now();
+        while g.try_lock().is_err() && t0.elapsed() < 10 * S {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Some(resolve(&k.lock().unwrap()))
+    });
+    r.coord.step();
+    r.coord.shared.hup();
+    r.coord.step();
+    // The reader is blocked; the next SIGHUP's new credential is served.
+    r.top("new");
+    r.coord.shared.hup();
+    r.coord.step();
+    assert_eq!(r.run(refreshed()), Some(key("new")));
+    assert!(!r.coord.shared.lock().reload_done);
+    drop(held);
+    // The read asked for meanwhile runs after the first one.
+    for _ in 0..2 {
+        let t0 = std::time::Instant::now();
+        while !r.coord.shared.lock().reload_done {
+            assert!(t0.elapsed() < 10 * S, "the configuration read never ended");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        r.coord.step();
+    }
+    assert!(r.coord.reload.running.is_none());
+    assert!(!r.coord.reload.again);
+}
+
+#[test]
+fn a_changed_top_clears_a_park() {
+    let mut r = rig(&[]);
+    r.top("a");
+    r.coord.step();
+    let unusable = Err(RefreshError::WaitForTop { msg: "bad".into() });
+    assert!(r.run(unusable).is_some());
+    r.coord.step();
+    next_tick(r.dir.path());
+    r.top("a");
+    r.sighup();
+    assert_eq!(r.run(refreshed()), Some(key("a")));
+}
+
+#[test]
+fn credmon_complete_after_every_pass_member_was_tried() {
+    let mut r = rig(&[]);
+    r.top("a");
+    r.top("b");
+    r.coord.step();
+    assert!(!r.dir.path().join("CREDMON_COMPLETE").exists());
+    assert!(r.run(refreshed()).is_some());
+    r.coord.step();
+    assert_eq!(r.coord.passes, 0, "one member left");
+    assert!(r.run(retry()).is_some());
+    r.coord.step();
+    assert_eq!(r.coord.passes, 1);
+    assert!(r.dir.path().join("CREDMON_COMPLETE").exists());
+    // The next pass is due one scan interval later.
+    let next = r.coord.step().unwrap();
+    assert_eq!(next - r.now(), r.coord.ctx.config().scan_interval);
+}
+
+#[test]
+fn stop_ends_the_coordinator_and_hands_out_no_more_jobs() {
+    let mut r = rig(&[]);
+    r.top("a");
+    r.coord.shared.stop();
+    assert_eq!(r.coord.step(), None);
+    assert_eq!(r.take(false), None);
+    assert_eq!(r.coord.shared.drain(Duration::ZERO), 0);
+}
