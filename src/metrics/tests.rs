@@ -2,6 +2,7 @@
 use super::*;
 use std::os::unix::fs::MetadataExt;
 use std::time::UNIX_EPOCH;
+use std::time::{Duration, SystemTime};
 
 fn at(s: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(s)
