@@ -291,117 +291,30 @@ struct Finding {
     text: String,
 }
 
+/// What was found so far, in the order found.
+#[derive(Default)]
+struct Findings(Vec<Finding>);
+
+impl Findings {
+    fn add(&mut self, state: State, text: String) {
+        self.0.push(Finding { state, text });
+    }
+}
+
 /// Judges an observation at `now`: a plain function of what was seen.
 pub fn evaluate(seen: &Observation, now: SystemTime, limits: Limits) -> Verdict {
     if let Some(why) = &seen.unreadable {
         return Verdict::unknown(why.clone());
     }
     let now = token::unix_seconds(now);
-    let th = limits.thresholds;
-    let mut findings = Vec::new();
-    let mut bad = |state: State, text: String| findings.push(Finding { state, text });
-
-    let pid_text = match &seen.pid {
-        PidState::Missing => {
-            bad(
-                State::Critical,
-                format!(
-                    "no pid file in '{}' (is the credmon running?)",
-                    seen.dir.display()
-                ),
-            );
-            "no credmon pid".to_owned()
-        }
-        PidState::Invalid(why) => {
-            bad(State::Unknown, why.clone());
-            "credmon pid unknown".to_owned()
-        }
-        PidState::Dead(pid) => {
-            bad(State::Critical, format!("credmon pid {pid} is not running"));
-            format!("credmon pid {pid} not running")
-        }
-        PidState::Other(pid, what) => {
-            bad(
-                State::Critical,
-                format!("credmon pid {pid} is not running: that pid is now {what}"),
-            );
-            format!("credmon pid {pid} not running")
-        }
-        PidState::Unverifiable(pid, why) => {
-            bad(
-                State::Unknown,
-                format!(
-                    "cannot tell whether pid {pid} is the credmon: {why} (run the check as root)"
-                ),
-            );
-            format!("credmon pid {pid} unverified")
-        }
-        PidState::Alive(pid) => format!("credmon pid {pid} running"),
-    };
-
-    let (pass_text, last_pass) = match seen.complete {
-        None => {
-            bad(
-                State::Warning,
-                "no CREDMON_COMPLETE: the credmon has not finished a pass".to_owned(),
-            );
-            ("no complete pass".to_owned(), None)
-        }
-        Some(t) => {
-            let age = (now - t).max(0);
-            if age > limits.max_age {
-                bad(
-                    State::Critical,
-                    format!(
-                        "the last complete pass was {} ago (more than {})",
-                        token::format_remaining(age),
-                        token::format_remaining(limits.max_age)
-                    ),
-                );
-            }
-            (
-                format!("last pass {} ago", token::format_remaining(age)),
-                Some(age),
-            )
-        }
-    };
-
-    let mut soonest: Option<(i64, &str)> = None;
-    for cred in &seen.credentials {
-        match &cred.usage {
-            UseState::Missing => {
-                let waiting = (now - cred.top_changed).max(0);
-                if waiting > limits.max_age {
-                    bad(
-                        State::Critical,
-                        format!(
-                            "{} has no .use {} after its .top was stored",
-                            cred.name,
-                            token::format_remaining(waiting)
-                        ),
-                    );
-                }
-            }
-            UseState::Unusable(why) => bad(State::Unknown, format!("{}: {why}", cred.name)),
-            UseState::Token(None) => bad(
-                State::Unknown,
-                format!("{}: the .use token has no exp claim", cred.name),
-            ),
-            UseState::Token(Some(exp)) => {
-                let left = exp - now;
-                let state = th.classify(left);
-                if state != State::Ok {
-                    bad(state, format!("{} {}", cred.name, expiry_phrase(left)));
-                }
-                if soonest.is_none_or(|(s, _)| left < s) {
-                    soonest = Some((left, &cred.name));
-                }
-            }
-        }
-    }
+    let mut found = Findings::default();
+    let pid_text = judge_pid(seen, &mut found);
+    let (pass_text, last_pass) = judge_pass(seen.complete, now, limits, &mut found);
+    let soonest = judge_credentials(&seen.credentials, now, limits, &mut found);
     for e in &seen.errors {
-        bad(State::Unknown, e.clone());
+        found.add(State::Unknown, e.clone());
     }
+    let findings = found.0;
 
     let state = findings.iter().fold(State::Ok, |acc, f| acc.worst(f.state));
     let n = seen.credentials.len();
@@ -412,25 +325,9 @@ pub fn evaluate(seen: &Observation, now: SystemTime, limits: Limits) -> Verdict 
     if let Some((left, name)) = soonest {
         context.push_str(&format!(", soonest {name} {}", expiry_phrase(left)));
     }
-    let summary = if findings.is_empty() {
-        context
-    } else {
-        // Worst first, then in the order found.
-        let mut sorted: Vec<&Finding> = findings.iter().collect();
-        sorted.sort_by_key(|f| std::cmp::Reverse(f.state.rank()));
-        let mut text: Vec<String> = sorted
-            .iter()
-            .take(SHOWN_PROBLEMS)
-            .map(|f| f.text.clone())
-            .collect();
-        if sorted.len() > SHOWN_PROBLEMS {
-            text.push(format!("and {} more", sorted.len() - SHOWN_PROBLEMS));
-        }
-        format!("{}; {context}", text.join("; "))
-    };
     let mut perf = Vec::new();
     if let Some((left, _)) = soonest {
-        perf.push(th.perf("remaining", left));
+        perf.push(limits.thresholds.perf("remaining", left));
     }
     perf.push(format!("credentials={n};;;0"));
     perf.push(format!("problems={};;;0", findings.len()));
@@ -442,9 +339,142 @@ pub fn evaluate(seen: &Observation, now: SystemTime, limits: Limits) -> Verdict 
     }
     Verdict {
         state,
-        summary,
+        summary: summary(&findings, context),
         perf: perf.join(" "),
     }
+}
+
+/// The pid file's finding, if any, and its part of the status line.
+fn judge_pid(seen: &Observation, found: &mut Findings) -> String {
+    match &seen.pid {
+        PidState::Missing => {
+            found.add(
+                State::Critical,
+                format!(
+                    "no pid file in '{}' (is the credmon running?)",
+                    seen.dir.display()
+                ),
+            );
+            "no credmon pid".to_owned()
+        }
+        PidState::Invalid(why) => {
+            found.add(State::Unknown, why.clone());
+            "credmon pid unknown".to_owned()
+        }
+        PidState::Dead(pid) => {
+            found.add(State::Critical, format!("credmon pid {pid} is not running"));
+            format!("credmon pid {pid} not running")
+        }
+        PidState::Other(pid, what) => {
+            found.add(
+                State::Critical,
+                format!("credmon pid {pid} is not running: that pid is now {what}"),
+            );
+            format!("credmon pid {pid} not running")
+        }
+        PidState::Unverifiable(pid, why) => {
+            found.add(
+                State::Unknown,
+                format!(
+                    "cannot tell whether pid {pid} is the credmon: {why} (run the check as root)"
+                ),
+            );
+            format!("credmon pid {pid} unverified")
+        }
+        PidState::Alive(pid) => format!("credmon pid {pid} running"),
+    }
+}
+
+/// The last complete pass's finding, its part of the status line and its age.
+fn judge_pass(
+    complete: Option<i64>,
+    now: i64,
+    limits: Limits,
+    found: &mut Findings,
+) -> (String, Option<i64>) {
+    let Some(t) = complete else {
+        found.add(
+            State::Warning,
+            "no CREDMON_COMPLETE: the credmon has not finished a pass".to_owned(),
+        );
+        return ("no complete pass".to_owned(), None);
+    };
+    let age = (now - t).max(0);
+    if age > limits.max_age {
+        found.add(
+            State::Critical,
+            format!(
+                "the last complete pass was {} ago (more than {})",
+                token::format_remaining(age),
+                token::format_remaining(limits.max_age)
+            ),
+        );
+    }
+    (
+        format!("last pass {} ago", token::format_remaining(age)),
+        Some(age),
+    )
+}
+
+/// Each credential's finding; the soonest-expiring `.use` (seconds left, name).
+fn judge_credentials<'a>(
+    credentials: &'a [Credential],
+    now: i64,
+    limits: Limits,
+    found: &mut Findings,
+) -> Option<(i64, &'a str)> {
+    let mut soonest: Option<(i64, &'a str)> = None;
+    for cred in credentials {
+        match &cred.usage {
+            UseState::Missing => {
+                let waiting = (now - cred.top_changed).max(0);
+                if waiting > limits.max_age {
+                    found.add(
+                        State::Critical,
+                        format!(
+                            "{} has no .use {} after its .top was stored",
+                            cred.name,
+                            token::format_remaining(waiting)
+                        ),
+                    );
+                }
+            }
+            UseState::Unusable(why) => found.add(State::Unknown, format!("{}: {why}", cred.name)),
+            UseState::Token(None) => found.add(
+                State::Unknown,
+                format!("{}: the .use token has no exp claim", cred.name),
+            ),
+            UseState::Token(Some(exp)) => {
+                let left = exp - now;
+                let state = limits.thresholds.classify(left);
+                if state != State::Ok {
+                    found.add(state, format!("{} {}", cred.name, expiry_phrase(left)));
+                }
+                if soonest.is_none_or(|(s, _)| left < s) {
+                    soonest = Some((left, &cred.name));
+                }
+            }
+        }
+    }
+    soonest
+}
+
+/// The status line: the worst problems first (then in the order found), then `context`.
+fn summary(findings: &[Finding], context: String) -> String {
+    if findings.is_empty() {
+        return context;
+    }
+    let mut sorted: Vec<&Finding> = findings.iter().collect();
+    sorted.sort_by_key(|f| std::cmp::Reverse(f.state.rank()));
+    let mut text: Vec<String> = sorted
+        .iter()
+        .take(SHOWN_PROBLEMS)
+        .map(|f| f.text.clone())
+        .collect();
+    if sorted.len() > SHOWN_PROBLEMS {
+        text.push(format!("and {} more", sorted.len() - SHOWN_PROBLEMS));
+    }
+    format!("{}; {context}", text.join("; "))
 }
 
 #[cfg(test)]
