@@ -13,7 +13,7 @@ use crate::token::{self, BearerToken, MAX_TOKEN_BYTES, accept};
 use crate::vault::auth::AuthError;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
-use vault::{bootstrap, client_for, keytab_source, obtain};
+use vault::{client_for, fetch, keytab_source};
 
 /// Why `get` failed. Each message names the file or server and the likely fix.
 #[derive(Debug, thiserror::Error)]
@@ -176,24 +176,9 @@ fn refresh(args: &GetArgs) -> Result<Outcome, GetError> {
     let lock_wait = args.retry_time + args.request_timeout * 3 + Duration::from_secs(10);
     let _lock = LockFile::acquire(&dir, &name, Some(uid), lock_wait)?;
     remove_leftovers(&dir, &name, uid);
-    let (cause, current_exp) = match check_existing(
-        &dir,
-        &name,
-        &outfile,
-        args.minsecs,
-        SystemTime::now(),
-        false,
-    )? {
-        Existing::Fresh(Outcome::StillValid { remaining, .. }) if args.oidc => (
-            "oidc",
-            remaining.checked_add(token::unix_seconds(SystemTime::now())),
-        ),
-        Existing::Fresh(_) if args.oidc => ("oidc", None),
-        Existing::Fresh(outcome) => {
-            log::info!("another run refreshed the token meanwhile");
-            return Ok(outcome);
-        }
-        Existing::Stale(cause, exp) => (cause, exp),
+    let (cause, current_exp) = match recheck(&dir, &name, &outfile, args)? {
+        Ok(why) => why,
+        Err(outcome) => return Ok(outcome),
     };
 
     let source = keytab_source(args, &keytab)?;
@@ -201,48 +186,18 @@ fn refresh(args: &GetArgs) -> Result<Outcome, GetError> {
     let plan = plan::plan(args, &principal, uid).map_err(AuthError::from)?;
     // Before any thread exists: the HTTP client starts one.
     let client = client_for(args, &plan)?;
-
-    let (bearer, logged_in) = if args.oidc {
-        bootstrap(&client, &plan, args, uid, "--oidc was given".into())?
-    } else {
-        match obtain(&client, &plan, &source, uid, args.minsecs) {
-            Err(e) if e.is_not_found() => {
-                if args.nooidc {
-                    return Err(e);
-                }
-                bootstrap(&client, &plan, args, uid, e.to_string())?
-            }
-            other => other?,
-        }
-    };
+    let (bearer, logged_in) = fetch(&client, &plan, &source, args, uid)?;
     let now = SystemTime::now();
-    match accept::decide(
-        bearer.claims(),
-        current_exp,
-        token::unix_seconds(now),
-        args.minsecs,
-    ) {
-        accept::Decision::Replace(warning) => {
-            if let Some(w) = warning {
-                log::warn!("{w}");
-            }
-        }
-        accept::Decision::KeepCurrent(why) => {
-            log::warn!("{why}");
-            return Ok(Outcome::StillValid {
-                path: outfile,
-                remaining: current_exp
-                    .and_then(|e| e.checked_sub(token::unix_seconds(now)))
-                    .unwrap_or(0),
-            });
-        }
-        accept::Decision::Reject(why) => {
-            return Err(GetError::UnusableToken {
+    if let Some(kept) =
+        keep_current(&bearer, current_exp, now, args.minsecs, &outfile).map_err(|why| {
+            GetError::UnusableToken {
                 server: client.server(),
                 why,
-                path: outfile,
-            });
-        }
+                path: outfile.clone(),
+            }
+        })?
+    {
+        return Ok(kept);
     }
     dir.write_atomic(
         &name,
@@ -262,6 +217,60 @@ fn refresh(args: &GetArgs) -> Result<Outcome, GetError> {
         remaining: bearer.remaining(now),
         logged_in,
     })
+}
+
+/// The second look, under the lock: why to refresh and the `exp` of the token
+/// in place, or (`Err`) the outcome when another run refreshed it meanwhile.
+/// With `--oidc` a fresh token is replaced all the same.
+fn recheck(
+    dir: &SafeDir,
+    name: &str,
+    outfile: &Path,
+    args: &GetArgs,
+) -> Result<Result<(&'static str, Option<i64>), Outcome>, GetError> {
+    let now = SystemTime::now();
+    Ok(
+        match check_existing(dir, name, outfile, args.minsecs, now, false)? {
+            Existing::Fresh(Outcome::StillValid { remaining, .. }) if args.oidc => Ok((
+                "oidc",
+                remaining.checked_add(token::unix_seconds(SystemTime::now())),
+            )),
+            Existing::Fresh(_) if args.oidc => Ok(("oidc", None)),
+            Existing::Fresh(outcome) => {
+                log::info!("another run refreshed the token meanwhile");
+                Err(outcome)
+            }
+            Existing::Stale(cause, exp) => Ok((cause, exp)),
+        },
+    )
+}
+
+/// The one acceptance rule for the new token: `Ok(None)` to write it,
+/// `Ok(Some(outcome))` to keep the token in place, `Err(why)` when it is unusable.
+fn keep_current(
+    bearer: &BearerToken,
+    current_exp: Option<i64>,
+    now: SystemTime,
+    minsecs: u64,
+    outfile: &Path,
+) -> Result<Option<Outcome>, accept::Rejection> {
+    let now = token::unix_seconds(now);
+    match accept::decide(bearer.claims(), current_exp, now, minsecs) {
+        accept::Decision::Replace(warning) => {
+            if let Some(w) = warning {
+                log::warn!("{w}");
+            }
+            Ok(None)
+        }
+        accept::Decision::KeepCurrent(why) => {
+            log::warn!("{why}");
+            Ok(Some(Outcome::StillValid {
+                path: outfile.to_path_buf(),
+                remaining: current_exp.and_then(|e| e.checked_sub(now)).unwrap_or(0),
+            }))
+        }
+        accept::Decision::Reject(why) => Err(why),
+    }
 }
 
 /// `get --condor`: igwn-robot-get's config check, then the storer for `<issuer>` with the keytab.

@@ -30,8 +30,29 @@ pub(super) fn client_for(args: &GetArgs, plan: &Plan) -> Result<VaultClient, Get
         .map_err(|e| AuthError::from(e).into())
 }
 
+/// The bearer token and whether we logged in: the OIDC login when `--oidc`
+/// is given, else the saved Vault token or a Kerberos login, and the OIDC
+/// login when Vault has no credential yet (unless `--nooidc`).
+pub(super) fn fetch(
+    client: &VaultClient,
+    plan: &Plan,
+    source: &CredentialSource,
+    args: &GetArgs,
+    uid: u32,
+) -> Result<(BearerToken, bool), GetError> {
+    if args.oidc {
+        return bootstrap(client, plan, args, uid, "--oidc was given".into());
+    }
+    match obtain(client, plan, source, uid, args.minsecs) {
+        Err(e) if e.is_not_found() && !args.nooidc => {
+            bootstrap(client, plan, args, uid, e.to_string())
+        }
+        other => other,
+    }
+}
+
 /// Gets a bearer token: saved Vault token first, Kerberos login otherwise.
-pub(super) fn obtain(
+fn obtain(
     client: &VaultClient,
     plan: &Plan,
     source: &CredentialSource,
@@ -61,7 +82,7 @@ pub(super) fn obtain(
 }
 
 /// The interactive first-time login (OIDC through Vault), on a terminal only.
-pub(super) fn bootstrap(
+fn bootstrap(
     client: &VaultClient,
     plan: &Plan,
     args: &GetArgs,
