@@ -181,6 +181,21 @@ pub fn process(ctx: &Ctx, key: &Key, task: &Task, defer_sync: bool) -> Outcome {
     })
 }
 
+/// The user's directory; `None` when it is gone (nothing to do).
+fn open_user(ctx: &Ctx, root: &SafeDir, key: &Key) -> Result<Option<SafeDir>, RefreshError> {
+    match root.open_child(&key.user) {
+        Ok(d) => Ok(Some(d)),
+        Err(FileError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Ok(None)
+        }
+        Err(e) => {
+            let msg = format!("skipping user {}: {e}", key.user);
+            ctx.warn_once(key, msg.clone());
+            Err(RefreshError::wait(msg))
+        }
+    }
+}
+
 fn process_one(ctx: &Ctx, key: &Key, task: &Task, defer_sync: bool) -> Outcome {
     let cfg = ctx.config();
     let root = SafeDir::open(&cfg.cred_dir).map_err(|e| {
@@ -197,16 +212,8 @@ fn process_one(ctx: &Ctx, key: &Key, task: &Task, defer_sync: bool) -> Outcome {
             }
         }
     }
-    let udir = match root.open_child(&key.user) {
-        Ok(d) => d,
-        Err(FileError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(Done::Nothing);
-        }
-        Err(e) => {
-            let msg = format!("skipping user {}: {e}", key.user);
-            ctx.warn_once(key, msg.clone());
-            return Err(RefreshError::wait(msg));
-        }
+    let Some(udir) = open_user(ctx, &root, key)? else {
+        return Ok(Done::Nothing);
     };
     let (top, top_st) = match read_top(&udir, &key.stem) {
         Ok(Some(t)) => t,

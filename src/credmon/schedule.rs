@@ -125,6 +125,22 @@ struct Again<T> {
     changed: bool,
 }
 
+/// Two submissions for a credential in flight as one: the more urgent one's
+/// task, need and deadline (the older on a tie), changed if either was.
+fn merge_again<T>(old: Option<Again<T>>, new: Again<T>) -> Again<T> {
+    match old {
+        Some(a) if (a.need, a.deadline) <= (new.need, new.deadline) => Again {
+            changed: a.changed || new.changed,
+            ..a
+        },
+        Some(a) => Again {
+            changed: a.changed || new.changed,
+            ..new
+        },
+        None => new,
+    }
+}
+
 #[derive(Debug, Clone)]
 enum State<T> {
     Queued(Job<T>),
@@ -257,19 +273,15 @@ impl<K: Ord + Hash + Clone, T: Clone> Scheduler<K, T> {
         };
         match &mut slot.state {
             State::InFlight { again, .. } => {
-                let keep_old = again
-                    .as_ref()
-                    .is_some_and(|a| (a.need, a.deadline) <= (need, deadline));
-                let changed = changed || again.as_ref().is_some_and(|a| a.changed);
-                *again = Some(match again.take() {
-                    Some(a) if keep_old => Again { changed, ..a },
-                    _ => Again {
+                *again = Some(merge_again(
+                    again.take(),
+                    Again {
                         task,
                         need,
                         deadline,
                         changed,
                     },
-                });
+                ));
                 Submitted::Again
             }
             State::Queued(job) => {

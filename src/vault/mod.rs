@@ -230,13 +230,46 @@ impl VaultClient {
     }
 
     fn decode(&self, path: &str, resp: Response) -> Result<Envelope, Box<Failure>> {
-        use std::io::Read;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
+        let body = self.read_body(path, resp)?;
+        let env: Envelope = if body.is_empty() {
+            Envelope::default()
+        } else {
+            match serde_json::from_slice(&body) {
+                Ok(env) => env,
+                Err(_) if (200..300).contains(&status) => {
+                    return Err(Failure::sent(self.protocol(path, "the answer is not JSON")));
+                }
+                Err(_) => Envelope {
+                    errors: Some(vec![first_line(&body)]),
+                    ..Envelope::default()
+                },
+            }
+        };
+        if status == 200 || status == 204 {
+            return Ok(env);
+        }
+        Err(Box::new(Failure {
+            error: VaultError::Status {
+                server: self.server(),
+                path: path.to_owned(),
+                status,
+                errors: env.errors.unwrap_or_default(),
+                warnings: env.warnings.unwrap_or_default(),
+            },
+            sent: true,
+            retry_after,
+        }))
+    }
+
+    /// Reads an answer's body within the request timeout and [`MAX_BODY_BYTES`].
+    fn read_body(&self, path: &str, resp: Response) -> Result<Vec<u8>, Box<Failure>> {
+        use std::io::Read;
         let announced = resp.content_length();
         // reqwest's timeout bounds each read, not the whole body: a server
         // that trickles a byte at a time is cut off here.
@@ -282,34 +315,7 @@ impl VaultClient {
                 ),
             }));
         }
-        let env: Envelope = if body.is_empty() {
-            Envelope::default()
-        } else {
-            match serde_json::from_slice(&body) {
-                Ok(env) => env,
-                Err(_) if (200..300).contains(&status) => {
-                    return Err(Failure::sent(self.protocol(path, "the answer is not JSON")));
-                }
-                Err(_) => Envelope {
-                    errors: Some(vec![first_line(&body)]),
-                    ..Envelope::default()
-                },
-            }
-        };
-        if status == 200 || status == 204 {
-            return Ok(env);
-        }
-        Err(Box::new(Failure {
-            error: VaultError::Status {
-                server: self.server(),
-                path: path.to_owned(),
-                status,
-                errors: env.errors.unwrap_or_default(),
-                warnings: env.warnings.unwrap_or_default(),
-            },
-            sent: true,
-            retry_after,
-        }))
+        Ok(body)
     }
 
     fn auth_of(&self, path: &str, env: Envelope) -> Result<AuthInfo, VaultError> {

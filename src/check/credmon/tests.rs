@@ -64,6 +64,7 @@ fn healthy_line() {
     );
 }
 
+/// (Long: one table of cases, one row per rule of `evaluate`.)
 #[test]
 fn state_table() {
     // (observation, state, text the summary starts with)

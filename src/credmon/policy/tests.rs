@@ -126,6 +126,7 @@ fn vault_urls() {
 
 /// TRUSTED_VAULT_HOSTS in each form a site may write, against the URLs
 /// storers write: the credd's `host:port` form and the bare host both work.
+/// (Long: one table of cases, one row per form and URL.)
 #[test]
 fn trusted_vault_hosts_in_both_forms() {
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
