@@ -149,13 +149,8 @@ fn record_metrics(path: &Path, result: &Result<Outcome, GetError>) {
     }
 }
 
-/// The refresh itself. `now` is read once per check so tests and logs agree.
-fn refresh(args: &GetArgs) -> Result<Outcome, GetError> {
-    if args.condor {
-        return condor(args);
-    }
-    let uid = nix::unistd::geteuid().as_raw();
-    let env = crate::files::discovery::process_env;
+/// `--vaulttokenminttl` must be less than `--vaulttokenttl`.
+fn check_ttls(args: &GetArgs) -> Result<(), GetError> {
     if args.vaulttokenminttl >= args.vaulttokenttl {
         return Err(GetError::BadOptions(format!(
             "--vaulttokenminttl ({} s) must be less than --vaulttokenttl ({} s)",
@@ -163,6 +158,17 @@ fn refresh(args: &GetArgs) -> Result<Outcome, GetError> {
             args.vaulttokenttl.as_secs()
         )));
     }
+    Ok(())
+}
+
+/// The refresh itself. `now` is read once per check so tests and logs agree.
+fn refresh(args: &GetArgs) -> Result<Outcome, GetError> {
+    if args.condor {
+        return condor(args);
+    }
+    let uid = nix::unistd::geteuid().as_raw();
+    let env = crate::files::discovery::process_env;
+    check_ttls(args)?;
     let keytab = plan::keytab_path(args, env).ok_or(GetError::NoKeytab)?;
     let outfile = plan::outfile(args, env, uid);
     let (dir, name) = SafeDir::open_parent(&outfile)?;
