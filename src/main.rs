@@ -134,8 +134,8 @@ fn dispatch(command: Command, env: &Env) -> Exit {
             }
         },
         Command::Check(args) => {
-            let now = env.now();
-            let verdict = check::within(args.timeout, move || check::run(&args, now));
+            let env = env.clone();
+            let verdict = check::within(args.timeout, move || check::run(&args, &env));
             println!("{}", verdict.line());
             Exit::Check(verdict.state)
         }
