@@ -8,6 +8,7 @@ pub mod plan;
 mod vault;
 
 use crate::cli::GetArgs;
+use crate::env::Env;
 use crate::files::{FileError, LockFile, SafeDir, WriteOptions};
 use crate::token::{self, BearerToken, MAX_TOKEN_BYTES, accept};
 use crate::vault::auth::AuthError;
@@ -91,11 +92,12 @@ pub enum Outcome {
     },
 }
 
-/// Runs `get`, then updates the `--metrics-file` when one is given.
-pub fn run(args: &GetArgs) -> Result<Outcome, GetError> {
-    let result = refresh(args);
+/// Runs `get` in `env` (variables, effective uid, clock), then updates the
+/// `--metrics-file` when one is given.
+pub fn run(args: &GetArgs, env: &Env) -> Result<Outcome, GetError> {
+    let result = refresh(args, env);
     if let Some(path) = &args.metrics_file {
-        record_metrics(path, &result);
+        record_metrics(path, &result, env);
     }
     result
 }
@@ -125,11 +127,11 @@ impl GetError {
     }
 }
 
-fn record_metrics(path: &Path, result: &Result<Outcome, GetError>) {
-    let now = SystemTime::now();
+fn record_metrics(path: &Path, result: &Result<Outcome, GetError>, env: &Env) {
+    let now = env.now();
     let now_s = token::unix_seconds(now);
     let mut m = crate::metrics::GetMetrics::load_or_default(path);
-    let uid = nix::unistd::geteuid();
+    let uid = nix::unistd::Uid::from_raw(env.euid());
     m.user = nix::unistd::User::from_uid(uid)
         .ok()
         .flatten()
@@ -162,27 +164,27 @@ fn check_ttls(args: &GetArgs) -> Result<(), GetError> {
 }
 
 /// The refresh itself. `now` is read once per check so tests and logs agree.
-fn refresh(args: &GetArgs) -> Result<Outcome, GetError> {
+fn refresh(args: &GetArgs, env: &Env) -> Result<Outcome, GetError> {
     if args.condor {
-        return condor(args);
+        return condor(args, env);
     }
-    let uid = nix::unistd::geteuid().as_raw();
-    let env = crate::files::discovery::process_env;
+    let uid = env.euid();
+    let var = |k: &str| env.var(k);
     check_ttls(args)?;
-    let keytab = plan::keytab_path(args, env).ok_or(GetError::NoKeytab)?;
-    let outfile = plan::outfile(args, env, uid);
+    let keytab = plan::keytab_path(args, var).ok_or(GetError::NoKeytab)?;
+    let outfile = plan::outfile(args, var, uid);
     let (dir, name) = SafeDir::open_parent(&outfile)?;
 
     if !args.oidc
         && let Existing::Fresh(outcome) =
-            check_existing(&dir, &name, &outfile, args.minsecs, SystemTime::now(), true)?
+            check_existing(&dir, &name, &outfile, args.minsecs, env, true)?
     {
         return Ok(outcome);
     }
     let lock_wait = args.retry_time + args.request_timeout * 3 + Duration::from_secs(10);
     let _lock = LockFile::acquire(&dir, &name, Some(uid), lock_wait)?;
     remove_leftovers(&dir, &name, uid);
-    let (cause, current_exp) = match recheck(&dir, &name, &outfile, args)? {
+    let (cause, current_exp) = match recheck(&dir, &name, &outfile, args, env)? {
         Ok(why) => why,
         Err(outcome) => return Ok(outcome),
     };
@@ -192,8 +194,8 @@ fn refresh(args: &GetArgs) -> Result<Outcome, GetError> {
     let plan = plan::plan(args, &principal, uid).map_err(AuthError::from)?;
     // Before any thread exists: the HTTP client starts one.
     let client = client_for(args, &plan)?;
-    let (bearer, logged_in) = fetch(&client, &plan, &source, args, uid)?;
-    let now = SystemTime::now();
+    let (bearer, logged_in) = fetch(&client, &plan, &source, args, env)?;
+    let now = env.now();
     if let Some(kept) =
         keep_current(&bearer, current_exp, now, args.minsecs, &outfile).map_err(|why| {
             GetError::UnusableToken {
@@ -233,13 +235,13 @@ fn recheck(
     name: &str,
     outfile: &Path,
     args: &GetArgs,
+    env: &Env,
 ) -> Result<Result<(&'static str, Option<i64>), Outcome>, GetError> {
-    let now = SystemTime::now();
     Ok(
-        match check_existing(dir, name, outfile, args.minsecs, now, false)? {
+        match check_existing(dir, name, outfile, args.minsecs, env, false)? {
             Existing::Fresh(Outcome::StillValid { remaining, .. }) if args.oidc => Ok((
                 "oidc",
-                remaining.checked_add(token::unix_seconds(SystemTime::now())),
+                remaining.checked_add(token::unix_seconds(env.now())),
             )),
             Existing::Fresh(_) if args.oidc => Ok(("oidc", None)),
             Existing::Fresh(outcome) => {
@@ -280,15 +282,14 @@ fn keep_current(
 }
 
 /// `get --condor`: igwn-robot-get's config check, then the storer for `<issuer>` with the keytab.
-fn condor(args: &GetArgs) -> Result<Outcome, GetError> {
-    let uid = nix::unistd::geteuid().as_raw();
-    let env = crate::files::discovery::process_env;
-    let keytab = plan::keytab_path(args, env).ok_or(GetError::NoKeytab)?;
+fn condor(args: &GetArgs, env: &Env) -> Result<Outcome, GetError> {
+    let uid = env.euid();
+    let keytab = plan::keytab_path(args, |k| env.var(k)).ok_or(GetError::NoKeytab)?;
     let source = keytab_source(args, &keytab)?;
     let principal = source.principal().unwrap_or_default().to_owned();
     let p = plan::plan(args, &principal, uid).map_err(AuthError::from)?;
     let wanted = plan::condor_options(&p.credkey, &p.names.role, &args.vaultserver);
-    let home = env("HOME").map(PathBuf::from).unwrap_or_default();
+    let home = env.var("HOME").map(PathBuf::from).unwrap_or_default();
     let user_config = crate::store::condor::config_val("USER_CONFIG_FILE")
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| "user_config".into());
@@ -334,16 +335,16 @@ enum Existing {
     Stale(&'static str, Option<i64>),
 }
 
-/// The fast path: is the existing token good for more than `minsecs`?
+/// The fast path: is the existing token good for more than `minsecs` now?
 fn check_existing(
     dir: &SafeDir,
     name: &str,
     path: &Path,
     minsecs: u64,
-    now: SystemTime,
+    env: &Env,
     first_look: bool,
 ) -> Result<Existing, GetError> {
-    let uid = nix::unistd::geteuid().as_raw();
+    let (uid, now) = (env.euid(), env.now());
     let Some((bytes, _)) = dir.read_trusted(name, MAX_TOKEN_BYTES + 2, uid)? else {
         if first_look {
             log::info!("no bearer token in {} yet", path.display());

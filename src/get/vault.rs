@@ -4,6 +4,7 @@
 use super::GetError;
 use super::plan::{self, Plan};
 use crate::cli::GetArgs;
+use crate::env::Env;
 use crate::token::{self, BearerToken};
 use crate::vault::auth::{self, AuthError, CredentialSource, LoginTarget, Trust, oidc};
 use crate::vault::{Limits, VaultClient, VaultError, VaultToken};
@@ -38,14 +39,14 @@ pub(super) fn fetch(
     plan: &Plan,
     source: &CredentialSource,
     args: &GetArgs,
-    uid: u32,
+    env: &Env,
 ) -> Result<(BearerToken, bool), GetError> {
     if args.oidc {
-        return bootstrap(client, plan, args, uid, "--oidc was given".into());
+        return bootstrap(client, plan, args, env, "--oidc was given".into());
     }
-    match obtain(client, plan, source, uid, args.minsecs) {
+    match obtain(client, plan, source, env.euid(), args.minsecs) {
         Err(e) if e.is_not_found() && !args.nooidc => {
-            bootstrap(client, plan, args, uid, e.to_string())
+            bootstrap(client, plan, args, env, e.to_string())
         }
         other => other,
     }
@@ -86,10 +87,10 @@ fn bootstrap(
     client: &VaultClient,
     plan: &Plan,
     args: &GetArgs,
-    uid: u32,
+    env: &Env,
     why: String,
 ) -> Result<(BearerToken, bool), GetError> {
-    let env = crate::files::discovery::process_env;
+    let uid = env.euid();
     if !oidc::process_is_interactive() || args.nooidc {
         let command = std::env::args()
             .map(|a| plan::shell_quote(&a))
@@ -107,11 +108,11 @@ fn bootstrap(
         redirect_host: format!("{}:{}", plan.service_host, plan.server.port),
         web_open_command: oidc::web_open_command(
             args.web_open_command.as_deref(),
-            env("SSH_CLIENT").as_deref(),
+            env.var("SSH_CLIENT").as_deref(),
         ),
         timeout: args.oidc_timeout,
     };
-    let home = env("HOME").map(PathBuf::from).unwrap_or_default();
+    let home = env.var("HOME").map(PathBuf::from).unwrap_or_default();
     let boot = auth::Bootstrap {
         names: &plan.names,
         credkey: Some(&plan.credkey),
