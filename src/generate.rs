@@ -222,6 +222,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    /// (Long: one list of expected pages, sections, knobs and completions.)
     #[test]
     fn one_page_per_program_and_subcommand_and_no_hidden_ones() {
         let pages = man_pages().unwrap();

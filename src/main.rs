@@ -103,7 +103,7 @@ fn dispatch(command: Command, env: &Env) -> Exit {
     match command {
         Command::Get(args) => {
             logging::init_cli(args.verbose, args.quiet);
-            result(get::run(&args).map(drop))
+            result(get::run(&args, env).map(drop))
         }
         // The storer reports its own failure in condor_submit's form.
         Command::Store(args) => store::main(&args).map_or(Exit::Failure, |()| Exit::Success),
@@ -134,8 +134,8 @@ fn dispatch(command: Command, env: &Env) -> Exit {
             }
         },
         Command::Check(args) => {
-            let now = env.now();
-            let verdict = check::within(args.timeout, move || check::run(&args, now));
+            let env = env.clone();
+            let verdict = check::within(args.timeout, move || check::run(&args, &env));
             println!("{}", verdict.line());
             Exit::Check(verdict.state)
         }

@@ -291,117 +291,30 @@ struct Finding {
     text: String,
 }
 
+/// What was found so far, in the order found.
+#[derive(Default)]
+struct Findings(Vec<Finding>);
+
+impl Findings {
+    fn add(&mut self, state: State, text: String) {
+        self.0.push(Finding { state, text });
+    }
+}
+
 /// Judges an observation at `now`: a plain function of what was seen.
 pub fn evaluate(seen: &Observation, now: SystemTime, limits: Limits) -> Verdict {
     if let Some(why) = &seen.unreadable {
         return Verdict::unknown(why.clone());
     }
     let now = token::unix_seconds(now);
-    let th = limits.thresholds;
-    let mut findings = Vec::new();
-    let mut bad = |state: State, text: String| findings.push(Finding { state, text });
-
-    let pid_text = match &seen.pid {
-        PidState::Missing => {
-            bad(
-                State::Critical,
-                format!(
-                    "no pid file in '{}' (is the credmon running?)",
-                    seen.dir.display()
-                ),
-            );
-            "no credmon pid".to_owned()
-        }
-        PidState::Invalid(why) => {
-            bad(State::Unknown, why.clone());
-            "credmon pid unknown".to_owned()
-        }
-        PidState::Dead(pid) => {
-            bad(State::Critical, format!("credmon pid {pid} is not running"));
-            format!("credmon pid {pid} not running")
-        }
-        PidState::Other(pid, what) => {
-            bad(
-                State::Critical,
-                format!("credmon pid {pid} is not running: that pid is now {what}"),
-            );
-            format!("credmon pid {pid} not running")
-        }
-        PidState::Unverifiable(pid, why) => {
-            bad(
-                State::Unknown,
-                format!(
-                    "cannot tell whether pid {pid} is the credmon: {why} (run the check as root)"
-                ),
-            );
-            format!("credmon pid {pid} unverified")
-        }
-        PidState::Alive(pid) => format!("credmon pid {pid} running"),
-    };
-
-    let (pass_text, last_pass) = match seen.complete {
-        None => {
-            bad(
-                State::Warning,
-                "no CREDMON_COMPLETE: the credmon has not finished a pass".to_owned(),
-            );
-            ("no complete pass".to_owned(), None)
-        }
-        Some(t) => {
-            let age = (now - t).max(0);
-            if age > limits.max_age {
-                bad(
-                    State::Critical,
-                    format!(
-                        "the last complete pass was {} ago (more than {})",
-                        token::format_remaining(age),
-                        token::format_remaining(limits.max_age)
-                    ),
-                );
-            }
-            (
-                format!("last pass {} ago", token::format_remaining(age)),
-                Some(age),
-            )
-        }
-    };
-
-    let mut soonest: Option<(i64, &str)> = None;
-    for cred in &seen.credentials {
-        match &cred.usage {
-            UseState::Missing => {
-                let waiting = (now - cred.top_changed).max(0);
-                if waiting > limits.max_age {
-                    bad(
-                        State::Critical,
-                        format!(
-                            "{} has no .use {} after its .top was stored",
-                            cred.name,
-                            token::format_remaining(waiting)
-                        ),
-                    );
-                }
-            }
-            UseState::Unusable(why) => bad(State::Unknown, format!("{}: {why}", cred.name)),
-            UseState::Token(None) => bad(
-                State::Unknown,
-                format!("{}: the .use token has no exp claim", cred.name),
-            ),
-            UseState::Token(Some(exp)) => {
-                let left = exp - now;
-                let state = th.classify(left);
-                if state != State::Ok {
-                    bad(state, format!("{} {}", cred.name, expiry_phrase(left)));
-                }
-                if soonest.is_none_or(|(s, _)| left < s) {
-                    soonest = Some((left, &cred.name));
-                }
-            }
-        }
-    }
+    let mut found = Findings::default();
+    let pid_text = judge_pid(seen, &mut found);
+    let (pass_text, last_pass) = judge_pass(seen.complete, now, limits, &mut found);
+    let soonest = judge_credentials(&seen.credentials, now, limits, &mut found);
     for e in &seen.errors {
-        bad(State::Unknown, e.clone());
+        found.add(State::Unknown, e.clone());
     }
+    let findings = found.0;
 
     let state = findings.iter().fold(State::Ok, |acc, f| acc.worst(f.state));
     let n = seen.credentials.len();
@@ -412,25 +325,9 @@ pub fn evaluate(seen: &Observation, now: SystemTime, limits: Limits) -> Verdict 
     if let Some((left, name)) = soonest {
         context.push_str(&format!(", soonest {name} {}", expiry_phrase(left)));
     }
-    let summary = if findings.is_empty() {
-        context
-    } else {
-        // Worst first, then in the order found.
-        let mut sorted: Vec<&Finding> = findings.iter().collect();
-        sorted.sort_by_key(|f| std::cmp::Reverse(f.state.rank()));
-        let mut text: Vec<String> = sorted
-            .iter()
-            .take(SHOWN_PROBLEMS)
-            .map(|f| f.text.clone())
-            .collect();
-        if sorted.len() > SHOWN_PROBLEMS {
-            text.push(format!("and {} more", sorted.len() - SHOWN_PROBLEMS));
-        }
-        format!("{}; {context}", text.join("; "))
-    };
     let mut perf = Vec::new();
     if let Some((left, _)) = soonest {
-        perf.push(th.perf("remaining", left));
+        perf.push(limits.thresholds.perf("remaining", left));
     }
     perf.push(format!("credentials={n};;;0"));
     perf.push(format!("problems={};;;0", findings.len()));
@@ -442,277 +339,143 @@ pub fn evaluate(seen: &Observation, now: SystemTime, limits: Limits) -> Verdict 
     }
     Verdict {
         state,
-        summary,
+        summary: summary(&findings, context),
         perf: perf.join(" "),
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-    use std::time::{Duration, UNIX_EPOCH};
-
-    const NOW: i64 = 1_000_000;
-
-    fn limits() -> Limits {
-        Limits {
-            thresholds: Thresholds {
-                warning: super::super::Range::at_least(3600),
-                critical: super::super::Range::at_least(1800),
-            },
-            max_age: 600,
+/// The pid file's finding, if any, and its part of the status line.
+fn judge_pid(seen: &Observation, found: &mut Findings) -> String {
+    match &seen.pid {
+        PidState::Missing => {
+            found.add(
+                State::Critical,
+                format!(
+                    "no pid file in '{}' (is the credmon running?)",
+                    seen.dir.display()
+                ),
+            );
+            "no credmon pid".to_owned()
         }
-    }
-
-    fn at(s: i64) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(u64::try_from(s).unwrap())
-    }
-
-    fn healthy() -> Observation {
-        Observation {
-            dir: PathBuf::from("/creds"),
-            unreadable: None,
-            pid: PidState::Alive(42),
-            complete: Some(NOW - 35),
-            credentials: vec![
-                Credential {
-                    name: "alice/igwn".into(),
-                    top_changed: NOW - 86400,
-                    usage: UseState::Token(Some(NOW + 7980)),
-                },
-                Credential {
-                    name: "bob/igwn".into(),
-                    top_changed: NOW - 86400,
-                    usage: UseState::Token(Some(NOW + 9000)),
-                },
-            ],
-            errors: Vec::new(),
+        PidState::Invalid(why) => {
+            found.add(State::Unknown, why.clone());
+            "credmon pid unknown".to_owned()
         }
-    }
-
-    fn with(f: impl FnOnce(&mut Observation)) -> Observation {
-        let mut o = healthy();
-        f(&mut o);
-        o
-    }
-
-    fn cred(name: &str, top_changed: i64, usage: UseState) -> Credential {
-        Credential {
-            name: name.into(),
-            top_changed,
-            usage,
+        PidState::Dead(pid) => {
+            found.add(State::Critical, format!("credmon pid {pid} is not running"));
+            format!("credmon pid {pid} not running")
         }
-    }
-
-    #[test]
-    fn healthy_line() {
-        let v = evaluate(&healthy(), at(NOW), limits());
-        assert_eq!(
-            v.line(),
-            "OK - credmon pid 42 running, last pass 35s ago, 2 vault credentials, soonest alice/igwn expires in 2h13m \
-             | remaining=7980s;3600:;1800:;0 credentials=2;;;0 problems=0;;;0 last_pass=35s;;0:600;0"
-        );
-    }
-
-    #[test]
-    fn state_table() {
-        // (observation, state, text the summary starts with)
-        let cases: Vec<(Observation, State, &str)> = vec![
-            (healthy(), State::Ok, "credmon pid 42 running"),
-            (
-                with(|o| o.pid = PidState::Missing),
+        PidState::Other(pid, what) => {
+            found.add(
                 State::Critical,
-                "no pid file in '/creds' (is the credmon running?)",
-            ),
-            (
-                with(|o| o.pid = PidState::Dead(42)),
-                State::Critical,
-                "credmon pid 42 is not running",
-            ),
-            (
-                with(|o| o.pid = PidState::Other(42, "'sleep 60'".into())),
-                State::Critical,
-                "credmon pid 42 is not running: that pid is now 'sleep 60'",
-            ),
-            (
-                with(|o| o.pid = PidState::Unverifiable(42, "denied".into())),
-                State::Unknown,
-                "cannot tell whether pid 42 is the credmon: denied",
-            ),
-            (
-                with(|o| {
-                    o.pid = PidState::Invalid("'/creds/pid' does not hold a process id".into())
-                }),
-                State::Unknown,
-                "'/creds/pid' does not hold a process id",
-            ),
-            (
-                with(|o| o.complete = None),
-                State::Warning,
-                "no CREDMON_COMPLETE",
-            ),
-            (
-                with(|o| o.complete = Some(NOW - 601)),
-                State::Critical,
-                "the last complete pass was 10m01s ago (more than 10m00s)",
-            ),
-            (with(|o| o.complete = Some(NOW - 600)), State::Ok, "credmon"),
-            (
-                with(|o| o.credentials[1].usage = UseState::Token(Some(NOW + 3000))),
-                State::Warning,
-                "bob/igwn expires in 50m00s",
-            ),
-            (
-                with(|o| o.credentials[1].usage = UseState::Token(Some(NOW - 60))),
-                State::Critical,
-                "bob/igwn expired 1m00s ago",
-            ),
-            (
-                with(|o| {
-                    o.credentials
-                        .push(cred("carol/igwn", NOW - 700, UseState::Missing))
-                }),
-                State::Critical,
-                "carol/igwn has no .use 11m40s after its .top was stored",
-            ),
-            (
-                with(|o| {
-                    o.credentials
-                        .push(cred("carol/igwn", NOW - 30, UseState::Missing))
-                }),
-                State::Ok,
-                "credmon",
-            ),
-            (
-                with(|o| {
-                    o.credentials.push(cred(
-                        "carol/igwn",
-                        NOW,
-                        UseState::Unusable("not a JWT".into()),
-                    ))
-                }),
-                State::Unknown,
-                "carol/igwn: not a JWT",
-            ),
-            (
-                with(|o| o.credentials[0].usage = UseState::Token(None)),
-                State::Unknown,
-                "alice/igwn: the .use token has no exp claim",
-            ),
-            (
-                with(|o| {
-                    o.errors
-                        .push("cannot open directory '/creds/x': denied".into())
-                }),
-                State::Unknown,
-                "cannot open directory '/creds/x': denied",
-            ),
-            (
-                with(|o| o.unreadable = Some("cannot open directory '/creds': gone".into())),
-                State::Unknown,
-                "cannot open directory '/creds': gone",
-            ),
-            // The worst finding wins and comes first.
-            (
-                with(|o| {
-                    o.errors.push("unreadable".into());
-                    o.credentials[0].usage = UseState::Token(Some(NOW + 10));
-                }),
-                State::Critical,
-                "alice/igwn expires in 10s; unreadable",
-            ),
-        ];
-        for (o, state, start) in cases {
-            let v = evaluate(&o, at(NOW), limits());
-            assert_eq!(v.state, state, "{}", v.line());
-            assert!(v.summary.starts_with(start), "{} / {start}", v.summary);
+                format!("credmon pid {pid} is not running: that pid is now {what}"),
+            );
+            format!("credmon pid {pid} not running")
         }
-    }
-
-    #[test]
-    fn many_problems_are_counted() {
-        let o = with(|o| {
-            for i in 0..5 {
-                o.credentials.push(cred(
-                    &format!("u{i}/igwn"),
-                    NOW,
-                    UseState::Token(Some(NOW - 1)),
-                ));
-            }
-        });
-        let v = evaluate(&o, at(NOW), limits());
-        assert!(v.summary.contains("; and 2 more; "), "{}", v.summary);
-        assert!(v.perf.contains("problems=5;;;0"), "{}", v.perf);
-    }
-
-    #[test]
-    fn credmon_process_table() {
-        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        // (exe, argv, is the credmon)
-        let cases: [(Option<&str>, Vec<String>, bool); 9] = [
-            (
-                Some("/usr/bin/robot-credmon"),
-                v(&["/usr/bin/robot-credmon", "credmon"]),
-                true,
-            ),
-            (
-                Some("/usr/bin/robot-credmon (deleted)"),
-                v(&["robot-credmon", "credmon", "-d"]),
-                true,
-            ),
-            (
-                None,
-                v(&["/usr/bin/robot-credmon", "credmon", "-c", "/x"]),
-                true,
-            ),
-            (
-                Some("/usr/bin/robot-credmon"),
-                v(&["robot-credmon", "get"]),
-                false,
-            ),
-            (
-                Some("/usr/bin/robot-credmon"),
-                v(&["igwn-robot-get", "credmon"]),
-                true,
-            ),
-            (
-                Some("/usr/bin/sleep"),
-                v(&["robot-credmon", "credmon"]),
-                false,
-            ),
-            (
-                Some("/usr/bin/python3"),
-                v(&["python3", "/usr/sbin/condor_credmon_vault"]),
-                false,
-            ),
-            (None, v(&["sleep", "60"]), false),
-            (None, v(&[]), false),
-        ];
-        for (exe, argv, ok) in cases {
-            let got = credmon_process(exe, &argv);
-            assert_eq!(got.is_ok(), ok, "{exe:?} {argv:?}: {got:?}");
+        PidState::Unverifiable(pid, why) => {
+            found.add(
+                State::Unknown,
+                format!(
+                    "cannot tell whether pid {pid} is the credmon: {why} (run the check as root)"
+                ),
+            );
+            format!("credmon pid {pid} unverified")
         }
-        assert_eq!(
-            credmon_process(None, &v(&["sleep", "60"])).unwrap_err(),
-            "'sleep 60'"
-        );
-    }
-
-    #[test]
-    fn vault_tops() {
-        for (json, vault) in [
-            (
-                r#"{"vault_token":"hvs.x","vault_url":"https://v:8200/v1/x"}"#,
-                true,
-            ),
-            (r#"{"vault_url":"https://v:8200/v1/x","scopes":"a"}"#, true),
-            (r#"{"refresh_token":"x"}"#, false),
-            (r#"{"vault_url":7}"#, false),
-            ("alice", false),
-            ("", false),
-        ] {
-            assert_eq!(is_vault_top(json.as_bytes()), vault, "{json}");
-        }
+        PidState::Alive(pid) => format!("credmon pid {pid} running"),
     }
 }
+
+/// The last complete pass's finding, its part of the status line and its age.
+fn judge_pass(
+    complete: Option<i64>,
+    now: i64,
+    limits: Limits,
+    found: &mut Findings,
+) -> (String, Option<i64>) {
+    let Some(t) = complete else {
+        found.add(
+            State::Warning,
+            "no CREDMON_COMPLETE: the credmon has not finished a pass".to_owned(),
+        );
+        return ("no complete pass".to_owned(), None);
+    };
+    let age = (now - t).max(0);
+    if age > limits.max_age {
+        found.add(
+            State::Critical,
+            format!(
+                "the last complete pass was {} ago (more than {})",
+                token::format_remaining(age),
+                token::format_remaining(limits.max_age)
+            ),
+        );
+    }
+    (
+        format!("last pass {} ago", token::format_remaining(age)),
+        Some(age),
+    )
+}
+
+/// Each credential's finding; the soonest-expiring `.use` (seconds left, name).
+fn judge_credentials<'a>(
+    credentials: &'a [Credential],
+    now: i64,
+    limits: Limits,
+    found: &mut Findings,
+) -> Option<(i64, &'a str)> {
+    let mut soonest: Option<(i64, &'a str)> = None;
+    for cred in credentials {
+        match &cred.usage {
+            UseState::Missing => {
+                let waiting = (now - cred.top_changed).max(0);
+                if waiting > limits.max_age {
+                    found.add(
+                        State::Critical,
+                        format!(
+                            "{} has no .use {} after its .top was stored",
+                            cred.name,
+                            token::format_remaining(waiting)
+                        ),
+                    );
+                }
+            }
+            UseState::Unusable(why) => found.add(State::Unknown, format!("{}: {why}", cred.name)),
+            UseState::Token(None) => found.add(
+                State::Unknown,
+                format!("{}: the .use token has no exp claim", cred.name),
+            ),
+            UseState::Token(Some(exp)) => {
+                let left = exp - now;
+                let state = limits.thresholds.classify(left);
+                if state != State::Ok {
+                    found.add(state, format!("{} {}", cred.name, expiry_phrase(left)));
+                }
+                if soonest.is_none_or(|(s, _)| left < s) {
+                    soonest = Some((left, &cred.name));
+                }
+            }
+        }
+    }
+    soonest
+}
+
+/// The status line: the worst problems first (then in the order found), then `context`.
+fn summary(findings: &[Finding], context: String) -> String {
+    if findings.is_empty() {
+        return context;
+    }
+    let mut sorted: Vec<&Finding> = findings.iter().collect();
+    sorted.sort_by_key(|f| std::cmp::Reverse(f.state.rank()));
+    let mut text: Vec<String> = sorted
+        .iter()
+        .take(SHOWN_PROBLEMS)
+        .map(|f| f.text.clone())
+        .collect();
+    if sorted.len() > SHOWN_PROBLEMS {
+        text.push(format!("and {} more", sorted.len() - SHOWN_PROBLEMS));
+    }
+    format!("{}; {context}", text.join("; "))
+}
+
+#[cfg(test)]
+mod tests;

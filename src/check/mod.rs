@@ -11,6 +11,7 @@
 
 pub mod credmon;
 
+use crate::env::Env;
 use crate::files::{self, FileError, discovery};
 use crate::token::{self, BearerToken, Claims, MAX_TOKEN_BYTES, TokenError};
 use std::fmt;
@@ -227,8 +228,8 @@ pub fn evaluate_token(seen: &TokenObservation, now: SystemTime, th: Thresholds) 
 /// Reads a token file through the file-trust rule for the effective user
 /// ([`files::read_trusted`]: no link followed, owner, no group/other write)
 /// and keeps only its claims; a file failing the rule is [`TokenObservation::Untrusted`].
-pub fn observe_token(path: &std::path::Path) -> TokenObservation {
-    let uid = nix::unistd::geteuid().as_raw();
+/// `uid` is the effective user's.
+pub fn observe_token(path: &std::path::Path, uid: u32) -> TokenObservation {
     match files::read_trusted(path, MAX_TOKEN_BYTES + 2, uid) {
         Ok(None) => {
             TokenObservation::Unusable(format!("there is no token file '{}'", path.display()))
@@ -261,8 +262,9 @@ pub fn token_problem(e: &TokenError) -> &'static str {
     }
 }
 
-/// Runs the check named by `args` at `now`.
-pub fn run(args: &CheckArgs, now: SystemTime) -> Verdict {
+/// Runs the check named by `args` in `env` (its clock, effective uid and variables).
+pub fn run(args: &CheckArgs, env: &Env) -> Verdict {
+    let now = env.now();
     let th = match Thresholds::new(args.warning, args.critical) {
         Ok(t) => t,
         Err(why) => return Verdict::unknown(why),
@@ -279,12 +281,11 @@ pub fn run(args: &CheckArgs, now: SystemTime) -> Verdict {
         };
         credmon::evaluate(&seen, now, limits)
     } else {
-        let uid = nix::unistd::geteuid().as_raw();
         let path = args
             .path
             .clone()
-            .unwrap_or_else(|| discovery::bearer_token_file(discovery::process_env, uid));
-        evaluate_token(&observe_token(&path), now, th)
+            .unwrap_or_else(|| discovery::bearer_token_file(|k| env.var(k), env.euid()));
+        evaluate_token(&observe_token(&path, env.euid()), now, th)
     }
 }
 

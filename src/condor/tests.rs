@@ -88,6 +88,7 @@ struct Seen {
 }
 
 /// A one-connection master that answers `code`.
+/// (Long: one scripted conversation, read and answered in protocol order.)
 fn master(code: &'static str, shared_port: bool) -> (u16, mpsc::Receiver<Seen>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();

@@ -3,16 +3,23 @@
 //! keytab (robots) or remove the credential (everyone else, as HTCondor does).
 //! Also creates `.top` files for keytab users (`ROBOT_CREDMON_PROVISION`).
 
-use super::config::{Config, MAX_TOP_BYTES};
+mod ctx;
+mod keytab;
+mod top;
+
+pub use ctx::Ctx;
+pub use keytab::keytab_for;
+use keytab::{login, provision};
+pub use top::{Top, TopError, parse_top};
+use top::{read_top, store_vault_token};
+
+use super::config::Config;
 use super::policy::{self, Renew, UseState, VaultTarget};
-use crate::files::{FileError, SafeDir, WriteOptions};
-use crate::kerberos::KrbError;
+use crate::files::{FileError, SafeDir};
 use crate::token::{self, BearerToken, MAX_TOKEN_BYTES, accept};
-use crate::vault::auth::{self, CredentialSource, LoginTarget, Names, Trust};
-use crate::vault::{Limits, VaultClient, VaultError, VaultToken, tls};
+use crate::vault::auth::{self, CredentialSource};
+use crate::vault::{VaultClient, VaultError, VaultToken};
 use nix::sys::stat::FileStat;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 /// What to do for one credential.
@@ -130,199 +137,6 @@ fn vault_cause(e: &VaultError) -> &'static str {
     }
 }
 
-/// State shared by the workers: configuration, one Vault client per server.
-pub struct Ctx {
-    cfg: RwLock<Arc<Config>>,
-    clients: Mutex<HashMap<(String, u16), Arc<VaultClient>>>,
-    tls: Mutex<Option<Arc<rustls::ClientConfig>>>,
-    paused: Mutex<HashMap<(String, u16), Instant>>,
-    warned: Mutex<HashMap<Key, String>>,
-    owner: Option<(u32, u32)>,
-}
-
-impl Ctx {
-    /// A context for `cfg`; files are given to root when we run as root.
-    pub fn new(cfg: Arc<Config>) -> Self {
-        let owner = nix::unistd::geteuid().is_root().then_some((0, 0));
-        Self {
-            cfg: RwLock::new(cfg),
-            clients: Mutex::new(HashMap::new()),
-            tls: Mutex::new(None),
-            paused: Mutex::new(HashMap::new()),
-            warned: Mutex::new(HashMap::new()),
-            owner,
-        }
-    }
-
-    /// The current configuration.
-    pub fn config(&self) -> Arc<Config> {
-        self.cfg.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// Installs a new configuration; Vault clients are rebuilt when trust or timeouts changed.
-    pub fn set_config(&self, cfg: Arc<Config>) {
-        let old = self.config();
-        if old.cafile != cfg.cafile
-            || old.capath != cfg.capath
-            || old.request_timeout != cfg.request_timeout
-        {
-            *self.tls.lock().unwrap_or_else(|p| p.into_inner()) = None;
-            self.clients
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clear();
-        }
-        *self.cfg.write().unwrap_or_else(|p| p.into_inner()) = cfg;
-    }
-
-    /// Logs `msg` at warning level unless the same message was logged for `key` already.
-    pub fn warn_once(&self, key: &Key, msg: String) {
-        let mut w = self.warned.lock().unwrap_or_else(|p| p.into_inner());
-        if w.get(key) != Some(&msg) {
-            log::warn!("{msg}");
-            w.insert(key.clone(), msg);
-        }
-    }
-
-    fn clear_warning(&self, key: &Key) {
-        self.warned
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
-    }
-
-    fn client(&self, host: &str, port: u16) -> Result<Arc<VaultClient>, VaultError> {
-        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = clients.get(&(host.to_owned(), port)) {
-            return Ok(c.clone());
-        }
-        let cfg = self.config();
-        let tls = self.tls_config()?;
-        let server = crate::vault::ServerAddress {
-            host: host.to_owned(),
-            port,
-        };
-        let limits = Limits {
-            connect_timeout: Duration::from_secs(2),
-            request_timeout: cfg.request_timeout,
-            // One attempt: the credmon's own per-credential backoff retries.
-            retry_budget: Duration::ZERO,
-            ..Limits::default()
-        };
-        let client = Arc::new(auth::client(server, None, Trust::Shared(tls), limits)?);
-        clients.insert((host.to_owned(), port), client.clone());
-        Ok(client)
-    }
-
-    /// The TLS trust for Vault (built once, then shared); building it early
-    /// keeps the first request after a SIGHUP fast.
-    pub fn tls_config(&self) -> Result<Arc<rustls::ClientConfig>, VaultError> {
-        let mut t = self.tls.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(t) = &*t {
-            return Ok(t.clone());
-        }
-        let cfg = self.config();
-        let made = tls::client_config_for(cfg.cafile.clone(), cfg.capath.clone())?;
-        *t = Some(made.clone());
-        Ok(made)
-    }
-
-    fn paused_until(&self, host: &str, port: u16) -> Option<Instant> {
-        let p = self.paused.lock().unwrap_or_else(|p| p.into_inner());
-        p.get(&(host.to_owned(), port))
-            .copied()
-            .filter(|t| *t > Instant::now())
-    }
-
-    fn pause(&self, host: &str, port: u16, d: Duration) {
-        self.paused
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert((host.to_owned(), port), Instant::now() + d);
-    }
-
-    fn use_opts(&self) -> WriteOptions {
-        WriteOptions {
-            mode: 0o400,
-            owner: self.owner,
-            existing_owner: None,
-            replace_symlink: true,
-        }
-    }
-
-    fn top_opts(&self) -> WriteOptions {
-        WriteOptions {
-            mode: 0o600,
-            owner: self.owner,
-            existing_owner: None,
-            replace_symlink: true,
-        }
-    }
-}
-
-/// A parsed `.top`.
-pub struct Top {
-    json: serde_json::Map<String, serde_json::Value>,
-    vault_token: Option<VaultToken>,
-    vault_url: String,
-    scopes: Option<String>,
-    audience: Option<String>,
-}
-
-/// A string, or a list of strings joined with commas.
-fn string_field(v: Option<&serde_json::Value>) -> Option<String> {
-    match v? {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Array(a) => Some(
-            a.iter()
-                .filter_map(|x| x.as_str())
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
-        _ => None,
-    }
-}
-
-/// Why a `.top` cannot be used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum TopError {
-    /// The file is not a JSON object.
-    #[error("not a JSON object")]
-    NotJson,
-    /// It has no `vault_url` string.
-    #[error("no vault_url")]
-    NoUrl,
-    /// Its `vault_token` is not a token.
-    #[error("vault_token is not a token")]
-    BadToken,
-}
-
-/// Parses a `.top` (a JSON object with `vault_url` and, usually, `vault_token`).
-pub fn parse_top(bytes: &[u8]) -> Result<Top, TopError> {
-    let json: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(bytes).map_err(|_| TopError::NotJson)?;
-    let vault_url = json
-        .get("vault_url")
-        .and_then(|v| v.as_str())
-        .ok_or(TopError::NoUrl)?
-        .to_owned();
-    let vault_token = match json.get("vault_token") {
-        None => None,
-        Some(v) => Some(
-            v.as_str()
-                .and_then(VaultToken::new)
-                .ok_or(TopError::BadToken)?,
-        ),
-    };
-    Ok(Top {
-        scopes: string_field(json.get("scopes")),
-        audience: string_field(json.get("audience")),
-        json,
-        vault_token,
-        vault_url,
-    })
-}
-
 /// `ctime` of a stat, nanoseconds since the epoch.
 pub fn ctime_ns(st: &FileStat) -> i128 {
     i128::from(st.st_ctime) * 1_000_000_000 + i128::from(st.st_ctime_nsec)
@@ -349,24 +163,6 @@ pub fn read_use(dir: &SafeDir, stem: &str) -> Option<UseState> {
     }
 }
 
-/// Reads and checks a `.top`: regular, single link, at most 64 KiB. `Ok(None)` when absent.
-fn read_top(dir: &SafeDir, stem: &str) -> Result<Option<(Top, FileStat)>, RefreshError> {
-    match dir.read_trusted(
-        &format!("{stem}.top"),
-        MAX_TOP_BYTES,
-        nix::unistd::geteuid().as_raw(),
-    ) {
-        Ok(None) => Ok(None),
-        Ok(Some((bytes, st))) => parse_top(&bytes).map(|t| Some((t, st))).map_err(|why| {
-            RefreshError::wait(format!(
-                "{}: {why}",
-                dir.path().join(format!("{stem}.top")).display()
-            ))
-        }),
-        Err(e) => Err(RefreshError::wait(e.to_string())),
-    }
-}
-
 /// Runs one job. With `defer_sync`, a new `.use` is renamed into place
 /// without syncing its directory; the caller syncs a batch at once.
 ///
@@ -385,6 +181,21 @@ pub fn process(ctx: &Ctx, key: &Key, task: &Task, defer_sync: bool) -> Outcome {
     })
 }
 
+/// The user's directory; `None` when it is gone (nothing to do).
+fn open_user(ctx: &Ctx, root: &SafeDir, key: &Key) -> Result<Option<SafeDir>, RefreshError> {
+    match root.open_child(&key.user) {
+        Ok(d) => Ok(Some(d)),
+        Err(FileError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Ok(None)
+        }
+        Err(e) => {
+            let msg = format!("skipping user {}: {e}", key.user);
+            ctx.warn_once(key, msg.clone());
+            Err(RefreshError::wait(msg))
+        }
+    }
+}
+
 fn process_one(ctx: &Ctx, key: &Key, task: &Task, defer_sync: bool) -> Outcome {
     let cfg = ctx.config();
     let root = SafeDir::open(&cfg.cred_dir).map_err(|e| {
@@ -401,16 +212,8 @@ fn process_one(ctx: &Ctx, key: &Key, task: &Task, defer_sync: bool) -> Outcome {
             }
         }
     }
-    let udir = match root.open_child(&key.user) {
-        Ok(d) => d,
-        Err(FileError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(Done::Nothing);
-        }
-        Err(e) => {
-            let msg = format!("skipping user {}: {e}", key.user);
-            ctx.warn_once(key, msg.clone());
-            return Err(RefreshError::wait(msg));
-        }
+    let Some(udir) = open_user(ctx, &root, key)? else {
+        return Ok(Done::Nothing);
     };
     let (top, top_st) = match read_top(&udir, &key.stem) {
         Ok(Some(t)) => t,
@@ -708,144 +511,5 @@ fn remove_cred(udir: &SafeDir, stem: &str) {
     }
 }
 
-/// `<keytab dir>/<user>.keytab` as a login source when it exists and passes
-/// the one keytab check (regular file, no symbolic link, private, root's when
-/// we are root); a keytab that fails it is logged and ignored.
-pub fn keytab_for(cfg: &Config, user: &str) -> Option<CredentialSource> {
-    let dir = cfg.keytab_dir.as_ref()?;
-    let path = dir.join(format!("{user}.keytab"));
-    let root = nix::unistd::geteuid().is_root();
-    match CredentialSource::keytab(&path, None, None, root) {
-        Ok(source) => Some(source),
-        Err(KrbError::KeytabMissing(_)) => None,
-        Err(e) => {
-            log::warn!("ignoring {}: {e}", path.display());
-            None
-        }
-    }
-}
-
-/// Logs in to Vault at `host` with a robot's keytab as `names`, for a 28-day token.
-fn login(
-    client: &VaultClient,
-    host: &str,
-    source: &CredentialSource,
-    names: &Names,
-) -> Result<VaultToken, RefreshError> {
-    let target = LoginTarget {
-        names,
-        service_host: host,
-        ttl: auth::STORED_TTL,
-    };
-    auth::login(client, source, &target)
-        .map(|s| s.token)
-        .map_err(|e| RefreshError::retry("login", e.to_string()))
-}
-
-/// Writes `token` into `<stem>.top` (keeping its other fields) as root 0600.
-fn store_vault_token(
-    ctx: &Ctx,
-    udir: &SafeDir,
-    stem: &str,
-    token: &VaultToken,
-) -> Result<(), RefreshError> {
-    let (mut top, _) = read_top(udir, stem)?
-        .ok_or_else(|| RefreshError::retry("file", format!("{stem}.top is gone")))?;
-    top.json.insert(
-        "vault_token".into(),
-        serde_json::Value::String(token.expose().to_owned()),
-    );
-    let mut bytes =
-        serde_json::to_vec(&top.json).map_err(|e| RefreshError::retry("file", e.to_string()))?;
-    bytes.push(b'\n');
-    udir.write_atomic(&format!("{stem}.top"), &bytes, ctx.top_opts())
-        .map_err(|e| RefreshError::retry("file", e.to_string()))
-}
-
-/// Creates `<user>/<service>.top` for a keytab user when missing; `Ok(true)` when created.
-fn provision(
-    ctx: &Ctx,
-    cfg: &Config,
-    root: &SafeDir,
-    key: &Key,
-    server: &str,
-) -> Result<bool, RefreshError> {
-    let fail = |e: String| RefreshError::retry("provision", e);
-    let source = keytab_for(cfg, &key.user).ok_or_else(|| fail("no usable keytab".into()))?;
-    let udir = match root.open_child(&key.user) {
-        Ok(d) => d,
-        Err(FileError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => root
-            .create_dir(&key.user, 0o2700, condor_owner())
-            .map_err(|e| fail(e.to_string()))?,
-        Err(e) => return Err(fail(e.to_string())),
-    };
-    if udir
-        .stat(&format!("{}.top", key.stem))
-        .map_err(|e| fail(e.to_string()))?
-        .is_some()
-    {
-        return Ok(false);
-    }
-    let addr = crate::vault::ServerAddress::parse(server).map_err(|e| fail(e.to_string()))?;
-    let principal = source.principal().unwrap_or_default();
-    let credkey = principal.split('@').next().unwrap_or(principal);
-    let names = auth::resolve(auth::Source::Service(&key.stem));
-    let url = format!(
-        "https://{}:{}/v1/{}",
-        addr.host,
-        addr.port,
-        names.secret_path(false, credkey)
-    );
-    policy::check_vault_url(&url, &cfg.allowed_ports, &cfg.trusted_hosts).map_err(fail)?;
-    let client = ctx
-        .client(&addr.host, addr.port)
-        .map_err(|e| fail(e.to_string()))?;
-    let token = login(&client, &addr.host, &source, &names).map_err(|e| fail(e.to_string()))?;
-    let json = serde_json::json!({"vault_token": token.expose(), "vault_url": url});
-    let mut bytes = serde_json::to_vec(&json).map_err(|e| fail(e.to_string()))?;
-    bytes.push(b'\n');
-    udir.write_atomic(&format!("{}.top", key.stem), &bytes, ctx.top_opts())
-        .map_err(|e| fail(e.to_string()))?;
-    log::info!("provisioned {key}.top for keytab principal {principal}");
-    Ok(true)
-}
-
-/// Owner for user directories we create: the `condor` user, as the credd would, else root.
-fn condor_owner() -> Option<(u32, u32)> {
-    if !nix::unistd::geteuid().is_root() {
-        return None;
-    }
-    match nix::unistd::User::from_name("condor") {
-        Ok(Some(u)) => Some((u.uid.as_raw(), u.gid.as_raw())),
-        _ => Some((0, 0)),
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn top_parsing() {
-        let t = parse_top(br#"{"vault_token":"hvs.x","vault_url":"https://v:8200/v1/a","scopes":"a,b","audience":["x","y"],"other":1}"#).unwrap();
-        assert_eq!(t.vault_token.unwrap().expose(), "hvs.x");
-        assert_eq!(t.scopes.as_deref(), Some("a,b"));
-        assert_eq!(t.audience.as_deref(), Some("x,y"));
-        assert!(t.json.contains_key("other"));
-        assert!(
-            parse_top(br#"{"vault_url":"https://v:8200/v1/a"}"#)
-                .unwrap()
-                .vault_token
-                .is_none()
-        );
-        for bad in [
-            &b"[]"[..],
-            b"{}",
-            b"not json",
-            br#"{"vault_url":"u","vault_token":""}"#,
-        ] {
-            assert!(parse_top(bad).is_err());
-        }
-    }
-}
+mod tests;

@@ -5,15 +5,16 @@
 //! Kerberos when it is not.
 
 pub mod plan;
+mod vault;
 
 use crate::cli::GetArgs;
+use crate::env::Env;
 use crate::files::{FileError, LockFile, SafeDir, WriteOptions};
 use crate::token::{self, BearerToken, MAX_TOKEN_BYTES, accept};
-use crate::vault::auth::{self, AuthError, CredentialSource, LoginTarget, Trust, oidc};
-use crate::vault::{Limits, VaultClient, VaultError, VaultToken};
-use plan::Plan;
+use crate::vault::auth::AuthError;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
+use vault::{client_for, fetch, keytab_source};
 
 /// Why `get` failed. Each message names the file or server and the likely fix.
 #[derive(Debug, thiserror::Error)]
@@ -91,11 +92,12 @@ pub enum Outcome {
     },
 }
 
-/// Runs `get`, then updates the `--metrics-file` when one is given.
-pub fn run(args: &GetArgs) -> Result<Outcome, GetError> {
-    let result = refresh(args);
+/// Runs `get` in `env` (variables, effective uid, clock), then updates the
+/// `--metrics-file` when one is given.
+pub fn run(args: &GetArgs, env: &Env) -> Result<Outcome, GetError> {
+    let result = refresh(args, env);
     if let Some(path) = &args.metrics_file {
-        record_metrics(path, &result);
+        record_metrics(path, &result, env);
     }
     result
 }
@@ -125,11 +127,11 @@ impl GetError {
     }
 }
 
-fn record_metrics(path: &Path, result: &Result<Outcome, GetError>) {
-    let now = SystemTime::now();
+fn record_metrics(path: &Path, result: &Result<Outcome, GetError>, env: &Env) {
+    let now = env.now();
     let now_s = token::unix_seconds(now);
     let mut m = crate::metrics::GetMetrics::load_or_default(path);
-    let uid = nix::unistd::geteuid();
+    let uid = nix::unistd::Uid::from_raw(env.euid());
     m.user = nix::unistd::User::from_uid(uid)
         .ok()
         .flatten()
@@ -149,13 +151,8 @@ fn record_metrics(path: &Path, result: &Result<Outcome, GetError>) {
     }
 }
 
-/// The refresh itself. `now` is read once per check so tests and logs agree.
-fn refresh(args: &GetArgs) -> Result<Outcome, GetError> {
-    if args.condor {
-        return condor(args);
-    }
-    let uid = nix::unistd::geteuid().as_raw();
-    let env = crate::files::discovery::process_env;
+/// `--vaulttokenminttl` must be less than `--vaulttokenttl`.
+fn check_ttls(args: &GetArgs) -> Result<(), GetError> {
     if args.vaulttokenminttl >= args.vaulttokenttl {
         return Err(GetError::BadOptions(format!(
             "--vaulttokenminttl ({} s) must be less than --vaulttokenttl ({} s)",
@@ -163,37 +160,33 @@ fn refresh(args: &GetArgs) -> Result<Outcome, GetError> {
             args.vaulttokenttl.as_secs()
         )));
     }
-    let keytab = plan::keytab_path(args, env).ok_or(GetError::NoKeytab)?;
-    let outfile = plan::outfile(args, env, uid);
+    Ok(())
+}
+
+/// The refresh itself. `now` is read once per check so tests and logs agree.
+fn refresh(args: &GetArgs, env: &Env) -> Result<Outcome, GetError> {
+    if args.condor {
+        return condor(args, env);
+    }
+    let uid = env.euid();
+    let var = |k: &str| env.var(k);
+    check_ttls(args)?;
+    let keytab = plan::keytab_path(args, var).ok_or(GetError::NoKeytab)?;
+    let outfile = plan::outfile(args, var, uid);
     let (dir, name) = SafeDir::open_parent(&outfile)?;
 
     if !args.oidc
         && let Existing::Fresh(outcome) =
-            check_existing(&dir, &name, &outfile, args.minsecs, SystemTime::now(), true)?
+            check_existing(&dir, &name, &outfile, args.minsecs, env, true)?
     {
         return Ok(outcome);
     }
     let lock_wait = args.retry_time + args.request_timeout * 3 + Duration::from_secs(10);
     let _lock = LockFile::acquire(&dir, &name, Some(uid), lock_wait)?;
     remove_leftovers(&dir, &name, uid);
-    let (cause, current_exp) = match check_existing(
-        &dir,
-        &name,
-        &outfile,
-        args.minsecs,
-        SystemTime::now(),
-        false,
-    )? {
-        Existing::Fresh(Outcome::StillValid { remaining, .. }) if args.oidc => (
-            "oidc",
-            remaining.checked_add(token::unix_seconds(SystemTime::now())),
-        ),
-        Existing::Fresh(_) if args.oidc => ("oidc", None),
-        Existing::Fresh(outcome) => {
-            log::info!("another run refreshed the token meanwhile");
-            return Ok(outcome);
-        }
-        Existing::Stale(cause, exp) => (cause, exp),
+    let (cause, current_exp) = match recheck(&dir, &name, &outfile, args, env)? {
+        Ok(why) => why,
+        Err(outcome) => return Ok(outcome),
     };
 
     let source = keytab_source(args, &keytab)?;
@@ -201,48 +194,18 @@ fn refresh(args: &GetArgs) -> Result<Outcome, GetError> {
     let plan = plan::plan(args, &principal, uid).map_err(AuthError::from)?;
     // Before any thread exists: the HTTP client starts one.
     let client = client_for(args, &plan)?;
-
-    let (bearer, logged_in) = if args.oidc {
-        bootstrap(&client, &plan, args, uid, "--oidc was given".into())?
-    } else {
-        match obtain(&client, &plan, &source, uid, args.minsecs) {
-            Err(e) if e.is_not_found() => {
-                if args.nooidc {
-                    return Err(e);
-                }
-                bootstrap(&client, &plan, args, uid, e.to_string())?
-            }
-            other => other?,
-        }
-    };
-    let now = SystemTime::now();
-    match accept::decide(
-        bearer.claims(),
-        current_exp,
-        token::unix_seconds(now),
-        args.minsecs,
-    ) {
-        accept::Decision::Replace(warning) => {
-            if let Some(w) = warning {
-                log::warn!("{w}");
-            }
-        }
-        accept::Decision::KeepCurrent(why) => {
-            log::warn!("{why}");
-            return Ok(Outcome::StillValid {
-                path: outfile,
-                remaining: current_exp
-                    .and_then(|e| e.checked_sub(token::unix_seconds(now)))
-                    .unwrap_or(0),
-            });
-        }
-        accept::Decision::Reject(why) => {
-            return Err(GetError::UnusableToken {
+    let (bearer, logged_in) = fetch(&client, &plan, &source, args, env)?;
+    let now = env.now();
+    if let Some(kept) =
+        keep_current(&bearer, current_exp, now, args.minsecs, &outfile).map_err(|why| {
+            GetError::UnusableToken {
                 server: client.server(),
                 why,
-                path: outfile,
-            });
-        }
+                path: outfile.clone(),
+            }
+        })?
+    {
+        return Ok(kept);
     }
     dir.write_atomic(
         &name,
@@ -264,16 +227,69 @@ fn refresh(args: &GetArgs) -> Result<Outcome, GetError> {
     })
 }
 
+/// The second look, under the lock: why to refresh and the `exp` of the token
+/// in place, or (`Err`) the outcome when another run refreshed it meanwhile.
+/// With `--oidc` a fresh token is replaced all the same.
+fn recheck(
+    dir: &SafeDir,
+    name: &str,
+    outfile: &Path,
+    args: &GetArgs,
+    env: &Env,
+) -> Result<Result<(&'static str, Option<i64>), Outcome>, GetError> {
+    Ok(
+        match check_existing(dir, name, outfile, args.minsecs, env, false)? {
+            Existing::Fresh(Outcome::StillValid { remaining, .. }) if args.oidc => Ok((
+                "oidc",
+                remaining.checked_add(token::unix_seconds(env.now())),
+            )),
+            Existing::Fresh(_) if args.oidc => Ok(("oidc", None)),
+            Existing::Fresh(outcome) => {
+                log::info!("another run refreshed the token meanwhile");
+                Err(outcome)
+            }
+            Existing::Stale(cause, exp) => Ok((cause, exp)),
+        },
+    )
+}
+
+/// The one acceptance rule for the new token: `Ok(None)` to write it,
+/// `Ok(Some(outcome))` to keep the token in place, `Err(why)` when it is unusable.
+fn keep_current(
+    bearer: &BearerToken,
+    current_exp: Option<i64>,
+    now: SystemTime,
+    minsecs: u64,
+    outfile: &Path,
+) -> Result<Option<Outcome>, accept::Rejection> {
+    let now = token::unix_seconds(now);
+    match accept::decide(bearer.claims(), current_exp, now, minsecs) {
+        accept::Decision::Replace(warning) => {
+            if let Some(w) = warning {
+                log::warn!("{w}");
+            }
+            Ok(None)
+        }
+        accept::Decision::KeepCurrent(why) => {
+            log::warn!("{why}");
+            Ok(Some(Outcome::StillValid {
+                path: outfile.to_path_buf(),
+                remaining: current_exp.and_then(|e| e.checked_sub(now)).unwrap_or(0),
+            }))
+        }
+        accept::Decision::Reject(why) => Err(why),
+    }
+}
+
 /// `get --condor`: igwn-robot-get's config check, then the storer for `<issuer>` with the keytab.
-fn condor(args: &GetArgs) -> Result<Outcome, GetError> {
-    let uid = nix::unistd::geteuid().as_raw();
-    let env = crate::files::discovery::process_env;
-    let keytab = plan::keytab_path(args, env).ok_or(GetError::NoKeytab)?;
+fn condor(args: &GetArgs, env: &Env) -> Result<Outcome, GetError> {
+    let uid = env.euid();
+    let keytab = plan::keytab_path(args, |k| env.var(k)).ok_or(GetError::NoKeytab)?;
     let source = keytab_source(args, &keytab)?;
     let principal = source.principal().unwrap_or_default().to_owned();
     let p = plan::plan(args, &principal, uid).map_err(AuthError::from)?;
     let wanted = plan::condor_options(&p.credkey, &p.names.role, &args.vaultserver);
-    let home = env("HOME").map(PathBuf::from).unwrap_or_default();
+    let home = env.var("HOME").map(PathBuf::from).unwrap_or_default();
     let user_config = crate::store::condor::config_val("USER_CONFIG_FILE")
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| "user_config".into());
@@ -319,16 +335,16 @@ enum Existing {
     Stale(&'static str, Option<i64>),
 }
 
-/// The fast path: is the existing token good for more than `minsecs`?
+/// The fast path: is the existing token good for more than `minsecs` now?
 fn check_existing(
     dir: &SafeDir,
     name: &str,
     path: &Path,
     minsecs: u64,
-    now: SystemTime,
+    env: &Env,
     first_look: bool,
 ) -> Result<Existing, GetError> {
-    let uid = nix::unistd::geteuid().as_raw();
+    let (uid, now) = (env.euid(), env.now());
     let Some((bytes, _)) = dir.read_trusted(name, MAX_TOKEN_BYTES + 2, uid)? else {
         if first_look {
             log::info!("no bearer token in {} yet", path.display());
@@ -383,182 +399,6 @@ fn check_existing(
         );
     }
     Ok(Existing::Stale("expiring", tok.claims().exp))
-}
-
-/// The keytab as a credential source, with `--principal` and `--ccache`.
-fn keytab_source(args: &GetArgs, keytab: &Path) -> Result<CredentialSource, AuthError> {
-    Ok(CredentialSource::keytab(
-        keytab,
-        args.principal.as_deref(),
-        args.ccache.clone(),
-        false,
-    )?)
-}
-
-fn client_for(args: &GetArgs, plan: &Plan) -> Result<VaultClient, GetError> {
-    let limits = Limits {
-        retry_budget: args.retry_time,
-        request_timeout: args.request_timeout,
-        ..Limits::default()
-    };
-    let trust = Trust::Files(args.cafile.clone(), args.capath.clone());
-    auth::client(plan.server.clone(), plan.certname.clone(), trust, limits)
-        .map_err(|e| AuthError::from(e).into())
-}
-
-/// Gets a bearer token: saved Vault token first, Kerberos login otherwise.
-fn obtain(
-    client: &VaultClient,
-    plan: &Plan,
-    source: &CredentialSource,
-    uid: u32,
-    minsecs: u64,
-) -> Result<(BearerToken, bool), GetError> {
-    if let Some(saved) = auth::read_saved(&plan.vault_token_file) {
-        match try_saved_token(client, plan, &saved, minsecs)? {
-            Some(bearer) => return Ok((bearer, false)),
-            None => log::info!(
-                "logging in to {} with Kerberos as {}",
-                client.server(),
-                plan.principal
-            ),
-        }
-    }
-    let target = LoginTarget {
-        names: &plan.names,
-        service_host: &plan.service_host,
-        ttl: plan.vault_token_ttl,
-    };
-    let session = auth::login(client, source, &target)?;
-    let bearer = read_bearer(client, plan, &session.token, minsecs, true)?;
-    // The bearer token comes first: an unsaved Vault token is only a warning.
-    auth::save(&plan.vault_token_file, &session.token, uid);
-    Ok((bearer, true))
-}
-
-/// The interactive first-time login (OIDC through Vault), on a terminal only.
-fn bootstrap(
-    client: &VaultClient,
-    plan: &Plan,
-    args: &GetArgs,
-    uid: u32,
-    why: String,
-) -> Result<(BearerToken, bool), GetError> {
-    let env = crate::files::discovery::process_env;
-    if !oidc::process_is_interactive() || args.nooidc {
-        let command = std::env::args()
-            .map(|a| plan::shell_quote(&a))
-            .collect::<Vec<_>>()
-            .join(" ");
-        return Err(AuthError::from(oidc::OidcError::NoTerminal { why, command }).into());
-    }
-    eprintln!(
-        "Vault has no usable credential for credkey '{}' yet; log in through the web browser once",
-        plan.credkey
-    );
-    let settings = oidc::OidcSettings {
-        issuer: plan.names.issuer.clone(),
-        role: plan.names.role.clone(),
-        redirect_host: format!("{}:{}", plan.service_host, plan.server.port),
-        web_open_command: oidc::web_open_command(
-            args.web_open_command.as_deref(),
-            env("SSH_CLIENT").as_deref(),
-        ),
-        timeout: args.oidc_timeout,
-    };
-    let home = env("HOME").map(PathBuf::from).unwrap_or_default();
-    let boot = auth::Bootstrap {
-        names: &plan.names,
-        credkey: Some(&plan.credkey),
-        save_credkey_in: args.credkey.is_none().then_some(home.as_path()),
-        ttl: plan.vault_token_ttl,
-    };
-    let (session, _) = auth::oidc_bootstrap(client, &settings, &boot)?;
-    let bearer = read_bearer(client, plan, &session.token, args.minsecs, true)?;
-    auth::save(&plan.vault_token_file, &session.token, uid);
-    eprintln!("Stored the refresh token in Vault; from now on the keytab is enough");
-    Ok((bearer, true))
-}
-
-/// Uses the saved Vault token; `None` when it is too old or Vault refuses it.
-fn try_saved_token(
-    client: &VaultClient,
-    plan: &Plan,
-    saved: &VaultToken,
-    minsecs: u64,
-) -> Result<Option<BearerToken>, GetError> {
-    match auth::reuse(client, saved, plan.vault_token_min_ttl)? {
-        Ok(0) => {}
-        Ok(ttl) => log::info!(
-            "the saved Vault token is valid for {}",
-            token::format_remaining(i64::try_from(ttl).unwrap_or(i64::MAX))
-        ),
-        Err(why) => {
-            log::info!("{why}");
-            return Ok(None);
-        }
-    }
-    match read_bearer(client, plan, saved, minsecs, false) {
-        Ok(b) => Ok(Some(b)),
-        Err(GetError::Auth(AuthError::Vault { error, .. })) if error.is_permission_denied() => {
-            log::info!("Vault refused the saved token ({error})");
-            Ok(None)
-        }
-        Err(e) => Err(e),
-    }
-}
-
-fn read_bearer(
-    client: &VaultClient,
-    plan: &Plan,
-    vt: &VaultToken,
-    minsecs: u64,
-    fresh_login: bool,
-) -> Result<BearerToken, GetError> {
-    match client.read_bearer(vt, &plan.secret_path, &plan.query) {
-        Ok(b) => Ok(b),
-        Err(e)
-            if e.status() == Some(400)
-                && e.errors().iter().any(|m| m == "token expired")
-                && minsecs > 60 =>
-        {
-            log::info!(
-                "the issuer's tokens live less than --minsecs {minsecs}; asking for one with at least 60 s instead"
-            );
-            let mut query = plan.query.clone();
-            query[0].1 = "60".into();
-            client
-                .read_bearer(vt, &plan.secret_path, &query)
-                .map_err(|e| read_err(e, plan, fresh_login))
-        }
-        Err(e) => Err(read_err(e, plan, fresh_login)),
-    }
-}
-
-fn read_err(e: VaultError, plan: &Plan, fresh_login: bool) -> GetError {
-    let hint = match e.status() {
-        Some(404) => Some(format!(
-            "Vault holds no credential for credkey '{}' of issuer '{}' and role '{}': the first token needs a person; run 'htgettoken -a {} -i {} -r {} --credkey {}' interactively once",
-            plan.credkey,
-            plan.names.issuer,
-            plan.names.role,
-            plan.server.host,
-            plan.names.issuer,
-            plan.names.role,
-            plan.credkey
-        )),
-        Some(400) if e.errors().iter().any(|m| m.contains("refresh failed")) => Some(format!(
-            "the issuer refused to refresh the stored credential (refresh token expired or revoked): the owner must run 'htgettoken -a {} -i {} -r {} --credkey {}' interactively",
-            plan.server.host, plan.names.issuer, plan.names.role, plan.credkey
-        )),
-        Some(403) if fresh_login => Some(format!(
-            "the Kerberos identity may not read {}: check --credkey '{}' and --role '{}'",
-            plan.secret_path, plan.credkey, plan.names.role
-        )),
-        Some(429) => Some("Vault's rate limit was hit; run less often".into()),
-        _ => None,
-    };
-    AuthError::vault(e, hint).into()
 }
 
 /// Removes temporary files of `name` that a killed earlier run left (best effort).

@@ -169,6 +169,7 @@ const FLAGS: &[&str] = &[
 
 /// Parses htgettoken options (words already split); later options win.
 /// `source` names where they came from, for the error message.
+/// (Long: one flat match over htgettoken's options, one arm per option.)
 pub fn parse_htgettoken_opts(words: &[String], source: &str) -> Result<HtOpts, String> {
     let mut o = HtOpts::default();
     let mut i = 0;
@@ -254,6 +255,7 @@ pub fn parse_htgettoken_opts(words: &[String], source: &str) -> Result<HtOpts, S
 
 /// Splits like Python's `shlex.split(text, comments=True)`: blanks separate
 /// words, quotes and backslashes group, `#` at the start of a word starts a comment.
+/// (Long: one character-at-a-time state machine; split, its quoting rules would scatter.)
 pub fn shell_words(text: &str) -> Result<Vec<String>, String> {
     let mut words = Vec::new();
     let mut cur = String::new();

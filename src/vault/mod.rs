@@ -7,16 +7,19 @@
 mod address;
 pub mod auth;
 mod error;
+mod requests;
+mod retry;
 pub mod tls;
+mod types;
 
 pub use address::ServerAddress;
 pub use error::VaultError;
+use retry::{Failure, Retry, parse_retry_after, retry_delay};
+pub use types::{AuthInfo, OidcLogin, OidcPoll, OidcStart, RefreshToken, VaultToken};
 
 use crate::backoff::Backoff;
-use crate::token::BearerToken;
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use serde::Deserialize;
-use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -31,100 +34,6 @@ pub fn kerberos_mount(issuer: &str, role: &str) -> String {
 pub fn secret_path(exchange: bool, issuer: &str, credkey: &str, role: &str) -> String {
     let kind = if exchange { "sts" } else { "creds" };
     format!("secret/oauth/{kind}/{issuer}/{credkey}:{role}")
-}
-
-/// A Vault token. Never displayed; `Debug` hides it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct VaultToken(String);
-
-impl fmt::Debug for VaultToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("VaultToken(***)")
-    }
-}
-
-impl Drop for VaultToken {
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.0);
-    }
-}
-
-impl VaultToken {
-    /// Wraps token text (trimmed); `None` when empty or not printable ASCII.
-    pub fn new(text: &str) -> Option<Self> {
-        let t = text.trim();
-        (!t.is_empty() && t.len() <= 4096 && t.bytes().all(|b| b.is_ascii_graphic()))
-            .then(|| Self(t.to_owned()))
-    }
-
-    /// The secret text. Callers must not log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-/// The `auth` block of a login or token-create answer.
-#[derive(Debug, Clone)]
-pub struct AuthInfo {
-    /// The new token.
-    pub token: VaultToken,
-    /// Lease in seconds, when Vault gave one.
-    pub lease_duration: Option<u64>,
-    /// Policies attached to the token.
-    pub policies: Vec<String>,
-    /// Identity alias name (`metadata.user`), when given.
-    pub user: Option<String>,
-}
-
-/// An OAuth refresh token on its way from an OIDC login to the creds path. Never displayed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RefreshToken(String);
-
-impl Drop for RefreshToken {
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.0);
-    }
-}
-
-impl fmt::Debug for RefreshToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("RefreshToken(***)")
-    }
-}
-
-/// The answer to `auth_url`: where the person logs in, and how to poll.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OidcStart {
-    /// The URL to open in a browser.
-    pub auth_url: String,
-    /// The code to enter there, when the URL does not carry it.
-    pub user_code: Option<String>,
-    /// The state to poll with (`None`: old API without polling support).
-    pub state: Option<String>,
-    /// Seconds between polls, when Vault gave them.
-    pub poll_interval: Option<u64>,
-}
-
-/// A successful OIDC login.
-#[derive(Debug, Clone)]
-pub struct OidcLogin {
-    /// The Vault token and its lease.
-    pub auth: AuthInfo,
-    /// `metadata.credkey`: the person's credential key.
-    pub credkey: Option<String>,
-    /// `metadata.oauth2_refresh_token`.
-    pub refresh_token: Option<RefreshToken>,
-}
-
-/// One answer of `poll`.
-#[derive(Debug, Clone)]
-pub enum OidcPoll {
-    /// `authorization_pending`: the person has not finished yet.
-    Pending,
-    /// `slow_down`: poll less often.
-    SlowDown,
-    /// Logged in.
-    Done(Box<OidcLogin>),
 }
 
 /// Timeouts and retry limits for one client.
@@ -236,205 +145,6 @@ impl VaultClient {
         self.requests.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Logs in at `auth/<mount>/login` with a Negotiate header from `negotiate`,
-    /// which is called again for every attempt (tokens must not be replayed).
-    pub fn login_kerberos<E>(
-        &self,
-        mount: &str,
-        negotiate: &mut dyn FnMut() -> Result<String, E>,
-    ) -> Result<AuthInfo, LoginError<E>> {
-        let path = format!("auth/{mount}/login");
-        let mut header_error = None;
-        let result = self.execute(
-            &path,
-            Retry::UnlessSent,
-            &mut |http, url| match negotiate() {
-                Ok(h) => Some(
-                    http.post(url)
-                        .header("Authorization", h)
-                        .header("Content-Type", "application/x-www-form-urlencoded"),
-                ),
-                Err(e) => {
-                    header_error = Some(e);
-                    None
-                }
-            },
-        );
-        if let Some(e) = header_error {
-            return Err(LoginError::Kerberos(e));
-        }
-        let env = result.map_err(LoginError::Vault)?;
-        self.auth_of(&path, env).map_err(LoginError::Vault)
-    }
-
-    /// Exchanges `token` for a child token of `ttl_secs` seconds (`auth/token/create`).
-    pub fn create_token(&self, token: &VaultToken, ttl_secs: u64) -> Result<AuthInfo, VaultError> {
-        let path = "auth/token/create";
-        let body = serde_json::json!({"ttl": format!("{ttl_secs}s"), "renewable": "false"});
-        let env = self.execute(path, Retry::UnlessSent, &mut |http, url| {
-            Some(
-                http.post(url)
-                    .header("X-Vault-Token", token.expose())
-                    .json(&body),
-            )
-        })?;
-        self.auth_of(path, env)
-    }
-
-    /// Remaining TTL of `token` in seconds, from `auth/token/lookup-self`.
-    pub fn lookup_self_ttl(&self, token: &VaultToken) -> Result<u64, VaultError> {
-        let path = "auth/token/lookup-self";
-        let env = self.execute(path, Retry::Always, &mut |http, url| {
-            Some(http.get(url).header("X-Vault-Token", token.expose()))
-        })?;
-        env.data
-            .as_ref()
-            .and_then(|d| d.get("ttl"))
-            .and_then(|t| t.as_u64())
-            .ok_or_else(|| self.protocol(path, "no data.ttl in the answer"))
-    }
-
-    /// Reads a bearer token from a secret path such as
-    /// `secret/oauth/creds/<issuer>/<credkey>:<role>` with query parameters.
-    pub fn read_bearer(
-        &self,
-        token: &VaultToken,
-        path: &str,
-        query: &[(&str, String)],
-    ) -> Result<BearerToken, VaultError> {
-        let env = self.execute(path, Retry::Always, &mut |http, url| {
-            Some(
-                http.get(url)
-                    .query(query)
-                    .header("X-Vault-Token", token.expose()),
-            )
-        })?;
-        let text = env
-            .data
-            .as_ref()
-            .and_then(|d| d.get("access_token"))
-            .and_then(|t| t.as_str())
-            .ok_or_else(|| self.protocol(path, "no data.access_token in the answer"))?;
-        BearerToken::parse(text)
-            .map_err(|e| self.protocol(path, &format!("the bearer token is not valid: {e}")))
-    }
-
-    /// Starts Vault's OIDC login: `POST <oidc_path>/auth_url` (no token) with the
-    /// role, the client nonce and the redirect URI.
-    pub fn oidc_auth_url(
-        &self,
-        oidc_path: &str,
-        role: &str,
-        client_nonce: &str,
-        redirect_uri: &str,
-    ) -> Result<OidcStart, VaultError> {
-        let path = format!("{oidc_path}/auth_url");
-        let body = serde_json::json!({
-            "role": role,
-            "client_nonce": client_nonce,
-            "redirect_uri": redirect_uri,
-        });
-        let env = self.execute(&path, Retry::Always, &mut |http, url| {
-            Some(http.post(url).json(&body))
-        })?;
-        let data = env
-            .data
-            .ok_or_else(|| self.protocol(&path, "no data in the answer"))?;
-        let text = |k: &str| {
-            data.get(k)
-                .and_then(|v| v.as_str())
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-        };
-        let auth_url = text("auth_url").ok_or_else(|| {
-            self.protocol(
-                &path,
-                "empty auth_url (is the redirect URI allowed for this role?)",
-            )
-        })?;
-        let poll_interval = match data.get("poll_interval") {
-            Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
-            Some(v) => v.as_u64(),
-            None => None,
-        };
-        Ok(OidcStart {
-            auth_url,
-            user_code: text("user_code"),
-            state: text("state"),
-            poll_interval,
-        })
-    }
-
-    /// One poll of the OIDC login: `POST <oidc_path>/poll` with the state and nonce.
-    pub fn oidc_poll(
-        &self,
-        oidc_path: &str,
-        state: &str,
-        client_nonce: &str,
-    ) -> Result<OidcPoll, VaultError> {
-        let path = format!("{oidc_path}/poll");
-        let body = serde_json::json!({"state": state, "client_nonce": client_nonce});
-        match self.execute(&path, Retry::Always, &mut |http, url| {
-            Some(http.post(url).json(&body))
-        }) {
-            Ok(env) => {
-                let metadata = env
-                    .auth
-                    .as_ref()
-                    .and_then(|a| a.metadata.clone())
-                    .unwrap_or_default();
-                let meta = |k: &str| {
-                    metadata
-                        .get(k)
-                        .and_then(|v| v.as_str())
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_owned)
-                };
-                let credkey = meta("credkey");
-                let refresh_token = meta("oauth2_refresh_token").map(RefreshToken);
-                let auth = self.auth_of(&path, env)?;
-                Ok(OidcPoll::Done(Box::new(OidcLogin {
-                    auth,
-                    credkey,
-                    refresh_token,
-                })))
-            }
-            Err(e) if e.status() == Some(400) => {
-                if e.errors()
-                    .iter()
-                    .any(|m| m.contains("authorization_pending"))
-                {
-                    Ok(OidcPoll::Pending)
-                } else if e.errors().iter().any(|m| m.contains("slow_down")) {
-                    Ok(OidcPoll::SlowDown)
-                } else {
-                    Err(e)
-                }
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Stores a refresh token at a `creds` path:
-    /// `POST secret/oauth/creds/<issuer>/<credkey>:<role>` with `{"server", "refresh_token"}`.
-    pub fn store_refresh_token(
-        &self,
-        token: &VaultToken,
-        secret_path: &str,
-        server: &str,
-        refresh_token: &RefreshToken,
-    ) -> Result<(), VaultError> {
-        let body = serde_json::json!({"server": server, "refresh_token": refresh_token.0});
-        self.execute(secret_path, Retry::Always, &mut |http, url| {
-            Some(
-                http.post(url)
-                    .header("X-Vault-Token", token.expose())
-                    .json(&body),
-            )
-        })?;
-        Ok(())
-    }
-
     /// Sends a request for `path`, retrying transient failures within the budget.
     fn execute(
         &self,
@@ -520,13 +230,46 @@ impl VaultClient {
     }
 
     fn decode(&self, path: &str, resp: Response) -> Result<Envelope, Box<Failure>> {
-        use std::io::Read;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
+        let body = self.read_body(path, resp)?;
+        let env: Envelope = if body.is_empty() {
+            Envelope::default()
+        } else {
+            match serde_json::from_slice(&body) {
+                Ok(env) => env,
+                Err(_) if (200..300).contains(&status) => {
+                    return Err(Failure::sent(self.protocol(path, "the answer is not JSON")));
+                }
+                Err(_) => Envelope {
+                    errors: Some(vec![first_line(&body)]),
+                    ..Envelope::default()
+                },
+            }
+        };
+        if status == 200 || status == 204 {
+            return Ok(env);
+        }
+        Err(Box::new(Failure {
+            error: VaultError::Status {
+                server: self.server(),
+                path: path.to_owned(),
+                status,
+                errors: env.errors.unwrap_or_default(),
+                warnings: env.warnings.unwrap_or_default(),
+            },
+            sent: true,
+            retry_after,
+        }))
+    }
+
+    /// Reads an answer's body within the request timeout and [`MAX_BODY_BYTES`].
+    fn read_body(&self, path: &str, resp: Response) -> Result<Vec<u8>, Box<Failure>> {
+        use std::io::Read;
         let announced = resp.content_length();
         // reqwest's timeout bounds each read, not the whole body: a server
         // that trickles a byte at a time is cut off here.
@@ -572,34 +315,7 @@ impl VaultClient {
                 ),
             }));
         }
-        let env: Envelope = if body.is_empty() {
-            Envelope::default()
-        } else {
-            match serde_json::from_slice(&body) {
-                Ok(env) => env,
-                Err(_) if (200..300).contains(&status) => {
-                    return Err(Failure::sent(self.protocol(path, "the answer is not JSON")));
-                }
-                Err(_) => Envelope {
-                    errors: Some(vec![first_line(&body)]),
-                    ..Envelope::default()
-                },
-            }
-        };
-        if status == 200 || status == 204 {
-            return Ok(env);
-        }
-        Err(Box::new(Failure {
-            error: VaultError::Status {
-                server: self.server(),
-                path: path.to_owned(),
-                status,
-                errors: env.errors.unwrap_or_default(),
-                warnings: env.warnings.unwrap_or_default(),
-            },
-            sent: true,
-            retry_after,
-        }))
+        Ok(body)
     }
 
     fn auth_of(&self, path: &str, env: Envelope) -> Result<AuthInfo, VaultError> {
@@ -701,69 +417,6 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// The longest `Retry-After` we honour; longer ones are cut to this.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
-/// Whether a request may be sent again after a failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Retry {
-    /// Idempotent: retry any transient failure.
-    Always,
-    /// Not idempotent (a login, a token creation): retry only when the
-    /// request cannot have reached the server, or the server answered that
-    /// it did not act (429, 5xx).
-    UnlessSent,
-}
-
-/// One failed attempt, with what the retry decision needs.
-#[derive(Debug)]
-struct Failure {
-    error: VaultError,
-    /// The request may have reached the server.
-    sent: bool,
-    /// The server's `Retry-After`, when it gave one.
-    retry_after: Option<Duration>,
-}
-
-impl Failure {
-    fn unsent(error: VaultError) -> Box<Self> {
-        Box::new(Self {
-            error,
-            sent: false,
-            retry_after: None,
-        })
-    }
-
-    fn sent(error: VaultError) -> Box<Self> {
-        Box::new(Self {
-            error,
-            sent: true,
-            retry_after: None,
-        })
-    }
-}
-
-/// How long to wait before retrying `f`, or `None` when it must not be
-/// retried: permanent errors never; a non-idempotent request not after a
-/// transport failure once it may have been sent; `Retry-After` (bounded by
-/// [`MAX_RETRY_AFTER`]) instead of `backoff` when the server gave one.
-fn retry_delay(f: &Failure, retry: Retry, backoff: Duration) -> Option<Duration> {
-    if !f.error.is_transient() {
-        return None;
-    }
-    if retry == Retry::UnlessSent && f.sent && f.error.status().is_none() {
-        return None;
-    }
-    Some(f.retry_after.map_or(backoff, |r| r.min(MAX_RETRY_AFTER)))
-}
-
-/// `Retry-After` as delay-seconds (HTTP dates are not used by Vault); `None`
-/// when absent or malformed.
-fn parse_retry_after(value: &str) -> Option<Duration> {
-    let v = value.trim();
-    (!v.is_empty() && v.len() <= 10 && v.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| v.parse::<u64>().ok())
-        .flatten()
-        .map(Duration::from_secs)
-}
-
 /// Whether a transport error is a failure to trust the server (unknown CA,
 /// wrong name, expired certificate): permanent, never retried.
 fn is_tls_trust_error(e: &reqwest::Error) -> bool {
@@ -840,84 +493,4 @@ fn first_line(body: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_after_parsing() {
-        for (v, want) in [
-            ("0", Some(0)),
-            ("7", Some(7)),
-            (" 120 ", Some(120)),
-            ("99999999999", None),
-            ("-1", None),
-            ("1.5", None),
-            ("Wed, 21 Oct 2015 07:28:00 GMT", None),
-            ("", None),
-        ] {
-            assert_eq!(parse_retry_after(v), want.map(Duration::from_secs), "{v:?}");
-        }
-    }
-
-    #[test]
-    fn retry_decision_table() {
-        let status = |code: u16| VaultError::Status {
-            server: "s".into(),
-            path: "p".into(),
-            status: code,
-            errors: vec![],
-            warnings: vec![],
-        };
-        let transport = || VaultError::Transport {
-            server: "s".into(),
-            detail: "reset".into(),
-        };
-        let b = Duration::from_millis(500);
-        let f = |error, sent, retry_after: Option<u64>| Failure {
-            error,
-            sent,
-            retry_after: retry_after.map(Duration::from_secs),
-        };
-        // (failure, retry kind, expected delay)
-        let cases = [
-            (f(status(503), true, None), Retry::Always, Some(b)),
-            (f(status(503), true, None), Retry::UnlessSent, Some(b)),
-            (
-                f(status(429), true, Some(3)),
-                Retry::Always,
-                Some(Duration::from_secs(3)),
-            ),
-            (
-                f(status(429), true, Some(3600)),
-                Retry::Always,
-                Some(MAX_RETRY_AFTER),
-            ),
-            (f(status(429), true, None), Retry::Always, Some(b)),
-            (f(status(400), true, None), Retry::Always, None),
-            (f(status(403), true, None), Retry::Always, None),
-            (f(status(404), true, Some(1)), Retry::Always, None),
-            (f(transport(), true, None), Retry::Always, Some(b)),
-            (f(transport(), true, None), Retry::UnlessSent, None),
-            (f(transport(), false, None), Retry::UnlessSent, Some(b)),
-            (
-                f(
-                    VaultError::TlsTrust {
-                        server: "s".into(),
-                        detail: "unknown issuer".into(),
-                    },
-                    false,
-                    None,
-                ),
-                Retry::Always,
-                None,
-            ),
-        ];
-        for (failure, retry, want) in cases {
-            assert_eq!(
-                retry_delay(&failure, retry, b),
-                want,
-                "{failure:?} {retry:?}"
-            );
-        }
-    }
-}
+mod tests;

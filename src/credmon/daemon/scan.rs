@@ -7,7 +7,7 @@ use crate::credmon::policy::{self, NotOurs};
 use crate::credmon::refresh::{self, Key, Task};
 use crate::credmon::schedule::{self, At, Need};
 use crate::files::SafeDir;
-use nix::sys::stat::SFlag;
+use nix::sys::stat::{FileStat, SFlag};
 use std::collections::{HashMap, HashSet};
 
 /// A credential the scan found in need of work.
@@ -197,16 +197,7 @@ impl Scanner {
                 return creds;
             }
         };
-        if self.cleaned.insert(user.to_owned()) {
-            match dir.remove_stale_temps() {
-                Ok(0) => {}
-                Ok(n) => log::info!(
-                    "removed {n} leftover temporary file(s) in {}",
-                    dir.path().display()
-                ),
-                Err(e) => log::warn!("{e}"),
-            }
-        }
+        self.clean_once(&dir, user);
         let entries = match dir.entries() {
             Ok(e) => e,
             Err(e) => {
@@ -215,26 +206,9 @@ impl Scanner {
             }
         };
         for name in entries {
-            let Some(stem) = name.strip_suffix(".top") else {
+            let Some(stem) = self.credential_stem(cfg, user, &name) else {
                 continue;
             };
-            if stem.starts_with('.') {
-                continue;
-            }
-            if !policy::valid_cred_name(stem) {
-                self.warn(format!("skipping {user}/{name:?}: invalid credential name"));
-                continue;
-            }
-            match policy::ours(stem, &cfg.providers) {
-                Ok(()) => {}
-                Err(NotOurs::TrailingUnderscore) => {
-                    self.warn(format!(
-                        "skipping {user}/{name}: a name must not end in '_'"
-                    ));
-                    continue;
-                }
-                Err(_) => continue,
-            }
             let key = Key {
                 user: user.to_owned(),
                 stem: stem.to_owned(),
@@ -242,29 +216,9 @@ impl Scanner {
             if quick && self.known.contains(&key) {
                 continue;
             }
-            let top = match dir.stat(&name) {
-                Ok(Some(st)) => st,
-                _ => continue,
+            let Some(top) = self.top_stat(&dir, &name) else {
+                continue;
             };
-            let path = dir.path().join(&name);
-            if kind(&top) != SFlag::S_IFREG {
-                self.warn(format!("skipping {}: not a regular file", path.display()));
-                continue;
-            }
-            if top.st_nlink > 1 {
-                self.warn(format!(
-                    "skipping {}: it has several hard links",
-                    path.display()
-                ));
-                continue;
-            }
-            if top.st_size as u64 > MAX_TOP_BYTES as u64 {
-                self.warn(format!(
-                    "skipping {}: larger than {MAX_TOP_BYTES} bytes",
-                    path.display()
-                ));
-                continue;
-            }
             let top_ctime = refresh::ctime_ns(&top);
             if quick {
                 // Only new or replaced credentials: a stat is enough.
@@ -285,6 +239,72 @@ impl Scanner {
             out.extend(needs_work(cfg, key, use_state, top_ctime, now));
         }
         creds
+    }
+
+    /// Removes a user directory's leftover temporary files, once per run.
+    fn clean_once(&mut self, dir: &SafeDir, user: &str) {
+        if !self.cleaned.insert(user.to_owned()) {
+            return;
+        }
+        match dir.remove_stale_temps() {
+            Ok(0) => {}
+            Ok(n) => log::info!(
+                "removed {n} leftover temporary file(s) in {}",
+                dir.path().display()
+            ),
+            Err(e) => log::warn!("{e}"),
+        }
+    }
+
+    /// The credential stem of a directory entry: a `.top` with a valid name
+    /// that this credmon serves; `None` (with a warning where it helps) otherwise.
+    fn credential_stem<'a>(&mut self, cfg: &Config, user: &str, name: &'a str) -> Option<&'a str> {
+        let stem = name.strip_suffix(".top")?;
+        if stem.starts_with('.') {
+            return None;
+        }
+        if !policy::valid_cred_name(stem) {
+            self.warn(format!("skipping {user}/{name:?}: invalid credential name"));
+            return None;
+        }
+        match policy::ours(stem, &cfg.providers) {
+            Ok(()) => Some(stem),
+            Err(NotOurs::TrailingUnderscore) => {
+                self.warn(format!(
+                    "skipping {user}/{name}: a name must not end in '_'"
+                ));
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// The `.top`'s stat when it is a regular file with one link and not too large.
+    fn top_stat(&mut self, dir: &SafeDir, name: &str) -> Option<FileStat> {
+        let top = match dir.stat(name) {
+            Ok(Some(st)) => st,
+            _ => return None,
+        };
+        let path = dir.path().join(name);
+        if kind(&top) != SFlag::S_IFREG {
+            self.warn(format!("skipping {}: not a regular file", path.display()));
+            return None;
+        }
+        if top.st_nlink > 1 {
+            self.warn(format!(
+                "skipping {}: it has several hard links",
+                path.display()
+            ));
+            return None;
+        }
+        if top.st_size as u64 > MAX_TOP_BYTES as u64 {
+            self.warn(format!(
+                "skipping {}: larger than {MAX_TOP_BYTES} bytes",
+                path.display()
+            ));
+            return None;
+        }
+        Some(top)
     }
 
     /// The `.use` state, reading the file only when it changed since last time.

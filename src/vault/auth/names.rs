@@ -142,6 +142,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    /// (Long: one table of cases, one row per source of names.)
     #[test]
     fn resolver_table() {
         let p = "robot/host.example@LIGO.ORG";

@@ -1,0 +1,141 @@
+//! State shared by the refresh workers: the configuration, one Vault client
+//! per server, paused servers, warnings said once, and the file modes.
+
+use super::Key;
+use crate::credmon::config::Config;
+use crate::files::WriteOptions;
+use crate::vault::auth::{self, Trust};
+use crate::vault::{Limits, VaultClient, VaultError, tls};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+/// State shared by the workers: configuration, one Vault client per server.
+pub struct Ctx {
+    cfg: RwLock<Arc<Config>>,
+    clients: Mutex<HashMap<(String, u16), Arc<VaultClient>>>,
+    tls: Mutex<Option<Arc<rustls::ClientConfig>>>,
+    paused: Mutex<HashMap<(String, u16), Instant>>,
+    warned: Mutex<HashMap<Key, String>>,
+    owner: Option<(u32, u32)>,
+}
+
+impl Ctx {
+    /// A context for `cfg`; files are given to root when we run as root.
+    pub fn new(cfg: Arc<Config>) -> Self {
+        let owner = nix::unistd::geteuid().is_root().then_some((0, 0));
+        Self {
+            cfg: RwLock::new(cfg),
+            clients: Mutex::new(HashMap::new()),
+            tls: Mutex::new(None),
+            paused: Mutex::new(HashMap::new()),
+            warned: Mutex::new(HashMap::new()),
+            owner,
+        }
+    }
+
+    /// The current configuration.
+    pub fn config(&self) -> Arc<Config> {
+        self.cfg.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Installs a new configuration; Vault clients are rebuilt when trust or timeouts changed.
+    pub fn set_config(&self, cfg: Arc<Config>) {
+        let old = self.config();
+        if old.cafile != cfg.cafile
+            || old.capath != cfg.capath
+            || old.request_timeout != cfg.request_timeout
+        {
+            *self.tls.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            self.clients
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
+        }
+        *self.cfg.write().unwrap_or_else(|p| p.into_inner()) = cfg;
+    }
+
+    /// Logs `msg` at warning level unless the same message was logged for `key` already.
+    pub fn warn_once(&self, key: &Key, msg: String) {
+        let mut w = self.warned.lock().unwrap_or_else(|p| p.into_inner());
+        if w.get(key) != Some(&msg) {
+            log::warn!("{msg}");
+            w.insert(key.clone(), msg);
+        }
+    }
+
+    pub(super) fn clear_warning(&self, key: &Key) {
+        self.warned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+    }
+
+    pub(super) fn client(&self, host: &str, port: u16) -> Result<Arc<VaultClient>, VaultError> {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = clients.get(&(host.to_owned(), port)) {
+            return Ok(c.clone());
+        }
+        let cfg = self.config();
+        let tls = self.tls_config()?;
+        let server = crate::vault::ServerAddress {
+            host: host.to_owned(),
+            port,
+        };
+        let limits = Limits {
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: cfg.request_timeout,
+            // One attempt: the credmon's own per-credential backoff retries.
+            retry_budget: Duration::ZERO,
+            ..Limits::default()
+        };
+        let client = Arc::new(auth::client(server, None, Trust::Shared(tls), limits)?);
+        clients.insert((host.to_owned(), port), client.clone());
+        Ok(client)
+    }
+
+    /// The TLS trust for Vault (built once, then shared); building it early
+    /// keeps the first request after a SIGHUP fast.
+    pub fn tls_config(&self) -> Result<Arc<rustls::ClientConfig>, VaultError> {
+        let mut t = self.tls.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = &*t {
+            return Ok(t.clone());
+        }
+        let cfg = self.config();
+        let made = tls::client_config_for(cfg.cafile.clone(), cfg.capath.clone())?;
+        *t = Some(made.clone());
+        Ok(made)
+    }
+
+    pub(super) fn paused_until(&self, host: &str, port: u16) -> Option<Instant> {
+        let p = self.paused.lock().unwrap_or_else(|p| p.into_inner());
+        p.get(&(host.to_owned(), port))
+            .copied()
+            .filter(|t| *t > Instant::now())
+    }
+
+    pub(super) fn pause(&self, host: &str, port: u16, d: Duration) {
+        self.paused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((host.to_owned(), port), Instant::now() + d);
+    }
+
+    pub(super) fn use_opts(&self) -> WriteOptions {
+        WriteOptions {
+            mode: 0o400,
+            owner: self.owner,
+            existing_owner: None,
+            replace_symlink: true,
+        }
+    }
+
+    pub(super) fn top_opts(&self) -> WriteOptions {
+        WriteOptions {
+            mode: 0o600,
+            owner: self.owner,
+            existing_owner: None,
+            replace_symlink: true,
+        }
+    }
+}
