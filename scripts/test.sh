@@ -5,6 +5,13 @@
 # HTCondor personal pool of tests/it/pool.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# An earlier version of the zsh completion test, run as root, replaced
+# /dev/null with a regular file; cargo's compiler probes then read junk from it.
+# Repair a machine left that way (the test now checks it never happens again).
+if [ ! -c /dev/null ]; then
+  echo "test.sh: /dev/null is not a character device; recreating it" >&2
+  rm -f /dev/null && mknod -m 666 /dev/null c 1 3
+fi
 scripts/install-deps.sh
 # A real HTCondor 25 for the pool tests: ../shared/htcondor/build.sh (beside the
 # clone) builds it once per machine and prints its prefix as the last line.

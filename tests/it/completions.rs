@@ -2,6 +2,7 @@
 //! `dist/completions/` are loaded into real bash, zsh and fish and asked to
 //! complete, as a user's <TAB> would.
 
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -162,10 +163,14 @@ fn fish_completes_subcommand_options() {
 }
 
 /// zsh: an interactive zsh in a pseudo-terminal completes the line (see
-/// `tests/support/zsh_complete.zsh`); bounded by coreutils `timeout`.
+/// `tests/support/zsh_complete.zsh`); bounded by coreutils `timeout`. zsh gets
+/// an empty home of its own, and must leave it, and `/dev/null`, untouched
+/// (compinit's dump once replaced `/dev/null` with a regular file when run as
+/// root, which later broke cargo's own compiler probes).
 fn zsh_complete(line: &str) -> Vec<String> {
     let helper = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/zsh_complete.zsh");
     let fpath = Path::new(env!("CARGO_MANIFEST_DIR")).join("dist/completions");
+    let home = tempfile::tempdir().unwrap();
     let out = Command::new("timeout")
         .arg("30")
         .arg("zsh")
@@ -174,8 +179,22 @@ fn zsh_complete(line: &str) -> Vec<String> {
         .arg(&fpath)
         .arg(line)
         .env("TERM", "dumb")
+        .env("HOME", home.path())
+        .env("ZDOTDIR", home.path())
         .output()
         .unwrap_or_else(|e| panic!("cannot run timeout/zsh (apt-get install coreutils zsh): {e}"));
+    let dev_null = std::fs::metadata("/dev/null").unwrap();
+    assert!(
+        dev_null.file_type().is_char_device(),
+        "zsh replaced /dev/null with a regular file; restore it with \
+         `rm /dev/null && mknod -m 666 /dev/null c 1 3`"
+    );
+    let left: Vec<_> = std::fs::read_dir(home.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "zsh wrote {left:?} into its home");
     assert!(
         out.status.success(),
         "zsh completion of {line:?} failed ({:?}): {}",

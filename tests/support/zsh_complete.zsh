@@ -3,9 +3,11 @@
 #   zsh -f zsh_complete.zsh FPATH_DIR 'robot-credmon get --vau'
 # An interactive zsh in a pseudo-terminal (zsh/zpty) loads the completion
 # functions from FPATH_DIR; compadd is wrapped to print each candidate and <TAB> is sent.
+# compinit gets -D and no -d: a -d after -D turns dumping back on, and zsh then
+# renames its dump over the named file (as root, `-d /dev/null` replaced the device).
 zmodload zsh/zpty || exit 2
 zpty z zsh -f -i
-zpty -w z "fpath=($1 \$fpath); autoload -Uz compinit; compinit -u -D -d /dev/null"
+zpty -w z "fpath=($1 \$fpath); autoload -Uz compinit; compinit -u -D"
 zpty -w z "bindkey '^I' complete-word"
 zpty -w z "null-line () { echo -E - \$'\\0' }"
 zpty -w z 'compprefuncs=( null-line ); comppostfuncs=( null-line exit )'
