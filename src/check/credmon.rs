@@ -5,7 +5,9 @@
 //! pid, `CREDMON_COMPLETE` is touched after each full pass, and each
 //! `<user>/<name>.top` whose JSON has a `vault_url` is a Vault credential the
 //! credmon must turn into `<user>/<name>.use`. Files are read through
-//! [`SafeDir`], never through a symbolic link.
+//! [`SafeDir`], never through a symbolic link, and only when they pass the
+//! trust rule for the owner of the credential directory (root in production):
+//! a file another user planted is reported, never taken as evidence.
 
 use super::{State, Thresholds, Verdict, expiry_phrase};
 use crate::files::SafeDir;
@@ -110,7 +112,16 @@ pub fn observe(dir: &Path) -> Observation {
             return seen;
         }
     };
-    seen.pid = read_pid(&top);
+    // The credd's files belong to the owner of its directory (root in
+    // production); anything else in there was planted and is not evidence.
+    let owner = match top.stat_self() {
+        Ok(st) => st.st_uid,
+        Err(e) => {
+            seen.unreadable = Some(e.to_string());
+            return seen;
+        }
+    };
+    seen.pid = read_pid(&top, owner);
     match top.stat("CREDMON_COMPLETE") {
         Ok(st) => seen.complete = st.map(|st| st.st_mtime),
         Err(e) => seen.errors.push(e.to_string()),
@@ -133,7 +144,7 @@ pub fn observe(dir: &Path) -> Observation {
             }
         }
         match top.open_child(user) {
-            Ok(d) => observe_user(&d, user, &mut seen),
+            Ok(d) => observe_user(&d, user, owner, &mut seen),
             Err(e) => seen.errors.push(e.to_string()),
         }
     }
@@ -144,8 +155,8 @@ fn is_kind(st: &FileStat, kind: SFlag) -> bool {
     SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == kind
 }
 
-fn read_pid(dir: &SafeDir) -> PidState {
-    let bytes = match dir.read("pid", 255, false) {
+fn read_pid(dir: &SafeDir, owner: u32) -> PidState {
+    let bytes = match dir.read_trusted("pid", 255, owner) {
         Ok(Some((b, _))) => b,
         Ok(None) => return PidState::Missing,
         Err(e) => return PidState::Invalid(e.to_string()),
@@ -228,7 +239,7 @@ pub fn credmon_process(exe: Option<&str>, argv: &[String]) -> Result<(), String>
     }
 }
 
-fn observe_user(dir: &SafeDir, user: &str, seen: &mut Observation) {
+fn observe_user(dir: &SafeDir, user: &str, owner: u32, seen: &mut Observation) {
     let mut names = match dir.entries() {
         Ok(n) => n,
         Err(e) => {
@@ -242,7 +253,7 @@ fn observe_user(dir: &SafeDir, user: &str, seen: &mut Observation) {
         .filter(|n| !n.starts_with('.') && n.ends_with(".top"))
     {
         let stem = top_name.trim_end_matches(".top");
-        let (bytes, st) = match dir.read(top_name, MAX_TOP_BYTES, false) {
+        let (bytes, st) = match dir.read_trusted(top_name, MAX_TOP_BYTES, owner) {
             Ok(Some(found)) => found,
             Ok(None) => continue,
             Err(e) => {
@@ -256,7 +267,7 @@ fn observe_user(dir: &SafeDir, user: &str, seen: &mut Observation) {
         seen.credentials.push(Credential {
             name: format!("{user}/{stem}"),
             top_changed: st.st_ctime,
-            usage: read_use(dir, &format!("{stem}.use")),
+            usage: read_use(dir, &format!("{stem}.use"), owner),
         });
     }
 }
@@ -269,8 +280,8 @@ pub fn is_vault_top(bytes: &[u8]) -> bool {
         .unwrap_or(false)
 }
 
-fn read_use(dir: &SafeDir, name: &str) -> UseState {
-    match dir.read(name, MAX_TOKEN_BYTES + 2, false) {
+fn read_use(dir: &SafeDir, name: &str, owner: u32) -> UseState {
+    match dir.read_trusted(name, MAX_TOKEN_BYTES + 2, owner) {
         Ok(None) => UseState::Missing,
         Err(e) => UseState::Unusable(e.to_string()),
         Ok(Some((bytes, _))) => match BearerToken::from_bytes(&bytes) {

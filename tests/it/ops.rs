@@ -3,6 +3,7 @@
 
 use base64::prelude::*;
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -472,6 +473,44 @@ fn check_credmon_states() {
     let (code, line) = d.check(&[]);
     assert_eq!(code, 3, "{line}");
     assert!(line.contains("is a symbolic link"), "{line}");
+
+    // Files another user planted, or could have changed, are not evidence:
+    // a fresh .use owned by nobody, a group-writable one, a foreign .top and pid.
+    const NOBODY: u32 = 65534;
+    let d = healthy();
+    std::os::unix::fs::chown(d.path.join("bob/igwn_readonly.use"), Some(NOBODY), None)
+        .unwrap_or_else(|e| panic!("chown: {e}"));
+    let (code, line) = d.check(&[]);
+    assert_eq!(code, 3, "{line}");
+    assert!(
+        line.contains("igwn_readonly.use' is owned by uid 65534"),
+        "{line}"
+    );
+    let d = healthy();
+    fs::set_permissions(
+        d.path.join("alice/igwn.use"),
+        fs::Permissions::from_mode(0o664),
+    )
+    .unwrap_or_else(|e| panic!("chmod: {e}"));
+    let (code, line) = d.check(&[]);
+    assert_eq!(code, 3, "{line}");
+    assert!(
+        line.contains("writable by its group or by others"),
+        "{line}"
+    );
+    let mut d = healthy();
+    d.vault_cred("mallory", "igwn", Some(20_000));
+    std::os::unix::fs::chown(d.path.join("mallory/igwn.top"), Some(NOBODY), None)
+        .unwrap_or_else(|e| panic!("chown: {e}"));
+    let (code, line) = d.check(&[]);
+    assert_eq!(code, 3, "{line}");
+    assert!(line.contains("igwn.top' is owned by uid 65534"), "{line}");
+    let d = healthy();
+    std::os::unix::fs::chown(d.path.join("pid"), Some(NOBODY), None)
+        .unwrap_or_else(|e| panic!("chown: {e}"));
+    let (code, line) = d.check(&[]);
+    assert_ne!(code, 0, "{line}");
+    assert!(line.contains("pid' is owned by uid 65534"), "{line}");
 }
 
 fn listing(dir: &Path) -> Vec<(String, Vec<u8>)> {
