@@ -4,10 +4,13 @@
 //! Also creates `.top` files for keytab users (`ROBOT_CREDMON_PROVISION`).
 
 mod ctx;
+mod error;
 mod keytab;
 mod top;
 
 pub use ctx::Ctx;
+use error::vault_cause;
+pub use error::{Outcome, RefreshError};
 pub use keytab::keytab_for;
 use keytab::{login, provision};
 pub use top::{Top, TopError, parse_top};
@@ -54,87 +57,6 @@ pub enum Done {
     Refreshed(Option<i64>, &'static str),
     /// Nothing to do: the `.use` is fresh or the `.top` is gone.
     Nothing,
-}
-
-/// Why a job failed, by what the daemon does next. Messages name the
-/// credential and the server, never a token.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RefreshError {
-    /// A passing failure (Vault unreachable or failing, a file error, a
-    /// failed login): the old `.use` stays; retry after the backoff, and no
-    /// sooner than `at_least` when the server asked for a pause.
-    #[error("{msg}")]
-    Retry {
-        /// The `cause` label of the failure metrics.
-        cause: &'static str,
-        /// The server's own wait (`429`), if any.
-        at_least: Option<Duration>,
-        /// What failed.
-        msg: String,
-    },
-    /// Vault no longer accepts the credential's Vault token: log in again
-    /// with the user's keytab (handled inside [`process`]; without a keytab
-    /// it becomes [`RefreshError::Remove`]).
-    #[error("Vault refused the token: {msg}")]
-    Relogin {
-        /// Vault's own message.
-        msg: String,
-    },
-    /// The credential is dead (its Vault token refused and no keytab, or the
-    /// parent of a handle is gone): remove its `.top` and `.use`, as HTCondor does.
-    #[error("{msg}")]
-    Remove {
-        /// The `cause` label of the failure metrics.
-        cause: &'static str,
-        /// Why.
-        msg: String,
-    },
-    /// The `.top` cannot be used as it is (malformed, untrusted host, no
-    /// Vault token): wait for a new `.top` (or a configuration change).
-    #[error("{msg}")]
-    WaitForTop {
-        /// Why.
-        msg: String,
-    },
-}
-
-impl RefreshError {
-    /// The `cause` label of the failure metrics.
-    pub fn cause(&self) -> &'static str {
-        match self {
-            RefreshError::Retry {
-                at_least: Some(_), ..
-            } => "rate_limited",
-            RefreshError::Retry { cause, .. } | RefreshError::Remove { cause, .. } => cause,
-            RefreshError::Relogin { .. } => "permission_denied",
-            RefreshError::WaitForTop { .. } => "unusable",
-        }
-    }
-
-    fn retry(cause: &'static str, msg: impl Into<String>) -> Self {
-        RefreshError::Retry {
-            cause,
-            at_least: None,
-            msg: msg.into(),
-        }
-    }
-
-    fn wait(msg: impl Into<String>) -> Self {
-        RefreshError::WaitForTop { msg: msg.into() }
-    }
-}
-
-/// The result of one job.
-pub type Outcome = Result<Done, RefreshError>;
-
-/// The `cause` label of a failed Vault request.
-fn vault_cause(e: &VaultError) -> &'static str {
-    match e {
-        VaultError::Transport { .. } => "unreachable",
-        VaultError::Status { .. } | VaultError::Protocol { .. } => "vault",
-        VaultError::Tls(_) | VaultError::TlsTrust { .. } => "tls",
-        VaultError::BadAddress(_) => "config",
-    }
 }
 
 /// `ctime` of a stat, nanoseconds since the epoch.
@@ -319,27 +241,34 @@ impl Job<'_> {
             });
         match first {
             Ok(bearer) => self.write_use(&bearer, reason.label()),
-            Err(RefreshError::Relogin { msg }) => match keytab_for(cfg, &key.user) {
-                Some(source) => self.relogin_and_refresh(
+            Err(RefreshError::Relogin { msg }) => {
+                let Some(source) = keytab_for(cfg, &key.user) else {
+                    return Err(self.dead(msg));
+                };
+                self.relogin_and_refresh(
                     &target,
                     &token_stem,
                     &source,
                     &query,
                     &client,
                     reason.label(),
-                ),
-                None => {
-                    log::warn!(
-                        "Vault refused the token of {key} ({msg}); its Vault token expired or was revoked and {} has no keytab, so {key}.top and .use were removed (the user must submit again)",
-                        key.user
-                    );
-                    Err(RefreshError::Remove {
-                        cause: "permission_denied",
-                        msg,
-                    })
-                }
-            },
+                )
+            }
             Err(e) => Err(e),
+        }
+    }
+
+    /// A Vault token refused with no keytab to log in again: the credential
+    /// is dead and is removed, as HTCondor does.
+    fn dead(&self, msg: String) -> RefreshError {
+        let key = self.key;
+        log::warn!(
+            "Vault refused the token of {key} ({msg}); its Vault token expired or was revoked and {} has no keytab, so {key}.top and .use were removed (the user must submit again)",
+            key.user
+        );
+        RefreshError::Remove {
+            cause: "permission_denied",
+            msg,
         }
     }
 

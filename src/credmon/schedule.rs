@@ -18,7 +18,6 @@
 //! then the order of arrival. A job whose not-before lies in the future is not
 //! due. A credential is in at most one place at a time: queued, or in flight.
 
-use super::policy::UseState;
 use crate::backoff::Backoff;
 use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
@@ -27,49 +26,8 @@ use std::time::Duration;
 /// A point in the scheduler's time: the time since the clock's origin.
 pub type At = Duration;
 
-/// A credential's need and deadline (time since the Unix epoch) from its
-/// `.use` (`None`: missing), its `.top`'s ctime, the time now and the knobs
-/// `CREDMON_OAUTH_TOKEN_MINIMUM` / `_REFRESH` (seconds): the same rules as
-/// [`super::policy::should_renew`], turned into a time.
-pub fn need(
-    use_state: Option<UseState>,
-    top_ctime_ns: i128,
-    now: At,
-    minimum: u64,
-    refresh: u64,
-) -> (Need, At) {
-    let Some(u) = use_state else {
-        return (Need::Missing, now);
-    };
-    let Some(exp) = u.exp.and_then(|e| u64::try_from(e).ok()) else {
-        return (Need::Missing, now);
-    };
-    let exp = Duration::from_secs(exp);
-    if exp <= now {
-        return (Need::Missing, now);
-    }
-    if top_ctime_ns > u.ctime_ns {
-        return (Need::Routine, now);
-    }
-    let written = u64::try_from(u.ctime_ns).map_or(Duration::ZERO, Duration::from_nanos);
-    let by_age = written.saturating_add(Duration::from_secs(refresh));
-    let by_exp = exp.saturating_sub(Duration::from_secs(minimum));
-    (Need::Routine, by_age.min(by_exp))
-}
-
-/// How badly jobs need a credential's `.use`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Need {
-    /// Jobs have no usable `.use` and the credential just arrived: the credd
-    /// signalled us (SIGHUP) and its submitter is waiting for the `.use`
-    /// right now. Set by the caller; [`need`] never returns it.
-    Waiting,
-    /// Jobs have no usable `.use` (missing, unreadable or expired): they are
-    /// held or waiting right now.
-    Missing,
-    /// The `.use` is still good; it is renewed before its deadline.
-    Routine,
-}
+mod need;
+pub use need::{Need, need};
 
 /// What happened to a job a worker took.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +81,19 @@ struct Again<T> {
     need: Need,
     deadline: At,
     changed: bool,
+}
+
+impl<T> Again<T> {
+    /// A new job for this submission, due at once.
+    fn into_job(self, now: At, seq: u64) -> Job<T> {
+        Job {
+            task: self.task,
+            need: self.need,
+            deadline: self.deadline,
+            not_before: now,
+            seq,
+        }
+    }
 }
 
 /// Two submissions for a credential in flight as one: the more urgent one's
@@ -260,65 +231,56 @@ impl<K: Ord + Hash + Clone, T: Clone> Scheduler<K, T> {
         now: At,
     ) -> Submitted {
         let seq = self.next_seq();
+        let ask = Again {
+            task,
+            need,
+            deadline,
+            changed,
+        };
         let Some(slot) = self.slots.get_mut(&key) else {
-            let job = Job {
-                task,
-                need,
-                deadline,
-                not_before: now,
-                seq,
-            };
-            self.queue(key, job, 0, now);
+            self.queue(key, ask.into_job(now, seq), 0, now);
             return Submitted::Queued;
         };
         match &mut slot.state {
             State::InFlight { again, .. } => {
-                *again = Some(merge_again(
-                    again.take(),
-                    Again {
-                        task,
-                        need,
-                        deadline,
-                        changed,
-                    },
-                ));
+                *again = Some(merge_again(again.take(), ask));
                 Submitted::Again
             }
             State::Queued(job) => {
-                let mut job = job.clone();
-                let failures = if changed { 0 } else { slot.failures };
-                slot.failures = failures;
-                let sooner = (need, deadline) < (job.need, job.deadline);
-                let unblock = changed && job.not_before > now;
-                if sooner || unblock {
-                    self.unindex(&key, &job);
-                    if sooner {
-                        job.need = need;
-                        job.deadline = deadline;
-                        job.task = task;
-                    }
-                    if unblock {
-                        job.not_before = now;
-                    }
-                    self.queue(key, job, failures, now);
+                let job = job.clone();
+                if changed {
+                    slot.failures = 0;
                 }
+                let failures = slot.failures;
+                self.merge_queued(key, job, failures, ask, now);
                 Submitted::Merged
             }
+            State::Parked(_) if !changed => Submitted::Held,
             State::Parked(_) => {
-                if !changed {
-                    return Submitted::Held;
-                }
-                let job = Job {
-                    task,
-                    need,
-                    deadline,
-                    not_before: now,
-                    seq,
-                };
-                self.queue(key, job, 0, now);
+                self.queue(key, ask.into_job(now, seq), 0, now);
                 Submitted::Queued
             }
         }
+    }
+
+    /// A queued job asked for again: it takes the sooner need and deadline
+    /// (with that submission's task), and a change lifts its backoff.
+    fn merge_queued(&mut self, key: K, mut job: Job<T>, failures: u32, ask: Again<T>, now: At) {
+        let sooner = (ask.need, ask.deadline) < (job.need, job.deadline);
+        let unblock = ask.changed && job.not_before > now;
+        if !(sooner || unblock) {
+            return;
+        }
+        self.unindex(&key, &job);
+        if sooner {
+            job.need = ask.need;
+            job.deadline = ask.deadline;
+            job.task = ask.task;
+        }
+        if unblock {
+            job.not_before = now;
+        }
+        self.queue(key, job, failures, now);
     }
 
     /// Takes the most pressing due job. With `missing_only`, only a job whose

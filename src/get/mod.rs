@@ -14,7 +14,7 @@ use crate::token::{self, BearerToken, MAX_TOKEN_BYTES, accept};
 use crate::vault::auth::AuthError;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
-use vault::{client_for, fetch, keytab_source};
+use vault::{bearer_from_vault, keytab_source};
 
 /// Why `get` failed. Each message names the file or server and the likely fix.
 #[derive(Debug, thiserror::Error)]
@@ -189,12 +189,7 @@ fn refresh(args: &GetArgs, env: &Env) -> Result<Outcome, GetError> {
         Err(outcome) => return Ok(outcome),
     };
 
-    let source = keytab_source(args, &keytab)?;
-    let principal = source.principal().unwrap_or_default().to_owned();
-    let plan = plan::plan(args, &principal, uid).map_err(AuthError::from)?;
-    // Before any thread exists: the HTTP client starts one.
-    let client = client_for(args, &plan)?;
-    let (bearer, logged_in) = fetch(&client, &plan, &source, args, env)?;
+    let (client, bearer, logged_in) = bearer_from_vault(args, env, &keytab)?;
     let now = env.now();
     if let Some(kept) =
         keep_current(&bearer, current_exp, now, args.minsecs, &outfile).map_err(|why| {
@@ -351,34 +346,11 @@ fn check_existing(
         }
         return Ok(Existing::Stale("missing", None));
     };
-    let tok = match BearerToken::from_bytes(&bytes) {
+    let tok = match sound_token(&bytes, path, now, first_look) {
         Ok(t) => t,
-        Err(token::TokenError::Empty) => return Ok(Existing::Stale("missing", None)),
-        Err(e) => {
-            if first_look {
-                log::warn!(
-                    "{} does not hold a valid token ({e}); it will be replaced",
-                    path.display()
-                );
-            }
-            return Ok(Existing::Stale("invalid", None));
-        }
+        Err(stale) => return Ok(stale),
     };
     let remaining = tok.remaining(now).unwrap_or(i64::MIN);
-    if let Err(why) = accept::usable(tok.claims(), token::unix_seconds(now))
-        && !matches!(
-            why.problem,
-            accept::Problem::Expired { .. } | accept::Problem::AlmostExpired { .. }
-        )
-    {
-        if first_look {
-            log::warn!(
-                "{} does not hold a usable token ({why}); it will be replaced",
-                path.display()
-            );
-        }
-        return Ok(Existing::Stale("invalid", None));
-    }
     if tok.is_fresh(now, minsecs) {
         log::info!(
             "the bearer token in {} is valid for {} more (over --minsecs {minsecs}); nothing to do",
@@ -399,6 +371,45 @@ fn check_existing(
         );
     }
     Ok(Existing::Stale("expiring", tok.claims().exp))
+}
+
+/// The token in `bytes` when it is sound enough to keep or to compare with a
+/// new one (a JWT with claims in range; expired or nearly so is fine here),
+/// else why the file is stale (warned about on the first look).
+fn sound_token(
+    bytes: &[u8],
+    path: &Path,
+    now: SystemTime,
+    first_look: bool,
+) -> Result<BearerToken, Existing> {
+    let tok = match BearerToken::from_bytes(bytes) {
+        Ok(t) => t,
+        Err(token::TokenError::Empty) => return Err(Existing::Stale("missing", None)),
+        Err(e) => {
+            if first_look {
+                log::warn!(
+                    "{} does not hold a valid token ({e}); it will be replaced",
+                    path.display()
+                );
+            }
+            return Err(Existing::Stale("invalid", None));
+        }
+    };
+    if let Err(why) = accept::usable(tok.claims(), token::unix_seconds(now))
+        && !matches!(
+            why.problem,
+            accept::Problem::Expired { .. } | accept::Problem::AlmostExpired { .. }
+        )
+    {
+        if first_look {
+            log::warn!(
+                "{} does not hold a usable token ({why}); it will be replaced",
+                path.display()
+            );
+        }
+        return Err(Existing::Stale("invalid", None));
+    }
+    Ok(tok)
 }
 
 /// Removes temporary files of `name` that a killed earlier run left (best effort).

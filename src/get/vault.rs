@@ -20,7 +20,7 @@ pub(super) fn keytab_source(args: &GetArgs, keytab: &Path) -> Result<CredentialS
     )?)
 }
 
-pub(super) fn client_for(args: &GetArgs, plan: &Plan) -> Result<VaultClient, GetError> {
+fn client_for(args: &GetArgs, plan: &Plan) -> Result<VaultClient, GetError> {
     let limits = Limits {
         retry_budget: args.retry_time,
         request_timeout: args.request_timeout,
@@ -34,7 +34,23 @@ pub(super) fn client_for(args: &GetArgs, plan: &Plan) -> Result<VaultClient, Get
 /// The bearer token and whether we logged in: the OIDC login when `--oidc`
 /// is given, else the saved Vault token or a Kerberos login, and the OIDC
 /// login when Vault has no credential yet (unless `--nooidc`).
-pub(super) fn fetch(
+/// Everything Vault for one run: the credential source, the plan, the client
+/// (before any other thread: the client starts one) and a bearer token, with
+/// whether a login was needed.
+pub(super) fn bearer_from_vault(
+    args: &GetArgs,
+    env: &Env,
+    keytab: &Path,
+) -> Result<(VaultClient, BearerToken, bool), GetError> {
+    let source = keytab_source(args, keytab)?;
+    let principal = source.principal().unwrap_or_default().to_owned();
+    let plan = plan::plan(args, &principal, env.euid()).map_err(AuthError::from)?;
+    let client = client_for(args, &plan)?;
+    let (bearer, logged_in) = fetch(&client, &plan, &source, args, env)?;
+    Ok((client, bearer, logged_in))
+}
+
+fn fetch(
     client: &VaultClient,
     plan: &Plan,
     source: &CredentialSource,

@@ -24,12 +24,15 @@ pub struct Found {
     pub top_ctime: i128,
 }
 
+/// A directory's (mtime, ctime) in nanoseconds: changed when either moves.
+type Stamp = (i128, i128);
+
 /// What the coordinator remembers between scans.
 #[derive(Default)]
 pub struct Scanner {
-    dir_stamps: HashMap<String, (i128, i128)>,
+    dir_stamps: HashMap<String, Stamp>,
     /// Per user directory, as of a full look: its stamp and its credentials.
-    full_cache: HashMap<String, ((i128, i128), Vec<Cached>)>,
+    full_cache: HashMap<String, (Stamp, Vec<Cached>)>,
     full_scans: u64,
     /// Credentials in flight, skipped by quick looks (set around them).
     pub known: HashSet<Key>,
@@ -122,50 +125,19 @@ impl Scanner {
             self.full_scans % COMPLETE_SCAN_EVERY != 1
         };
         for user in names {
-            let Ok(Some(st)) = root.stat(&user) else {
+            let Some(stamp) = self.user_dir(root, &user) else {
                 continue;
             };
-            if kind(&st) == SFlag::S_IFLNK {
-                self.warn(format!(
-                    "skipping {}: a symbolic link where a user directory should be",
-                    root.path().join(&user).display()
-                ));
-                continue;
-            }
-            if !is_dir(&st) {
-                continue;
-            }
-            if !policy::valid_cred_name(&user) {
-                if !user.starts_with('.') {
-                    self.warn(format!(
-                        "skipping user directory with an invalid name {user:?}"
-                    ));
-                }
-                continue;
-            }
             seen.insert(user.clone());
-            let stamp = (
-                ns(st.st_mtime, st.st_mtime_nsec),
-                ns(st.st_ctime, st.st_ctime_nsec),
-            );
             if only_changed && self.dir_stamps.get(&user) == Some(&stamp) {
                 continue;
             }
             self.dir_stamps.insert(user.clone(), stamp);
-            if !only_changed && use_full_cache {
-                // Unchanged since the last full look: decide from memory, no system calls.
-                if let Some((s, creds)) = self.full_cache.get(&user)
-                    && *s == stamp
-                {
-                    for c in creds {
-                        let key = Key {
-                            user: user.clone(),
-                            stem: c.stem.clone(),
-                        };
-                        out.extend(needs_work(cfg, key, c.use_state, c.top_ctime, now));
-                    }
-                    continue;
-                }
+            if !only_changed
+                && use_full_cache
+                && self.decide_from_cache(cfg, &user, stamp, now, &mut out)
+            {
+                continue;
             }
             let creds = self.scan_user(cfg, root, &user, now, only_changed, &mut out);
             if !only_changed {
@@ -178,6 +150,64 @@ impl Scanner {
             self.use_cache.retain(|k, _| seen.contains(&k.user));
         }
         out
+    }
+
+    /// The stamp (mtime, ctime) of `user`'s directory when it is one to look
+    /// at: a real directory (not a link) with a valid name; warns about links
+    /// and bad names.
+    fn user_dir(&mut self, root: &SafeDir, user: &str) -> Option<Stamp> {
+        let Ok(Some(st)) = root.stat(user) else {
+            return None;
+        };
+        if kind(&st) == SFlag::S_IFLNK {
+            self.warn(format!(
+                "skipping {}: a symbolic link where a user directory should be",
+                root.path().join(user).display()
+            ));
+            return None;
+        }
+        if !is_dir(&st) {
+            return None;
+        }
+        if !policy::valid_cred_name(user) {
+            if !user.starts_with('.') {
+                self.warn(format!(
+                    "skipping user directory with an invalid name {user:?}"
+                ));
+            }
+            return None;
+        }
+        Some((
+            ns(st.st_mtime, st.st_mtime_nsec),
+            ns(st.st_ctime, st.st_ctime_nsec),
+        ))
+    }
+
+    /// Decides from memory, with no system calls, for a user directory
+    /// unchanged (`stamp`) since the last full look; false when nothing is
+    /// remembered for that stamp.
+    fn decide_from_cache(
+        &self,
+        cfg: &Config,
+        user: &str,
+        stamp: Stamp,
+        now: At,
+        out: &mut Vec<Found>,
+    ) -> bool {
+        let Some((s, creds)) = self.full_cache.get(user) else {
+            return false;
+        };
+        if *s != stamp {
+            return false;
+        }
+        for c in creds {
+            let key = Key {
+                user: user.to_owned(),
+                stem: c.stem.clone(),
+            };
+            out.extend(needs_work(cfg, key, c.use_state, c.top_ctime, now));
+        }
+        true
     }
 
     fn scan_user(

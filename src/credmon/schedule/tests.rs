@@ -1,4 +1,5 @@
 use super::*;
+use crate::credmon::policy::UseState;
 
 const S: Duration = Duration::from_secs(1);
 

@@ -1,0 +1,85 @@
+//! Why a credential's refresh failed, sorted by what the daemon does next.
+
+use crate::vault::VaultError;
+use std::time::Duration;
+
+/// Why a job failed, by what the daemon does next. Messages name the
+/// credential and the server, never a token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RefreshError {
+    /// A passing failure (Vault unreachable or failing, a file error, a
+    /// failed login): the old `.use` stays; retry after the backoff, and no
+    /// sooner than `at_least` when the server asked for a pause.
+    #[error("{msg}")]
+    Retry {
+        /// The `cause` label of the failure metrics.
+        cause: &'static str,
+        /// The server's own wait (`429`), if any.
+        at_least: Option<Duration>,
+        /// What failed.
+        msg: String,
+    },
+    /// Vault no longer accepts the credential's Vault token: log in again
+    /// with the user's keytab (handled inside [`super::process`]; without a keytab
+    /// it becomes [`RefreshError::Remove`]).
+    #[error("Vault refused the token: {msg}")]
+    Relogin {
+        /// Vault's own message.
+        msg: String,
+    },
+    /// The credential is dead (its Vault token refused and no keytab, or the
+    /// parent of a handle is gone): remove its `.top` and `.use`, as HTCondor does.
+    #[error("{msg}")]
+    Remove {
+        /// The `cause` label of the failure metrics.
+        cause: &'static str,
+        /// Why.
+        msg: String,
+    },
+    /// The `.top` cannot be used as it is (malformed, untrusted host, no
+    /// Vault token): wait for a new `.top` (or a configuration change).
+    #[error("{msg}")]
+    WaitForTop {
+        /// Why.
+        msg: String,
+    },
+}
+
+impl RefreshError {
+    /// The `cause` label of the failure metrics.
+    pub fn cause(&self) -> &'static str {
+        match self {
+            RefreshError::Retry {
+                at_least: Some(_), ..
+            } => "rate_limited",
+            RefreshError::Retry { cause, .. } | RefreshError::Remove { cause, .. } => cause,
+            RefreshError::Relogin { .. } => "permission_denied",
+            RefreshError::WaitForTop { .. } => "unusable",
+        }
+    }
+
+    pub(super) fn retry(cause: &'static str, msg: impl Into<String>) -> Self {
+        RefreshError::Retry {
+            cause,
+            at_least: None,
+            msg: msg.into(),
+        }
+    }
+
+    pub(super) fn wait(msg: impl Into<String>) -> Self {
+        RefreshError::WaitForTop { msg: msg.into() }
+    }
+}
+
+/// The result of one job.
+pub type Outcome = Result<super::Done, RefreshError>;
+
+/// The `cause` label of a failed Vault request.
+pub(super) fn vault_cause(e: &VaultError) -> &'static str {
+    match e {
+        VaultError::Transport { .. } => "unreachable",
+        VaultError::Status { .. } | VaultError::Protocol { .. } => "vault",
+        VaultError::Tls(_) | VaultError::TlsTrust { .. } => "tls",
+        VaultError::BadAddress(_) => "config",
+    }
+}
