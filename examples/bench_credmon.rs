@@ -331,7 +331,12 @@ fn fill(
     let took = t0.elapsed();
     let n = all_use(credd);
     if n < USERS * SERVICES.len() {
-        return Err(format!("{label}: only {n} .use files after the first pass"));
+        let log = std::fs::read_to_string(env.path().join("CredMonOAuthLog")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(8).collect();
+        return Err(format!(
+            "{label}: only {n} .use files after the first pass; the log ends:\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        ));
     }
     let cpu = tree_cpu_seconds(pid).unwrap_or(0.0);
     report(
@@ -366,6 +371,10 @@ fn run() -> Result<(), String> {
     let env = TestEnv::start_with(|c| {
         c.log_limit = 10_000;
         c.jwt_lifetime = 10_800;
+        // The Python credmon refuses Vault URLs on any port but 8200.
+        if o.python.is_some() {
+            c.port = 8200;
+        }
     })?;
     let cred_dir = match &o.base {
         Some(b) => b.join(format!("bench-oauth-{}", std::process::id())),

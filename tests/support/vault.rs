@@ -74,6 +74,9 @@ pub struct VaultConfig {
     /// The request log keeps at most this many records (oldest dropped first), so a
     /// long-running benchmark cannot grow without bound; counts cover only kept records.
     pub log_limit: usize,
+    /// Port on 127.0.0.1; 0 (the default) picks a free one. HTCondor's Python
+    /// credmon accepts only Vault URLs on port 8200, so its benchmark uses that.
+    pub port: u16,
 }
 
 impl VaultConfig {
@@ -94,6 +97,7 @@ impl VaultConfig {
             max_connections: 256,
             idle_timeout: Duration::from_secs(120),
             log_limit: 1_000_000,
+            port: 0,
         }
     }
 
@@ -183,7 +187,7 @@ impl fmt::Debug for TestVault {
 
 impl TestVault {
     /// Generates a CA into `cfg.dir`, loads the acceptor credential, and starts listening on
-    /// 127.0.0.1 (random port).
+    /// 127.0.0.1 (`cfg.port`, by default a free one).
     pub fn start(cfg: VaultConfig) -> Result<TestVault, String> {
         std::fs::create_dir_all(&cfg.dir)
             .map_err(|e| format!("could not create '{}': {e}", cfg.dir.display()))?;
@@ -196,8 +200,8 @@ impl TestVault {
             None => None,
         };
         jwt::warm_up()?;
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .map_err(|e| format!("could not bind 127.0.0.1: {e}"))?;
+        let listener = TcpListener::bind(("127.0.0.1", cfg.port))
+            .map_err(|e| format!("could not bind 127.0.0.1:{}: {e}", cfg.port))?;
         let port = listener
             .local_addr()
             .map_err(|e| format!("no local address: {e}"))?
