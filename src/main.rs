@@ -106,7 +106,7 @@ fn dispatch(command: Command, env: &Env) -> Exit {
             result(get::run(&args, env).map(drop))
         }
         // The storer reports its own failure in condor_submit's form.
-        Command::Store(args) => store::main(&args).map_or(Exit::Failure, |()| Exit::Success),
+        Command::Store(args) => store::main(&args, env).map_or(Exit::Failure, |()| Exit::Success),
         Command::Token(args) => {
             logging::init_cli(0, false);
             match inspect::run(&args, env) {

@@ -300,15 +300,14 @@ fn condor(args: &GetArgs, env: &Env) -> Result<Outcome, GetError> {
         .map_err(GetError::CondorConfig)?;
     log::info!("Condor user_config matches current options");
     let mut ctx = crate::store::Context::from_env(
+        env,
         Some(keytab),
         None,
-        true,
-        // The storer's --restore-before default.
-        Duration::from_secs(7 * 86400),
         args.web_open_command.clone(),
         args.oidc_timeout,
         "robot-credmon get --condor".into(),
     )?;
+    ctx.verbose = true;
     ctx.principal = Some(principal);
     ctx.mode = Some("vault".into());
     ctx.cafile = args.cafile.clone();

@@ -11,7 +11,6 @@ use crate::vault::auth::{
 };
 use crate::vault::{Limits, ServerAddress, VaultClient, VaultToken};
 use std::path::Path;
-use std::time::SystemTime;
 
 /// One Vault service for one request.
 struct Service<'a> {
@@ -123,7 +122,7 @@ impl Service<'_> {
 
         // The credd first: what it holds decides whether a login is needed.
         let query = self.query(name, None, None)?;
-        let now = token::unix_seconds(SystemTime::now());
+        let now = token::unix_seconds(ctx.env.now());
         let stored_expires = read(&state, ctx.uid)
             .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
             .and_then(|v| v.get("expires").and_then(|e| e.as_i64()));
@@ -174,7 +173,7 @@ impl Service<'_> {
     /// The user's bearer token files for `name`.
     fn write_bearer(&self, name: &str, bearer: &BearerToken) -> Result<(), StoreError> {
         let ctx = self.ctx;
-        for f in plan::bearer_token_files(crate::files::discovery::process_env, &ctx.id, name) {
+        for f in plan::bearer_token_files(|k| ctx.env.var(k), &ctx.id, name) {
             self.write_bearer_file(&f, bearer)?;
         }
         Ok(())
@@ -184,7 +183,7 @@ impl Service<'_> {
     /// longer than the token already there ([`accept::decide`]).
     fn write_bearer_file(&self, f: &Path, bearer: &BearerToken) -> Result<(), StoreError> {
         let ctx = self.ctx;
-        let now = token::unix_seconds(SystemTime::now());
+        let now = token::unix_seconds(ctx.env.now());
         let current = files::read_trusted(f, token::MAX_TOKEN_BYTES + 2, ctx.uid)
             .ok()
             .flatten()
@@ -382,7 +381,7 @@ impl Service<'_> {
             Some(l) => l,
             None => self.client.lookup_self_ttl(&session.token)?,
         };
-        let now = token::unix_seconds(SystemTime::now());
+        let now = token::unix_seconds(self.ctx.env.now());
         Ok(Minted {
             token: session.token,
             expires: now + i64::try_from(lease).unwrap_or(i64::MAX / 4),

@@ -26,6 +26,7 @@ pub mod request;
 pub use exec::store_request;
 
 use crate::cli::StoreArgs;
+use crate::env::Env;
 use crate::files::FileError;
 use crate::kerberos::KrbError;
 use crate::vault::VaultError;
@@ -120,7 +121,7 @@ pub fn say(msg: &str) {
 pub struct Reported;
 
 /// Entry point of `robot-credmon store`: messages on stderr; `main.rs` maps the result to the exit code.
-pub fn main(args: &StoreArgs) -> Result<(), Reported> {
+pub fn main(args: &StoreArgs, env: &Env) -> Result<(), Reported> {
     let extra = condor::config_val("SEC_CREDENTIAL_VAULT_STORER_OPTS")
         .and_then(|v| request::shell_words(&v).ok())
         .unwrap_or_default();
@@ -131,7 +132,7 @@ pub fn main(args: &StoreArgs) -> Result<(), Reported> {
         false,
         env_logger::Target::Pipe(Box::new(Stderr)),
     );
-    run(args, verbose || debug).map_err(|e| {
+    run(args, verbose || debug, env).map_err(|e| {
         let me = program_name();
         say(&format!("{me}: {e}"));
         if !(verbose || debug) {
@@ -157,8 +158,7 @@ fn program_name() -> String {
 }
 
 /// Runs every request.
-pub fn run(args: &StoreArgs, verbose: bool) -> Result<(), StoreError> {
-    let env = crate::files::discovery::process_env;
+pub fn run(args: &StoreArgs, verbose: bool, env: &Env) -> Result<(), StoreError> {
     let requests = args
         .requests
         .iter()
@@ -169,21 +169,22 @@ pub fn run(args: &StoreArgs, verbose: bool) -> Result<(), StoreError> {
         .keytab
         .clone()
         .filter(|k| !k.is_empty())
-        .or_else(|| env("KRB5_KTNAME").filter(|k| !k.is_empty()))
+        .or_else(|| env.var("KRB5_KTNAME").filter(|k| !k.is_empty()))
         .map(|k| PathBuf::from(k.strip_prefix("FILE:").unwrap_or(&k)));
     let mut command_hint = String::from("robot-credmon store");
     for r in &args.requests {
         command_hint.push_str(&format!(" '{r}'"));
     }
-    let ctx = Context::from_env(
+    let mut ctx = Context::from_env(
+        env,
         keytab,
         args.vaulttokendir.clone(),
-        verbose,
-        args.restore_before,
         args.web_open_command.clone(),
         args.oidc_timeout,
         command_hint,
     )?;
+    ctx.verbose = verbose;
+    ctx.restore_before = args.restore_before;
     for req in &requests {
         store_request(&ctx, req)?;
     }
@@ -232,23 +233,29 @@ pub struct Context {
     pub mode: Option<String>,
     /// Other credmons' provider names, read when first needed.
     providers: OnceCell<plan::Providers>,
+    /// Variables and the clock.
+    env: Env,
 }
 
+/// `--restore-before` when none is given: re-store a Vault token in the
+/// credd when it has less than a week left.
+pub const RESTORE_BEFORE_DEFAULT: Duration = Duration::from_secs(7 * 86400);
+
 impl Context {
-    /// Reads the option sources and the environment.
+    /// Reads the option sources and the environment `env` (quiet, and
+    /// [`RESTORE_BEFORE_DEFAULT`]; callers change the public fields).
     pub fn from_env(
+        env: &Env,
         keytab: Option<PathBuf>,
         vault_token_dir: Option<PathBuf>,
-        verbose: bool,
-        restore_before: Duration,
         web_open_command: Option<String>,
         oidc_timeout: Duration,
         command_hint: String,
     ) -> Result<Context, StoreError> {
-        let env = crate::files::discovery::process_env;
+        let var = |k: &str| env.var(k);
         let gettoken = match condor::config_val("SEC_CREDENTIAL_GETTOKEN_OPTS") {
             Some(v) if !v.is_empty() => Some((v, "SEC_CREDENTIAL_GETTOKEN_OPTS")),
-            _ => env("HTGETTOKENOPTS")
+            _ => var("HTGETTOKENOPTS")
                 .filter(|v| !v.is_empty())
                 .map(|v| (v, "$HTGETTOKENOPTS")),
         };
@@ -258,11 +265,11 @@ impl Context {
             })
             .transpose()
             .map_err(StoreError::Usage)?;
-        let storecred_opts = env("SEC_CREDENTIAL_STORECRED_OPTS")
+        let storecred_opts = var("SEC_CREDENTIAL_STORECRED_OPTS")
             .map(|v| request::shell_words(&v).map_err(StoreError::Usage))
             .transpose()?
             .unwrap_or_default();
-        let uid = nix::unistd::geteuid().as_raw();
+        let uid = env.euid();
         Ok(Context {
             gettoken,
             keytab,
@@ -270,22 +277,23 @@ impl Context {
             cafile: None,
             capath: None,
             vault_token_dir: vault_token_dir.unwrap_or_else(|| PathBuf::from("/tmp")),
-            id: plan::storer_id(env("CONDOR_VAULT_STORER_ID"), uid),
-            user: env("CONDOR_VAULT_STORER_USER").filter(|u| !u.is_empty()),
+            id: plan::storer_id(var("CONDOR_VAULT_STORER_ID"), uid),
+            user: var("CONDOR_VAULT_STORER_USER").filter(|u| !u.is_empty()),
             storecred_opts,
-            verbose,
-            restore_before,
-            home: env("HOME").map(PathBuf::from).unwrap_or_default(),
+            verbose: false,
+            restore_before: RESTORE_BEFORE_DEFAULT,
+            home: var("HOME").map(PathBuf::from).unwrap_or_default(),
             interactive: oidc::process_is_interactive(),
             web_open_command: oidc::web_open_command(
                 web_open_command.as_deref(),
-                env("SSH_CLIENT").as_deref(),
+                var("SSH_CLIENT").as_deref(),
             ),
             oidc_timeout,
             command_hint,
             uid,
-            mode: env("CONDOR_CREDENTIAL_STORER_MODE").filter(|m| !m.is_empty()),
+            mode: var("CONDOR_CREDENTIAL_STORER_MODE").filter(|m| !m.is_empty()),
             providers: OnceCell::new(),
+            env: env.clone(),
         })
     }
 
@@ -318,3 +326,6 @@ impl Context {
         Ok((opts, source))
     }
 }
+
+#[cfg(test)]
+mod tests;
