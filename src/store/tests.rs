@@ -1,3 +1,7 @@
+//! The storer's context from an injected environment.
+
+#![allow(clippy::unwrap_used)]
+
 use super::*;
 use std::time::UNIX_EPOCH;
 
