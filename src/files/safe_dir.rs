@@ -256,15 +256,8 @@ impl SafeDir {
         contents: &[u8],
         opts: WriteOptions,
     ) -> Result<(), FileError> {
-        let path = self.join(name)?;
-        self.check_target(name, &path, &opts)?;
-        let (tmp_name, fd) = self.create_temp(name, opts.mode)?;
-        let result = self.fill_and_rename(&fd, &tmp_name, name, &path, contents, &opts);
-        if result.is_err() {
-            // Best effort: the temporary file must not stay behind.
-            let _ = unlinkat(&self.fd, tmp_name.as_str(), UnlinkatFlags::NoRemoveDir);
-        }
-        result
+        self.write_via_temp(name, contents, &opts)?;
+        self.sync_dir()
     }
 
     /// Like [`SafeDir::write_atomic`] (the file's data is synced before the
@@ -278,11 +271,23 @@ impl SafeDir {
         contents: &[u8],
         opts: WriteOptions,
     ) -> Result<(), FileError> {
+        self.write_via_temp(name, contents, &opts)
+    }
+
+    /// Temporary file, owner and mode, contents, fsync, rename over `name`;
+    /// the temporary file is removed when any step fails.
+    fn write_via_temp(
+        &self,
+        name: &str,
+        contents: &[u8],
+        opts: &WriteOptions,
+    ) -> Result<(), FileError> {
         let path = self.join(name)?;
-        self.check_target(name, &path, &opts)?;
+        self.check_target(name, &path, opts)?;
         let (tmp_name, fd) = self.create_temp(name, opts.mode)?;
-        let result = self.fill_and_rename_unsynced(&fd, &tmp_name, name, &path, contents, &opts);
+        let result = self.fill_and_rename(&fd, &tmp_name, name, &path, contents, opts);
         if result.is_err() {
+            // Best effort: the temporary file must not stay behind.
             let _ = unlinkat(&self.fd, tmp_name.as_str(), UnlinkatFlags::NoRemoveDir);
         }
         result
@@ -451,19 +456,6 @@ impl SafeDir {
     }
 
     fn fill_and_rename(
-        &self,
-        fd: &OwnedFd,
-        tmp: &str,
-        name: &str,
-        path: &Path,
-        contents: &[u8],
-        opts: &WriteOptions,
-    ) -> Result<(), FileError> {
-        self.fill_and_rename_unsynced(fd, tmp, name, path, contents, opts)?;
-        self.sync_dir()
-    }
-
-    fn fill_and_rename_unsynced(
         &self,
         fd: &OwnedFd,
         tmp: &str,

@@ -450,17 +450,7 @@ fn is_tls_trust_error(e: &reqwest::Error) -> bool {
 
 /// An I/O error on one line.
 fn io_short(e: &std::io::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        let text = s.to_string();
-        if !msg.contains(&text) {
-            msg.push_str(": ");
-            msg.push_str(&text);
-        }
-        src = s.source();
-    }
-    msg
+    chain(e)
 }
 
 /// A Kerberos login failure: either building the Negotiate header or Vault itself.
@@ -474,6 +464,11 @@ pub enum LoginError<E> {
 
 /// The whole error chain of a reqwest error on one line.
 fn short(e: &reqwest::Error) -> String {
+    chain(e)
+}
+
+/// An error and its sources on one line, each cause once.
+fn chain(e: &dyn std::error::Error) -> String {
     let mut msg = e.to_string();
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
