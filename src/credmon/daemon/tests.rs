@@ -138,12 +138,24 @@ impl Rig {
     fn sighup(&mut self) {
         self.coord.shared.hup();
         self.coord.step();
-        let t0 = std::time::Instant::now();
-        while !self.coord.shared.lock().reload_done {
-            assert!(t0.elapsed() < 10 * S, "the configuration read never ended");
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        wait_for_reload(&self.coord.shared);
         self.coord.step();
+    }
+}
+
+/// Blocks (at most 10 s) until the configuration reader's thread has
+/// finished, on the condition variable it signals: no sleeping.
+fn wait_for_reload(shared: &pool::Shared) {
+    let t0 = std::time::Instant::now();
+    let mut st = shared.lock();
+    while !st.reload_done {
+        let left = (10 * S).saturating_sub(t0.elapsed());
+        assert!(!left.is_zero(), "the configuration read never ended");
+        st = shared
+            .coord
+            .wait_timeout(st, left)
+            .map(|(g, _)| g)
+            .unwrap_or_else(|p| p.into_inner().0);
     }
 }
 
@@ -344,11 +356,9 @@ fn a_slow_configuration_read_does_not_hold_up_new_credentials() {
     let g = gate.clone();
     let k = r.knobs.clone();
     r.coord.reload = Reload::new(move || {
-        // Blocked while the test holds the gate (at most 10 s).
-        let t0 = std::time::Instant::now();
-        while g.try_lock().is_err() && t0.elapsed() < 10 * S {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        // Blocked while the test holds the gate (released at the latest
+        // when the test ends, even by a failed assertion).
+        drop(g.lock());
         Some(resolve(&k.lock().unwrap()))
     });
     r.coord.step();
@@ -363,11 +373,7 @@ fn a_slow_configuration_read_does_not_hold_up_new_credentials() {
     drop(held);
     // The read asked for meanwhile runs after the first one.
     for _ in 0..2 {
-        let t0 = std::time::Instant::now();
-        while !r.coord.shared.lock().reload_done {
-            assert!(t0.elapsed() < 10 * S, "the configuration read never ended");
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        wait_for_reload(&r.coord.shared);
         r.coord.step();
     }
     assert!(r.coord.reload.running.is_none());
