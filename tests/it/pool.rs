@@ -39,6 +39,38 @@ struct World {
     pool: Pool,
     robot: User,
     prov: User,
+    /// Held for the whole run (see [`machine_lock`]).
+    _lock: std::fs::File,
+}
+
+/// Two pool runs on one machine (two checkouts testing at once) would share
+/// the robot users' homes and their `/tmp` token files: the second run waits,
+/// at most 20 minutes, for the first to finish.
+fn machine_lock() -> std::fs::File {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = "/tmp/robot-credmon-pool-test.lock";
+    let f = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)
+        .unwrap_or_else(|e| panic!("cannot open {path}: {e}"));
+    let t0 = Instant::now();
+    loop {
+        match f.try_lock() {
+            Ok(()) => return f,
+            Err(std::fs::TryLockError::WouldBlock) => {
+                assert!(
+                    t0.elapsed() < Duration::from_secs(1200),
+                    "another HTCondor pool test held {path} for 20 minutes"
+                );
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            Err(std::fs::TryLockError::Error(e)) => panic!("cannot lock {path}: {e}"),
+        }
+    }
 }
 
 fn claims(token: &str) -> serde_json::Value {
@@ -711,6 +743,7 @@ fn htcondors_credmon_log_knobs(w: &World) -> R {
 
 fn setup() -> World {
     pool_support::prefix().unwrap_or_else(|e| panic!("{e}"));
+    let lock = machine_lock();
     let env = TestEnv::start().expect("test environment (KDC + Vault)");
     let robot = ensure_user("rcm-robot", false).expect("robot user");
     let prov = ensure_user("rcm-prov", false).expect("provisioned robot user");
@@ -750,6 +783,7 @@ fn setup() -> World {
         pool,
         robot,
         prov,
+        _lock: lock,
     }
 }
 
