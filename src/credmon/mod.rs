@@ -135,7 +135,7 @@ fn run(args: CredmonArgs, cfg: Config, env: Env) -> Result<Outcome, String> {
         );
     }
     let cfg = Arc::new(cfg);
-    let ctx = Arc::new(refresh::Ctx::new(cfg.clone()));
+    let ctx = Arc::new(refresh::Ctx::new(cfg.clone(), &env));
     if let Err(e) = ctx.tls_config() {
         ::log::error!("{e}");
     }

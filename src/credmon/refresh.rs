@@ -72,9 +72,9 @@ pub fn now_ns(now: SystemTime) -> i128 {
 }
 
 /// The state of an existing `.use`; `None` when absent or not a regular file.
-pub fn read_use(dir: &SafeDir, stem: &str) -> Option<UseState> {
+pub fn read_use(dir: &SafeDir, stem: &str, owner: u32) -> Option<UseState> {
     let name = format!("{stem}.use");
-    match dir.read_trusted(&name, MAX_TOKEN_BYTES + 2, nix::unistd::geteuid().as_raw()) {
+    match dir.read_trusted(&name, MAX_TOKEN_BYTES + 2, owner) {
         Ok(Some((bytes, st))) => Some(UseState {
             ctime_ns: ctime_ns(&st),
             exp: BearerToken::from_bytes(&bytes)
@@ -137,7 +137,7 @@ fn process_one(ctx: &Ctx, key: &Key, task: &Task, defer_sync: bool) -> Outcome {
     let Some(udir) = open_user(ctx, &root, key)? else {
         return Ok(Done::Nothing);
     };
-    let (top, top_st) = match read_top(&udir, &key.stem) {
+    let (top, top_st) = match read_top(&udir, &key.stem, ctx.euid()) {
         Ok(Some(t)) => t,
         Ok(None) => return Ok(Done::Nothing),
         Err(e) => {
@@ -145,9 +145,9 @@ fn process_one(ctx: &Ctx, key: &Key, task: &Task, defer_sync: bool) -> Outcome {
             return Err(e);
         }
     };
-    let now = SystemTime::now();
+    let now = ctx.now();
     let reason = policy::should_renew(
-        read_use(&udir, &key.stem),
+        read_use(&udir, &key.stem, ctx.euid()),
         ctime_ns(&top_st),
         now_ns(now),
         cfg.minimum,
@@ -170,7 +170,7 @@ fn process_one(ctx: &Ctx, key: &Key, task: &Task, defer_sync: bool) -> Outcome {
         if ctime_ns(&st) != ctime_ns(&top_st));
     if replaced && matches!(outcome, Ok(Done::Refreshed(..))) {
         log::debug!("{key}.top was replaced during the refresh; refreshing again");
-        if let Ok(Some((top, _))) = read_top(&udir, &key.stem) {
+        if let Ok(Some((top, _))) = read_top(&udir, &key.stem, ctx.euid()) {
             return job.refresh(top, Renew::TopNewer);
         }
     }
@@ -242,7 +242,7 @@ impl Job<'_> {
         match first {
             Ok(bearer) => self.write_use(&bearer, reason.label()),
             Err(RefreshError::Relogin { msg }) => {
-                let Some(source) = keytab_for(cfg, &key.user) else {
+                let Some(source) = keytab_for(cfg, &key.user, ctx.is_root()) else {
                     return Err(self.dead(msg));
                 };
                 self.relogin_and_refresh(
@@ -280,7 +280,7 @@ impl Job<'_> {
         }
         let parent = policy::parent_stem(&key.stem).map(str::to_owned);
         let found = match &parent {
-            Some(p) => read_top(self.udir, p),
+            Some(p) => read_top(self.udir, p, self.ctx.euid()),
             None => Ok(None),
         };
         match (found, parent) {
@@ -344,8 +344,8 @@ impl Job<'_> {
 
     fn write_use(&self, bearer: &BearerToken, cause: &'static str) -> Outcome {
         let (ctx, key) = (self.ctx, self.key);
-        let now = token::unix_seconds(SystemTime::now());
-        let current = read_use(self.udir, &key.stem).and_then(|u| u.exp);
+        let now = token::unix_seconds(self.ctx.now());
+        let current = read_use(self.udir, &key.stem, self.ctx.euid()).and_then(|u| u.exp);
         match accept::decide(bearer.claims(), current, now, ctx.config().minimum) {
             accept::Decision::Replace(Some(warning)) => {
                 ctx.warn_once(key, format!("{key}: {warning}"));
@@ -379,7 +379,7 @@ impl Job<'_> {
                     exp.map(|e| format!(
                         "{} (in {})",
                         token::format_utc(e),
-                        token::format_remaining(e - token::unix_seconds(SystemTime::now()))
+                        token::format_remaining(e - token::unix_seconds(self.ctx.now()))
                     ))
                     .unwrap_or_else(|| "never (no exp claim)".into())
                 );

@@ -82,10 +82,11 @@ impl Coordinator {
     pub fn new(ctx: Arc<Ctx>, clock: Arc<dyn Clock>, reload: Reload) -> Self {
         let cfg = ctx.config();
         let shared = Arc::new(Shared::new(cfg.max_in_flight, backoff(&cfg), clock));
+        let owner = ctx.euid();
         Self {
             ctx,
             shared,
-            scanner: Scanner::default(),
+            scanner: Scanner::new(owner),
             reload,
             spawned: 0,
             passes: 0,

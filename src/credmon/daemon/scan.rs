@@ -41,6 +41,8 @@ pub struct Scanner {
     warned: HashSet<String>,
     /// Problems (bad names, unusable files) found by the last scan.
     pub problems: usize,
+    /// The owner `.use` files must have to be read (the effective uid).
+    owner: u32,
 }
 
 /// What a full look found about one credential.
@@ -88,6 +90,16 @@ fn kind(st: &nix::sys::stat::FileStat) -> SFlag {
 
 fn ns(s: i64, n: i64) -> i128 {
     i128::from(s) * 1_000_000_000 + i128::from(n)
+}
+
+impl Scanner {
+    /// A scanner that reads only `.use` files owned by `owner`.
+    pub fn new(owner: u32) -> Self {
+        Scanner {
+            owner,
+            ..Scanner::default()
+        }
+    }
 }
 
 impl Scanner {
@@ -354,7 +366,7 @@ impl Scanner {
                 exp,
             });
         }
-        let state = refresh::read_use(dir, &key.stem)?;
+        let state = refresh::read_use(dir, &key.stem, self.owner)?;
         self.use_cache
             .insert(key.clone(), (st.st_ino, ctime, st.st_size, state.exp));
         Some(state)

@@ -41,7 +41,7 @@ fn rig(extra: &[(&str, &str)]) -> Rig {
         .or_insert_with(|| "10".into());
     let knobs = Arc::new(Mutex::new(knobs));
     let cfg = resolve(&knobs.lock().unwrap());
-    let ctx = Arc::new(Ctx::new(Arc::new(cfg)));
+    let ctx = Arc::new(Ctx::new(Arc::new(cfg), &crate::env::Env::process()));
     let start = clock::SystemClock.now();
     let clock = Arc::new(VirtualClock::new(start));
     let k = knobs.clone();

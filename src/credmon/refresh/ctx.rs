@@ -3,12 +3,13 @@
 
 use super::Key;
 use crate::credmon::config::Config;
+use crate::env::Env;
 use crate::files::WriteOptions;
 use crate::vault::auth::{self, Trust};
 use crate::vault::{Limits, VaultClient, VaultError, tls};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// State shared by the workers: configuration, one Vault client per server.
 pub struct Ctx {
@@ -18,12 +19,13 @@ pub struct Ctx {
     paused: Mutex<HashMap<(String, u16), Instant>>,
     warned: Mutex<HashMap<Key, String>>,
     owner: Option<(u32, u32)>,
+    env: Env,
 }
 
 impl Ctx {
-    /// A context for `cfg`; files are given to root when we run as root.
-    pub fn new(cfg: Arc<Config>) -> Self {
-        let owner = nix::unistd::geteuid().is_root().then_some((0, 0));
+    /// A context for `cfg` in `env`; files are given to root when we run as root.
+    pub fn new(cfg: Arc<Config>, env: &Env) -> Self {
+        let owner = env.is_root().then_some((0, 0));
         Self {
             cfg: RwLock::new(cfg),
             clients: Mutex::new(HashMap::new()),
@@ -31,7 +33,23 @@ impl Ctx {
             paused: Mutex::new(HashMap::new()),
             warned: Mutex::new(HashMap::new()),
             owner,
+            env: env.clone(),
         }
+    }
+
+    /// The effective uid: the owner the files we read back must have.
+    pub fn euid(&self) -> u32 {
+        self.env.euid()
+    }
+
+    /// Whether we run as root.
+    pub fn is_root(&self) -> bool {
+        self.env.is_root()
+    }
+
+    /// The time now (for token lifetimes).
+    pub fn now(&self) -> SystemTime {
+        self.env.now()
     }
 
     /// The current configuration.

@@ -12,11 +12,10 @@ use crate::vault::auth::{self, CredentialSource, LoginTarget, Names};
 
 /// `<keytab dir>/<user>.keytab` as a login source when it exists and passes
 /// the one keytab check (regular file, no symbolic link, private, root's when
-/// we are root); a keytab that fails it is logged and ignored.
-pub fn keytab_for(cfg: &Config, user: &str) -> Option<CredentialSource> {
+/// we are `root`); a keytab that fails it is logged and ignored.
+pub fn keytab_for(cfg: &Config, user: &str, root: bool) -> Option<CredentialSource> {
     let dir = cfg.keytab_dir.as_ref()?;
     let path = dir.join(format!("{user}.keytab"));
-    let root = nix::unistd::geteuid().is_root();
     match CredentialSource::keytab(&path, None, None, root) {
         Ok(source) => Some(source),
         Err(KrbError::KeytabMissing(_)) => None,
@@ -53,11 +52,11 @@ pub(super) fn provision(
     server: &str,
 ) -> Result<bool, RefreshError> {
     let fail = |e: String| RefreshError::retry("provision", e);
-    let source = keytab_for(cfg, &key.user).ok_or_else(|| fail("no usable keytab".into()))?;
+    let source = keytab_for(cfg, &key.user, ctx.is_root()).ok_or_else(|| fail("no usable keytab".into()))?;
     let udir = match root.open_child(&key.user) {
         Ok(d) => d,
         Err(FileError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => root
-            .create_dir(&key.user, 0o2700, condor_owner())
+            .create_dir(&key.user, 0o2700, condor_owner(ctx.is_root()))
             .map_err(|e| fail(e.to_string()))?,
         Err(e) => return Err(fail(e.to_string())),
     };
@@ -93,8 +92,8 @@ pub(super) fn provision(
 }
 
 /// Owner for user directories we create: the `condor` user, as the credd would, else root.
-fn condor_owner() -> Option<(u32, u32)> {
-    if !nix::unistd::geteuid().is_root() {
+fn condor_owner(root: bool) -> Option<(u32, u32)> {
+    if !root {
         return None;
     }
     match nix::unistd::User::from_name("condor") {

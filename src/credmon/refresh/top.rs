@@ -71,12 +71,12 @@ pub fn parse_top(bytes: &[u8]) -> Result<Top, TopError> {
 }
 
 /// Reads and checks a `.top`: regular, single link, at most 64 KiB. `Ok(None)` when absent.
-pub(super) fn read_top(dir: &SafeDir, stem: &str) -> Result<Option<(Top, FileStat)>, RefreshError> {
-    match dir.read_trusted(
-        &format!("{stem}.top"),
-        MAX_TOP_BYTES,
-        nix::unistd::geteuid().as_raw(),
-    ) {
+pub(super) fn read_top(
+    dir: &SafeDir,
+    stem: &str,
+    owner: u32,
+) -> Result<Option<(Top, FileStat)>, RefreshError> {
+    match dir.read_trusted(&format!("{stem}.top"), MAX_TOP_BYTES, owner) {
         Ok(None) => Ok(None),
         Ok(Some((bytes, st))) => parse_top(&bytes).map(|t| Some((t, st))).map_err(|why| {
             RefreshError::wait(format!(
@@ -95,7 +95,7 @@ pub(super) fn store_vault_token(
     stem: &str,
     token: &VaultToken,
 ) -> Result<(), RefreshError> {
-    let (mut top, _) = read_top(udir, stem)?
+    let (mut top, _) = read_top(udir, stem, ctx.euid())?
         .ok_or_else(|| RefreshError::retry("file", format!("{stem}.top is gone")))?;
     top.json.insert(
         "vault_token".into(),
