@@ -76,7 +76,7 @@ fn obtain(
     uid: u32,
     minsecs: u64,
 ) -> Result<(BearerToken, bool), GetError> {
-    if let Some(saved) = auth::read_saved(&plan.vault_token_file) {
+    if let Some(saved) = auth::read_saved(&plan.vault_token_file, uid) {
         match try_saved_token(client, plan, &saved, minsecs)? {
             Some(bearer) => return Ok((bearer, false)),
             None => log::info!(
@@ -133,6 +133,7 @@ fn bootstrap(
         names: &plan.names,
         credkey: Some(&plan.credkey),
         save_credkey_in: args.credkey.is_none().then_some(home.as_path()),
+        uid,
         ttl: plan.vault_token_ttl,
     };
     let (session, _) = auth::oidc_bootstrap(client, &settings, &boot)?;

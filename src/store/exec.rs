@@ -114,11 +114,9 @@ impl Service<'_> {
         let name = &req.service;
         let vt_svc = plan::service_vault_token_file(&ctx.vault_token_dir, &ctx.id, name);
         let state = plan::stored_state_file(&ctx.vault_token_dir, &ctx.id, name);
-        let credkey = self
-            .opts
-            .credkey
-            .clone()
-            .or_else(|| oidc::read_credkey(&ctx.home, &self.names.issuer, &self.names.role));
+        let credkey = self.opts.credkey.clone().or_else(|| {
+            oidc::read_credkey(&ctx.home, &self.names.issuer, &self.names.role, ctx.uid)
+        });
 
         // The credd first: what it holds decides whether a login is needed.
         let query = self.query(name, None, None)?;
@@ -128,7 +126,7 @@ impl Service<'_> {
             .and_then(|v| v.get("expires").and_then(|e| e.as_i64()));
         let restore =
             query == Query::Stored && plan::restore_needed(now, stored_expires, ctx.restore_before);
-        let local = match (&credkey, auth::read_saved(&vt_svc)) {
+        let local = match (&credkey, auth::read_saved(&vt_svc, ctx.uid)) {
             (Some(ck), Some(tok)) => self.try_local(&tok, ck)?,
             _ => None,
         };
@@ -360,6 +358,7 @@ impl Service<'_> {
                 .credkey
                 .is_none()
                 .then_some(self.ctx.home.as_path()),
+            uid: self.ctx.uid,
             ttl,
         };
         let (session, credkey) = auth::oidc_bootstrap(&self.client, &self.oidc_settings(), &boot)?;

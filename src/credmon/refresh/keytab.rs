@@ -52,7 +52,8 @@ pub(super) fn provision(
     server: &str,
 ) -> Result<bool, RefreshError> {
     let fail = |e: String| RefreshError::retry("provision", e);
-    let source = keytab_for(cfg, &key.user, ctx.is_root()).ok_or_else(|| fail("no usable keytab".into()))?;
+    let source =
+        keytab_for(cfg, &key.user, ctx.is_root()).ok_or_else(|| fail("no usable keytab".into()))?;
     let udir = match root.open_child(&key.user) {
         Ok(d) => d,
         Err(FileError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => root

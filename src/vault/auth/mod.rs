@@ -296,10 +296,9 @@ pub fn reuse(
 }
 
 /// Reads a saved Vault token file through the file-trust rule
-/// ([`files::read_trusted`], owner the effective user); `None` when absent or
-/// not a token. A planted or unreadable file is logged, ignored and never sent.
-pub fn read_saved(path: &Path) -> Option<VaultToken> {
-    let uid = nix::unistd::geteuid().as_raw();
+/// ([`files::read_trusted`], owner `uid`: the effective user); `None` when absent
+/// or not a token. A planted or unreadable file is logged, ignored and never sent.
+pub fn read_saved(path: &Path, uid: u32) -> Option<VaultToken> {
     match files::read_trusted(path, 8192, uid) {
         Ok(bytes) => bytes
             .map(zeroize::Zeroizing::new)
@@ -345,6 +344,8 @@ pub struct Bootstrap<'a> {
     pub credkey: Option<&'a str>,
     /// Save the login's credkey in htgettoken's file under this home.
     pub save_credkey_in: Option<&'a Path>,
+    /// The owner of the files saved (the effective user).
+    pub uid: u32,
     /// The lifetime wanted.
     pub ttl: Duration,
 }
@@ -373,7 +374,7 @@ pub fn oidc_bootstrap(
         }
     };
     if let (Some(home), Some(ck)) = (b.save_credkey_in, &login.credkey) {
-        oidc::save_credkey(home, &b.names.issuer, &b.names.role, ck)?;
+        oidc::save_credkey(home, &b.names.issuer, &b.names.role, ck, b.uid)?;
     }
     oidc::store_refresh_token(client, &login, &b.names.issuer, &credkey, &b.names.role)?;
     let session = exchange(client, login.auth, b.ttl)?;

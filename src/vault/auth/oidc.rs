@@ -116,11 +116,10 @@ pub fn process_is_interactive() -> bool {
 }
 
 /// Reads the credkey htgettoken saved (whitespace stripped), if any, through
-/// the file-trust rule for the effective user: a file planted by another user,
-/// writable by group or others, or a link is ignored with a warning.
-pub fn read_credkey(home: &Path, issuer: &str, role: &str) -> Option<String> {
+/// the file-trust rule for `uid` (the effective user): a file planted by another
+/// user, writable by group or others, or a link is ignored with a warning.
+pub fn read_credkey(home: &Path, issuer: &str, role: &str, uid: u32) -> Option<String> {
     let path = credkey_file(home, issuer, role);
-    let uid = nix::unistd::geteuid().as_raw();
     let bytes = match files::read_trusted(&path, 4096, uid) {
         Ok(b) => b?,
         Err(e) => {
@@ -133,8 +132,14 @@ pub fn read_credkey(home: &Path, issuer: &str, role: &str) -> Option<String> {
     (!t.is_empty()).then(|| t.to_owned())
 }
 
-/// Saves the credkey where htgettoken keeps it (atomically, 0600).
-pub fn save_credkey(home: &Path, issuer: &str, role: &str, credkey: &str) -> Result<(), FileError> {
+/// Saves the credkey where htgettoken keeps it (atomically, 0600, owned by `uid`).
+pub fn save_credkey(
+    home: &Path,
+    issuer: &str,
+    role: &str,
+    credkey: &str,
+    uid: u32,
+) -> Result<(), FileError> {
     let path = credkey_file(home, issuer, role);
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
@@ -143,7 +148,7 @@ pub fn save_credkey(home: &Path, issuer: &str, role: &str, credkey: &str) -> Res
     files::write_file(
         &path,
         format!("{credkey}\n").as_bytes(),
-        WriteOptions::user_file(0o600, nix::unistd::geteuid().as_raw()),
+        WriteOptions::user_file(0o600, uid),
     )
 }
 
@@ -254,23 +259,53 @@ mod tests {
         std::fs::write(&path, "robot\n").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(
-            read_credkey(home.path(), "igwn", "robot").as_deref(),
+            read_credkey(
+                home.path(),
+                "igwn",
+                "robot",
+                nix::unistd::geteuid().as_raw()
+            )
+            .as_deref(),
             Some("robot")
         );
 
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
-        assert_eq!(read_credkey(home.path(), "igwn", "robot"), None);
+        assert_eq!(
+            read_credkey(
+                home.path(),
+                "igwn",
+                "robot",
+                nix::unistd::geteuid().as_raw()
+            ),
+            None
+        );
 
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         std::os::unix::fs::chown(&path, Some(65534), Some(65534))
             .unwrap_or_else(|e| panic!("chown needs root (run the tests as root): {e}"));
-        assert_eq!(read_credkey(home.path(), "igwn", "robot"), None);
+        assert_eq!(
+            read_credkey(
+                home.path(),
+                "igwn",
+                "robot",
+                nix::unistd::geteuid().as_raw()
+            ),
+            None
+        );
 
         let real = home.path().join("real");
         std::fs::write(&real, "robot\n").unwrap();
         std::fs::remove_file(&path).unwrap();
         std::os::unix::fs::symlink(&real, &path).unwrap();
-        assert_eq!(read_credkey(home.path(), "igwn", "robot"), None);
+        assert_eq!(
+            read_credkey(
+                home.path(),
+                "igwn",
+                "robot",
+                nix::unistd::geteuid().as_raw()
+            ),
+            None
+        );
     }
 
     #[test]
