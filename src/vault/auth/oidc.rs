@@ -255,57 +255,32 @@ mod tests {
     fn planted_credkey_is_ignored() {
         let home = tempfile::tempdir().unwrap();
         let path = credkey_file(home.path(), "igwn", "robot");
+        let read = || {
+            read_credkey(
+                home.path(),
+                "igwn",
+                "robot",
+                nix::unistd::geteuid().as_raw(),
+            )
+        };
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, "robot\n").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert_eq!(
-            read_credkey(
-                home.path(),
-                "igwn",
-                "robot",
-                nix::unistd::geteuid().as_raw()
-            )
-            .as_deref(),
-            Some("robot")
-        );
+        assert_eq!(read().as_deref(), Some("robot"));
 
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
-        assert_eq!(
-            read_credkey(
-                home.path(),
-                "igwn",
-                "robot",
-                nix::unistd::geteuid().as_raw()
-            ),
-            None
-        );
+        assert_eq!(read(), None);
 
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         std::os::unix::fs::chown(&path, Some(65534), Some(65534))
             .unwrap_or_else(|e| panic!("chown needs root (run the tests as root): {e}"));
-        assert_eq!(
-            read_credkey(
-                home.path(),
-                "igwn",
-                "robot",
-                nix::unistd::geteuid().as_raw()
-            ),
-            None
-        );
+        assert_eq!(read(), None);
 
         let real = home.path().join("real");
         std::fs::write(&real, "robot\n").unwrap();
         std::fs::remove_file(&path).unwrap();
         std::os::unix::fs::symlink(&real, &path).unwrap();
-        assert_eq!(
-            read_credkey(
-                home.path(),
-                "igwn",
-                "robot",
-                nix::unistd::geteuid().as_raw()
-            ),
-            None
-        );
+        assert_eq!(read(), None);
     }
 
     #[test]
