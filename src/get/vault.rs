@@ -31,9 +31,6 @@ fn client_for(args: &GetArgs, plan: &Plan) -> Result<VaultClient, GetError> {
         .map_err(|e| AuthError::from(e).into())
 }
 
-/// The bearer token and whether we logged in: the OIDC login when `--oidc`
-/// is given, else the saved Vault token or a Kerberos login, and the OIDC
-/// login when Vault has no credential yet (unless `--nooidc`).
 /// Everything Vault for one run: the credential source, the plan, the client
 /// (before any other thread: the client starts one) and a bearer token, with
 /// whether a login was needed.
@@ -50,6 +47,9 @@ pub(super) fn bearer_from_vault(
     Ok((client, bearer, logged_in))
 }
 
+/// The bearer token and whether we logged in: the OIDC login when `--oidc`
+/// is given, else the saved Vault token or a Kerberos login, and the OIDC
+/// login when Vault has no credential yet (unless `--nooidc`).
 fn fetch(
     client: &VaultClient,
     plan: &Plan,

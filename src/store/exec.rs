@@ -88,7 +88,7 @@ pub fn store_request(ctx: &Context, req: &Request) -> Result<(), StoreError> {
 }
 
 fn write(ctx: &Context, path: &Path, contents: &[u8]) -> Result<(), StoreError> {
-    files::write_file(path, contents, WriteOptions::user_file(0o600, ctx.uid))?;
+    files::write_file(path, contents, WriteOptions::user_file(0o600, ctx.uid()))?;
     Ok(())
 }
 
@@ -115,18 +115,18 @@ impl Service<'_> {
         let vt_svc = plan::service_vault_token_file(&ctx.vault_token_dir, &ctx.id, name);
         let state = plan::stored_state_file(&ctx.vault_token_dir, &ctx.id, name);
         let credkey = self.opts.credkey.clone().or_else(|| {
-            oidc::read_credkey(&ctx.home, &self.names.issuer, &self.names.role, ctx.uid)
+            oidc::read_credkey(&ctx.home, &self.names.issuer, &self.names.role, ctx.uid())
         });
 
         // The credd first: what it holds decides whether a login is needed.
         let query = self.query(name, None, None)?;
         let now = token::unix_seconds(ctx.env.now());
-        let stored_expires = read(&state, ctx.uid)
+        let stored_expires = read(&state, ctx.uid())
             .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
             .and_then(|v| v.get("expires").and_then(|e| e.as_i64()));
         let restore =
             query == Query::Stored && plan::restore_needed(now, stored_expires, ctx.restore_before);
-        let local = match (&credkey, auth::read_saved(&vt_svc, ctx.uid)) {
+        let local = match (&credkey, auth::read_saved(&vt_svc, ctx.uid())) {
             (Some(ck), Some(tok)) => self.try_local(&tok, ck)?,
             _ => None,
         };
@@ -182,7 +182,7 @@ impl Service<'_> {
     fn write_bearer_file(&self, f: &Path, bearer: &BearerToken) -> Result<(), StoreError> {
         let ctx = self.ctx;
         let now = token::unix_seconds(ctx.env.now());
-        let current = files::read_trusted(f, token::MAX_TOKEN_BYTES + 2, ctx.uid)
+        let current = files::read_trusted(f, token::MAX_TOKEN_BYTES + 2, ctx.uid())
             .ok()
             .flatten()
             .and_then(|b| BearerToken::from_bytes(&b).ok())
@@ -223,11 +223,11 @@ impl Service<'_> {
             .token;
         // The bearer token and the credd come first: a Vault token that
         // cannot be saved locally only costs a login next time (a warning).
-        auth::save(vt_svc, &local_tok, ctx.uid);
+        auth::save(vt_svc, &local_tok, ctx.uid());
         auth::save(
             &plan::vault_token_file(&ctx.vault_token_dir, &ctx.id),
             &local_tok,
-            ctx.uid,
+            ctx.uid(),
         );
         self.add(
             name,
@@ -358,7 +358,7 @@ impl Service<'_> {
                 .credkey
                 .is_none()
                 .then_some(self.ctx.home.as_path()),
-            uid: self.ctx.uid,
+            uid: self.ctx.uid(),
             ttl,
         };
         let (session, credkey) = auth::oidc_bootstrap(&self.client, &self.oidc_settings(), &boot)?;

@@ -227,8 +227,6 @@ pub struct Context {
     pub oidc_timeout: Duration,
     /// The command a person should run interactively, for messages.
     pub command_hint: String,
-    /// The effective uid.
-    pub uid: u32,
     /// `CONDOR_CREDENTIAL_STORER_MODE`, as condor_submit sets it.
     pub mode: Option<String>,
     /// Other credmons' provider names, read when first needed.
@@ -290,11 +288,15 @@ impl Context {
             ),
             oidc_timeout,
             command_hint,
-            uid,
             mode: var("CONDOR_CREDENTIAL_STORER_MODE").filter(|m| !m.is_empty()),
             providers: OnceCell::new(),
             env: env.clone(),
         })
+    }
+
+    /// The effective uid: owner of the files we write and read back.
+    pub fn uid(&self) -> u32 {
+        self.env.euid()
     }
 
     /// Which credmon owns `service`.

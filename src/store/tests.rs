@@ -36,7 +36,7 @@ fn the_context_comes_from_the_injected_environment() {
     assert_eq!(ctx.user.as_deref(), Some("robot"));
     assert_eq!(ctx.storecred_opts, ["-d", "a b"]);
     assert_eq!(ctx.mode.as_deref(), Some("vault"));
-    assert_eq!(ctx.uid, 1234);
+    assert_eq!(ctx.uid(), 1234);
     assert_eq!(ctx.env.now(), UNIX_EPOCH + Duration::from_secs(1_000_000));
     assert_eq!(ctx.restore_before, RESTORE_BEFORE_DEFAULT);
     assert!(!ctx.verbose);

@@ -294,7 +294,7 @@ impl VaultClient {
                 Err(e) => {
                     return Err(Failure::sent(VaultError::Transport {
                         server: self.server(),
-                        detail: format!("reading the answer: {}", io_short(&e)),
+                        detail: format!("reading the answer: {}", short(&e)),
                     }));
                 }
             }
@@ -448,11 +448,6 @@ fn is_tls_trust_error(e: &reqwest::Error) -> bool {
     text.contains("invalid peer certificate") || text.contains("peer sent no certificates")
 }
 
-/// An I/O error on one line.
-fn io_short(e: &std::io::Error) -> String {
-    chain(e)
-}
-
 /// A Kerberos login failure: either building the Negotiate header or Vault itself.
 #[derive(Debug)]
 pub enum LoginError<E> {
@@ -462,13 +457,8 @@ pub enum LoginError<E> {
     Vault(VaultError),
 }
 
-/// The whole error chain of a reqwest error on one line.
-fn short(e: &reqwest::Error) -> String {
-    chain(e)
-}
-
-/// An error and its sources on one line, each cause once.
-fn chain(e: &dyn std::error::Error) -> String {
+/// An error and its sources (reqwest's, an I/O error's) on one line, each cause once.
+fn short(e: &dyn std::error::Error) -> String {
     let mut msg = e.to_string();
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {

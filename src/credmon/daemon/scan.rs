@@ -100,9 +100,7 @@ impl Scanner {
             ..Scanner::default()
         }
     }
-}
 
-impl Scanner {
     fn warn(&mut self, msg: String) {
         self.problems += 1;
         if self.warned.insert(msg.clone()) {

@@ -18,23 +18,25 @@ pub struct Ctx {
     tls: Mutex<Option<Arc<rustls::ClientConfig>>>,
     paused: Mutex<HashMap<(String, u16), Instant>>,
     warned: Mutex<HashMap<Key, String>>,
-    owner: Option<(u32, u32)>,
     env: Env,
 }
 
 impl Ctx {
     /// A context for `cfg` in `env`; files are given to root when we run as root.
     pub fn new(cfg: Arc<Config>, env: &Env) -> Self {
-        let owner = env.is_root().then_some((0, 0));
         Self {
             cfg: RwLock::new(cfg),
             clients: Mutex::new(HashMap::new()),
             tls: Mutex::new(None),
             paused: Mutex::new(HashMap::new()),
             warned: Mutex::new(HashMap::new()),
-            owner,
             env: env.clone(),
         }
+    }
+
+    /// Owner of the files we write: root when we run as root.
+    fn file_owner(&self) -> Option<(u32, u32)> {
+        self.is_root().then_some((0, 0))
     }
 
     /// The effective uid: the owner the files we read back must have.
@@ -142,7 +144,7 @@ impl Ctx {
     pub(super) fn use_opts(&self) -> WriteOptions {
         WriteOptions {
             mode: 0o400,
-            owner: self.owner,
+            owner: self.file_owner(),
             existing_owner: None,
             replace_symlink: true,
         }
@@ -151,7 +153,7 @@ impl Ctx {
     pub(super) fn top_opts(&self) -> WriteOptions {
         WriteOptions {
             mode: 0o600,
-            owner: self.owner,
+            owner: self.file_owner(),
             existing_owner: None,
             replace_symlink: true,
         }
