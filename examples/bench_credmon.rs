@@ -22,6 +22,8 @@
 //! (the credmon chowns `.use` files to root). Prints one line per measure,
 //! `name<TAB>value`, for scripts/bench-credmon.sh.
 
+// A benchmark and a demo server: real programs in real time.
+#![allow(clippy::disallowed_methods)]
 // The test support code may unwrap; this benchmark's own code does not.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

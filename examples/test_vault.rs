@@ -14,6 +14,9 @@
 //! (2419200), `--credentials N` (also register `bench<i>/host.example` credentials with
 //! provisioned Vault tokens, listed in `DIR/credentials.tsv` as `credkey<TAB>url<TAB>token`).
 
+// A benchmark and a demo server: real programs in real time.
+#![allow(clippy::disallowed_methods)]
+
 #[path = "../tests/support/mod.rs"]
 mod support;
 

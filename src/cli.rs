@@ -286,6 +286,13 @@ pub struct CredmonArgs {
     pub metrics_file: Option<PathBuf>,
 }
 
+impl CredmonArgs {
+    /// Whether this runs the daemon (not `--once`, not `--check-config`).
+    pub fn is_daemon(&self) -> bool {
+        !self.once && !self.check_config
+    }
+}
+
 /// The name the binary was invoked as (`igwn-robot-get`, `robot-credmon`, ...).
 pub fn invoked_as(argv0: &std::ffi::OsStr) -> String {
     std::path::Path::new(argv0)

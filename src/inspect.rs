@@ -64,7 +64,7 @@ pub fn run(args: &TokenArgs, env: &Env) -> Result<Report, InspectError> {
     let tok = load(&path)?;
     let now = env.now();
     let verified = if args.verify {
-        verify_online(&tok, args).map_err(|why| InspectError::Verify {
+        verify_online(&tok, args, env).map_err(|why| InspectError::Verify {
             path: path.clone(),
             why,
         })?;
@@ -104,7 +104,7 @@ pub fn run(args: &TokenArgs, env: &Env) -> Result<Report, InspectError> {
 const MAX_DOC: u64 = 1024 * 1024;
 
 /// Downloads the issuer's JWKS (`iss` + `/.well-known/openid-configuration`) and verifies.
-fn verify_online(tok: &BearerToken, args: &TokenArgs) -> Result<(), String> {
+fn verify_online(tok: &BearerToken, args: &TokenArgs, env: &Env) -> Result<(), String> {
     let iss = tok
         .claims()
         .iss
@@ -113,7 +113,7 @@ fn verify_online(tok: &BearerToken, args: &TokenArgs) -> Result<(), String> {
     if !iss.starts_with("https://") {
         return Err(format!("the issuer '{iss}' is not an https URL"));
     }
-    let tls = tls::client_config_for(args.cafile.clone(), args.capath.clone())
+    let tls = tls::client_config_for(args.cafile.clone(), args.capath.clone(), env)
         .map_err(|e| e.to_string())?;
     let http = reqwest::blocking::Client::builder()
         .tls_backend_preconfigured((*tls).clone())

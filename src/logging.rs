@@ -7,6 +7,12 @@ use std::sync::OnceLock;
 
 static PROGRAM: OnceLock<String> = OnceLock::new();
 static JOURNAL: OnceLock<bool> = OnceLock::new();
+static JOURNAL_STREAM: OnceLock<Option<String>> = OnceLock::new();
+
+/// Records `$JOURNAL_STREAM` as the environment gave it (`main.rs`, once).
+pub fn set_journal_stream(value: Option<String>) {
+    let _ = JOURNAL_STREAM.set(value);
+}
 
 /// Records the name the program was invoked as (`main.rs` calls this first).
 pub fn set_program(name: &str) {
@@ -35,7 +41,7 @@ pub fn journal_stream_matches(journal_stream: Option<&str>, dev: u64, ino: u64) 
 /// Whether stderr is connected to the journal (computed once).
 pub fn stderr_is_journal() -> bool {
     *JOURNAL.get_or_init(|| {
-        let var = std::env::var("JOURNAL_STREAM").ok();
+        let var = JOURNAL_STREAM.get().cloned().flatten();
         if var.is_none() {
             return false;
         }

@@ -46,18 +46,27 @@ impl From<Exit> for ExitCode {
 }
 
 fn main() -> ExitCode {
-    let argv: Vec<OsString> = std::env::args_os().collect();
-    let command = match parse(&argv) {
+    // First thing: a SIGHUP or SIGTERM during set-up must not kill the
+    // credmon before its signal thread waits for them. Every other role
+    // gets the default behaviour back as soon as the command line is parsed.
+    let early = credmon::signals::block();
+    let mut env = Env::process();
+    let command = match parse(env.args()) {
         Ok(c) => c,
         Err(exit) => return exit.into(),
     };
+    if !matches!(&command, Command::Credmon(a) if a.is_daemon()) {
+        credmon::signals::restore(early);
+    }
+    logging::set_journal_stream(env.var("JOURNAL_STREAM"));
     // Environment changes, once, here: no other thread is running yet.
     let _profile = match command {
         Command::Get(_) | Command::Store(_) | Command::Credmon(_) => {
-            match kerberos::disable_reverse_dns(std::env::var("KRB5_CONFIG").ok().as_deref()) {
+            match kerberos::disable_reverse_dns(env.var("KRB5_CONFIG").as_deref()) {
                 Ok(p) => {
                     // SAFETY: single-threaded until here (nothing has spawned a thread yet).
                     unsafe { std::env::set_var("KRB5_CONFIG", p.krb5_config()) };
+                    env = env.with_var("KRB5_CONFIG", Some(p.krb5_config()));
                     Some(p)
                 }
                 Err(e) => return error(e).into(),
@@ -67,9 +76,10 @@ fn main() -> ExitCode {
     };
     if matches!(command, Command::Credmon(_)) {
         // Takes the master's family session out of the environment.
-        robot_credmon::condor::capture_environment();
+        env = robot_credmon::condor::capture_environment(env);
+        // SAFETY: single-threaded until here (nothing has spawned a thread yet).
+        unsafe { std::env::remove_var("CONDOR_PRIVATE_INHERIT") };
     }
-    let env = Env::process();
     dispatch(command, &env).into()
 }
 

@@ -231,13 +231,10 @@ impl Text {
     }
 }
 
-/// Writes metrics text to `path` atomically, mode 0644 (the collector must read it).
-fn write_file(path: &Path, text: &str) -> Result<(), MetricsError> {
-    files::write_file(
-        path,
-        text.as_bytes(),
-        WriteOptions::user_file(0o644, nix::unistd::geteuid().as_raw()),
-    )?;
+/// Writes metrics text to `path` atomically, mode 0644 (the collector must
+/// read it); an existing file must belong to `uid` (the effective user).
+fn write_file(path: &Path, text: &str, uid: u32) -> Result<(), MetricsError> {
+    files::write_file(path, text.as_bytes(), WriteOptions::user_file(0o644, uid))?;
     Ok(())
 }
 

@@ -1,16 +1,17 @@
 //! systemd's `Type=notify` protocol (`sd_notify(3)`): one datagram of
 //! `KEY=VALUE` lines to the unix socket named by `$NOTIFY_SOCKET`.
 //!
-//! The credmon calls [`ready`] after its first full pass, [`watchdog`] on every
-//! turn of its loop (at least every [`watchdog_interval`]), [`status`] to say
-//! what it is doing and [`stopping`] when it exits. Without `$NOTIFY_SOCKET`
-//! (not started by systemd, or by `condor_master`) they do nothing. Failures
-//! to notify are logged, never fatal.
+//! The credmon holds a [`Systemd`], built from its [`Env`]: it calls
+//! [`Systemd::ready`] after its first full pass, [`Systemd::watchdog`] on
+//! every turn of its loop (at least every [`Systemd::watchdog_interval`]),
+//! [`Systemd::status`] to say what it is doing and [`Systemd::stopping`] when
+//! it exits. Without `$NOTIFY_SOCKET` (not started by systemd, or by
+//! `condor_master`) they do nothing. Failures to notify are logged, never fatal.
 
+use crate::env::Env;
 use std::io;
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 /// Why a notification could not be sent.
@@ -62,11 +63,6 @@ impl Notifier {
             address: Some(address),
             raw,
         })
-    }
-
-    /// From the process environment.
-    pub fn from_env() -> Result<Self, NotifyError> {
-        Self::from_vars(crate::files::discovery::process_env)
     }
 
     /// A notifier that sends nothing.
@@ -150,46 +146,66 @@ pub fn watchdog_interval_from(env: impl Fn(&str) -> Option<String>, pid: u32) ->
     Some(Duration::from_micros(usec / 2))
 }
 
-/// [`watchdog_interval_from`] for this process; `None` when systemd does not watch it.
-pub fn watchdog_interval() -> Option<Duration> {
-    watchdog_interval_from(crate::files::discovery::process_env, std::process::id())
+/// The service manager as the daemon sees it: where notifications go
+/// (`$NOTIFY_SOCKET`) and how often the watchdog wants to hear from us.
+/// Failures to notify are logged, never fatal.
+#[derive(Debug, Clone)]
+pub struct Systemd {
+    notifier: Notifier,
+    watchdog: Option<Duration>,
 }
 
-/// The process-wide notifier, from `$NOTIFY_SOCKET` at first use.
-fn global() -> &'static Notifier {
-    static GLOBAL: OnceLock<Notifier> = OnceLock::new();
-    GLOBAL.get_or_init(|| {
-        Notifier::from_env().unwrap_or_else(|e| {
+impl Systemd {
+    /// From `env`'s `$NOTIFY_SOCKET`, `$WATCHDOG_USEC` and `$WATCHDOG_PID`.
+    pub fn from_env(env: &Env) -> Self {
+        let notifier = Notifier::from_vars(|k| env.var(k)).unwrap_or_else(|e| {
             log::warn!("{e}; not notifying systemd");
             Notifier::disabled()
-        })
-    })
+        });
+        Systemd {
+            notifier,
+            watchdog: watchdog_interval_from(|k| env.var(k), std::process::id()),
+        }
+    }
+
+    /// No service manager.
+    pub fn disabled() -> Self {
+        Systemd {
+            notifier: Notifier::disabled(),
+            watchdog: None,
+        }
+    }
+
+    /// How often to send `WATCHDOG=1`; `None` when systemd does not watch us.
+    pub fn watchdog_interval(&self) -> Option<Duration> {
+        self.watchdog
+    }
+
+    /// Tells systemd the service is up (after the first full pass), with a status line.
+    pub fn ready(&self, status: &str) {
+        logged(self.notifier.ready(status));
+    }
+
+    /// Tells systemd's watchdog the loop is alive.
+    pub fn watchdog(&self) {
+        logged(self.notifier.watchdog());
+    }
+
+    /// Tells systemd the service is shutting down.
+    pub fn stopping(&self) {
+        logged(self.notifier.stopping());
+    }
+
+    /// Updates the status line `systemctl status` shows.
+    pub fn status(&self, text: &str) {
+        logged(self.notifier.status(text));
+    }
 }
 
 fn logged(result: Result<(), NotifyError>) {
     if let Err(e) = result {
         log::warn!("{e}");
     }
-}
-
-/// Tells systemd the service is up (after the first full pass), with a status line.
-pub fn ready(status: &str) {
-    logged(global().ready(status));
-}
-
-/// Tells systemd's watchdog the loop is alive.
-pub fn watchdog() {
-    logged(global().watchdog());
-}
-
-/// Tells systemd the service is shutting down.
-pub fn stopping() {
-    logged(global().stopping());
-}
-
-/// Updates the status line `systemctl status` shows.
-pub fn status(text: &str) {
-    logged(global().status(text));
 }
 
 #[cfg(test)]

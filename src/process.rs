@@ -2,13 +2,16 @@
 //! `condor_store_cred`, the OIDC web-open command): found by the same search
 //! path rules, given their input on stdin, bounded in time (stopped by pid
 //! when they hang) and in output, with the reader threads joined before
-//! the result is returned.
+//! the result is returned. The run waits for events (the program's exit,
+//! its pipes closing) until a real-time deadline: a real program's time
+//! limit is real whatever clock the caller reads.
 
 use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -73,7 +76,8 @@ pub struct Tool {
     pub output: Output,
     /// Cap on each captured stream, in bytes.
     pub max_output: u64,
-    /// The `$PATH` to search (the caller's environment's; [`Tool::new`] takes the process's).
+    /// The `$PATH` to search (the caller's environment's; none: only
+    /// `/usr/sbin` and `/usr/bin`).
     pub path_var: Option<OsString>,
 }
 
@@ -96,8 +100,9 @@ impl Finished {
 }
 
 impl Tool {
-    /// `program args…` with no input, captured output, the default cap and a time limit.
-    pub fn new<I, S>(program: &str, args: I, timeout: Duration) -> Self
+    /// `program args…` with no input, captured output, the default cap, a
+    /// time limit and the search path `path_var` (an environment's `$PATH`).
+    pub fn new<I, S>(program: &str, args: I, timeout: Duration, path_var: Option<OsString>) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<OsString>,
@@ -109,7 +114,7 @@ impl Tool {
             timeout,
             output: Output::Capture,
             max_output: DEFAULT_MAX_OUTPUT,
-            path_var: std::env::var_os("PATH"),
+            path_var,
         }
     }
 
@@ -117,23 +122,28 @@ impl Tool {
     pub fn run(&self) -> Result<Finished, RunError> {
         let path = self.locate()?;
         let mut child = self.spawn(&path)?;
-        let stdout = reader(child.stdout.take(), self.max_output);
-        let stderr = reader(child.stderr.take(), self.max_output);
-        let stdin = writer(child.stdin.take(), self.input.clone());
+        let (tx, events) = mpsc::channel();
+        let stdout = reader(child.stdout.take(), self.max_output, tx.clone());
+        let stderr = reader(child.stderr.take(), self.max_output, tx.clone());
+        let stdin = writer(child.stdin.take(), self.input.clone(), tx.clone());
+        let pipes_left = [stdout.is_some(), stderr.is_some(), stdin.is_some()]
+            .into_iter()
+            .filter(|b| *b)
+            .count();
+        watch_exit(&child, tx);
+        #[allow(clippy::disallowed_methods)] // a real program: its time limit is real time
         let deadline = Instant::now().checked_add(self.timeout);
-        let status = wait_until(&mut child, &path, deadline, self.timeout);
+        let mut progress = Progress {
+            events,
+            deadline,
+            pipes_left,
+            exited: false,
+        };
+        let status = wait_exit(&mut child, &path, &mut progress, self.timeout);
         // A program it started may still hold the pipes: wait for them until
         // the deadline, then stop its whole process group, so the joins end.
-        while [&stdout, &stderr]
-            .iter()
-            .any(|r| r.as_ref().is_some_and(|h| !h.is_finished()))
-            || stdin.as_ref().is_some_and(|h| !h.is_finished())
-        {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                kill_group(&child);
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        if !progress.pipes_done() {
+            kill_group(&child);
         }
         if let Some(h) = stdin {
             let _ = h.join();
@@ -214,8 +224,16 @@ fn is_executable(p: &Path) -> bool {
 
 type Reader = Option<JoinHandle<String>>;
 
+/// What the helper threads of a run report: the program exited, or one of
+/// its pipes is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Event {
+    Exited,
+    PipeDone,
+}
+
 /// Reads a pipe to its end in a thread, keeping the first `cap` bytes.
-fn reader<R: Read + Send + 'static>(pipe: Option<R>, cap: u64) -> Reader {
+fn reader<R: Read + Send + 'static>(pipe: Option<R>, cap: u64, done: Sender<Event>) -> Reader {
     let mut pipe = pipe?;
     std::thread::Builder::new()
         .name("tool-output".into())
@@ -224,6 +242,7 @@ fn reader<R: Read + Send + 'static>(pipe: Option<R>, cap: u64) -> Reader {
             let _ = pipe.by_ref().take(cap).read_to_end(&mut buf);
             // Drain the rest so the program is not blocked on a full pipe.
             let _ = std::io::copy(&mut pipe, &mut std::io::sink());
+            let _ = done.send(Event::PipeDone);
             String::from_utf8_lossy(&buf).into_owned()
         })
         .ok()
@@ -231,35 +250,102 @@ fn reader<R: Read + Send + 'static>(pipe: Option<R>, cap: u64) -> Reader {
 
 /// Feeds `data` to the program's stdin in a thread (a program that does not
 /// read must not block us past the time limit), then closes it.
-fn writer(pipe: Option<ChildStdin>, data: Option<Vec<u8>>) -> Option<JoinHandle<()>> {
+fn writer(
+    pipe: Option<ChildStdin>,
+    data: Option<Vec<u8>>,
+    done: Sender<Event>,
+) -> Option<JoinHandle<()>> {
     let (mut pipe, data) = (pipe?, data?);
     std::thread::Builder::new()
         .name("tool-input".into())
         .spawn(move || {
             // A program that exits early closes the pipe; its exit code tells why.
             let _ = pipe.write_all(&data);
+            drop(pipe);
+            let _ = done.send(Event::PipeDone);
         })
         .ok()
+}
+
+/// Reports the child's exit without reaping it (`waitid` with `WNOWAIT`), so
+/// the caller can still stop its process group and reap it.
+fn watch_exit(child: &Child, done: Sender<Event>) {
+    let Ok(pid) = i32::try_from(child.id()) else {
+        let _ = done.send(Event::Exited);
+        return;
+    };
+    let watcher = std::thread::Builder::new()
+        .name("tool-exit".into())
+        .spawn(move || {
+            use nix::sys::wait::{Id, WaitPidFlag, waitid};
+            let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT;
+            while let Err(nix::errno::Errno::EINTR) =
+                waitid(Id::Pid(nix::unistd::Pid::from_raw(pid)), flags)
+            {}
+            let _ = done.send(Event::Exited);
+        });
+    if watcher.is_err() {
+        // No thread: the caller's wait ends at the deadline and kills the program.
+        log::warn!("cannot start a thread to wait for process {pid}");
+    }
+}
+
+/// The events of one run so far, and its deadline.
+struct Progress {
+    events: Receiver<Event>,
+    deadline: Option<Instant>,
+    pipes_left: usize,
+    exited: bool,
+}
+
+impl Progress {
+    /// Waits for the next event; false at the deadline (or when no thread
+    /// is left to send one).
+    fn step(&mut self) -> bool {
+        let event = match self.deadline {
+            None => self.events.recv().ok(),
+            Some(deadline) => {
+                #[allow(clippy::disallowed_methods)] // a real program: its time limit is real time
+                let left = deadline.saturating_duration_since(Instant::now());
+                self.events.recv_timeout(left).ok()
+            }
+        };
+        match event {
+            Some(Event::Exited) => self.exited = true,
+            Some(Event::PipeDone) => self.pipes_left = self.pipes_left.saturating_sub(1),
+            None => return false,
+        }
+        true
+    }
+
+    /// Waits until every pipe is done; false when time ran out first.
+    fn pipes_done(&mut self) -> bool {
+        while self.pipes_left > 0 {
+            if !self.step() {
+                return false;
+            }
+        }
+        true
+    }
 }
 
 fn join(r: Reader) -> String {
     r.and_then(|h| h.join().ok()).unwrap_or_default()
 }
 
-/// Waits for the child until `deadline`, then kills its process group and reaps it.
-fn wait_until(
+/// Waits for the child's exit until the deadline, then kills its process
+/// group and reaps it.
+fn wait_exit(
     child: &mut Child,
     path: &Path,
-    deadline: Option<Instant>,
+    progress: &mut Progress,
     limit: Duration,
 ) -> Result<Option<i32>, RunError> {
     loop {
         let failure = match child.try_wait() {
+            // Pipe events may come first; the exit event (or the deadline) ends the wait.
+            Ok(None) if !progress.exited && progress.step() => continue,
             Ok(Some(st)) => return Ok(st.code()),
-            Ok(None) if deadline.is_none_or(|d| Instant::now() < d) => {
-                std::thread::sleep(Duration::from_millis(10));
-                continue;
-            }
             Ok(None) => RunError::Timeout {
                 path: path.to_owned(),
                 secs: limit.as_secs(),
@@ -289,10 +375,12 @@ fn kill_group(child: &Child) {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    // Real programs: the tests measure their real duration.
+    #![allow(clippy::disallowed_methods)]
     use super::*;
 
     fn sh(script: &str, timeout: Duration) -> Tool {
-        Tool::new("sh", ["-c", script], timeout)
+        Tool::new("sh", ["-c", script], timeout, Some("/usr/bin:/bin".into()))
     }
 
     #[test]
@@ -367,8 +455,12 @@ mod tests {
             Some("/usr/bin/sh".into())
         );
         assert_eq!(find_program("", Some(&path_var)), None);
-        let mut t = Tool::new("mytool", Vec::<String>::new(), Duration::from_secs(10));
-        t.path_var = Some(path_var);
+        let mut t = Tool::new(
+            "mytool",
+            Vec::<String>::new(),
+            Duration::from_secs(10),
+            Some(path_var),
+        );
         assert_eq!(t.run().unwrap().stdout, "mine\n");
         t.program = "no-such-tool-here".into();
         assert!(matches!(t.run().unwrap_err(), RunError::NotFound(_)));

@@ -26,6 +26,7 @@ pub mod cedar;
 pub mod inherit;
 pub mod sinful;
 
+use crate::env::Env;
 use cedar::{CedarError, Conn, Value};
 use inherit::{InheritError, Parent};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -82,17 +83,15 @@ pub enum MasterError {
 
 static PARENT: OnceLock<Result<Parent, InheritError>> = OnceLock::new();
 
-/// Reads `CONDOR_INHERIT` and `CONDOR_PRIVATE_INHERIT` once and removes the
-/// latter (it holds the family session key) from the environment, so that
-/// programs the credmon runs do not see it. Call before any thread starts.
-pub fn capture_environment() {
-    let inherit = std::env::var("CONDOR_INHERIT").ok();
-    let private = std::env::var("CONDOR_PRIVATE_INHERIT").ok();
+/// Reads `CONDOR_INHERIT` and `CONDOR_PRIVATE_INHERIT` from `env` once and
+/// returns `env` without the latter (it holds the family session key); the
+/// caller removes it from the process too, so that programs the credmon runs
+/// do not see it.
+pub fn capture_environment(env: Env) -> Env {
+    let inherit = env.var("CONDOR_INHERIT");
+    let private = env.var("CONDOR_PRIVATE_INHERIT");
     PARENT.get_or_init(|| inherit::parse(inherit.as_deref(), private.as_deref()));
-    if private.is_some() {
-        // SAFETY: called from the main thread before any other thread exists.
-        unsafe { std::env::remove_var("CONDOR_PRIVATE_INHERIT") };
-    }
+    env.with_var("CONDOR_PRIVATE_INHERIT", None)
 }
 
 /// Whether the credmon was started by condor_master (`CONDOR_INHERIT` was set).
@@ -101,8 +100,8 @@ pub fn under_master() -> bool {
 }
 
 /// Tells the parent master that daemon `name` (this process) is in `state`
-/// (`Ready`), using what [`capture_environment`] found.
-pub fn set_ready(name: &str, state: &str) -> Result<(), MasterError> {
+/// (`Ready`), using what [`capture_environment`] found; `now` is the wall clock.
+pub fn set_ready(name: &str, state: &str, now: SystemTime) -> Result<(), MasterError> {
     let parent = match PARENT.get() {
         Some(Ok(p)) => p,
         Some(Err(e)) => return Err(e.clone().into()),
@@ -114,6 +113,7 @@ pub fn set_ready(name: &str, state: &str) -> Result<(), MasterError> {
         name,
         state,
         Duration::from_secs(10),
+        now,
     )
 }
 
@@ -126,19 +126,21 @@ fn random<const N: usize>() -> Result<[u8; N], MasterError> {
     Ok(b)
 }
 
-/// Sends `DC_SET_READY` for `pid` to `parent`, each step bounded by `timeout`.
+/// Sends `DC_SET_READY` for `pid` to `parent`, each step bounded by
+/// `timeout`; `now` (the wall clock) tells whether the session has expired.
 pub fn send_ready(
     parent: &Parent,
     pid: u32,
     name: &str,
     state: &str,
     timeout: Duration,
+    now: SystemTime,
 ) -> Result<(), MasterError> {
     let session = &parent.session;
     if let Some(exp) = session.expires
         && exp != 0
     {
-        let now = SystemTime::now()
+        let now = now
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
         if exp <= now {

@@ -163,7 +163,15 @@ fn master(code: &'static str, shared_port: bool) -> (u16, mpsc::Receiver<Seen>) 
 fn set_ready_resumes_the_family_session_and_encrypts_the_command() {
     let (port, rx) = master("AUTHORIZED", false);
     let p = parent(port, None, AES_INFO);
-    send_ready(&p, 4321, "CREDMON_OAUTH", "Ready", Duration::from_secs(5)).unwrap();
+    send_ready(
+        &p,
+        4321,
+        "CREDMON_OAUTH",
+        "Ready",
+        Duration::from_secs(5),
+        std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+    )
+    .unwrap();
     let seen = rx.recv_timeout(Duration::from_secs(10)).unwrap();
     assert!(seen.shared_port.is_none());
     let r = seen.resume.join("\n");
@@ -192,7 +200,15 @@ fn set_ready_resumes_the_family_session_and_encrypts_the_command() {
 fn a_shared_port_address_is_handed_over_first() {
     let (port, rx) = master("AUTHORIZED", true);
     let p = parent(port, Some("master_99_1"), AES_INFO);
-    send_ready(&p, 1, "CREDMON_OAUTH", "Ready", Duration::from_secs(5)).unwrap();
+    send_ready(
+        &p,
+        1,
+        "CREDMON_OAUTH",
+        "Ready",
+        Duration::from_secs(5),
+        std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+    )
+    .unwrap();
     let seen = rx.recv_timeout(Duration::from_secs(10)).unwrap();
     assert_eq!(
         seen.shared_port.unwrap(),
@@ -205,17 +221,40 @@ fn a_shared_port_address_is_handed_over_first() {
 fn failures_are_errors_not_panics() {
     let (port, rx) = master("SID_NOT_FOUND", false);
     let p = parent(port, None, AES_INFO);
-    let e = send_ready(&p, 1, "X", "Ready", Duration::from_secs(5)).unwrap_err();
+    let e = send_ready(
+        &p,
+        1,
+        "X",
+        "Ready",
+        Duration::from_secs(5),
+        std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("SID_NOT_FOUND"), "{e}");
     rx.recv_timeout(Duration::from_secs(10)).unwrap();
 
     let p = parent(port, None, "CryptoMethods=\"BLOWFISH\";");
-    let e = send_ready(&p, 1, "X", "Ready", Duration::from_secs(1)).unwrap_err();
+    let e = send_ready(
+        &p,
+        1,
+        "X",
+        "Ready",
+        Duration::from_secs(1),
+        std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+    )
+    .unwrap_err();
     assert!(matches!(e, MasterError::NoAes(_)), "{e}");
 
     let p = parent(port, None, "SessionExpires=1;");
     assert!(matches!(
-        send_ready(&p, 1, "X", "Ready", Duration::from_secs(1)),
+        send_ready(
+            &p,
+            1,
+            "X",
+            "Ready",
+            Duration::from_secs(1),
+            std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+        ),
         Err(MasterError::Expired)
     ));
 
@@ -229,6 +268,7 @@ fn failures_are_errors_not_panics() {
         "X",
         "Ready",
         Duration::from_secs(1),
+        std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
     )
     .unwrap_err();
     assert!(matches!(e, MasterError::Connect { .. }), "{e}");
@@ -246,6 +286,7 @@ fn failures_are_errors_not_panics() {
         "X",
         "Ready",
         Duration::from_secs(2),
+        std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
     )
     .unwrap_err();
     assert!(matches!(e, MasterError::Cedar { .. }), "{e}");

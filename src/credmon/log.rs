@@ -5,6 +5,7 @@
 //! must be a regular file with one link: the credmon runs as root and the
 //! log directory belongs to condor.
 
+use crate::env::Clock;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -20,6 +21,8 @@ struct Sink {
     path: Option<PathBuf>,
     file: Option<File>,
     also_stderr: bool,
+    /// Line timestamps come from this clock (the daemon's).
+    clock: Option<Clock>,
 }
 
 static LOGGER: OnceLock<FileLogger> = OnceLock::new();
@@ -50,14 +53,21 @@ fn open(path: &Path) -> std::io::Result<File> {
     Ok(file)
 }
 
-/// Starts logging to `path` (stderr when `None`; also to stderr with `also_stderr`).
-pub fn init(path: Option<&Path>, debug: bool, also_stderr: bool) -> std::io::Result<()> {
+/// Starts logging to `path` (stderr when `None`; also to stderr with
+/// `also_stderr`), lines stamped with `clock`'s wall time.
+pub fn init(
+    path: Option<&Path>,
+    debug: bool,
+    also_stderr: bool,
+    clock: &Clock,
+) -> std::io::Result<()> {
     let file = path.map(open).transpose()?;
     let logger = LOGGER.get_or_init(|| FileLogger {
         sink: Mutex::new(Sink {
             path: None,
             file: None,
             also_stderr: false,
+            clock: None,
         }),
     });
     {
@@ -65,6 +75,7 @@ pub fn init(path: Option<&Path>, debug: bool, also_stderr: bool) -> std::io::Res
         s.path = path.map(Path::to_owned);
         s.file = file;
         s.also_stderr = also_stderr;
+        s.clock = Some(clock.clone());
     }
     let _ = log::set_logger(logger);
     set_debug(debug);
@@ -118,13 +129,14 @@ impl log::Log for FileLogger {
         if !self.enabled(record.metadata()) {
             return;
         }
+        let mut s = self.sink.lock().unwrap_or_else(|p| p.into_inner());
+        let now = s.clock.as_ref().map_or(SystemTime::UNIX_EPOCH, Clock::now);
         let line = format!(
             "{} {:<5} {}\n",
-            timestamp(SystemTime::now()),
+            timestamp(now),
             record.level(),
             record.args()
         );
-        let mut s = self.sink.lock().unwrap_or_else(|p| p.into_inner());
         let to_stderr = s.also_stderr || s.file.is_none();
         if let Some(f) = s.file.as_mut() {
             let _ = f.write_all(line.as_bytes());

@@ -26,12 +26,12 @@ pub mod log;
 pub mod policy;
 pub mod refresh;
 pub mod schedule;
+pub mod signals;
 
 use crate::cli::CredmonArgs;
 use crate::env::Env;
 use crate::files::{SafeDir, WriteOptions};
 use config::{Config, ConfigError};
-use daemon::clock::SystemClock;
 use nix::sys::signal::{SigSet, Signal};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::sync::Arc;
@@ -78,15 +78,19 @@ pub fn main(args: CredmonArgs, env: &Env) -> Result<Outcome, CredmonError> {
         print!("{}", cfg.describe());
         return Ok(Outcome::Done);
     }
-    log::init(cfg.log_file.as_deref(), cfg.debug, args.verbose).map_err(|source| {
-        CredmonError::Log {
-            path: cfg
-                .log_file
-                .as_deref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-            source,
-        }
+    log::init(
+        cfg.log_file.as_deref(),
+        cfg.debug,
+        args.verbose,
+        env.clock(),
+    )
+    .map_err(|source| CredmonError::Log {
+        path: cfg
+            .log_file
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        source,
     })?;
     ::log::set_max_level(cfg.log_level);
     run(args, cfg, env.clone()).map_err(|e| {
@@ -125,7 +129,8 @@ fn check_cred_dir(cfg: &Config) -> Result<SafeDir, String> {
 
 fn run(args: CredmonArgs, cfg: Config, env: Env) -> Result<Outcome, String> {
     let root = check_cred_dir(&cfg)?;
-    let _instance = daemon::instance::single_instance(&cfg.cred_dir, Duration::from_secs(10))?;
+    let _instance =
+        daemon::instance::single_instance(&cfg.cred_dir, Duration::from_secs(10), env.clock())?;
     if let Ok(n) = root.remove_stale_temps()
         && n > 0
     {
@@ -139,10 +144,12 @@ fn run(args: CredmonArgs, cfg: Config, env: Env) -> Result<Outcome, String> {
     if let Err(e) = ctx.tls_config() {
         ::log::error!("{e}");
     }
+    let systemd = crate::notify::Systemd::from_env(&env);
     let mut coord = daemon::Coordinator::new(
         ctx.clone(),
-        Arc::new(SystemClock),
-        daemon::Reload::new(reloader(args.clone(), env)),
+        env.clock().clone(),
+        daemon::Reload::new(reloader(args.clone(), env.clone())),
+        systemd.clone(),
     );
     let shared = coord.shared.clone();
     if args.once {
@@ -158,9 +165,12 @@ fn run(args: CredmonArgs, cfg: Config, env: Env) -> Result<Outcome, String> {
     let sh = shared.clone();
     std::thread::Builder::new()
         .name("signals".into())
-        .spawn(move || signal_loop(signals, sh))
+        .spawn({
+            let clock = env.clock().clone();
+            move || signal_loop(signals, sh, clock)
+        })
         .map_err(|e| format!("cannot start the signal thread: {e}"))?;
-    crate::notify::status("first full pass");
+    systemd.status("first full pass");
     coord.spawn_workers(cfg.max_in_flight);
     coord.run();
     // Stopped: let requests in flight finish (bounded), then leave. A request
@@ -169,9 +179,9 @@ fn run(args: CredmonArgs, cfg: Config, env: Env) -> Result<Outcome, String> {
     if left > 0 {
         ::log::info!("{left} request(s) still in flight abandoned");
     }
-    crate::notify::stopping();
+    systemd.stopping();
     if let Some(path) = ctx.config().metrics_file.as_deref() {
-        drop(shared.write_metrics(path));
+        drop(shared.write_metrics(path, env.euid()));
     }
     daemon::instance::remove_pid_file(root.path());
     ::log::logger().flush();
@@ -212,17 +222,10 @@ fn run_once(coord: &mut daemon::Coordinator, workers: usize) -> Outcome {
     }
 }
 
-/// Blocks the signals the signal thread takes synchronously, in this and every later thread.
+/// Blocks the signals the signal thread takes synchronously, in this and
+/// every later thread (`main` blocked them already; this makes sure).
 fn block_signals() -> Result<SigSet, String> {
-    let mut signals = SigSet::empty();
-    for s in [
-        Signal::SIGHUP,
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGQUIT,
-    ] {
-        signals.add(s);
-    }
+    let signals = signals::set();
     signals
         .thread_block()
         .map_err(|e| format!("cannot block signals: {e}"))?;
@@ -251,7 +254,7 @@ const DRAIN_LIMIT: Duration = Duration::from_millis(700);
 
 /// Waits for signals: SIGHUP wakes the coordinator; the others stop it
 /// (the main thread then drains the workers and exits 0).
-fn signal_loop(signals: SigSet, shared: Arc<daemon::pool::Shared>) {
+fn signal_loop(signals: SigSet, shared: Arc<daemon::pool::Shared>, clock: crate::env::Clock) {
     loop {
         match signals.wait() {
             Ok(Signal::SIGHUP) => {
@@ -265,7 +268,7 @@ fn signal_loop(signals: SigSet, shared: Arc<daemon::pool::Shared>) {
             }
             Err(e) => {
                 ::log::error!("waiting for signals failed: {e}");
-                std::thread::sleep(Duration::from_secs(1));
+                clock.sleep(Duration::from_secs(1));
             }
         }
     }

@@ -23,7 +23,7 @@ use crate::token::{self, BearerToken, MAX_TOKEN_BYTES, accept};
 use crate::vault::auth::{self, CredentialSource};
 use crate::vault::{VaultClient, VaultError, VaultToken};
 use nix::sys::stat::FileStat;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 /// What to do for one credential.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -215,7 +215,7 @@ impl Job<'_> {
         if let Some(until) = ctx.paused_until(&target.host, target.port) {
             return Err(RefreshError::Retry {
                 cause: "rate_limited",
-                at_least: Some(until.saturating_duration_since(Instant::now())),
+                at_least: Some(until.since(ctx.mono())),
                 msg: format!("requests to {}:{} are paused", target.host, target.port),
             });
         }

@@ -21,11 +21,6 @@ pub fn vault_token_file(uid: u32) -> PathBuf {
     PathBuf::from(format!("/tmp/vt_u{uid}"))
 }
 
-/// Reads the process environment; the usual argument to the functions above.
-pub fn process_env(key: &str) -> Option<String> {
-    std::env::var(key).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

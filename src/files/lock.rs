@@ -2,8 +2,9 @@
 //! (cron, a person, a pipeline) refresh a token once rather than N times.
 
 use super::{FileError, SafeDir};
+use crate::env::Clock;
 use std::fs::{File, TryLockError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A held exclusive lock; released when dropped.
 #[derive(Debug)]
@@ -12,7 +13,8 @@ pub struct LockFile {
 }
 
 impl LockFile {
-    /// Takes the exclusive lock on `.<name>.lock` in `dir`, waiting at most `timeout`.
+    /// Takes the exclusive lock on `.<name>.lock` in `dir`, waiting at most
+    /// `timeout` on `clock`.
     ///
     /// The lock file is created without following links and must belong to
     /// `owner` when given.
@@ -21,6 +23,7 @@ impl LockFile {
         name: &str,
         owner: Option<u32>,
         timeout: Duration,
+        clock: &Clock,
     ) -> Result<Self, FileError> {
         let lock_name = format!(".{name}.lock");
         let path = dir.join(&lock_name)?;
@@ -30,13 +33,13 @@ impl LockFile {
         {
             return Err(dir.distrust(&lock_name, why));
         }
-        let start = Instant::now();
+        let start = clock.mono();
         let mut pause = Duration::from_millis(2);
         loop {
             match file.try_lock() {
                 Ok(()) => return Ok(Self { _file: file }),
-                Err(TryLockError::WouldBlock) if start.elapsed() < timeout => {
-                    std::thread::sleep(pause);
+                Err(TryLockError::WouldBlock) if clock.mono().since(start) < timeout => {
+                    clock.sleep(pause);
                     pause = (pause * 2).min(Duration::from_millis(50));
                 }
                 Err(TryLockError::WouldBlock) => {
@@ -60,10 +63,13 @@ mod tests {
     fn second_lock_times_out_then_succeeds_after_release() {
         let t = tempfile::tempdir().unwrap();
         let d = SafeDir::open(t.path()).unwrap();
-        let first = LockFile::acquire(&d, "tok", None, Duration::from_secs(1)).unwrap();
-        let err = LockFile::acquire(&d, "tok", None, Duration::from_millis(30)).unwrap_err();
-        assert!(matches!(err, FileError::LockTimeout { .. }));
+        // Virtual time: the wait for the held lock ends at its bound at once.
+        let clock = Clock::manual(std::time::SystemTime::UNIX_EPOCH);
+        let first = LockFile::acquire(&d, "tok", None, Duration::from_secs(1), &clock).unwrap();
+        let err = LockFile::acquire(&d, "tok", None, Duration::from_secs(30), &clock).unwrap_err();
+        assert!(matches!(err, FileError::LockTimeout { secs: 30, .. }));
+        assert!(clock.mono().as_duration() >= Duration::from_secs(30));
         drop(first);
-        LockFile::acquire(&d, "tok", None, Duration::from_millis(30)).unwrap();
+        LockFile::acquire(&d, "tok", None, Duration::from_millis(30), &clock).unwrap();
     }
 }

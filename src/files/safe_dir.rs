@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 pub const TEMP_MARKER: &str = ".robot-credmon-tmp.";
 
 /// How long a temporary file must have been left alone before it counts as
-/// a leftover (a write takes milliseconds).
+/// a leftover when no lock proves that its writer is gone (a write takes
+/// milliseconds). Under the target's lock ([`super::LockFile`]) every
+/// temporary file of ours is a leftover at once.
 pub const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// The temporary-file prefix of target `name`: `.<name>.robot-credmon-tmp.`.
@@ -28,19 +30,20 @@ fn temp_prefix(name: &str) -> String {
 
 /// Whether `entry` (with status `st`, not following links) is a leftover
 /// temporary file of `name`: our name pattern, a regular file of `owner`,
-/// unmodified for [`STALE_TEMP_AGE`] at `now`.
+/// unmodified for at least `min_age` at `now` (zero under the target's lock).
 pub fn is_stale_temp(
     entry: &str,
     name: &str,
     st: &FileStat,
     owner: u32,
     now: std::time::SystemTime,
+    min_age: std::time::Duration,
 ) -> bool {
     let age = crate::token::unix_seconds(now).saturating_sub(st.st_mtime);
     entry.starts_with(&temp_prefix(name))
         && SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFREG
         && st.st_uid == owner
-        && age >= STALE_TEMP_AGE.as_secs() as i64
+        && age >= i64::try_from(min_age.as_secs()).unwrap_or(i64::MAX)
 }
 
 /// An open directory; every operation is relative to it.
@@ -349,14 +352,21 @@ impl SafeDir {
 
     /// Removes the temporary files of `name` that a killed earlier run left:
     /// regular files named `.<name>.robot-credmon-tmp.*`, owned by `owner` and
-    /// not modified for [`STALE_TEMP_AGE`], so never a file that another
-    /// process may still be writing. Returns how many were removed.
-    pub fn remove_stale_temps_of(&self, name: &str, owner: u32) -> Result<usize, FileError> {
-        let now = std::time::SystemTime::now();
+    /// not modified for `min_age` at `now`. Under `name`'s lock `min_age` is
+    /// zero (no writer of ours can be active); otherwise [`STALE_TEMP_AGE`],
+    /// so never a file that another process may still be writing. Returns how
+    /// many were removed.
+    pub fn remove_stale_temps_of(
+        &self,
+        name: &str,
+        owner: u32,
+        now: std::time::SystemTime,
+        min_age: std::time::Duration,
+    ) -> Result<usize, FileError> {
         let mut n = 0;
         for entry in self.entries()? {
             if let Some(st) = self.stat(&entry)?
-                && is_stale_temp(&entry, name, &st, owner, now)
+                && is_stale_temp(&entry, name, &st, owner, now, min_age)
                 && self.remove(&entry)?
             {
                 log::info!(

@@ -146,7 +146,7 @@ fn record_metrics(path: &Path, result: &Result<Outcome, GetError>, env: &Env) {
         }) => m.record_success(now, remaining.map(|r| now_s + r), Some(cause)),
         Err(e) => m.record_failure(now, e.cause()),
     }
-    if let Err(e) = m.write(path) {
+    if let Err(e) = m.write(path, env.euid()) {
         log::warn!("{e}");
     }
 }
@@ -182,8 +182,8 @@ fn refresh(args: &GetArgs, env: &Env) -> Result<Outcome, GetError> {
         return Ok(outcome);
     }
     let lock_wait = args.retry_time + args.request_timeout * 3 + Duration::from_secs(10);
-    let _lock = LockFile::acquire(&dir, &name, Some(uid), lock_wait)?;
-    remove_leftovers(&dir, &name, uid);
+    let _lock = LockFile::acquire(&dir, &name, Some(uid), lock_wait, env.clock())?;
+    remove_leftovers(&dir, &name, uid, env.now());
     let (cause, current_exp) = match recheck(&dir, &name, &outfile, args, env)? {
         Ok(why) => why,
         Err(outcome) => return Ok(outcome),
@@ -285,11 +285,11 @@ fn condor(args: &GetArgs, env: &Env) -> Result<Outcome, GetError> {
     let p = plan::plan(args, &principal, uid).map_err(AuthError::from)?;
     let wanted = plan::condor_options(&p.credkey, &p.names.role, &args.vaultserver);
     let home = env.var("HOME").map(PathBuf::from).unwrap_or_default();
-    let user_config = crate::store::condor::config_val("USER_CONFIG_FILE")
+    let user_config = crate::store::condor::config_val("USER_CONFIG_FILE", env)
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| "user_config".into());
     let config = home.join(".condor").join(user_config);
-    let found = crate::store::condor::config_val("SEC_CREDENTIAL_GETTOKEN_OPTS");
+    let found = crate::store::condor::config_val("SEC_CREDENTIAL_GETTOKEN_OPTS", env);
     let words = found
         .as_deref()
         .map(crate::store::request::shell_words)
@@ -412,8 +412,10 @@ fn sound_token(
 }
 
 /// Removes temporary files of `name` that a killed earlier run left (best effort).
-fn remove_leftovers(dir: &SafeDir, name: &str, uid: u32) {
-    if let Err(e) = dir.remove_stale_temps_of(name, uid) {
+/// Under the lock: a killed run's temporary files go at once (the lock
+/// proves that no writer of ours is active).
+fn remove_leftovers(dir: &SafeDir, name: &str, uid: u32, now: SystemTime) {
+    if let Err(e) = dir.remove_stale_temps_of(name, uid, now, Duration::ZERO) {
         log::warn!("cannot clean up after an earlier run: {e}");
     }
 }

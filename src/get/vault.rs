@@ -20,15 +20,21 @@ pub(super) fn keytab_source(args: &GetArgs, keytab: &Path) -> Result<CredentialS
     )?)
 }
 
-fn client_for(args: &GetArgs, plan: &Plan) -> Result<VaultClient, GetError> {
+fn client_for(args: &GetArgs, plan: &Plan, env: &Env) -> Result<VaultClient, GetError> {
     let limits = Limits {
         retry_budget: args.retry_time,
         request_timeout: args.request_timeout,
         ..Limits::default()
     };
     let trust = Trust::Files(args.cafile.clone(), args.capath.clone());
-    auth::client(plan.server.clone(), plan.certname.clone(), trust, limits)
-        .map_err(|e| AuthError::from(e).into())
+    auth::client(
+        plan.server.clone(),
+        plan.certname.clone(),
+        trust,
+        limits,
+        env,
+    )
+    .map_err(|e| AuthError::from(e).into())
 }
 
 /// Everything Vault for one run: the credential source, the plan, the client
@@ -42,7 +48,7 @@ pub(super) fn bearer_from_vault(
     let source = keytab_source(args, keytab)?;
     let principal = source.principal().unwrap_or_default().to_owned();
     let plan = plan::plan(args, &principal, env.euid()).map_err(AuthError::from)?;
-    let client = client_for(args, &plan)?;
+    let client = client_for(args, &plan, env)?;
     let (bearer, logged_in) = fetch(&client, &plan, &source, args, env)?;
     Ok((client, bearer, logged_in))
 }
@@ -94,7 +100,12 @@ fn obtain(
     let session = auth::login(client, source, &target)?;
     let bearer = read_bearer(client, plan, &session.token, minsecs, true)?;
     // The bearer token comes first: an unsaved Vault token is only a warning.
-    auth::save(&plan.vault_token_file, &session.token, uid);
+    auth::save(
+        &plan.vault_token_file,
+        &session.token,
+        uid,
+        client.clock().now(),
+    );
     Ok((bearer, true))
 }
 
@@ -108,8 +119,10 @@ fn bootstrap(
 ) -> Result<(BearerToken, bool), GetError> {
     let uid = env.euid();
     if !oidc::process_is_interactive() || args.nooidc {
-        let command = std::env::args()
-            .map(|a| plan::shell_quote(&a))
+        let command = env
+            .args()
+            .iter()
+            .map(|a| plan::shell_quote(&a.to_string_lossy()))
             .collect::<Vec<_>>()
             .join(" ");
         return Err(AuthError::from(oidc::OidcError::NoTerminal { why, command }).into());
@@ -127,6 +140,7 @@ fn bootstrap(
             env.var("SSH_CLIENT").as_deref(),
         ),
         timeout: args.oidc_timeout,
+        path_var: env.path_var(),
     };
     let home = env.var("HOME").map(PathBuf::from).unwrap_or_default();
     let boot = auth::Bootstrap {
@@ -138,7 +152,7 @@ fn bootstrap(
     };
     let (session, _) = auth::oidc_bootstrap(client, &settings, &boot)?;
     let bearer = read_bearer(client, plan, &session.token, args.minsecs, true)?;
-    auth::save(&plan.vault_token_file, &session.token, uid);
+    auth::save(&plan.vault_token_file, &session.token, uid, env.now());
     eprintln!("Stored the refresh token in Vault; from now on the keytab is enough");
     Ok((bearer, true))
 }

@@ -177,8 +177,9 @@ impl GetMetrics {
         t.out
     }
 
-    /// Replaces the metrics file atomically.
-    pub fn write(&self, path: &Path) -> Result<(), MetricsError> {
-        write_file(path, &self.render())
+    /// Replaces the metrics file atomically; an existing one must belong to
+    /// `uid` (the effective user).
+    pub fn write(&self, path: &Path, uid: u32) -> Result<(), MetricsError> {
+        write_file(path, &self.render(), uid)
     }
 }

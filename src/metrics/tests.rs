@@ -27,7 +27,7 @@ fn get_metrics_round_trip_through_the_file() {
     m.record_failure(at(1150), "kerberos");
     m.record_success(at(1200), Some(5000), Some("expiring"));
     m.record_failure(at(1300), "file");
-    m.write(&path).unwrap();
+    m.write(&path, nix::unistd::geteuid().as_raw()).unwrap();
 
     let text = std::fs::read_to_string(&path).unwrap();
     let samples = parse(&text).unwrap();
@@ -64,13 +64,13 @@ fn replaced_atomically_never_in_place() {
     let path = t.path().join("m.prom");
     let mut m = GetMetrics::default();
     m.record_success(at(1), Some(2), Some("missing"));
-    m.write(&path).unwrap();
+    m.write(&path, nix::unistd::geteuid().as_raw()).unwrap();
     let before = std::fs::metadata(&path).unwrap();
     // A reader that opened the old file keeps seeing the old contents.
     let old_reader = std::fs::read_to_string(&path).unwrap();
     let held = std::fs::File::open(&path).unwrap();
     m.record_failure(at(3), "vault");
-    m.write(&path).unwrap();
+    m.write(&path, nix::unistd::geteuid().as_raw()).unwrap();
     let after = std::fs::metadata(&path).unwrap();
     assert_ne!(before.ino(), after.ino(), "the file must be renamed over");
     assert_eq!(after.mode() & 0o777, 0o644);
@@ -91,7 +91,9 @@ fn refuses_a_symlink_and_reports_damage() {
     std::fs::write(&victim, "precious").unwrap();
     let link = t.path().join("m.prom");
     std::os::unix::fs::symlink(&victim, &link).unwrap();
-    let err = GetMetrics::default().write(&link).unwrap_err();
+    let err = GetMetrics::default()
+        .write(&link, nix::unistd::geteuid().as_raw())
+        .unwrap_err();
     assert!(err.to_string().contains("symbolic link"), "{err}");
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
 
@@ -175,7 +177,7 @@ fn credmon_metrics_and_histogram() {
 
     let t = tempfile::tempdir().unwrap();
     let path = t.path().join("credmon.prom");
-    m.write(&path).unwrap();
+    m.write(&path, nix::unistd::geteuid().as_raw()).unwrap();
     assert_eq!(std::fs::read_to_string(&path).unwrap(), m.render());
 }
 

@@ -1,6 +1,7 @@
 //! Running HTCondor's tools: `condor_config_val` and `condor_store_cred`,
 //! through [`crate::process`] (bounded in time, stopped by pid when they hang).
 
+use crate::env::Env;
 use crate::process::{Output, Tool};
 use std::time::Duration;
 
@@ -18,14 +19,16 @@ pub struct ToolRun {
     pub stderr: String,
 }
 
-/// Runs `prog args`, feeding `input`; with `pass_through` the output goes to our stdout.
+/// Runs `prog args` (found on `env`'s `$PATH`), feeding `input`; with
+/// `pass_through` the output goes to our stdout.
 pub fn run_tool(
     prog: &str,
     args: &[String],
     input: Option<&[u8]>,
     pass_through: bool,
+    env: &Env,
 ) -> Result<ToolRun, String> {
-    let mut tool = Tool::new(prog, args, TOOL_TIMEOUT);
+    let mut tool = Tool::new(prog, args, TOOL_TIMEOUT, env.path_var());
     tool.input = input.map(<[u8]>::to_vec);
     if pass_through {
         tool.output = Output::Inherit;
@@ -39,8 +42,8 @@ pub fn run_tool(
 }
 
 /// `condor_config_val KNOB`: the value, or `None` when undefined or HTCondor is absent.
-pub fn config_val(knob: &str) -> Option<String> {
-    match run_tool("condor_config_val", &[knob.to_owned()], None, false) {
+pub fn config_val(knob: &str, env: &Env) -> Option<String> {
+    match run_tool("condor_config_val", &[knob.to_owned()], None, false, env) {
         Ok(r) if r.code == 0 => Some(r.stdout.trim().to_owned()),
         Ok(_) => None,
         Err(e) => {

@@ -4,7 +4,7 @@
 use super::plan::{self, BearerFrom, Mint, Owner, Query};
 use super::request::{HtOpts, Request};
 use super::{Context, LOCAL_TTL, STORED_TTL, StoreError, condor, say};
-use crate::files::{self, WriteOptions};
+use crate::files::{self, SafeDir, WriteOptions};
 use crate::token::{self, BearerToken, accept};
 use crate::vault::auth::{
     self, AuthError, Bootstrap, CredentialSource, LoginTarget, Names, Session, Trust, oidc,
@@ -70,6 +70,7 @@ pub fn store_request(ctx: &Context, req: &Request) -> Result<(), StoreError> {
         opts.vaultcertname.clone(),
         trust,
         Limits::default(),
+        &ctx.env,
     )?;
     let names = auth::resolve(auth::Source::Htgettoken {
         issuer: opts.issuer.as_deref(),
@@ -87,8 +88,13 @@ pub fn store_request(ctx: &Context, req: &Request) -> Result<(), StoreError> {
     svc.store(req)
 }
 
+/// Writes a bearer token file under its lock (the one `get` takes), so that
+/// a run holding the lock may remove any temporary file of ours beside it.
 fn write(ctx: &Context, path: &Path, contents: &[u8]) -> Result<(), StoreError> {
-    files::write_file(path, contents, WriteOptions::user_file(0o600, ctx.uid()))?;
+    let (dir, name) = SafeDir::open_parent(path)?;
+    let wait = std::time::Duration::from_secs(30);
+    let _lock = files::LockFile::acquire(&dir, &name, Some(ctx.uid()), wait, ctx.env.clock())?;
+    dir.write_atomic(&name, contents, WriteOptions::user_file(0o600, ctx.uid()))?;
     Ok(())
 }
 
@@ -223,11 +229,12 @@ impl Service<'_> {
             .token;
         // The bearer token and the credd come first: a Vault token that
         // cannot be saved locally only costs a login next time (a warning).
-        auth::save(vt_svc, &local_tok, ctx.uid());
+        auth::save(vt_svc, &local_tok, ctx.uid(), ctx.env.now());
         auth::save(
             &plan::vault_token_file(&ctx.vault_token_dir, &ctx.id),
             &local_tok,
             ctx.uid(),
+            ctx.env.now(),
         );
         self.add(
             name,
@@ -410,6 +417,7 @@ impl Service<'_> {
                 .clone()
                 .or_else(|| self.ctx.web_open_command.clone()),
             timeout: self.ctx.oidc_timeout,
+            path_var: self.ctx.env.path_var(),
         }
     }
 
@@ -438,7 +446,8 @@ impl Service<'_> {
         let ctx = self.ctx;
         let args = plan::store_cred_args(op, ctx.user.as_deref(), name, s, a, &ctx.storecred_opts);
         let show = ctx.verbose && input.is_some();
-        condor::run_tool("condor_store_cred", &args, input, show).map_err(StoreError::Tool)
+        condor::run_tool("condor_store_cred", &args, input, show, &ctx.env)
+            .map_err(StoreError::Tool)
     }
 
     fn query(&self, name: &str, s: Option<&str>, a: Option<&str>) -> Result<Query, StoreError> {

@@ -122,7 +122,7 @@ pub struct Reported;
 
 /// Entry point of `robot-credmon store`: messages on stderr; `main.rs` maps the result to the exit code.
 pub fn main(args: &StoreArgs, env: &Env) -> Result<(), Reported> {
-    let extra = condor::config_val("SEC_CREDENTIAL_VAULT_STORER_OPTS")
+    let extra = condor::config_val("SEC_CREDENTIAL_VAULT_STORER_OPTS", env)
         .and_then(|v| request::shell_words(&v).ok())
         .unwrap_or_default();
     let verbose = args.verbose || extra.iter().any(|w| w == "-v");
@@ -133,7 +133,7 @@ pub fn main(args: &StoreArgs, env: &Env) -> Result<(), Reported> {
         env_logger::Target::Pipe(Box::new(Stderr)),
     );
     run(args, verbose || debug, env).map_err(|e| {
-        let me = program_name();
+        let me = program_name(env);
         say(&format!("{me}: {e}"));
         if !(verbose || debug) {
             let quoted: Vec<String> = args.requests.iter().map(|r| format!("\"{r}\"")).collect();
@@ -147,8 +147,12 @@ pub fn main(args: &StoreArgs, env: &Env) -> Result<(), Reported> {
 }
 
 /// How we were run, for messages: `robot-credmon-storer` or `robot-credmon store`.
-fn program_name() -> String {
-    let arg0 = std::env::args().next().unwrap_or_default();
+fn program_name(env: &Env) -> String {
+    let arg0 = env
+        .args()
+        .first()
+        .map(|a| a.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let base = arg0.rsplit('/').next().unwrap_or_default();
     if base.is_empty() || base == "robot-credmon" {
         "robot-credmon store".to_owned()
@@ -251,7 +255,7 @@ impl Context {
         command_hint: String,
     ) -> Result<Context, StoreError> {
         let var = |k: &str| env.var(k);
-        let gettoken = match condor::config_val("SEC_CREDENTIAL_GETTOKEN_OPTS") {
+        let gettoken = match condor::config_val("SEC_CREDENTIAL_GETTOKEN_OPTS", env) {
             Some(v) if !v.is_empty() => Some((v, "SEC_CREDENTIAL_GETTOKEN_OPTS")),
             _ => var("HTGETTOKENOPTS")
                 .filter(|v| !v.is_empty())
@@ -305,7 +309,9 @@ impl Context {
             Some(m) => plan::owner(Some(m), service, &plan::Providers::default()),
             None => {
                 let providers = self.providers.get_or_init(|| {
-                    plan::Providers::from_knobs(|k| condor::config_val(k).filter(|v| !v.is_empty()))
+                    plan::Providers::from_knobs(|k| {
+                        condor::config_val(k, &self.env).filter(|v| !v.is_empty())
+                    })
                 });
                 plan::owner(None, service, providers)
             }

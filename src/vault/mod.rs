@@ -18,6 +18,7 @@ use retry::{Failure, Retry, parse_retry_after, retry_delay};
 pub use types::{AuthInfo, OidcLogin, OidcPoll, OidcStart, RefreshToken, VaultToken};
 
 use crate::backoff::Backoff;
+use crate::env::Clock;
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use serde::Deserialize;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -74,6 +75,8 @@ pub struct ClientConfig {
     pub tls: Arc<rustls::ClientConfig>,
     /// Timeouts and retries.
     pub limits: Limits,
+    /// The clock retries wait on.
+    pub clock: Clock,
 }
 
 /// A client for one Vault server. Safe to share between threads.
@@ -140,6 +143,11 @@ impl VaultClient {
         self.cfg.server.to_string()
     }
 
+    /// The clock this client's retries wait on.
+    pub fn clock(&self) -> &Clock {
+        &self.cfg.clock
+    }
+
     /// How many HTTP requests this client has sent (attempts included).
     pub fn request_count(&self) -> u32 {
         self.requests.load(std::sync::atomic::Ordering::Relaxed)
@@ -152,7 +160,8 @@ impl VaultClient {
         retry: Retry,
         build: &mut dyn FnMut(&Client, &str) -> Option<RequestBuilder>,
     ) -> Result<Envelope, VaultError> {
-        let start = Instant::now();
+        let clock = &self.cfg.clock;
+        let start = clock.mono();
         let mut attempt = 0u32;
         loop {
             let result = self.attempt(path, build);
@@ -166,7 +175,7 @@ impl VaultClient {
                 Some(d) => d,
                 None => return Err(failure.error),
             };
-            if start.elapsed() + delay >= self.cfg.limits.retry_budget {
+            if clock.mono().since(start) + delay >= self.cfg.limits.retry_budget {
                 return Err(failure.error);
             }
             log::info!(
@@ -174,7 +183,7 @@ impl VaultClient {
                 failure.error,
                 delay.as_secs_f64()
             );
-            std::thread::sleep(delay);
+            clock.sleep(delay);
             attempt += 1;
         }
     }
@@ -273,12 +282,15 @@ impl VaultClient {
         let announced = resp.content_length();
         // reqwest's timeout bounds each read, not the whole body: a server
         // that trickles a byte at a time is cut off here.
+        #[allow(clippy::disallowed_methods)] // a real socket: its deadline is real time
         let deadline = Instant::now() + self.cfg.limits.request_timeout;
         let mut body = Vec::new();
         let mut reader = resp.take(MAX_BODY_BYTES as u64 + 1);
         let mut buf = [0u8; 16 * 1024];
         loop {
-            if Instant::now() > deadline {
+            #[allow(clippy::disallowed_methods)] // a real socket: its deadline is real time
+            let late = Instant::now() > deadline;
+            if late {
                 return Err(Failure::sent(VaultError::Transport {
                     server: self.server(),
                     detail: format!(

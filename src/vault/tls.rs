@@ -59,16 +59,13 @@ impl TrustSources {
 }
 
 /// [`client_config`] for `--cafile`/`--capath` (either may be unset), with
-/// htgettoken's defaults taken from the process environment.
+/// htgettoken's defaults taken from `env`.
 pub fn client_config_for(
     cafile: Option<PathBuf>,
     capath: Option<PathBuf>,
+    env: &crate::env::Env,
 ) -> Result<Arc<rustls::ClientConfig>, VaultError> {
-    client_config(&TrustSources::with_defaults(
-        cafile,
-        capath,
-        crate::files::discovery::process_env,
-    ))
+    client_config(&TrustSources::with_defaults(cafile, capath, |k| env.var(k)))
 }
 
 /// Builds a rustls client configuration trusting exactly these sources.

@@ -618,16 +618,19 @@ fn fault_sigkill_mid_run_then_leftovers_removed() {
     assert_eq!(std::fs::read(bt(&e)).unwrap(), before);
     e.vault.clear_faults();
 
-    // What a run killed during its write leaves, and what a live writer has open.
-    let stale = e.path().join(format!(".bt{TEMP_MARKER}00000000deadbeef"));
-    let live = e.path().join(format!(".bt{TEMP_MARKER}00000000cafef00d"));
-    for f in [&stale, &live] {
+    // What runs killed during their writes leave: an old temporary file and
+    // one written a moment ago. Every writer of a bearer token file holds
+    // its lock, so the next run that takes the lock removes both at once,
+    // with no waiting for them to age.
+    let old = e.path().join(format!(".bt{TEMP_MARKER}00000000deadbeef"));
+    let fresh = e.path().join(format!(".bt{TEMP_MARKER}00000000cafef00d"));
+    for f in [&old, &fresh] {
         std::fs::write(f, b"secret\n").unwrap();
     }
     let hour_ago = nix::sys::time::TimeSpec::new(now() - 3600, 0);
     nix::sys::stat::utimensat(
         nix::fcntl::AT_FDCWD,
-        &stale,
+        &old,
         &hour_ago,
         &hour_ago,
         nix::sys::stat::UtimensatFlags::NoFollowSymlink,
@@ -635,8 +638,8 @@ fn fault_sigkill_mid_run_then_leftovers_removed() {
     .unwrap();
     let r = get(&e, &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(!stale.exists(), "a killed run's temporary file was left");
-    assert!(live.exists(), "a live writer's temporary file was removed");
+    assert!(!old.exists(), "a killed run's old temporary file was left");
+    assert!(!fresh.exists(), "a killed run's fresh temporary file was left");
 }
 
 #[test]

@@ -1,6 +1,9 @@
 //! Integration tests: one binary, one module per role, the harness in `tests/support/`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// The tests drive real programs and servers in real time; sleeps are
+// counted instead (`cli::sleeps_are_few_and_explained`).
+#![allow(clippy::disallowed_methods)]
 
 #[path = "../support/mod.rs"]
 mod support;

@@ -17,6 +17,7 @@ fn client(e: &TestEnv, limits: Limits) -> VaultClient {
         certname: None,
         tls: tls::client_config(&trust).unwrap(),
         limits,
+        clock: robot_credmon::env::Clock::system(),
     })
 }
 

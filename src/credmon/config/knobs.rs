@@ -251,9 +251,9 @@ pub fn load<'e>(
             "condor_config_val",
             args.iter().copied(),
             CONFIG_VAL_TIMEOUT,
+            path_var.clone(),
         );
         tool.max_output = MAX_DUMP_BYTES;
-        tool.path_var = path_var.clone();
         tool.run()
             .map_err(|e| log::debug!("{e}"))
             .ok()

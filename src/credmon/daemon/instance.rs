@@ -1,9 +1,10 @@
 //! One credmon per credential directory: the single-instance lock taken at
 //! start, and the `pid` file removed on a clean exit.
 
+use crate::env::Clock;
 use crate::files::SafeDir;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The single-instance lock file in the credential directory (a dot file,
 /// which the credd and the scans ignore).
@@ -13,7 +14,11 @@ pub const LOCK_FILE: &str = ".robot-credmon.lock";
 /// returned file is dropped (the process exits). Another credmon holding it
 /// is waited for up to `wait` (condor_restart may start the new credmon
 /// while the old one is still draining); then this is an error naming it.
-pub fn single_instance(cred_dir: &Path, wait: Duration) -> Result<std::fs::File, String> {
+pub fn single_instance(
+    cred_dir: &Path,
+    wait: Duration,
+    clock: &Clock,
+) -> Result<std::fs::File, String> {
     use nix::fcntl::OFlag;
     use std::os::unix::fs::OpenOptionsExt;
     let path = cred_dir.join(LOCK_FILE);
@@ -34,7 +39,7 @@ pub fn single_instance(cred_dir: &Path, wait: Duration) -> Result<std::fs::File,
             ));
         }
     }
-    let deadline = Instant::now() + wait;
+    let deadline = clock.mono().after(wait);
     let mut told = false;
     loop {
         match file.try_lock() {
@@ -42,7 +47,7 @@ pub fn single_instance(cred_dir: &Path, wait: Duration) -> Result<std::fs::File,
             Err(std::fs::TryLockError::WouldBlock) => {
                 let other = std::fs::read_to_string(cred_dir.join("pid")).unwrap_or_default();
                 let other = other.trim();
-                if Instant::now() >= deadline {
+                if clock.mono() >= deadline {
                     return Err(format!(
                         "another credmon (pid {}) is already running on '{}'; stop it first",
                         if other.is_empty() { "unknown" } else { other },
@@ -56,7 +61,7 @@ pub fn single_instance(cred_dir: &Path, wait: Duration) -> Result<std::fs::File,
                     );
                     told = true;
                 }
-                std::thread::sleep(Duration::from_millis(100));
+                clock.sleep(Duration::from_millis(100));
             }
             Err(std::fs::TryLockError::Error(e)) => {
                 return Err(format!("cannot lock '{}': {e}", path.display()));
@@ -89,19 +94,20 @@ mod tests {
     fn one_instance_holds_the_lock() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("pid"), "4242").unwrap();
-        let held = single_instance(dir.path(), Duration::ZERO).unwrap();
-        let t0 = Instant::now();
-        let e = single_instance(dir.path(), Duration::from_millis(300)).unwrap_err();
-        assert!(t0.elapsed() >= Duration::from_millis(300));
+        let held = single_instance(dir.path(), Duration::ZERO, &Clock::system()).unwrap();
+        // Virtual time: the wait for the held lock ends at its bound at once.
+        let clock = Clock::manual(std::time::SystemTime::UNIX_EPOCH);
+        let e = single_instance(dir.path(), Duration::from_secs(30), &clock).unwrap_err();
+        assert!(clock.mono().as_duration() >= Duration::from_secs(30));
         assert!(e.contains("another credmon (pid 4242)"), "{e}");
         drop(held);
-        let again = single_instance(dir.path(), Duration::ZERO).unwrap();
+        let again = single_instance(dir.path(), Duration::ZERO, &Clock::system()).unwrap();
         drop(again);
         // Never through a link.
         let other = tempfile::tempdir().unwrap();
         std::fs::remove_file(dir.path().join(LOCK_FILE)).unwrap();
         std::os::unix::fs::symlink(other.path().join("x"), dir.path().join(LOCK_FILE)).unwrap();
-        assert!(single_instance(dir.path(), Duration::ZERO).is_err());
+        assert!(single_instance(dir.path(), Duration::ZERO, &Clock::system()).is_err());
         assert!(!other.path().join("x").exists());
     }
 

@@ -32,9 +32,9 @@ use super::config::Config;
 use super::refresh::{Ctx, Key};
 use super::schedule::{At, Need, Submitted};
 use crate::backoff::Backoff;
+use crate::env::Clock;
 use crate::files::SafeDir;
-use crate::notify;
-use clock::Clock;
+use crate::notify::Systemd;
 use pool::{RESERVED, Shared};
 pub use reload::Reload;
 use scan::{Found, Scanner};
@@ -67,6 +67,8 @@ pub struct Coordinator {
     tops: HashMap<Key, i128>,
     next_pass: At,
     pass_again: bool,
+    /// The service manager (systemd), when there is one.
+    systemd: Systemd,
 }
 
 /// Result of a `--once` pass.
@@ -78,8 +80,9 @@ pub struct PassReport {
 }
 
 impl Coordinator {
-    /// A coordinator for `ctx`'s configuration, reading time from `clock`.
-    pub fn new(ctx: Arc<Ctx>, clock: Arc<dyn Clock>, reload: Reload) -> Self {
+    /// A coordinator for `ctx`'s configuration, reading time from `clock`,
+    /// reporting to `systemd`.
+    pub fn new(ctx: Arc<Ctx>, clock: Clock, reload: Reload, systemd: Systemd) -> Self {
         let cfg = ctx.config();
         let shared = Arc::new(Shared::new(cfg.max_in_flight, backoff(&cfg), clock));
         let owner = ctx.euid();
@@ -93,11 +96,12 @@ impl Coordinator {
             tops: HashMap::new(),
             next_pass: Duration::ZERO,
             pass_again: false,
+            systemd,
         }
     }
 
     fn now(&self) -> At {
-        self.shared.clock.now()
+        clock::now(&self.shared.clock)
     }
 
     /// Starts the reserved worker and regular worker threads until `n` exist.
@@ -183,7 +187,7 @@ impl Coordinator {
         if let Err(e) = root.remove("CREDMON_COMPLETE") {
             log::warn!("{e}");
         }
-        let t0 = std::time::Instant::now();
+        let t0 = self.shared.clock.mono();
         let now = self.now();
         // Results from here on override what the scan reads.
         self.shared.lock().seen.clear();
@@ -199,7 +203,7 @@ impl Coordinator {
         let n = self.submit(found, true, false);
         log::debug!(
             "full pass: {n} credential(s) queued after a {:.1} ms scan",
-            t0.elapsed().as_secs_f64() * 1000.0
+            self.shared.clock.mono().since(t0).as_secs_f64() * 1000.0
         );
     }
 
@@ -239,7 +243,7 @@ impl Coordinator {
         if self.passes == 1 {
             self.first_pass_complete(&status);
         } else {
-            notify::status(&status);
+            self.systemd.status(&status);
         }
         // Take note of our own writes so that the next SIGHUP looks only at new changes.
         let cfg = self.ctx.config();
@@ -252,22 +256,20 @@ impl Coordinator {
     /// The first complete pass is over: systemd `READY=1`, and
     /// condor_master `DC_SET_READY` when it started us.
     fn first_pass_complete(&self, status: &str) {
-        notify::ready(status);
-        tell_master_ready(&self.ctx.config().name);
+        self.systemd.ready(status);
+        tell_master_ready(&self.ctx.config().name, self.shared.clock.clone());
     }
 
     /// Runs one full pass and waits for it (`--once`), at most `limit` of real time.
     pub fn once(&mut self, limit: Duration) -> PassReport {
         self.start_pass();
-        let t0 = std::time::Instant::now();
+        let deadline = self.shared.clock.mono().after(limit);
         let mut st = self.shared.lock();
-        while !st.pass.members.is_empty() && t0.elapsed() < limit {
+        while !st.pass.members.is_empty() && self.shared.clock.mono() < deadline {
             st = self
                 .shared
-                .coord
-                .wait_timeout(st, Duration::from_millis(200))
-                .map(|(g, _)| g)
-                .unwrap_or_else(|p| p.into_inner().0);
+                .clock
+                .wait_until(&self.shared.coord, st, deadline);
         }
         let failed = st.pass.failed + st.pass.members.len();
         let refreshed = st.pass.refreshed;
@@ -322,15 +324,15 @@ impl Coordinator {
 
     /// The daemon loop; returns only when asked to stop. With systemd's
     /// watchdog on, `WATCHDOG=1` is sent at least every
-    /// [`notify::watchdog_interval`] and no wait is longer.
+    /// [`Systemd::watchdog_interval`] and no wait is longer.
     pub fn run(&mut self) {
-        let watchdog = notify::watchdog_interval();
+        let watchdog = self.systemd.watchdog_interval();
         let mut next_ping = self.now();
         loop {
             if let Some(every) = watchdog
                 && self.now() >= next_ping
             {
-                notify::watchdog();
+                self.systemd.watchdog();
                 next_ping = self.now().saturating_add(every);
             }
             let Some(mut wake) = self.step() else {
@@ -342,7 +344,12 @@ impl Coordinator {
             let st = self.shared.lock();
             let pass_done = st.pass.active && st.pass.members.is_empty();
             if !st.hup && !st.stop && !st.reload_done && !pass_done {
-                drop(self.shared.clock.wait_until(&self.shared.coord, st, wake));
+                drop(clock::wait_until(
+                    &self.shared.clock,
+                    &self.shared.coord,
+                    st,
+                    wake,
+                ));
             }
         }
     }
@@ -350,7 +357,7 @@ impl Coordinator {
     /// SIGHUP: a quick look at changed directories first (new credentials
     /// reach the scheduler at once), then the configuration.
     fn on_hup(&mut self) {
-        let t0 = std::time::Instant::now();
+        let t0 = self.shared.clock.mono();
         let cfg = self.ctx.config();
         if let Some(root) = self.root() {
             self.scanner.known = self.shared.lock().sched.in_flight_keys().cloned().collect();
@@ -359,7 +366,7 @@ impl Coordinator {
             let n = self.submit(found, false, true);
             log::debug!(
                 "SIGHUP: {n} credential(s) queued after a {:.1} ms look at changed directories",
-                t0.elapsed().as_secs_f64() * 1000.0
+                self.shared.clock.mono().since(t0).as_secs_f64() * 1000.0
             );
         }
         self.start_reload();
@@ -369,17 +376,19 @@ impl Coordinator {
 /// Sends `DC_SET_READY` to the parent condor_master (when there is one) from a
 /// short-lived thread, so that a slow master never holds up the passes.
 /// A failure is a warning: the credmon works on either way.
-fn tell_master_ready(name: &str) {
+fn tell_master_ready(name: &str, clock: Clock) {
     if !crate::condor::under_master() {
         return;
     }
     let name = name.to_owned();
     let started = std::thread::Builder::new()
         .name("master-ready".into())
-        .spawn(move || match crate::condor::set_ready(&name, "Ready") {
-            Ok(()) => log::info!("told condor_master that {name} is ready (DC_SET_READY)"),
-            Err(e) => log::warn!("could not tell condor_master that {name} is ready: {e}"),
-        });
+        .spawn(
+            move || match crate::condor::set_ready(&name, "Ready", clock.now()) {
+                Ok(()) => log::info!("told condor_master that {name} is ready (DC_SET_READY)"),
+                Err(e) => log::warn!("could not tell condor_master that {name} is ready: {e}"),
+            },
+        );
     if let Err(e) = started {
         log::warn!("could not tell condor_master that the credmon is ready: {e}");
     }

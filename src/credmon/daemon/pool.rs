@@ -4,16 +4,17 @@
 //! ([`Shared::finish`]); one reserved worker serves only credentials whose
 //! jobs have no usable `.use`, so those never wait for a busy worker.
 
-use super::clock::Clock;
+use super::clock;
 use crate::backoff::Backoff;
 use crate::credmon::refresh::{self, Ctx, Done, Key, Outcome, RefreshError, Task};
 use crate::credmon::schedule::{At, Finish, Scheduler};
+use crate::env::Clock;
 use crate::files::SafeDir;
 use crate::metrics::CredmonMetrics;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 /// Longest per-credential retry delay.
 pub const BACKOFF_CAP: Duration = Duration::from_secs(300);
@@ -74,14 +75,14 @@ pub struct Shared {
     /// Wakes the coordinator: SIGHUP, stop, the end of a pass or of a configuration read.
     pub(super) coord: Condvar,
     /// The clock everyone reads.
-    pub clock: Arc<dyn Clock>,
+    pub clock: Clock,
     /// Held while the metrics file is written; the last write error, logged once.
     metrics_file: Mutex<Option<String>>,
 }
 
 impl Shared {
     /// Empty state for `workers` regular workers retrying after `backoff`.
-    pub fn new(workers: usize, backoff: Backoff, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(workers: usize, backoff: Backoff, clock: Clock) -> Self {
         Self {
             st: Mutex::new(State {
                 sched: Scheduler::new(backoff),
@@ -122,15 +123,10 @@ impl Shared {
     /// Waits until no job is in flight or `limit` has passed (real time:
     /// requests are real); returns how many jobs were left running.
     pub fn drain(&self, limit: Duration) -> usize {
-        let t0 = Instant::now();
+        let deadline = self.clock.mono().after(limit);
         let mut st = self.lock();
-        while st.in_flight > 0 && t0.elapsed() < limit {
-            let left = limit.saturating_sub(t0.elapsed());
-            st = self
-                .coord
-                .wait_timeout(st, left.min(Duration::from_millis(20)))
-                .map(|(g, _)| g)
-                .unwrap_or_else(|p| p.into_inner().0);
+        while st.in_flight > 0 && self.clock.mono() < deadline {
+            st = self.clock.wait_until(&self.coord, st, deadline);
         }
         st.in_flight
     }
@@ -143,10 +139,10 @@ impl Shared {
 
     /// Writes the metrics to `path` atomically and returns the write lock:
     /// whoever holds it keeps everyone else from writing the file. Errors are logged once.
-    pub fn write_metrics(&self, path: &Path) -> MutexGuard<'_, Option<String>> {
+    pub fn write_metrics(&self, path: &Path, uid: u32) -> MutexGuard<'_, Option<String>> {
         let mut last_error = self.metrics_file.lock().unwrap_or_else(|p| p.into_inner());
         let metrics = self.lock().metrics.clone();
-        match metrics.write(path) {
+        match metrics.write(path, uid) {
             Ok(()) => *last_error = None,
             Err(e) => {
                 let msg = format!("cannot write the metrics file: {e}");
@@ -189,12 +185,12 @@ impl Shared {
 
     /// Records how the job on `key` ended (a removal has been done already).
     pub fn finish(&self, key: &Key, outcome: &Outcome, took: Duration) {
-        let now = self.clock.now();
+        let now = clock::now(&self.clock);
         let mut st = self.lock();
         st.in_flight = st.in_flight.saturating_sub(1);
         let how = match outcome {
             Ok(Done::Refreshed(exp, cause)) => {
-                st.metrics.record_refresh(SystemTime::now(), cause, took);
+                st.metrics.record_refresh(self.clock.now(), cause, took);
                 st.seen.insert(key.clone(), Seen::Refreshed(*exp));
                 Finish::Done
             }
@@ -257,18 +253,18 @@ pub fn worker(index: Option<usize>, ctx: Arc<Ctx>, shared: Arc<Shared>) {
                     sync(&ctx, &mut unsynced);
                     return;
                 }
-                let now = shared.clock.now();
+                let now = clock::now(&shared.clock);
                 if let Some(job) = shared.take(&mut st, index, now) {
                     break job;
                 }
                 let wake = Shared::next_look(&st, index, now);
-                st = shared.clock.wait_until(&shared.work, st, wake);
+                st = clock::wait_until(&shared.clock, &shared.work, st, wake);
             }
         };
         let (key, task) = job;
-        let t0 = Instant::now();
+        let t0 = shared.clock.mono();
         let outcome = refresh::process(&ctx, &key, &task, true);
-        let took = t0.elapsed();
+        let took = shared.clock.mono().since(t0);
         if matches!(outcome, Ok(Done::Refreshed(..))) {
             unsynced += 1;
         }
@@ -277,7 +273,7 @@ pub fn worker(index: Option<usize>, ctx: Arc<Ctx>, shared: Arc<Shared>) {
         }
         let idle_next = {
             let mut st = shared.lock();
-            let now = shared.clock.now();
+            let now = clock::now(&shared.clock);
             !st.sched.has_due(now, index.is_none()) || st.stop
         };
         if unsynced >= SYNC_BATCH || (unsynced > 0 && idle_next) {

@@ -5,7 +5,6 @@ use super::Coordinator;
 use super::pool::Seen;
 use crate::credmon::refresh::Key;
 use std::collections::{BTreeMap, HashSet};
-use std::time::SystemTime;
 
 impl Coordinator {
     /// Credentials by state and the soonest token expiry, from the scan of the
@@ -75,9 +74,9 @@ impl Coordinator {
         self.shared
             .lock()
             .metrics
-            .end_pass(SystemTime::now(), states, soonest);
+            .end_pass(self.shared.clock.now(), states, soonest);
         if let Some(path) = &self.ctx.config().metrics_file {
-            drop(self.shared.write_metrics(path));
+            drop(self.shared.write_metrics(path, self.ctx.euid()));
         }
         summary
     }

@@ -3,20 +3,20 @@
 
 use super::Key;
 use crate::credmon::config::Config;
-use crate::env::Env;
+use crate::env::{Env, Mono};
 use crate::files::WriteOptions;
 use crate::vault::auth::{self, Trust};
 use crate::vault::{Limits, VaultClient, VaultError, tls};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 /// State shared by the workers: configuration, one Vault client per server.
 pub struct Ctx {
     cfg: RwLock<Arc<Config>>,
     clients: Mutex<HashMap<(String, u16), Arc<VaultClient>>>,
     tls: Mutex<Option<Arc<rustls::ClientConfig>>>,
-    paused: Mutex<HashMap<(String, u16), Instant>>,
+    paused: Mutex<HashMap<(String, u16), Mono>>,
     warned: Mutex<HashMap<Key, String>>,
     env: Env,
 }
@@ -109,7 +109,13 @@ impl Ctx {
             retry_budget: Duration::ZERO,
             ..Limits::default()
         };
-        let client = Arc::new(auth::client(server, None, Trust::Shared(tls), limits)?);
+        let client = Arc::new(auth::client(
+            server,
+            None,
+            Trust::Shared(tls),
+            limits,
+            &self.env,
+        )?);
         clients.insert((host.to_owned(), port), client.clone());
         Ok(client)
     }
@@ -122,23 +128,28 @@ impl Ctx {
             return Ok(t.clone());
         }
         let cfg = self.config();
-        let made = tls::client_config_for(cfg.cafile.clone(), cfg.capath.clone())?;
+        let made = tls::client_config_for(cfg.cafile.clone(), cfg.capath.clone(), &self.env)?;
         *t = Some(made.clone());
         Ok(made)
     }
 
-    pub(super) fn paused_until(&self, host: &str, port: u16) -> Option<Instant> {
+    pub(super) fn paused_until(&self, host: &str, port: u16) -> Option<Mono> {
         let p = self.paused.lock().unwrap_or_else(|p| p.into_inner());
         p.get(&(host.to_owned(), port))
             .copied()
-            .filter(|t| *t > Instant::now())
+            .filter(|t| *t > self.env.mono())
+    }
+
+    /// The monotonic clock now.
+    pub fn mono(&self) -> Mono {
+        self.env.mono()
     }
 
     pub(super) fn pause(&self, host: &str, port: u16, d: Duration) {
         self.paused
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert((host.to_owned(), port), Instant::now() + d);
+            .insert((host.to_owned(), port), self.env.mono().after(d));
     }
 
     pub(super) fn use_opts(&self) -> WriteOptions {

@@ -130,7 +130,7 @@ fn stale_temp_table() {
     ];
     for (entry, name, owner, age, want) in cases {
         assert_eq!(
-            is_stale_temp(entry, name, &st, owner, at(age)),
+            is_stale_temp(entry, name, &st, owner, at(age), STALE_TEMP_AGE),
             want,
             "{entry} {name} {owner} {age}"
         );
@@ -141,7 +141,8 @@ fn stale_temp_table() {
         "bt",
         &dir_st,
         dir_st.st_uid,
-        at(1_000_000)
+        at(1_000_000),
+        STALE_TEMP_AGE
     ));
 }
 
@@ -152,8 +153,22 @@ fn fresh_temps_of_a_running_writer_are_kept() {
     std::fs::write(&fresh, b"x").unwrap();
     let d = SafeDir::open(t.path()).unwrap();
     let me = d.stat_self().unwrap().st_uid;
-    assert_eq!(d.remove_stale_temps_of("bt", me).unwrap(), 0);
+    let fresh_st = d.stat(&format!(".bt{TEMP_MARKER}1")).unwrap().unwrap();
+    let written = std::time::SystemTime::UNIX_EPOCH
+        + std::time::Duration::from_secs(u64::try_from(fresh_st.st_mtime).unwrap());
+    assert_eq!(
+        d.remove_stale_temps_of("bt", me, written, STALE_TEMP_AGE)
+            .unwrap(),
+        0
+    );
     assert!(fresh.exists());
+    // Under the target's lock (zero minimum age) the same file goes at once.
+    assert_eq!(
+        d.remove_stale_temps_of("bt", me, written, std::time::Duration::ZERO)
+            .unwrap(),
+        1
+    );
+    assert!(!fresh.exists());
 }
 
 #[test]

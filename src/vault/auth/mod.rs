@@ -9,6 +9,7 @@
 pub mod names;
 pub mod oidc;
 
+use crate::env::Env;
 use crate::files::{self, FileError, SafeDir, WriteOptions};
 use crate::kerberos::{Initiator, Keytab, KrbError};
 use crate::vault::{
@@ -85,15 +86,17 @@ pub enum Trust {
     Shared(Arc<rustls::ClientConfig>),
 }
 
-/// The one Vault-client builder.
+/// The one Vault-client builder; retries wait on `env`'s clock and the
+/// default trust anchors follow `env`'s variables.
 pub fn client(
     server: ServerAddress,
     certname: Option<String>,
     trust: Trust,
     limits: Limits,
+    env: &Env,
 ) -> Result<VaultClient, VaultError> {
     let tls = match trust {
-        Trust::Files(cafile, capath) => tls::client_config_for(cafile, capath)?,
+        Trust::Files(cafile, capath) => tls::client_config_for(cafile, capath, env)?,
         Trust::Shared(t) => t,
     };
     Ok(VaultClient::new(ClientConfig {
@@ -101,6 +104,7 @@ pub fn client(
         certname,
         tls,
         limits,
+        clock: env.clock().clone(),
     }))
 }
 
@@ -314,11 +318,13 @@ pub fn read_saved(path: &Path, uid: u32) -> Option<VaultToken> {
 /// removing temporary files a killed earlier run left beside it. The bearer
 /// token comes first: a failure is a warning (the next run logs in again),
 /// never an error; returns whether the token was saved.
-pub fn save(path: &Path, token: &VaultToken, uid: u32) -> bool {
+pub fn save(path: &Path, token: &VaultToken, uid: u32, now: std::time::SystemTime) -> bool {
     let mut contents = zeroize::Zeroizing::new(token.expose().as_bytes().to_vec());
     contents.push(b'\n');
     let saved = SafeDir::open_parent(path).and_then(|(dir, name)| {
-        if let Err(e) = dir.remove_stale_temps_of(&name, uid) {
+        // No lock guards this file (several roles share it): only old leftovers go.
+        let stale = files::safe_dir::STALE_TEMP_AGE;
+        if let Err(e) = dir.remove_stale_temps_of(&name, uid, now, stale) {
             log::warn!("cannot clean up after an earlier run: {e}");
         }
         dir.write_atomic(&name, &contents, WriteOptions::user_file(0o600, uid))

@@ -9,7 +9,7 @@ use crate::files::{self, FileError, WriteOptions};
 use crate::vault::{OidcLogin, OidcPoll, VaultClient, VaultError};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Why the OIDC login failed.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +63,8 @@ pub struct OidcSettings {
     pub web_open_command: Option<String>,
     /// Give up after this long.
     pub timeout: Duration,
+    /// The `$PATH` the web-open command is searched in.
+    pub path_var: Option<std::ffi::OsString>,
 }
 
 /// `auth/oidc-<issuer>/oidc`.
@@ -165,10 +167,10 @@ fn client_nonce() -> String {
     BASE64_URL_SAFE_NO_PAD.encode(buf)
 }
 
-fn open_browser(command: &str, url: &str) {
+fn open_browser(command: &str, url: &str, path_var: Option<std::ffi::OsString>) {
     let mut words = command.split_whitespace();
     let Some(prog) = words.next() else { return };
-    let mut tool = crate::process::Tool::new(prog, words.chain([url]), Duration::ZERO);
+    let mut tool = crate::process::Tool::new(prog, words.chain([url]), Duration::ZERO, path_var);
     tool.output = crate::process::Output::Null;
     // The browser may keep running after we exit: started, not waited for.
     if let Err(e) = tool.start_detached() {
@@ -191,23 +193,24 @@ pub fn login(client: &VaultClient, s: &OidcSettings) -> Result<OidcLogin, OidcEr
         eprintln!("and enter the code: {code}");
     }
     match &s.web_open_command {
-        Some(cmd) => open_browser(cmd, &start.auth_url),
+        Some(cmd) => open_browser(cmd, &start.auth_url, s.path_var.clone()),
         None => {
             eprintln!("No web open command defined, please copy/paste the above to any web browser")
         }
     }
     eprintln!("Waiting for response in web browser");
-    let deadline = Instant::now() + s.timeout;
+    let clock = client.clock();
+    let deadline = clock.mono().after(s.timeout);
     let mut interval = Duration::from_secs(start.poll_interval.unwrap_or(5).clamp(1, 60));
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = deadline.since(clock.mono());
         if left.is_zero() {
             return Err(OidcError::Timeout {
                 server: client.server(),
                 secs: s.timeout.as_secs(),
             });
         }
-        std::thread::sleep(interval.min(left));
+        clock.sleep(interval.min(left));
         match client.oidc_poll(&path, &state, &nonce)? {
             OidcPoll::Pending => {}
             OidcPoll::SlowDown => {
