@@ -254,7 +254,7 @@ const DRAIN_LIMIT: Duration = Duration::from_millis(700);
 
 /// Waits for signals: SIGHUP wakes the coordinator; the others stop it
 /// (the main thread then drains the workers and exits 0).
-fn signal_loop(signals: SigSet, shared: Arc<daemon::pool::Shared>, clock: crate::env::Clock) {
+fn signal_loop(signals: SigSet, shared: Arc<daemon::Shared>, clock: crate::env::Clock) {
     loop {
         match signals.wait() {
             Ok(Signal::SIGHUP) => {

@@ -1,6 +1,9 @@
-//! One credential, end to end: read the `.top`, ask Vault for a bearer token,
-//! write the `.use`; on "permission denied" log in again with the user's
-//! keytab (robots) or remove the credential (everyone else, as HTCondor does).
+//! One credential, end to end, in two steps. [`fetch`]: read the `.top`,
+//! decide, ask Vault for a bearer token and accept it (on "permission
+//! denied" log in again with the user's keytab (robots) or remove the
+//! credential, as HTCondor does). Then the daemon writes the token as a
+//! [`Write`]: staged beside the `.use`, made durable and renamed in a batch
+//! with others ([`crate::files::commit_batch`]), and only then reported.
 //! Also creates `.top` files for keytab users (`ROBOT_CREDMON_PROVISION`).
 
 mod ctx;
@@ -18,20 +21,32 @@ use top::{read_top, store_vault_token};
 
 use super::config::Config;
 use super::policy::{self, Renew, UseState, VaultTarget};
-use crate::files::{FileError, SafeDir};
+use crate::files::{FileError, SafeDir, Staged};
 use crate::token::{self, BearerToken, MAX_TOKEN_BYTES, accept};
 use crate::vault::auth::{self, CredentialSource};
 use crate::vault::{VaultClient, VaultError, VaultToken};
 use nix::sys::stat::FileStat;
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::SystemTime;
 
-/// What to do for one credential.
+/// A credential: its user (directory name) and file stem. Cheap to clone:
+/// the names are shared.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Key {
     /// The user (directory name).
-    pub user: String,
+    pub user: Arc<str>,
     /// The file stem, `<service>` or `<service>_<handle>`.
-    pub stem: String,
+    pub stem: Arc<str>,
+}
+
+impl Key {
+    /// The key of `user`'s credential `stem`.
+    pub fn new(user: &str, stem: &str) -> Self {
+        Key {
+            user: user.into(),
+            stem: stem.into(),
+        }
+    }
 }
 
 impl std::fmt::Display for Key {
@@ -59,16 +74,97 @@ pub enum Done {
     Nothing,
 }
 
-/// `ctime` of a stat, nanoseconds since the epoch.
-pub fn ctime_ns(st: &FileStat) -> i128 {
-    i128::from(st.st_ctime) * 1_000_000_000 + i128::from(st.st_ctime_nsec)
+/// How a job ended, and the Vault server (`host:port`) it talked to when
+/// it got that far: the daemon tracks each server's health.
+#[derive(Debug, Clone)]
+pub struct Ran {
+    /// The result.
+    pub outcome: Outcome,
+    /// The credential's Vault server, once its `.top` was read.
+    pub server: Option<Arc<str>>,
+    /// The server answered (a token, or any HTTP status): unless the answer
+    /// says the server is failing (429, 502-504), it is up.
+    pub answered: bool,
 }
 
-/// `now` in nanoseconds since the epoch.
-pub fn now_ns(now: SystemTime) -> i128 {
-    now.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i128)
-        .unwrap_or(0)
+impl Ran {
+    /// A job that ended before talking to its server.
+    pub fn local(outcome: Outcome) -> Self {
+        Ran {
+            outcome,
+            server: None,
+            answered: false,
+        }
+    }
+}
+
+/// The first step's result: a token to write, or the job's end.
+#[derive(Debug)]
+pub enum Fetched {
+    /// An accepted bearer token to write as the `.use`.
+    Write(Box<Write>),
+    /// Nothing to write.
+    Done(Ran),
+}
+
+/// A bearer token accepted for a credential, to be written as its `.use`.
+#[derive(Debug)]
+pub struct Write {
+    /// The user's directory.
+    pub udir: SafeDir,
+    /// The credential.
+    pub key: Key,
+    bearer: BearerToken,
+    cause: &'static str,
+    server: Option<Arc<str>>,
+}
+
+impl Write {
+    /// The `.use`'s name.
+    pub fn name(&self) -> String {
+        format!("{}.use", self.key.stem)
+    }
+
+    /// Writes the token to a temporary file beside the `.use` (not synced).
+    pub fn stage(&self, ctx: &Ctx) -> Result<Staged, FileError> {
+        self.udir
+            .stage(&self.name(), &self.bearer.file_contents(), ctx.use_opts())
+    }
+
+    /// The job's end once the write was committed (or failed).
+    pub fn finish(self, ctx: &Ctx, written: Result<(), FileError>) -> Ran {
+        let key = &self.key;
+        let outcome = match written {
+            Ok(()) => {
+                ctx.clear_warning(key);
+                let exp = self.bearer.claims().exp;
+                log::info!(
+                    "refreshed {key}: token expires {}",
+                    exp.map(|e| format!(
+                        "{} (in {})",
+                        token::format_utc(e),
+                        token::format_remaining(e - token::unix_seconds(ctx.now()))
+                    ))
+                    .unwrap_or_else(|| "never (no exp claim)".into())
+                );
+                Ok(Done::Refreshed(exp, self.cause))
+            }
+            Err(e) => {
+                log::error!("cannot write the token of {key}: {e}");
+                Err(RefreshError::retry("file", e.to_string()))
+            }
+        };
+        Ran {
+            outcome,
+            server: self.server,
+            answered: true,
+        }
+    }
+}
+
+/// `ctime` of a stat.
+pub fn file_ctime(st: &FileStat) -> SystemTime {
+    super::daemon::table::Ns::ctime(st).time()
 }
 
 /// The state of an existing `.use`; `None` when absent or not a regular file.
@@ -76,31 +172,55 @@ pub fn read_use(dir: &SafeDir, stem: &str, owner: u32) -> Option<UseState> {
     let name = format!("{stem}.use");
     match dir.read_trusted(&name, MAX_TOKEN_BYTES + 2, owner) {
         Ok(Some((bytes, st))) => Some(UseState {
-            ctime_ns: ctime_ns(&st),
+            ctime: file_ctime(&st),
             exp: BearerToken::from_bytes(&bytes)
                 .ok()
-                .and_then(|t| t.claims().exp),
+                .and_then(|t| t.claims().exp)
+                .map(token::time_of),
         }),
         _ => None,
     }
 }
 
-/// Runs one job. With `defer_sync`, a new `.use` is renamed into place
-/// without syncing its directory; the caller syncs a batch at once.
+/// The first step of a job: everything up to an accepted token (see the module).
 ///
 /// A panic (a bug; no input should cause one) fails only this credential: it
 /// is caught here and the worker goes on with the next job. This is why the
 /// release profile unwinds instead of aborting.
-pub fn process(ctx: &Ctx, key: &Key, task: &Task, defer_sync: bool) -> Outcome {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        process_one(ctx, key, task, defer_sync)
-    }))
-    .unwrap_or_else(|_| {
-        log::error!(
-            "internal error while refreshing {key} (a bug: please report it); keeping its old .use, will retry"
-        );
-        Err(RefreshError::retry("internal", "internal error".to_owned()))
-    })
+pub fn fetch(ctx: &Ctx, key: &Key, task: &Task) -> Fetched {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fetch_one(ctx, key, task)))
+        .unwrap_or_else(|_| {
+            log::error!(
+                "internal error while refreshing {key} (a bug: please report it); keeping its old .use, will retry"
+            );
+            Fetched::Done(Ran::local(Err(RefreshError::retry(
+                "internal",
+                "internal error".to_owned(),
+            ))))
+        })
+}
+
+/// Both steps for one job on its own (`--once` and tests): fetch, then a
+/// batch of one write.
+pub fn process(ctx: &Ctx, key: &Key, task: &Task) -> Ran {
+    match fetch(ctx, key, task) {
+        Fetched::Done(ran) => ran,
+        Fetched::Write(w) => {
+            let written = match (w.stage(ctx), SafeDir::open(&ctx.config().cred_dir)) {
+                (Ok(staged), Ok(root)) => {
+                    crate::files::commit_batch(&root, vec![(&w.udir, staged)])
+                        .pop()
+                        .unwrap_or(Ok(()))
+                }
+                (Ok(staged), Err(e)) => {
+                    w.udir.discard(staged);
+                    Err(e)
+                }
+                (Err(e), _) => Err(e),
+            };
+            w.finish(ctx, written)
+        }
+    }
 }
 
 /// The user's directory; `None` when it is gone (nothing to do).
@@ -118,63 +238,83 @@ fn open_user(ctx: &Ctx, root: &SafeDir, key: &Key) -> Result<Option<SafeDir>, Re
     }
 }
 
-fn process_one(ctx: &Ctx, key: &Key, task: &Task, defer_sync: bool) -> Outcome {
+fn fetch_one(ctx: &Ctx, key: &Key, task: &Task) -> Fetched {
+    let done = |outcome: Outcome| Fetched::Done(Ran::local(outcome));
     let cfg = ctx.config();
-    let root = SafeDir::open(&cfg.cred_dir).map_err(|e| {
-        log::error!("{e}");
-        RefreshError::retry("file", e.to_string())
-    })?;
+    let root = match SafeDir::open(&cfg.cred_dir) {
+        Ok(r) => r,
+        Err(e) => {
+            log::error!("{e}");
+            return done(Err(RefreshError::retry("file", e.to_string())));
+        }
+    };
     if let Task::Provision(server) = task {
         match provision(ctx, &cfg, &root, key, server) {
             Ok(true) => {}
-            Ok(false) => return Ok(Done::Nothing),
+            Ok(false) => return done(Ok(Done::Nothing)),
             Err(e) => {
                 ctx.warn_once(key, format!("cannot provision {key}: {e}"));
-                return Err(e);
+                return done(Err(e));
             }
         }
     }
-    let Some(udir) = open_user(ctx, &root, key)? else {
-        return Ok(Done::Nothing);
+    let udir = match open_user(ctx, &root, key) {
+        Ok(Some(d)) => d,
+        Ok(None) => return done(Ok(Done::Nothing)),
+        Err(e) => return done(Err(e)),
     };
     let (top, top_st) = match read_top(&udir, &key.stem, ctx.euid()) {
         Ok(Some(t)) => t,
-        Ok(None) => return Ok(Done::Nothing),
+        Ok(None) => return done(Ok(Done::Nothing)),
         Err(e) => {
             ctx.warn_once(key, format!("skipping credential {key}: {e}"));
-            return Err(e);
+            return done(Err(e));
         }
     };
-    let now = ctx.now();
     let reason = policy::should_renew(
         read_use(&udir, &key.stem, ctx.euid()),
-        ctime_ns(&top_st),
-        now_ns(now),
+        file_ctime(&top_st),
+        ctx.now(),
         cfg.minimum,
         cfg.refresh,
     );
     let Some(reason) = reason else {
-        return Ok(Done::Nothing);
+        return done(Ok(Done::Nothing));
     };
-    let job = Job {
+    let mut job = Job {
         ctx,
         cfg: &cfg,
         udir: &udir,
         key,
-        defer_sync,
+        server: None,
+        answered: std::cell::Cell::new(false),
     };
-    let outcome = job.refresh(top, reason);
-    // The credd may have replaced the .top while we were asking Vault: the
-    // new .use would then look newer than it and hide the change.
+    let mut got = job.refresh(top, reason);
+    // The credd may have replaced the .top while we were asking Vault: a
+    // token from the old one would look newer than the new .top and hide it.
     let replaced = matches!(udir.stat(&format!("{}.top", key.stem)), Ok(Some(st))
-        if ctime_ns(&st) != ctime_ns(&top_st));
-    if replaced && matches!(outcome, Ok(Done::Refreshed(..))) {
+        if file_ctime(&st) != file_ctime(&top_st));
+    if replaced && got.is_ok() {
         log::debug!("{key}.top was replaced during the refresh; refreshing again");
         if let Ok(Some((top, _))) = read_top(&udir, &key.stem, ctx.euid()) {
-            return job.refresh(top, Renew::TopNewer);
+            got = job.refresh(top, Renew::TopNewer);
         }
     }
-    outcome
+    let server = job.server.take();
+    match got {
+        Ok((bearer, cause)) => Fetched::Write(Box::new(Write {
+            udir,
+            key: key.clone(),
+            bearer,
+            cause,
+            server,
+        })),
+        Err(e) => Fetched::Done(Ran {
+            outcome: Err(e),
+            server,
+            answered: job.answered.get(),
+        }),
+    }
 }
 
 /// Removes a credential's `.top` and `.use` ([`RefreshError::Remove`]).
@@ -198,11 +338,17 @@ struct Job<'a> {
     cfg: &'a Config,
     udir: &'a SafeDir,
     key: &'a Key,
-    defer_sync: bool,
+    /// The Vault server (`host:port`), once the `.top` named one that passed the checks.
+    server: Option<Arc<str>>,
+    /// The server answered a request (a token or any HTTP status).
+    answered: std::cell::Cell<bool>,
 }
 
+/// An accepted bearer token and why it was renewed (the metrics' `cause`).
+type Accepted = Result<(BearerToken, &'static str), RefreshError>;
+
 impl Job<'_> {
-    fn refresh(&self, top: Top, reason: Renew) -> Outcome {
+    fn refresh(&mut self, top: Top, reason: Renew) -> Accepted {
         let (ctx, cfg, key) = (self.ctx, self.cfg, self.key);
         let target =
             policy::check_vault_url(&top.vault_url, &cfg.allowed_ports, &cfg.trusted_hosts)
@@ -211,14 +357,8 @@ impl Job<'_> {
                     ctx.warn_once(key, msg.clone());
                     RefreshError::wait(msg)
                 })?;
+        self.server = Some(format!("{}:{}", target.host, target.port).into());
         let (vault_token, token_stem) = self.vault_token(&top)?;
-        if let Some(until) = ctx.paused_until(&target.host, target.port) {
-            return Err(RefreshError::Retry {
-                cause: "rate_limited",
-                at_least: Some(until.since(ctx.mono())),
-                msg: format!("requests to {}:{} are paused", target.host, target.port),
-            });
-        }
         let client = ctx.client(&target.host, target.port).map_err(|e| {
             ctx.warn_once(key, format!("cannot refresh {key}: {e}"));
             RefreshError::retry(vault_cause(&e), e.to_string())
@@ -230,17 +370,17 @@ impl Job<'_> {
             top.audience.as_deref(),
         );
         log::debug!("refreshing {key} ({reason:?})");
-        let first = client
-            .read_bearer(&vault_token, &target.path, &query)
-            .map_err(|e| {
-                if e.is_permission_denied() {
-                    RefreshError::Relogin { msg: e.to_string() }
-                } else {
-                    self.failed(&target, &e)
-                }
-            });
+        let first = client.read_bearer(&vault_token, &target.path, &query);
+        self.note(&first);
+        let first = first.map_err(|e| {
+            if e.is_permission_denied() {
+                RefreshError::Relogin { msg: e.to_string() }
+            } else {
+                self.failed(&target, &e)
+            }
+        });
         match first {
-            Ok(bearer) => self.write_use(&bearer, reason.label()),
+            Ok(bearer) => self.accept(bearer, reason.label()),
             Err(RefreshError::Relogin { msg }) => {
                 let Some(source) = keytab_for(cfg, &key.user, ctx.is_root()) else {
                     return Err(self.dead(msg));
@@ -255,6 +395,13 @@ impl Job<'_> {
                 )
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// Takes note of whether the server answered.
+    fn note<T>(&self, r: &Result<T, VaultError>) {
+        if r.as_ref().map_or_else(|e| e.status().is_some(), |_| true) {
+            self.answered.set(true);
         }
     }
 
@@ -276,7 +423,7 @@ impl Job<'_> {
     fn vault_token(&self, top: &Top) -> Result<(VaultToken, String), RefreshError> {
         let key = self.key;
         if let Some(t) = &top.vault_token {
-            return Ok((t.clone(), key.stem.clone()));
+            return Ok((t.clone(), key.stem.to_string()));
         }
         let parent = policy::parent_stem(&key.stem).map(str::to_owned);
         let found = match &parent {
@@ -320,19 +467,26 @@ impl Job<'_> {
     }
 
     fn failed(&self, target: &VaultTarget, e: &VaultError) -> RefreshError {
-        if e.status() == Some(429) {
-            let pause = Duration::from_secs(30);
-            self.ctx.pause(&target.host, target.port, pause);
+        if e.server_failing() {
+            let asked = e
+                .retry_after()
+                .map(|d| format!(" and asks us to wait {} s", d.as_secs()))
+                .unwrap_or_default();
             log::warn!(
-                "Vault at {}:{} asks us to slow down (429); pausing requests to it for {} s",
+                "Vault at {}:{} is failing ({e}){asked}; keeping the old .use of {}, its credentials wait for the server",
                 target.host,
                 target.port,
-                pause.as_secs()
+                self.key
             );
             return RefreshError::Retry {
-                cause: "rate_limited",
-                at_least: Some(pause),
+                cause: if e.status() == Some(429) {
+                    "rate_limited"
+                } else {
+                    vault_cause(e)
+                },
+                at_least: e.retry_after(),
                 msg: e.to_string(),
+                server_failing: true,
             };
         }
         log::warn!(
@@ -342,10 +496,13 @@ impl Job<'_> {
         RefreshError::retry(vault_cause(e), e.to_string())
     }
 
-    fn write_use(&self, bearer: &BearerToken, cause: &'static str) -> Outcome {
+    /// Whether a token from Vault may replace the current `.use` (see [`accept::decide`]).
+    fn accept(&self, bearer: BearerToken, cause: &'static str) -> Accepted {
         let (ctx, key) = (self.ctx, self.key);
         let now = token::unix_seconds(self.ctx.now());
-        let current = read_use(self.udir, &key.stem, self.ctx.euid()).and_then(|u| u.exp);
+        let current = read_use(self.udir, &key.stem, self.ctx.euid())
+            .and_then(|u| u.exp)
+            .map(token::unix_seconds);
         match accept::decide(bearer.claims(), current, now, ctx.config().minimum) {
             accept::Decision::Replace(Some(warning)) => {
                 ctx.warn_once(key, format!("{key}: {warning}"));
@@ -362,34 +519,7 @@ impl Job<'_> {
                 return Err(RefreshError::retry("token", why.to_string()));
             }
         }
-        let name = format!("{}.use", key.stem);
-        let written = if self.defer_sync {
-            self.udir
-                .write_atomic_deferred(&name, &bearer.file_contents(), ctx.use_opts())
-        } else {
-            self.udir
-                .write_atomic(&name, &bearer.file_contents(), ctx.use_opts())
-        };
-        match written {
-            Ok(()) => {
-                ctx.clear_warning(key);
-                let exp = bearer.claims().exp;
-                log::info!(
-                    "refreshed {key}: token expires {}",
-                    exp.map(|e| format!(
-                        "{} (in {})",
-                        token::format_utc(e),
-                        token::format_remaining(e - token::unix_seconds(self.ctx.now()))
-                    ))
-                    .unwrap_or_else(|| "never (no exp claim)".into())
-                );
-                Ok(Done::Refreshed(exp, cause))
-            }
-            Err(e) => {
-                log::error!("cannot write the token of {key}: {e}");
-                Err(RefreshError::retry("file", e.to_string()))
-            }
-        }
+        Ok((bearer, cause))
     }
 
     fn relogin_and_refresh(
@@ -400,7 +530,7 @@ impl Job<'_> {
         query: &[(&str, String)],
         client: &VaultClient,
         cause: &'static str,
-    ) -> Outcome {
+    ) -> Accepted {
         let key = self.key;
         log::info!(
             "the Vault token of {}/{token_stem} is no longer accepted; logging in again as {}",
@@ -424,8 +554,10 @@ impl Job<'_> {
             e
         })?;
         log::info!("stored a new Vault token in {}/{token_stem}.top", key.user);
-        match client.read_bearer(&token, &target.path, query) {
-            Ok(bearer) => self.write_use(&bearer, cause),
+        let read = client.read_bearer(&token, &target.path, query);
+        self.note(&read);
+        match read {
+            Ok(bearer) => self.accept(bearer, cause),
             Err(e) => Err(self.failed(target, &e)),
         }
     }

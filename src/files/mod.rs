@@ -8,7 +8,7 @@ pub mod safe_dir;
 pub mod trust;
 
 pub use lock::LockFile;
-pub use safe_dir::{SafeDir, WriteOptions};
+pub use safe_dir::{SafeDir, Staged, WriteOptions, commit_batch};
 
 use std::path::{Path, PathBuf};
 

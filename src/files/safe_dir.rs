@@ -277,6 +277,59 @@ impl SafeDir {
         self.write_via_temp(name, contents, &opts)
     }
 
+    /// Writes `contents` to a new temporary file beside `name` (owner and
+    /// mode set first) without syncing it; [`commit_batch`] makes a batch of
+    /// them durable and renames them into place. The target is checked now
+    /// and again at the rename.
+    pub fn stage(
+        &self,
+        name: &str,
+        contents: &[u8],
+        opts: WriteOptions,
+    ) -> Result<Staged, FileError> {
+        let path = self.join(name)?;
+        self.check_target(name, &path, &opts)?;
+        let (tmp, fd) = self.create_temp(name, opts.mode)?;
+        let filled = self.fill(&fd, &tmp, contents, &opts);
+        if let Err(e) = filled {
+            let _ = unlinkat(&self.fd, tmp.as_str(), UnlinkatFlags::NoRemoveDir);
+            return Err(e);
+        }
+        Ok(Staged {
+            tmp,
+            name: name.to_owned(),
+            opts,
+            fd,
+        })
+    }
+
+    /// Renames a staged file over its target (checked again: it may have
+    /// been swapped for a link); the caller has made its data durable. The
+    /// temporary file is removed when the rename is refused.
+    fn rename_staged(&self, staged: &Staged) -> Result<(), FileError> {
+        let path = self.join(&staged.name)?;
+        let renamed = self
+            .check_target(&staged.name, &path, &staged.opts)
+            .and_then(|()| {
+                renameat(
+                    &self.fd,
+                    staged.tmp.as_str(),
+                    &self.fd,
+                    staged.name.as_str(),
+                )
+                .map_err(|e| FileError::io("cannot rename a temporary file onto", &path, e))
+            });
+        if renamed.is_err() {
+            let _ = unlinkat(&self.fd, staged.tmp.as_str(), UnlinkatFlags::NoRemoveDir);
+        }
+        renamed
+    }
+
+    /// Removes a staged file that will not be committed.
+    pub fn discard(&self, staged: Staged) {
+        let _ = unlinkat(&self.fd, staged.tmp.as_str(), UnlinkatFlags::NoRemoveDir);
+    }
+
     /// Temporary file, owner and mode, contents, fsync, rename over `name`;
     /// the temporary file is removed when any step fails.
     fn write_via_temp(
@@ -306,6 +359,35 @@ impl SafeDir {
     pub fn sync_filesystem(&self) -> Result<(), FileError> {
         nix::unistd::syncfs(self.fd.as_fd())
             .map_err(|e| FileError::io("cannot sync the filesystem of", &self.path, e))
+    }
+
+    /// Creates the empty file `name` with `mode` if it is missing (a marker
+    /// such as `CREDMON_COMPLETE`: not synced, never truncated or written
+    /// through a link; a link in its place is replaced).
+    pub fn touch(&self, name: &str, mode: u32) -> Result<(), FileError> {
+        let path = self.join(name)?;
+        let open = || {
+            openat(
+                &self.fd,
+                name,
+                OFlag::O_WRONLY
+                    | OFlag::O_CREAT
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_NONBLOCK
+                    | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(mode),
+            )
+        };
+        match open() {
+            Ok(_) => Ok(()),
+            Err(Errno::ELOOP) => {
+                self.remove(name)?;
+                open()
+                    .map(drop)
+                    .map_err(|e| FileError::io("cannot create", &path, e))
+            }
+            Err(e) => Err(FileError::io("cannot create", &path, e)),
+        }
     }
 
     /// Removes an entry (a link is removed, never followed); `false` if it was absent.
@@ -475,6 +557,23 @@ impl SafeDir {
         opts: &WriteOptions,
     ) -> Result<(), FileError> {
         let tmp_path = self.path.join(tmp);
+        self.fill(fd, tmp, contents, opts)?;
+        fsync(fd).map_err(|e| FileError::io("cannot sync", &tmp_path, e))?;
+        // The target may have been swapped for a link since the first check.
+        self.check_target(name, path, opts)?;
+        renameat(&self.fd, tmp, &self.fd, name)
+            .map_err(|e| FileError::io("cannot rename a temporary file onto", path, e))
+    }
+
+    /// Owner and mode, then the contents, of a new temporary file (not synced).
+    fn fill(
+        &self,
+        fd: &OwnedFd,
+        tmp: &str,
+        contents: &[u8],
+        opts: &WriteOptions,
+    ) -> Result<(), FileError> {
+        let tmp_path = self.path.join(tmp);
         if let Some((uid, gid)) = opts.owner {
             fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
                 .map_err(|e| FileError::io("cannot change the owner of", &tmp_path, e))?;
@@ -486,13 +585,82 @@ impl SafeDir {
                 .map_err(|e| FileError::io("cannot write", &tmp_path, e))?,
         );
         file.write_all(contents)
-            .map_err(|e| FileError::io("cannot write", &tmp_path, e))?;
-        fsync(fd).map_err(|e| FileError::io("cannot sync", &tmp_path, e))?;
-        // The target may have been swapped for a link since the first check.
-        self.check_target(name, path, opts)?;
-        renameat(&self.fd, tmp, &self.fd, name)
-            .map_err(|e| FileError::io("cannot rename a temporary file onto", path, e))
+            .map_err(|e| FileError::io("cannot write", &tmp_path, e))
     }
+}
+
+/// A file written beside its target by [`SafeDir::stage`], not yet synced
+/// nor renamed.
+#[derive(Debug)]
+pub struct Staged {
+    tmp: String,
+    name: String,
+    opts: WriteOptions,
+    fd: OwnedFd,
+}
+
+impl Staged {
+    /// The target's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Makes a batch of staged files durable and renames each over its target,
+/// then makes the renames durable: a crash leaves every target either as it
+/// was or complete, never partial, and a target reported written here
+/// survives one. A batch of one is synced on its own (`fsync` of the file,
+/// rename, `fsync` of its directory); a larger one with one `syncfs` of
+/// `fs` (any directory on the same filesystem) before the renames and one
+/// after. Returns each file's result, in order; a file that fails is
+/// removed and its target left as it was.
+pub fn commit_batch(fs: &SafeDir, batch: Vec<(&SafeDir, Staged)>) -> Vec<Result<(), FileError>> {
+    if let [(dir, staged)] = batch.as_slice() {
+        let tmp_path = dir.path.join(&staged.tmp);
+        let one = fsync(staged.fd.as_fd())
+            .map_err(|e| FileError::io("cannot sync", &tmp_path, e))
+            .and_then(|()| dir.rename_staged(staged))
+            .and_then(|()| dir.sync_dir());
+        if one.is_err() {
+            let _ = unlinkat(&dir.fd, staged.tmp.as_str(), UnlinkatFlags::NoRemoveDir);
+        }
+        return vec![one];
+    }
+    if let Err(e) = fs.sync_filesystem() {
+        let msg = e.to_string();
+        return batch
+            .into_iter()
+            .map(|(dir, staged)| {
+                dir.discard(staged);
+                Err(FileError::io(
+                    "cannot sync",
+                    &dir.path,
+                    std::io::Error::other(msg.clone()),
+                ))
+            })
+            .collect();
+    }
+    let results: Vec<_> = batch
+        .iter()
+        .map(|(dir, staged)| dir.rename_staged(staged))
+        .collect();
+    if results.iter().any(Result::is_ok)
+        && let Err(e) = fs.sync_filesystem()
+    {
+        // The renames happened but may not survive a crash: report none as written.
+        let msg = e.to_string();
+        return results
+            .into_iter()
+            .map(|_| {
+                Err(FileError::io(
+                    "cannot sync",
+                    &fs.path,
+                    std::io::Error::other(msg.clone()),
+                ))
+            })
+            .collect();
+    }
+    results
 }
 
 #[cfg(test)]

@@ -25,6 +25,8 @@ pub enum VaultError {
         errors: Vec<String>,
         /// Vault's `warnings` array.
         warnings: Vec<String>,
+        /// How long the server asked us to wait (`Retry-After`), if it did.
+        retry_after: Option<std::time::Duration>,
     },
     /// Vault answered 200 but not with what the protocol promises.
     #[error("unexpected answer from Vault at {server} for {path}: {detail}")]
@@ -62,6 +64,26 @@ impl VaultError {
             VaultError::Transport { .. } => true,
             VaultError::Status { status, .. } => *status == 429 || (500..600).contains(status),
             _ => false,
+        }
+    }
+
+    /// The server itself is failing, not one credential: it cannot be
+    /// reached, or it answered 429 (slow down) or 502/503/504 (down, sealed,
+    /// no leader, a gateway without a backend). A 500 is not counted: Vault's
+    /// secrets plugins answer it for one credential's trouble.
+    pub fn server_failing(&self) -> bool {
+        match self {
+            VaultError::Transport { .. } => true,
+            VaultError::Status { status, .. } => matches!(status, 429 | 502 | 503 | 504),
+            _ => false,
+        }
+    }
+
+    /// How long the server asked us to wait (`Retry-After`), if it did.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            VaultError::Status { retry_after, .. } => *retry_after,
+            _ => None,
         }
     }
 
@@ -178,6 +200,7 @@ mod tests {
             status: code,
             errors: errs.iter().map(|s| s.to_string()).collect(),
             warnings: vec![],
+            retry_after: None,
         }
     }
 

@@ -270,6 +270,7 @@ impl VaultClient {
                 status,
                 errors: env.errors.unwrap_or_default(),
                 warnings: env.warnings.unwrap_or_default(),
+                retry_after,
             },
             sent: true,
             retry_after,

@@ -24,6 +24,7 @@ fn retry_decision_table() {
         status: code,
         errors: vec![],
         warnings: vec![],
+        retry_after: None,
     };
     let transport = || VaultError::Transport {
         server: "s".into(),

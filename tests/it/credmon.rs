@@ -7,7 +7,7 @@
 #[path = "../support/credd.rs"]
 mod credd;
 
-use crate::support::{Fault, TestEnv};
+use crate::support::{Fault, TestEnv, wait};
 use credd::Credd;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -478,7 +478,10 @@ fn vault_timeout_keeps_the_old_use() {
         "the old .use stays"
     );
     assert!(
-        cm.wait_log("failed to refresh alice/igwn_robot", Duration::from_secs(2)),
+        cm.wait_log(
+            "keeping the old .use of alice/igwn_robot",
+            Duration::from_secs(2)
+        ),
         "{}",
         cm.log_text()
     );
@@ -1035,6 +1038,8 @@ fn log_that_cannot_be_opened_exits_44_and_check_config_and_once() {
     let (mut cmd, _) = Credmon::command(&env, &credd, &[]);
     assert_eq!(cmd.arg("--once").status().unwrap().code(), Some(0));
     assert_use_file(&credd, USER, SVC);
+    // --once is a pass of the daemon's own: it ends with CREDMON_COMPLETE.
+    assert!(credd.dir.join("CREDMON_COMPLETE").is_file());
     credd.store(USER, "igwn_broken", "{");
     let (mut cmd, _) = Credmon::command(&env, &credd, &[]);
     assert_eq!(cmd.arg("--once").status().unwrap().code(), Some(1));
@@ -1518,9 +1523,16 @@ fn a_failed_new_credential_is_retried_after_its_backoff_not_at_the_next_pass() {
         &credd.dir.join("CREDMON_COMPLETE"),
         Duration::from_secs(5)
     ));
-    // Two 503s: the first try and the first retry fail.
-    env.vault
-        .inject(Fault::status("/v1/secret/oauth/creds/", 503, r#"{"errors":["sealed"]}"#).times(2));
+    // Two 500s (this credential's trouble, not the server's): the first try
+    // and the first retry fail.
+    env.vault.inject(
+        Fault::status(
+            "/v1/secret/oauth/creds/",
+            500,
+            r#"{"errors":["1 error occurred: refresh failed"]}"#,
+        )
+        .times(2),
+    );
     let (_, t) = top(&env, 3600);
     let t0 = Instant::now();
     credd.store_and_kick(USER, SVC, &t);
@@ -1529,7 +1541,7 @@ fn a_failed_new_credential_is_retried_after_its_backoff_not_at_the_next_pass() {
         .unwrap_or_else(|| panic!("no .use within 15 s; log:\n{}", cm.log_text()));
     let total = t0.elapsed();
     assert_eq!(
-        env.vault.count_status("/v1/secret/oauth/creds/", 503),
+        env.vault.count_status("/v1/secret/oauth/creds/", 500),
         2,
         "{}",
         cm.log_text()
@@ -1595,4 +1607,75 @@ fn sigterm_drains_requests_in_flight_and_leaves_no_partial_file() {
         assert!(!n.contains("robot-credmon-tmp"), "leftover {n}");
     }
     env.vault.clear_faults();
+}
+
+/// Vault answers 503 while credentials arrive: each is tried once and then
+/// waits for the server (no retries of its own: their backoff is two
+/// minutes here); the server's first answer after the outage releases all
+/// of them at once, well before any credential's own backoff would.
+#[test]
+fn an_outage_holds_credentials_until_the_servers_first_answer() {
+    const CREDS: &str = "/v1/secret/oauth/creds/";
+    const N: usize = 6;
+    let (env, credd) = setup();
+    let cm = Credmon::start(&env, &credd, &[("ROBOT_CREDMON_BACKOFF_BASE", "120")]);
+    assert!(Credd::wait_for_file(
+        &credd.dir.join("CREDMON_COMPLETE"),
+        Duration::from_secs(5)
+    ));
+    env.vault
+        .inject(Fault::status(CREDS, 503, r#"{"errors":["Vault is sealed"]}"#).permanent());
+    let outage = Instant::now();
+    let users: Vec<String> = (0..N).map(|i| format!("user{i}")).collect();
+    for u in &users {
+        let (_, t) = top(&env, 3600);
+        credd.store_and_kick(u, SVC, &t);
+    }
+    assert!(
+        wait::until(Duration::from_secs(10), || env
+            .vault
+            .count_status(CREDS, 503)
+            >= N),
+        "not every credential was tried; log:\n{}",
+        cm.log_text()
+    );
+    assert!(
+        cm.wait_log(
+            "its credentials wait for the server",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        cm.log_text()
+    );
+    // Let a few probes fail (an event, not a pause: the count moves).
+    assert!(wait::until(Duration::from_secs(10), || env
+        .vault
+        .count_status(CREDS, 503)
+        >= N + 2));
+    env.vault.clear_faults();
+    let down = outage.elapsed();
+    let back = Instant::now();
+    for u in &users {
+        assert!(
+            credd
+                .wait_for_use(u, SVC, Duration::from_secs(30))
+                .is_some(),
+            "{u} got no .use after the outage; log:\n{}",
+            cm.log_text()
+        );
+    }
+    let recovered = back.elapsed();
+    assert!(
+        recovered <= Duration::from_secs(17),
+        "the backlog waited {recovered:?} after Vault was back (probes are at most 15 s apart)"
+    );
+    // During the outage: one try per credential, then probes, one at a time,
+    // at most one per second (the first probe interval).
+    let failed = env.vault.count_status(CREDS, 503);
+    let probes_max = N + 1 + down.as_secs() as usize;
+    assert!(
+        failed <= probes_max,
+        "{failed} requests during a {down:?} outage; log:\n{}",
+        cm.log_text()
+    );
 }

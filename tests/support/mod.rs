@@ -17,6 +17,7 @@ pub mod openbao;
 pub mod pki;
 pub mod store_cred;
 pub mod vault;
+pub mod wait;
 
 use std::path::{Path, PathBuf};
 

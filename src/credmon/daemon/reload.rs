@@ -43,8 +43,7 @@ impl Coordinator {
             .name("reload".into())
             .spawn(move || {
                 let new = read();
-                shared.lock().reload_done = true;
-                shared.coord.notify_all();
+                shared.reload_done();
                 (read, new)
             });
         match started {
@@ -75,7 +74,10 @@ impl Coordinator {
             self.ctx.set_config(new.clone());
             if changed {
                 log::info!("configuration changed; re-read on SIGHUP");
-                self.shared.set_workers(new.max_in_flight);
+                self.shared
+                    .lock()
+                    .reconfigure(backoff(&new), new.max_in_flight);
+                self.shared.notify_work();
                 if self.spawned > 0 {
                     self.spawn_workers(new.max_in_flight);
                 }
@@ -85,12 +87,9 @@ impl Coordinator {
         }
         let now = self.now();
         let (woken, retried) = {
-            let mut st = self.shared.lock();
-            if changed {
-                st.sched.set_backoff(backoff(&self.ctx.config()));
-            }
-            let woken = st.sched.wake_parked(now);
-            (woken, if changed { st.sched.retry_now(now) } else { 0 })
+            let mut core = self.shared.lock();
+            let woken = core.wake_parked(now);
+            (woken, if changed { core.retry_now(now) } else { 0 })
         };
         if woken + retried > 0 {
             log::info!(

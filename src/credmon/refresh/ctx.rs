@@ -1,5 +1,5 @@
 //! State shared by the refresh workers: the configuration, one Vault client
-//! per server, paused servers, warnings said once, and the file modes.
+//! per server, warnings said once, and the file modes.
 
 use super::Key;
 use crate::credmon::config::Config;
@@ -16,7 +16,6 @@ pub struct Ctx {
     cfg: RwLock<Arc<Config>>,
     clients: Mutex<HashMap<(String, u16), Arc<VaultClient>>>,
     tls: Mutex<Option<Arc<rustls::ClientConfig>>>,
-    paused: Mutex<HashMap<(String, u16), Mono>>,
     warned: Mutex<HashMap<Key, String>>,
     env: Env,
 }
@@ -28,7 +27,6 @@ impl Ctx {
             cfg: RwLock::new(cfg),
             clients: Mutex::new(HashMap::new()),
             tls: Mutex::new(None),
-            paused: Mutex::new(HashMap::new()),
             warned: Mutex::new(HashMap::new()),
             env: env.clone(),
         }
@@ -133,23 +131,9 @@ impl Ctx {
         Ok(made)
     }
 
-    pub(super) fn paused_until(&self, host: &str, port: u16) -> Option<Mono> {
-        let p = self.paused.lock().unwrap_or_else(|p| p.into_inner());
-        p.get(&(host.to_owned(), port))
-            .copied()
-            .filter(|t| *t > self.env.mono())
-    }
-
     /// The monotonic clock now.
     pub fn mono(&self) -> Mono {
         self.env.mono()
-    }
-
-    pub(super) fn pause(&self, host: &str, port: u16, d: Duration) {
-        self.paused
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert((host.to_owned(), port), self.env.mono().after(d));
     }
 
     pub(super) fn use_opts(&self) -> WriteOptions {

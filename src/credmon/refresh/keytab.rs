@@ -7,6 +7,7 @@ use crate::credmon::policy;
 use crate::files::{FileError, SafeDir};
 use crate::kerberos::KrbError;
 use crate::vault::VaultClient;
+use crate::vault::VaultError;
 use crate::vault::VaultToken;
 use crate::vault::auth::{self, CredentialSource, LoginTarget, Names};
 
@@ -40,7 +41,15 @@ pub(super) fn login(
     };
     auth::login(client, source, &target)
         .map(|s| s.token)
-        .map_err(|e| RefreshError::retry("login", e.to_string()))
+        .map_err(|e| {
+            let vault = e.vault_error();
+            RefreshError::Retry {
+                cause: "login",
+                at_least: vault.and_then(VaultError::retry_after),
+                msg: e.to_string(),
+                server_failing: vault.is_some_and(VaultError::server_failing),
+            }
+        })
 }
 
 /// Creates `<user>/<service>.top` for a keytab user when missing; `Ok(true)` when created.
