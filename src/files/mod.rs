@@ -5,6 +5,8 @@
 pub mod discovery;
 pub mod lock;
 pub mod safe_dir;
+pub mod simfs;
+mod sys;
 pub mod trust;
 
 pub use lock::LockFile;
