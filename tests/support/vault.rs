@@ -133,6 +133,8 @@ pub struct RequestRecord {
     pub body: String,
     /// Connection number (same number = same keep-alive connection).
     pub connection: u64,
+    /// When the answer was logged.
+    pub at: Instant,
 }
 
 impl fmt::Debug for RequestRecord {
@@ -531,6 +533,13 @@ impl TestVault {
     /// The request log, oldest first.
     pub fn requests(&self) -> Vec<RequestRecord> {
         lock(&self.shared.log).iter().cloned().collect()
+    }
+
+    /// The requests logged after `t`, oldest first (a long run's incremental view).
+    pub fn requests_since(&self, t: Instant) -> Vec<RequestRecord> {
+        let log = lock(&self.shared.log);
+        let newer = log.iter().rev().take_while(|r| r.at > t).count();
+        log.iter().skip(log.len() - newer).cloned().collect()
     }
 
     /// Requests with this method (`"*"` = any) and exactly this path.

@@ -100,7 +100,7 @@ impl Shared {
                 .get(..9)
                 .is_some_and(|s| s.eq_ignore_ascii_case("negotiate"))
         });
-        let rec = RequestRecord {
+        let mut rec = RequestRecord {
             method: req.method.clone(),
             path: req.path.clone(),
             query: req.query.clone(),
@@ -115,8 +115,11 @@ impl Shared {
                 .collect(),
             body: String::from_utf8_lossy(&req.body).into_owned(),
             connection: req.connection,
+            at: Instant::now(),
         };
         let mut log = lock(&self.log);
+        // Stamped under the lock: the log is in time order.
+        rec.at = Instant::now();
         if log.len() >= self.cfg.log_limit.max(1) {
             log.pop_front();
         }
