@@ -9,6 +9,7 @@
 # exit 0 when every goal is met, 1 when not, 2 on a set-up error.
 #
 #   scripts/soak.sh [--minutes M] [--seed S] [--credentials N] [--out DIR]
+#                   [--without KIND,...]   # e.g. kill-9,sigterm: one credmon all along
 #   scripts/soak.sh --seed S --plan     # print the schedule of seed S only
 #
 # Defaults: 60 minutes, a seed from the clock (printed with the command that

@@ -1,4 +1,4 @@
-//! `soak [--minutes M] [--seed S] [--credentials N] [--binary PATH] [--out DIR]`:
+//! `soak [--minutes M] [--seed S] [--credentials N] [--without KIND,..] [--binary PATH] [--out DIR] [--plan]`:
 //! the chaos soak of the real credmon (issue 15, part 5; `scripts/soak.sh`).
 //!
 //! Starts the test KDC + Vault from `tests/support` in this process, with
@@ -61,6 +61,8 @@ struct Opts {
     out: Option<PathBuf>,
     /// Print the schedule and exit.
     plan: bool,
+    /// Kinds of event left out.
+    without: Vec<Kind>,
 }
 
 fn opts() -> Result<Opts, String> {
@@ -74,6 +76,7 @@ fn opts() -> Result<Opts, String> {
         binary: PathBuf::from("target/release/robot-credmon"),
         out: None,
         plan: false,
+        without: Vec::new(),
     };
     while let Some(a) = args.next() {
         let mut value = || args.next().ok_or(format!("{a} needs a value"));
@@ -86,6 +89,12 @@ fn opts() -> Result<Opts, String> {
             "--binary" => o.binary = PathBuf::from(value()?),
             "--out" => o.out = Some(PathBuf::from(value()?)),
             "--plan" => o.plan = true,
+            "--without" => {
+                for n in value()?.split(',') {
+                    o.without
+                        .push(schedule::kind_named(n).ok_or(format!("--without: no event {n}"))?);
+                }
+            }
             _ => return Err(format!("unknown argument {a}")),
         }
     }
@@ -147,7 +156,7 @@ fn run() -> Result<bool, String> {
     let o = opts()?;
     if o.plan {
         let total = Duration::from_secs(o.minutes * 60);
-        let events = schedule::generate(o.seed, total);
+        let events = schedule::generate(o.seed, total, &o.without);
         for e in &events {
             println!(
                 "{:9.3} {} dur {:.1} s delay {:.1} s seed {}",
@@ -180,14 +189,20 @@ fn run() -> Result<bool, String> {
         unsafe { sigaction(sig, &handler) }.map_err(|e| e.to_string())?;
     }
     let total = Duration::from_secs(o.minutes * 60);
-    let schedule = schedule::generate(o.seed, total);
+    let schedule = schedule::generate(o.seed, total, &o.without);
     let out = o
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("target/soak/{}", o.seed)));
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let without = if o.without.is_empty() {
+        String::new()
+    } else {
+        let names: Vec<&str> = o.without.iter().map(|k| k.name()).collect();
+        format!(" --without {}", names.join(","))
+    };
     println!(
-        "soak: seed {} ({} events over {} min, {} credentials); replay: scripts/soak.sh --minutes {} --seed {} --credentials {}",
+        "soak: seed {} ({} events over {} min, {} credentials); replay: scripts/soak.sh --minutes {} --seed {} --credentials {}{without}",
         o.seed,
         schedule.len(),
         o.minutes,
@@ -767,9 +782,21 @@ fn minute_line(
         }
         None => "credmon not running".into(),
     };
+    let live = soak.world.live();
+    let unusable = live
+        .iter()
+        .filter(|(_, p)| {
+            std::fs::read(p)
+                .ok()
+                .and_then(|b| reader::parse_use(&b))
+                .is_none_or(|exp| soak.world.clock.of_wall(exp) <= now)
+        })
+        .count();
+    let dirs = std::fs::read_dir(&soak.world.cred_dir)
+        .map_or(0, |d| d.flatten().filter(|e| e.path().is_dir()).count());
     format!(
-        "[min {minute:3}] {credmon} | live {} | Vault reads {reads}/min | troubles: {} | soak RSS {:.0} MB",
-        soak.world.live_count(),
+        "[min {minute:3}] {credmon} | live {} ({unusable} without a usable .use), {dirs} user dirs | Vault reads {reads}/min | troubles: {} | soak RSS {:.0} MB",
+        live.len(),
         if troubles.is_empty() {
             "none".into()
         } else {

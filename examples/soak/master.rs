@@ -6,7 +6,9 @@
 
 use super::schedule::{MASTER_COMMAND_DELAY, MASTER_RECOVER, master_delay};
 use super::world::{Trouble, World};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, pthread_sigmask};
+use nix::sys::signal::{
+    SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, kill, pthread_sigmask, sigaction,
+};
 use nix::unistd::Pid;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
@@ -222,9 +224,19 @@ impl Master {
             Err(_) => cmd.stderr(Stdio::null()),
         };
         // SAFETY: only async-signal-safe calls between fork and exec: the
-        // child starts with no signal blocked, as under condor_master.
+        // child starts as under condor_master, with no signal blocked and
+        // the default actions (`nohup` would leave SIGHUP ignored).
         unsafe {
             cmd.pre_exec(|| {
+                let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+                for sig in [
+                    Signal::SIGHUP,
+                    Signal::SIGTERM,
+                    Signal::SIGINT,
+                    Signal::SIGQUIT,
+                ] {
+                    sigaction(sig, &dfl).map_err(std::io::Error::from)?;
+                }
                 pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
                     .map_err(std::io::Error::from)
             });

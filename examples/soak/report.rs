@@ -424,27 +424,7 @@ fn write_vault(out: &mut String, i: &Inputs, loose: &[(f64, f64)]) {
         .iter()
         .filter(|w| w.what == Trouble::Vault("vault-429"))
     {
-        let in_burst: Vec<&Answer> = i
-            .answers
-            .iter()
-            .filter(|a| a.status == 429 && a.t >= w.start && a.t <= w.end + 0.5)
-            .collect();
-        let last = in_burst.iter().map(|a| a.t).fold(f64::NAN, f64::max);
-        let next = i
-            .answers
-            .iter()
-            .find(|a| a.t > last)
-            .map_or("-".into(), |a| format!("{:.1} s", a.t - last));
-        let _ = writeln!(
-            out,
-            "  429 burst (Retry-After: 5) at {:.0} s for {:.1} s: {} answered 429 ({}); next request {next} after the last 429; first 200 {} after the burst; {}",
-            w.start,
-            w.end - w.start,
-            in_burst.len(),
-            per_credential(&in_burst),
-            first_ok(w.end),
-            restored(i, w)
-        );
+        let _ = writeln!(out, "  {}", burst_429(i, w));
     }
     for w in i.windows.iter().filter(|w| {
         matches!(
@@ -457,18 +437,77 @@ fn write_vault(out: &mut String, i: &Inputs, loose: &[(f64, f64)]) {
             .iter()
             .filter(|a| a.t >= w.start && a.t <= w.end)
             .collect();
+        let mut per_second: std::collections::HashMap<i64, usize> =
+            std::collections::HashMap::new();
+        for a in &during {
+            *per_second.entry(a.t.floor() as i64).or_default() += 1;
+        }
         let _ = writeln!(
             out,
-            "  {} at {:.0} s for {:.1} s: {} requests answered during it ({}); first 200 {} after it; {}",
+            "  {} at {:.0} s for {:.1} s: {} requests answered during it ({}; at most {} in one second); first 200 {} after it; {}",
             label(w.what),
             w.start,
             w.end - w.start,
             during.len(),
             per_credential(&during),
+            per_second.values().max().copied().unwrap_or(0),
             first_ok(w.end),
             restored(i, w)
         );
     }
+}
+
+/// A 429 burst (`Retry-After: 5`): how many requests went out while a
+/// Retry-After was pending (within 5 s of an earlier 429), the repeats
+/// (requests of credentials already answered 429: probes, or a credential
+/// whose `.top` changed) and their shortest wait, and when the credentials
+/// answered 429 were served again.
+fn burst_429(i: &Inputs, w: &Window) -> String {
+    let during: Vec<&Answer> = i
+        .answers
+        .iter()
+        .filter(|a| a.t >= w.start && a.t <= w.end + 0.5)
+        .collect();
+    let t429: Vec<f64> = during
+        .iter()
+        .filter(|a| a.status == 429)
+        .map(|a| a.t)
+        .collect();
+    let early = during
+        .iter()
+        .filter(|a| t429.iter().any(|t| *t < a.t && a.t - t < 5.0))
+        .count();
+    let mut last: std::collections::HashMap<&str, f64> = std::collections::HashMap::new();
+    let (mut repeats, mut shortest) = (0, f64::INFINITY);
+    for a in &during {
+        let Some(c) = a.cred.as_deref() else { continue };
+        if let Some(prev) = last.get(c) {
+            repeats += 1;
+            shortest = shortest.min(a.t - prev);
+        }
+        if a.status == 429 {
+            last.insert(c, a.t);
+        }
+    }
+    let resumed = i
+        .answers
+        .iter()
+        .find(|a| a.t > w.end && a.cred.as_deref().is_some_and(|c| last.contains_key(c)))
+        .map_or("-".into(), |a| format!("{:.1} s", a.t - w.end));
+    let answered: Vec<&Answer> = during.iter().filter(|a| a.status == 429).copied().collect();
+    format!(
+        "429 burst (Retry-After: 5) at {:.0} s for {:.1} s: {} answered 429 ({}); {early} requests sent within 5 s of an earlier 429; {repeats} repeats by credentials already answered 429 (shortest wait {}); those credentials served again {resumed} after the burst; {}",
+        w.start,
+        w.end - w.start,
+        t429.len(),
+        per_credential(&answered),
+        if repeats == 0 {
+            "-".into()
+        } else {
+            format!("{shortest:.1} s")
+        },
+        restored(i, w)
+    )
 }
 
 /// How many credentials lost their `.use` in window `w` (or its recovery

@@ -157,10 +157,16 @@ impl MasterModel {
     }
 }
 
+/// The kind named `name`.
+pub fn kind_named(name: &str) -> Option<Kind> {
+    WEIGHTS.iter().map(|w| w.0).find(|k| k.name() == name)
+}
+
 /// The schedule for `seed` over a run of `total`: an event every 1-5 s
 /// (uniform), at most one Vault fault and one full disk at a time, no kill
-/// while the credmon is down, nothing in the last [`QUIET_TAIL`].
-pub fn generate(seed: u64, total: Duration) -> Vec<Event> {
+/// while the credmon is down, nothing in the last [`QUIET_TAIL`], no event
+/// of the kinds `without`.
+pub fn generate(seed: u64, total: Duration, without: &[Kind]) -> Vec<Event> {
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut out = Vec::new();
     let mut t = WARM_UP;
@@ -174,7 +180,8 @@ pub fn generate(seed: u64, total: Duration) -> Vec<Event> {
     loop {
         t += secs(&mut rng, 1.0, 5.0);
         let kind = pick(&mut rng, |k| {
-            !(k.is_vault() && t < vault_free
+            !(without.contains(&k)
+                || k.is_vault() && t < vault_free
                 || k == Kind::DiskFull && t < disk_free
                 || matches!(k, Kind::Kill | Kind::Term)
                     && t < master.up_at + Duration::from_secs(2))
@@ -219,8 +226,10 @@ mod tests {
 
     #[test]
     fn a_seed_replays_and_faults_never_overlap() {
-        let a = generate(7, Duration::from_secs(3600));
-        let b = generate(7, Duration::from_secs(3600));
+        let a = generate(7, Duration::from_secs(3600), &[]);
+        let b = generate(7, Duration::from_secs(3600), &[]);
+        let c = generate(7, Duration::from_secs(3600), &[Kind::Kill]);
+        assert!(c.iter().all(|e| e.kind != Kind::Kill));
         assert_eq!(a.len(), b.len());
         let mut vault_end = Duration::ZERO;
         for (x, y) in a.iter().zip(&b) {

@@ -237,34 +237,32 @@ impl World {
         id
     }
 
-    /// `condor_store_cred delete-oauth`: the credential is no longer live,
-    /// then its `.top` and `.use` are unlinked.
+    /// `condor_store_cred delete-oauth`: its `.top` and `.use` are unlinked
+    /// and it is no longer live (under the lock: the reader never sees it
+    /// gone with its files still there).
     pub fn delete(&self, id: usize) {
-        let (top, use_) = {
-            let mut creds = self.creds();
-            let Some(c) = creds.get_mut(id).filter(|c| c.live) else {
-                return;
-            };
-            c.live = false;
-            c.deleted = Some(self.clock.now());
-            let c = c.clone();
-            (self.top_path(&c), self.use_path(&c))
+        let now = self.clock.now();
+        let mut creds = self.creds();
+        let Some(c) = creds.get_mut(id).filter(|c| c.live) else {
+            return;
         };
-        let _ = std::fs::remove_file(top);
-        let _ = std::fs::remove_file(use_);
+        c.live = false;
+        c.deleted = Some(now);
+        let c = c.clone();
+        let _ = std::fs::remove_file(self.top_path(&c));
+        let _ = std::fs::remove_file(self.use_path(&c));
     }
 
-    /// The credd's sweep of `user`: every credential of the user is no
-    /// longer live, then the directory is removed.
+    /// The credd's sweep of `user`: the directory is removed and every
+    /// credential of the user is no longer live (under the lock, as above).
     pub fn sweep(&self, user: &str) {
-        {
-            let now = self.clock.now();
-            for c in self.creds().iter_mut().filter(|c| c.user == user && c.live) {
-                c.live = false;
-                c.deleted = Some(now);
-            }
-        }
+        let now = self.clock.now();
+        let mut creds = self.creds();
         let _ = std::fs::remove_dir_all(self.cred_dir.join(user));
+        for c in creds.iter_mut().filter(|c| c.user == user && c.live) {
+            c.live = false;
+            c.deleted = Some(now);
+        }
     }
 
     /// Number of live credentials.
