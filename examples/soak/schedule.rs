@@ -116,20 +116,23 @@ fn secs(rng: &mut fastrand::Rng, lo: f64, hi: f64) -> Duration {
     Duration::from_secs_f64(lo + rng.f64() * (hi - lo))
 }
 
-fn pick(rng: &mut fastrand::Rng, allowed: impl Fn(Kind) -> bool) -> Kind {
+/// A kind drawn by weight among the allowed ones (`None`: none is).
+fn pick(rng: &mut fastrand::Rng, allowed: impl Fn(Kind) -> bool) -> Option<Kind> {
     let total: f64 = WEIGHTS
         .iter()
         .filter(|(k, _)| allowed(*k))
         .map(|w| w.1)
         .sum();
     let mut x = rng.f64() * total;
+    let mut last = None;
     for (k, w) in WEIGHTS.iter().filter(|(k, _)| allowed(*k)) {
         if x < *w {
-            return *k;
+            return Some(*k);
         }
         x -= w;
+        last = Some(*k);
     }
-    Kind::Churn
+    last
 }
 
 /// The model of the credmon's process the schedule keeps, so that a kill
@@ -177,7 +180,7 @@ pub fn generate(seed: u64, total: Duration, without: &[Kind]) -> Vec<Event> {
         restarts: 0,
     };
     let end = total.saturating_sub(QUIET_TAIL);
-    loop {
+    while t < end {
         t += secs(&mut rng, 1.0, 5.0);
         let kind = pick(&mut rng, |k| {
             !(without.contains(&k)
@@ -186,6 +189,10 @@ pub fn generate(seed: u64, total: Duration, without: &[Kind]) -> Vec<Event> {
                 || matches!(k, Kind::Kill | Kind::Term)
                     && t < master.up_at + Duration::from_secs(2))
         });
+        let Some(kind) = kind else {
+            // Nothing allowed now (a run of faults only): a quiet moment.
+            continue;
+        };
         let (dur, delay) = match kind {
             Kind::Vault503 => (secs(&mut rng, 3.0, 90.0), Duration::ZERO),
             Kind::Vault429 => (secs(&mut rng, 2.0, 30.0), Duration::ZERO),
