@@ -56,11 +56,16 @@ pub enum VaultError {
 }
 
 impl VaultError {
-    /// Worth retrying: transport failures, 429 and 5xx.
+    /// Worth retrying: transport failures, 429, 5xx, and 307: an HA standby
+    /// that cannot forward to an active node (during a leader election)
+    /// redirects instead; the redirect is never followed (it names a node,
+    /// often the one that just went away), the request is sent again.
     pub fn is_transient(&self) -> bool {
         match self {
             VaultError::Transport { .. } => true,
-            VaultError::Status { status, .. } => *status == 429 || (500..600).contains(status),
+            VaultError::Status { status, .. } => {
+                matches!(*status, 307 | 429) || (500..600).contains(status)
+            }
             _ => false,
         }
     }
@@ -107,6 +112,9 @@ fn status_message(
     let detail = match (clean(errors), clean(warnings)) {
         (e, _) if !e.is_empty() => e,
         (_, w) if !w.is_empty() => w,
+        _ if status == 307 => {
+            "a standby node redirected to the active one (a leader election?)".to_owned()
+        }
         _ => "no details given".to_owned(),
     };
     format!("Vault at {server} answered {status} to {path}: {detail}")
@@ -202,6 +210,9 @@ mod tests {
             (status(403, &["invalid token"]), false, true),
             (status(404, &[]), false, false),
             (status(400, &["token expired"]), false, false),
+            // An HA standby during a leader election (observed on OpenBao 2.6.2).
+            (status(307, &[]), true, false),
+            (status(301, &[]), false, false),
         ];
         for (e, transient, denied) in cases {
             assert_eq!(e.is_transient(), transient, "{e}");

@@ -1,8 +1,11 @@
 //! The Vault (OpenBao / htvault-config) HTTP client: Kerberos login, token
 //! exchange, `lookup-self`, and bearer token reads from the oauthapp
-//! `creds`/`sts` paths. All HTTP lives here. A client is pinned to one server
-//! address per run, fails over to the next address on connect errors, and
-//! retries transient failures with bounded, jittered backoff.
+//! `creds`/`sts` paths. All HTTP lives here. A client sends every request to
+//! one of its server name's addresses (IPv4 first, in resolver order), moves
+//! on to the next when that one cannot be reached (refused, or no TCP and TLS
+//! handshake within the 2 s connect timeout) and stays there; it looks the
+//! name up again every five minutes ([`RESOLVE_INTERVAL`], on the injected
+//! clock). Transient failures are retried with bounded, jittered backoff.
 
 mod address;
 pub mod auth;
@@ -12,7 +15,8 @@ mod retry;
 pub mod tls;
 mod types;
 
-pub use address::ServerAddress;
+use address::Addresses;
+pub use address::{RESOLVE_INTERVAL, ServerAddress};
 pub use error::VaultError;
 use retry::{Failure, Retry, parse_retry_after, retry_delay};
 pub use types::{AuthInfo, OidcLogin, OidcPoll, OidcStart, RefreshToken, VaultToken};
@@ -86,11 +90,11 @@ pub struct VaultClient {
     requests: std::sync::atomic::AtomicU32,
 }
 
+/// The server's addresses and the HTTP client of the one in use.
 #[derive(Default)]
 struct Pinned {
-    addrs: Vec<SocketAddr>,
-    current: usize,
-    http: Option<Client>,
+    addrs: Addresses,
+    http: Option<(SocketAddr, Client)>,
 }
 
 #[derive(Deserialize, Default)]
@@ -130,9 +134,8 @@ impl VaultClient {
     /// (like curl's `--resolve`); the first one that accepts a connection is kept.
     pub fn with_addresses(self, addrs: Vec<SocketAddr>) -> Self {
         {
-            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            st.addrs = addrs;
-            st.current = 0;
+            let mut st = self.lock();
+            st.addrs = Addresses::fixed(addrs);
             st.http = None;
         }
         self
@@ -188,7 +191,8 @@ impl VaultClient {
         }
     }
 
-    /// One attempt, failing over to the next address on connect errors.
+    /// One attempt, failing over to the next address on connect errors
+    /// (each address tried at most once).
     fn attempt(
         &self,
         path: &str,
@@ -199,41 +203,40 @@ impl VaultClient {
             self.tls_name(),
             self.cfg.server.port
         );
+        let mut tried = Vec::new();
         loop {
-            let (http, addr, more) = self.pinned().map_err(Failure::unsent)?;
+            let (http, addr) = self.pinned().map_err(Failure::unsent)?;
             let Some(req) = build(&http, &url) else {
                 return Ok(None);
             };
             self.requests
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             log::trace!("request {path} to {addr}");
-            match req.send() {
+            let e = match req.send() {
                 Ok(resp) => return self.decode(path, resp).map(Some),
-                Err(e) if e.is_connect() && more => {
-                    log::info!(
-                        "cannot connect to {} at {addr}: {}; trying the next address",
-                        self.server(),
-                        short(&e)
-                    );
-                    self.drop_address(addr);
-                }
-                Err(e) if is_tls_trust_error(&e) => {
-                    return Err(Failure::unsent(VaultError::TlsTrust {
-                        server: self.server(),
-                        detail: short(&e),
-                    }));
-                }
-                Err(e) => {
-                    let error = VaultError::Transport {
-                        server: self.server(),
-                        detail: short(&e),
-                    };
-                    return Err(if e.is_connect() {
-                        Failure::unsent(error)
-                    } else {
-                        Failure::sent(error)
-                    });
-                }
+                Err(e) => e,
+            };
+            if is_tls_trust_error(&e) {
+                return Err(Failure::unsent(VaultError::TlsTrust {
+                    server: self.server(),
+                    detail: short(&e),
+                }));
+            }
+            let error = VaultError::Transport {
+                server: self.server(),
+                detail: format!("{addr}: {}", short(&e)),
+            };
+            if !e.is_connect() {
+                return Err(Failure::sent(error));
+            }
+            tried.push(addr);
+            match self.fail_over(addr, &tried) {
+                Some(next) => log::info!(
+                    "cannot connect to {} at {addr}: {}; trying {next}",
+                    self.server(),
+                    short(&e)
+                ),
+                None => return Err(Failure::unsent(error)),
             }
         }
     }
@@ -361,31 +364,57 @@ impl VaultClient {
             .unwrap_or(&self.cfg.server.host)
     }
 
-    /// The HTTP client pinned to the current address, whether other addresses remain.
-    fn pinned(&self) -> Result<(Client, SocketAddr, bool), VaultError> {
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if st.addrs.is_empty() {
-            st.addrs = self.resolve()?;
-            st.current = 0;
-            st.http = None;
+    /// The address in use and its HTTP client; the server's name is looked
+    /// up first when it never was or [`RESOLVE_INTERVAL`] has passed (outside
+    /// the lock: a slow resolver does not hold up other requests).
+    fn pinned(&self) -> Result<(Client, SocketAddr), VaultError> {
+        let now = self.cfg.clock.mono();
+        let due = self.lock().addrs.due(now);
+        let found = due.then(|| self.resolve());
+        let mut st = self.lock();
+        match found {
+            Some(Ok(found)) => {
+                let before = st.addrs.list().to_vec();
+                if let Some(list) = st.addrs.adopt(found, now)
+                    && !before.is_empty()
+                {
+                    log::info!(
+                        "{} now resolves to {} (was {})",
+                        self.server(),
+                        addr_list(list),
+                        addr_list(&before)
+                    );
+                }
+            }
+            Some(Err(e)) if st.addrs.list().is_empty() => return Err(e),
+            Some(Err(e)) => {
+                log::warn!("{e}; keeping {}", addr_list(st.addrs.list()));
+                st.addrs.keep(now);
+            }
+            None => {}
         }
-        let addr = st.addrs[st.current.min(st.addrs.len() - 1)];
-        let more = st.current + 1 < st.addrs.len();
-        if st.http.is_none() {
-            st.http = Some(self.build_http(addr)?);
-        }
+        let addr = st
+            .addrs
+            .current()
+            .ok_or_else(|| self.protocol("", "no address"))?;
         match &st.http {
-            Some(http) => Ok((http.clone(), addr, more)),
-            None => Err(self.protocol("", "no HTTP client")),
+            Some((a, http)) if *a == addr => Ok((http.clone(), addr)),
+            _ => {
+                let http = self.build_http(addr)?;
+                st.http = Some((addr, http.clone()));
+                Ok((http, addr))
+            }
         }
     }
 
-    fn drop_address(&self, addr: SocketAddr) {
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if st.addrs.get(st.current) == Some(&addr) && st.current + 1 < st.addrs.len() {
-            st.current += 1;
-            st.http = None;
-        }
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pinned> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `failed` could not be reached: the address to try now, if any is left
+    /// untried by this request (see [`Addresses::fail_over`]).
+    fn fail_over(&self, failed: SocketAddr, tried: &[SocketAddr]) -> Option<SocketAddr> {
+        self.lock().addrs.fail_over(failed, tried)
     }
 
     /// Resolves the server: IPv4 addresses if there are any, else IPv6, in DNS order.
@@ -467,6 +496,12 @@ pub enum LoginError<E> {
     Kerberos(E),
     /// Vault refused or could not be reached.
     Vault(VaultError),
+}
+
+/// Addresses for messages: `127.0.0.1:8200, 127.0.0.2:8200`.
+fn addr_list(list: &[SocketAddr]) -> String {
+    let v: Vec<String> = list.iter().map(SocketAddr::to_string).collect();
+    v.join(", ")
 }
 
 /// An error and its sources (reqwest's, an I/O error's) on one line, each cause once.

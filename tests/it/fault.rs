@@ -639,7 +639,10 @@ fn fault_sigkill_mid_run_then_leftovers_removed() {
     let r = get(&e, &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(!old.exists(), "a killed run's old temporary file was left");
-    assert!(!fresh.exists(), "a killed run's fresh temporary file was left");
+    assert!(
+        !fresh.exists(),
+        "a killed run's fresh temporary file was left"
+    );
 }
 
 #[test]
