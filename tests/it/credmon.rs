@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../support/credd.rs"]
-mod credd;
+pub(crate) mod credd;
 
 use crate::support::{Fault, TestEnv};
 use credd::Credd;

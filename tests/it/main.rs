@@ -14,6 +14,7 @@ mod completions;
 mod credmon;
 mod fault;
 mod get;
+mod ha;
 mod harness;
 mod journal;
 mod oidc;

@@ -12,7 +12,7 @@
 //! for the processes it started (they share its namespace). Needs root
 //! (`CAP_SYS_ADMIN`); fails with a message otherwise.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, unshare};
