@@ -133,6 +133,10 @@ pub struct GetArgs {
     #[arg(long)]
     pub condor: bool,
 
+    /// With --condor: store into the credd of this name (as in the collector; repeatable) [default: the names in ROBOT_CREDMON_CREDDS, else the local credd].
+    #[arg(long = "credd", value_name = "NAME", requires = "condor")]
+    pub credd: Vec<String>,
+
     /// CA bundle for the Vault server certificate [default: the system bundle].
     #[arg(long, value_name = "FILE")]
     pub cafile: Option<PathBuf>,
@@ -217,6 +221,10 @@ pub struct StoreArgs {
     /// Re-store a credential whose stored Vault token has less than this left.
     #[arg(long, default_value = "7d", value_parser = parse_ttl, value_name = "DURATION")]
     pub restore_before: Duration,
+
+    /// Store into the credd of this name (as in the collector; repeatable) [default: the names in ROBOT_CREDMON_CREDDS, else the local credd].
+    #[arg(long = "credd", value_name = "NAME")]
+    pub credd: Vec<String>,
 
     /// Command that opens the OIDC URL [default: xdg-open, none when $SSH_CLIENT is set].
     #[arg(long, value_name = "COMMAND")]

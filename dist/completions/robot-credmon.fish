@@ -43,6 +43,7 @@ complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand get" -l vaul
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand get" -s o -l outfile -l bearertokenfile -d 'Bearer token file [default: $BEARER_TOKEN_FILE, else $XDG_RUNTIME_DIR/bt_u<uid>, else /tmp/bt_u<uid>]' -r -F
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand get" -l vaulttokenminttl -d 'Minimum remaining lifetime of the saved Vault token before a new Kerberos login' -r
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand get" -l vaulttokenttl -d 'Lifetime of the Vault tokens we keep (longer login tokens are exchanged)' -r
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand get" -l credd -d 'With --condor: store into the credd of this name (as in the collector; repeatable) [default: the names in ROBOT_CREDMON_CREDDS, else the local credd]' -r
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand get" -l cafile -d 'CA bundle for the Vault server certificate [default: the system bundle]' -r -F
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand get" -l capath -d 'Directory of CA certificates [default: $X509_CERT_DIR, else /etc/grid-security/certificates if it exists]' -r -F
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand get" -l vaultalias -d 'Cluster name of the Vault service, used for the Kerberos service name host@ALIAS' -r
@@ -64,6 +65,7 @@ complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand get" -s V -l
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand store" -s k -l keytab -d 'Keytab to log in to Vault with [default: $KRB5_KTNAME, else the user\'s Kerberos ticket cache]' -r
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand store" -l vaulttokendir -d 'Directory of the per-service Vault token files vt_<id>-<service> [default: /tmp]' -r -F
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand store" -l restore-before -d 'Re-store a credential whose stored Vault token has less than this left' -r
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand store" -l credd -d 'Store into the credd of this name (as in the collector; repeatable) [default: the names in ROBOT_CREDMON_CREDDS, else the local credd]' -r
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand store" -l web-open-command -d 'Command that opens the OIDC URL [default: xdg-open, none when $SSH_CLIENT is set]' -r
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand store" -l oidc-timeout -d 'Give up waiting for the browser login after this long' -r
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand store" -s v -l verbose -d 'Say what is done, and show condor_store_cred\'s output'

@@ -313,6 +313,7 @@ fn condor(args: &GetArgs, env: &Env) -> Result<Outcome, GetError> {
     ctx.cafile = args.cafile.clone();
     ctx.capath = args.capath.clone();
     ctx.interactive = ctx.interactive && !args.nooidc;
+    ctx.credds = crate::store::credds(&args.credd, env)?;
     let req = crate::store::request::parse_request(&args.issuer).map_err(GetError::CondorConfig)?;
     crate::store::store_request(&ctx, &req)?;
     Ok(Outcome::Stored {

@@ -28,7 +28,21 @@ pub fn run_tool(
     pass_through: bool,
     env: &Env,
 ) -> Result<ToolRun, String> {
+    run_tool_with(prog, args, &[], input, pass_through, env)
+}
+
+/// [`run_tool`] with the variables `vars` set for the tool (for example
+/// `_CONDOR_CREDD_HOST`, the HTCondor knob naming the credd to talk to).
+pub fn run_tool_with(
+    prog: &str,
+    args: &[String],
+    vars: &[(&str, &str)],
+    input: Option<&[u8]>,
+    pass_through: bool,
+    env: &Env,
+) -> Result<ToolRun, String> {
     let mut tool = Tool::new(prog, args, TOOL_TIMEOUT, env.path_var());
+    tool.vars = vars.iter().map(|(k, v)| (k.into(), v.into())).collect();
     tool.input = input.map(<[u8]>::to_vec);
     if pass_through {
         tool.output = Output::Inherit;

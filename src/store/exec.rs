@@ -10,20 +10,26 @@ use crate::vault::auth::{
     self, AuthError, Bootstrap, CredentialSource, LoginTarget, Names, Session, Trust, oidc,
 };
 use crate::vault::{Limits, ServerAddress, VaultClient, VaultToken};
+use std::cell::RefCell;
 use std::path::Path;
 
-/// One Vault service for one request.
+/// One Vault service for one request, stored into one credd.
 struct Service<'a> {
     ctx: &'a Context,
-    client: VaultClient,
+    client: &'a VaultClient,
     server: ServerAddress,
     service_host: String,
     names: Names,
     opts: HtOpts,
     opts_source: &'a str,
+    /// The credd by name (`--credd`); `None`: the local one.
+    credd: Option<&'a str>,
+    /// A token minted for this request already (for another credd): used again.
+    minted: &'a RefCell<Option<Minted>>,
 }
 
 /// A freshly minted long-lived Vault token.
+#[derive(Clone)]
 struct Minted {
     token: VaultToken,
     expires: i64,
@@ -76,16 +82,41 @@ pub fn store_request(ctx: &Context, req: &Request) -> Result<(), StoreError> {
         issuer: opts.issuer.as_deref(),
         role: opts.role.as_deref(),
     });
-    let svc = Service {
+    let minted = RefCell::new(None);
+    let service = |credd| Service {
         ctx,
-        client,
-        server,
-        service_host,
-        names,
-        opts,
+        client: &client,
+        server: server.clone(),
+        service_host: service_host.clone(),
+        names: names.clone(),
+        opts: opts.clone(),
         opts_source,
+        credd,
+        minted: &minted,
     };
-    svc.store(req)
+    if ctx.credds.is_empty() {
+        return service(None).store(req).map(drop);
+    }
+    // Every named credd, each on its own: a failure at one does not stop the others.
+    let mut failed = Vec::new();
+    for name in &ctx.credds {
+        match service(Some(name)).store(req) {
+            Ok(true) => say(&format!("credd {name}: stored {}", req.service)),
+            Ok(false) => say(&format!("credd {name}: {} already stored", req.service)),
+            Err(e) => {
+                say(&format!("credd {name}: FAILED: {e}"));
+                failed.push(name.clone());
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::Credds {
+            failed,
+            total: ctx.credds.len(),
+        })
+    }
 }
 
 /// Writes a bearer token file under its lock (the one `get` takes), so that
@@ -115,11 +146,12 @@ impl Service<'_> {
         format!("{}/v1/{path}", self.server)
     }
 
-    fn store(&self, req: &Request) -> Result<(), StoreError> {
+    /// Stores the request's credential; whether a new Vault token went to the credd.
+    fn store(&self, req: &Request) -> Result<bool, StoreError> {
         let ctx = self.ctx;
         let name = &req.service;
         let vt_svc = plan::service_vault_token_file(&ctx.vault_token_dir, &ctx.id, name);
-        let state = plan::stored_state_file(&ctx.vault_token_dir, &ctx.id, name);
+        let state = plan::stored_state_file(&ctx.vault_token_dir, &ctx.id, name, self.credd);
         let credkey = self.opts.credkey.clone().or_else(|| {
             oidc::read_credkey(&ctx.home, &self.names.issuer, &self.names.role, ctx.uid())
         });
@@ -149,7 +181,7 @@ impl Service<'_> {
                         "the credd holds no credential for {name}; making a new Vault token"
                     ),
                 }
-                Some(self.mint(name, credkey.clone())?)
+                Some(self.mint_once(name, credkey.clone())?)
             }
             None => {
                 log::info!("credentials for {name} are already stored");
@@ -171,7 +203,17 @@ impl Service<'_> {
         if let Some(hname) = req.handle_service() {
             self.store_handle(req, &hname, credkey.as_deref(), minted.as_ref())?;
         }
-        Ok(())
+        Ok(minted.is_some())
+    }
+
+    /// [`Service::mint`], once per request: another credd's token is used again.
+    fn mint_once(&self, name: &str, credkey: Option<String>) -> Result<Minted, StoreError> {
+        if let Some(m) = self.minted.borrow().clone() {
+            return Ok(m);
+        }
+        let m = self.mint(name, credkey)?;
+        *self.minted.borrow_mut() = Some(m.clone());
+        Ok(m)
     }
 
     /// The user's bearer token files for `name`.
@@ -298,7 +340,7 @@ impl Service<'_> {
         credkey: &str,
     ) -> Result<Option<BearerToken>, StoreError> {
         let min = self.opts.vaulttokenminttl.unwrap_or_default();
-        if let Err(why) = auth::reuse(&self.client, tok, min)? {
+        if let Err(why) = auth::reuse(self.client, tok, min)? {
             log::info!("{why}");
             return Ok(None);
         }
@@ -368,7 +410,7 @@ impl Service<'_> {
             uid: self.ctx.uid(),
             ttl,
         };
-        let (session, credkey) = auth::oidc_bootstrap(&self.client, &self.oidc_settings(), &boot)?;
+        let (session, credkey) = auth::oidc_bootstrap(self.client, &self.oidc_settings(), &boot)?;
         let path = self.names.secret_path(false, &credkey);
         let bearer = self
             .client
@@ -431,7 +473,7 @@ impl Service<'_> {
             service_host: &self.service_host,
             ttl,
         };
-        auth::login(&self.client, &source, &target)
+        auth::login(self.client, &source, &target)
     }
 
     /// `condor_store_cred <op> ... -s name [-S s] [-A a]`; `input` on stdin,
@@ -446,7 +488,12 @@ impl Service<'_> {
         let ctx = self.ctx;
         let args = plan::store_cred_args(op, ctx.user.as_deref(), name, s, a, &ctx.storecred_opts);
         let show = ctx.verbose && input.is_some();
-        condor::run_tool("condor_store_cred", &args, input, show, &ctx.env)
+        let vars: Vec<(&str, &str)> = self
+            .credd
+            .map(|c| (plan::CREDD_KNOB, c))
+            .into_iter()
+            .collect();
+        condor::run_tool_with("condor_store_cred", &args, &vars, input, show, &ctx.env)
             .map_err(StoreError::Tool)
     }
 

@@ -70,6 +70,15 @@ pub enum StoreError {
     /// An HTCondor tool could not be run or failed.
     #[error("{0}")]
     Tool(String),
+    /// Storing failed at some of the credds named with `--credd` (each was
+    /// tried; one line per credd says how it went).
+    #[error("storing failed at {} of {total} credds: {}", .failed.len(), .failed.join(", "))]
+    Credds {
+        /// The credds where it failed.
+        failed: Vec<String>,
+        /// How many credds were tried.
+        total: usize,
+    },
     /// A Kerberos, Vault or OIDC problem.
     #[error(transparent)]
     Auth(#[from] AuthError),
@@ -189,10 +198,22 @@ pub fn run(args: &StoreArgs, verbose: bool, env: &Env) -> Result<(), StoreError>
     )?;
     ctx.verbose = verbose;
     ctx.restore_before = args.restore_before;
+    ctx.credds = credds(&args.credd, env)?;
     for req in &requests {
         store_request(&ctx, req)?;
     }
     Ok(())
+}
+
+/// The credds to store into: `given` (`--credd`), else the
+/// `ROBOT_CREDMON_CREDDS` knob; empty: the local credd.
+pub fn credds(given: &[String], env: &Env) -> Result<Vec<String>, StoreError> {
+    let knob = if given.is_empty() {
+        condor::config_val(plan::CREDDS_KNOB, env)
+    } else {
+        None
+    };
+    plan::credd_names(given, knob.as_deref()).map_err(StoreError::Usage)
 }
 
 /// Everything the storer takes from its environment, read once.
@@ -233,6 +254,8 @@ pub struct Context {
     pub command_hint: String,
     /// `CONDOR_CREDENTIAL_STORER_MODE`, as condor_submit sets it.
     pub mode: Option<String>,
+    /// Credds to store into by name (`--credd`); empty: the local one.
+    pub credds: Vec<String>,
     /// Other credmons' provider names, read when first needed.
     providers: OnceCell<plan::Providers>,
     /// Variables and the clock.
@@ -293,6 +316,7 @@ impl Context {
             oidc_timeout,
             command_hint,
             mode: var("CONDOR_CREDENTIAL_STORER_MODE").filter(|m| !m.is_empty()),
+            credds: Vec::new(),
             providers: OnceCell::new(),
             env: env.clone(),
         })

@@ -23,9 +23,53 @@ pub fn vault_token_file(dir: &Path, id: &str) -> PathBuf {
 }
 
 /// Where we note when the Vault token stored in the credd expires (no secret in it):
-/// `<dir>/vt_<id>-<service>.stored`.
-pub fn stored_state_file(dir: &Path, id: &str, service: &str) -> PathBuf {
-    dir.join(format!("vt_{id}-{service}.stored"))
+/// `<dir>/vt_<id>-<service>.stored` for the local credd, with `@<credd>`
+/// before `.stored` for a credd named with `--credd`.
+pub fn stored_state_file(dir: &Path, id: &str, service: &str, credd: Option<&str>) -> PathBuf {
+    match credd {
+        None => dir.join(format!("vt_{id}-{service}.stored")),
+        Some(c) => dir.join(format!("vt_{id}-{service}@{c}.stored")),
+    }
+}
+
+/// The HTCondor knob (set in `condor_store_cred`'s environment) that names
+/// the credd it talks to; `condor_store_cred` then finds that credd in the
+/// collector by name. (`condor_store_cred -n NAME` cannot be used: it sends
+/// to the *schedd* called NAME, which on Linux does not handle STORE_CRED.)
+pub const CREDD_KNOB: &str = "_CONDOR_CREDD_HOST";
+
+/// The knob listing the credds `store` and `get --condor` store into when
+/// no `--credd` is given.
+pub const CREDDS_KNOB: &str = "ROBOT_CREDMON_CREDDS";
+
+/// The credds to store into: the `--credd` names when any are given, else
+/// the names in [`CREDDS_KNOB`] (commas and/or white space between them);
+/// none means the local credd, as before. Names become part of a file name
+/// and an HTCondor knob, so only `A-Z a-z 0-9 . _ - @ :` are allowed;
+/// repeats are dropped.
+pub fn credd_names(given: &[String], knob: Option<&str>) -> Result<Vec<String>, String> {
+    let names: Vec<String> = if given.is_empty() {
+        name_list(knob.map(str::to_owned))
+    } else {
+        given.to_vec()
+    };
+    let mut out: Vec<String> = Vec::new();
+    for n in names {
+        let ok = !n.is_empty()
+            && n.len() <= 255
+            && !n.starts_with('.')
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-@:".contains(c));
+        if !ok {
+            return Err(format!(
+                "invalid credd name '{n}' (--credd or {CREDDS_KNOB}): use the name the credd has in the collector, such as ap1.example.org"
+            ));
+        }
+        if !out.contains(&n) {
+            out.push(n);
+        }
+    }
+    Ok(out)
 }
 
 /// Bearer token files: `$BEARER_TOKEN_FILE` alone, else
@@ -292,8 +336,12 @@ mod tests {
         );
         assert_eq!(vault_token_file(d, "u5"), PathBuf::from("/tmp/vt_u5"));
         assert_eq!(
-            stored_state_file(d, "u5", "igwn"),
+            stored_state_file(d, "u5", "igwn", None),
             PathBuf::from("/tmp/vt_u5-igwn.stored")
+        );
+        assert_eq!(
+            stored_state_file(d, "u5", "igwn", Some("ap2.example")),
+            PathBuf::from("/tmp/vt_u5-igwn@ap2.example.stored")
         );
         let env = |k: &str| (k == "XDG_RUNTIME_DIR").then(|| "/run/user/5".to_owned());
         assert_eq!(
@@ -369,6 +417,32 @@ mod tests {
         ] {
             assert_eq!(query_result(code), q);
         }
+    }
+
+    #[test]
+    fn credd_names_table() {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        // (--credd, knob) -> names or error
+        type Case<'a> = (&'a [&'a str], Option<&'a str>, Result<&'a [&'a str], ()>);
+        let cases: [Case; 8] = [
+            (&[], None, Ok(&[])),
+            (&[], Some(""), Ok(&[])),
+            (
+                &[],
+                Some("ap1.example, ap2.example ap1.example"),
+                Ok(&["ap1.example", "ap2.example"]),
+            ),
+            (&["ap3@host"], Some("ap1.example"), Ok(&["ap3@host"])),
+            (&["ap1", "ap1", "ap2:9618"], None, Ok(&["ap1", "ap2:9618"])),
+            (&["../x"], None, Err(())),
+            (&["a/b"], None, Err(())),
+            (&[], Some("good, b\u{e4}d"), Err(())),
+        ];
+        for (given, knob, want) in cases {
+            let got = credd_names(&v(given), knob).map_err(|_| ());
+            assert_eq!(got, want.map(v), "{given:?} {knob:?}");
+        }
+        assert!(credd_names(&v(&[""]), None).is_err());
     }
 
     #[test]

@@ -359,6 +359,59 @@ fn services_of_other_credmons_are_left_alone() {
     assert_eq!(sc.count("query-oauth -s osdf"), 1, "{}", r.stderr);
 }
 
+#[test]
+fn several_credds_each_get_the_credential_and_one_failure_stops_none() {
+    let e = env();
+    let sc = StoreCred::install(e.path());
+    std::fs::write(sc.bin.join("fail-add@ap2.example"), "").unwrap();
+    let mut c = store_cmd(&e, &sc, &["igwn"]);
+    c.args([
+        "--credd",
+        "ap1.example",
+        "--credd",
+        "ap2.example",
+        "--credd",
+        "ap3.example",
+    ]);
+    let r = run(c);
+    assert_eq!(r.code, 1, "stderr: {}", r.stderr);
+    for line in [
+        "credd ap1.example: stored igwn",
+        "credd ap2.example: FAILED: Failed to store condor credentials for igwn: Operation failed.",
+        "credd ap3.example: stored igwn",
+        "storing failed at 1 of 3 credds: ap2.example",
+    ] {
+        assert!(r.stderr.contains(line), "no '{line}' in:\n{}", r.stderr);
+    }
+    assert!(sc.top_at("ap1.example", "igwn").is_some());
+    assert!(sc.top_at("ap3.example", "igwn").is_some());
+    assert!(sc.top_at("ap2.example", "igwn").is_none());
+    assert!(sc.top("igwn").is_none(), "the local credd was not asked");
+    // One Kerberos login and one 28-day token for every credd.
+    assert_eq!(e.vault.count("POST", LOGIN), 1);
+    assert_eq!(
+        sc.top_at("ap1.example", "igwn").unwrap()["vault_token"],
+        sc.top_at("ap3.example", "igwn").unwrap()["vault_token"]
+    );
+    // The knob names the list; the credd that failed gets it next time, the others hold it.
+    std::fs::remove_file(sc.bin.join("fail-add@ap2.example")).unwrap();
+    let mut c = store_cmd(&e, &sc, &["igwn"]);
+    c.env(
+        "_CONDOR_ROBOT_CREDMON_CREDDS",
+        "ap1.example, ap2.example ap3.example",
+    );
+    let r = run(c);
+    assert_eq!(r.code, 0, "stderr: {}", r.stderr);
+    for line in [
+        "credd ap1.example: igwn already stored",
+        "credd ap2.example: stored igwn",
+        "credd ap3.example: igwn already stored",
+    ] {
+        assert!(r.stderr.contains(line), "no '{line}' in:\n{}", r.stderr);
+    }
+    assert!(sc.top_at("ap2.example", "igwn").is_some());
+}
+
 // -- get --condor ---------------------------------------------------------------------------
 
 fn condor_get(e: &TestEnv, sc: &StoreCred) -> Run {

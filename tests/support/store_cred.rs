@@ -7,6 +7,9 @@
 //! * `query-oauth -s NAME [-S][-A]`: exit 1 when there is no `.top`, 2 when the
 //!   stored scopes/audience differ (absent == ""), else 0.
 //! * Every call is appended to `calls` (one line of arguments).
+//! * With `_CONDOR_CREDD_HOST=C` (a credd by name) the credentials are those
+//!   of credd C (`creds/@C/`), the call line ends in ` @C`, and a file
+//!   `fail-add@C` makes adding fail at that credd only.
 //! * `condor_config_val KNOB` prints `$_CONDOR_KNOB`, else the last `KNOB = value`
 //!   of `$HOME/.condor/user_config`, else fails like the real one.
 
@@ -17,7 +20,9 @@ use std::path::{Path, PathBuf};
 
 const STORE_CRED: &str = r#"#!/bin/sh
 here=$(dirname "$0")
-echo "$*" >> "$here/calls"
+echo "$*${_CONDOR_CREDD_HOST:+ @$_CONDOR_CREDD_HOST}" >> "$here/calls"
+creds="$here/creds"
+if [ -n "$_CONDOR_CREDD_HOST" ]; then creds="$here/creds/@$_CONDOR_CREDD_HOST"; mkdir -p "$creds"; fi
 op=$1; shift
 name=; scopes=; aud=; input=
 while [ $# -gt 0 ]; do
@@ -30,12 +35,13 @@ while [ $# -gt 0 ]; do
     *) shift;;
   esac
 done
-top="$here/creds/$name.top"
+top="$creds/$name.top"
 field() { sed -n "s/.*\"$1\": *\"\([^\"]*\)\".*/\1/p" "$top" | head -n 1; }
 case "$op" in
   add-oauth)
     [ -n "$name" ] && [ "$input" = "-" ] || { echo "usage" >&2; exit 1; }
     [ -f "$here/fail-add" ] && { echo "STORE_CRED_FAILED: simulated" >&2; exit 1; }
+    [ -f "$here/fail-add@$_CONDOR_CREDD_HOST" ] && { echo "Operation failed. Make sure your ALLOW_WRITE setting includes this host." >&2; exit 1; }
     body=$(cat)
     if [ -n "$scopes$aud" ]; then
       body="${body%\}*}"
@@ -122,6 +128,17 @@ impl StoreCred {
     pub fn top(&self, name: &str) -> Option<serde_json::Value> {
         let text =
             std::fs::read_to_string(self.bin.join("creds").join(format!("{name}.top"))).ok()?;
+        Some(serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad .top {text:?}: {e}")))
+    }
+
+    /// The `.top` credd `credd` (by name) holds for `name`, parsed.
+    pub fn top_at(&self, credd: &str, name: &str) -> Option<serde_json::Value> {
+        let p = self
+            .bin
+            .join("creds")
+            .join(format!("@{credd}"))
+            .join(format!("{name}.top"));
+        let text = std::fs::read_to_string(p).ok()?;
         Some(serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad .top {text:?}: {e}")))
     }
 
