@@ -37,6 +37,8 @@ const PROV: &str = "igwn_robot";
 struct World {
     env: TestEnv,
     pool: Pool,
+    /// The second access point (`two_aps_*` scenarios), once started.
+    ap2: std::cell::OnceCell<Pool>,
     robot: User,
     prov: User,
     /// Held for the whole run (see [`machine_lock`]).
@@ -741,6 +743,300 @@ fn htcondors_credmon_log_knobs(w: &World) -> R {
     Ok(())
 }
 
+// -- two access points ----------------------------------------------------------------------
+//
+// A second condor_master runs another access point (`ap2@pool`: schedd, credd
+// and robot-credmon, each with its own directories and CONDOR_CONFIG) and
+// reports to the first one's collector; jobs from both APs run on the one
+// startd. Credds are named by CREDD_HOST (`ap1@pool`, `ap2@pool`), which is
+// how `condor_store_cred` finds a credd by name in the collector.
+
+const AP1: &str = "ap1@pool";
+const AP2: &str = "ap2@pool";
+
+fn ap2(w: &World) -> Result<&Pool, String> {
+    w.ap2
+        .get()
+        .ok_or_else(|| "the second AP did not start".to_owned())
+}
+
+/// `condor_store_cred <args>` as `user` with `ap`'s configuration.
+fn store_cred(ap: &Pool, user: &User, args: &[&str]) -> Result<std::process::Output, String> {
+    Pool::run(
+        &mut ap.as_user(user, &ap.prefix.join("sbin/condor_store_cred"), args, &[]),
+        Duration::from_secs(30),
+    )
+}
+
+/// A second condor_master with another AP joins the pool.
+fn two_aps_second_ap_joins_the_pool(w: &World) -> R {
+    let t0 = Instant::now();
+    let ap = Pool::start_ap(&w.env, &w.pool, "ap2")?;
+    eprintln!("pool: second AP up in {:.1} s", t0.elapsed().as_secs_f64());
+    ensure!(
+        ap.cred_dir != w.pool.cred_dir && ap.credmon_pid() != w.pool.credmon_pid(),
+        "the second AP shares the first one's credential directory or credmon"
+    );
+    let _ = w.ap2.set(ap);
+    Ok(())
+}
+
+/// A robot's jobs on both APs get their tokens, each from its own AP's credd and credmon.
+fn two_aps_jobs_on_both_aps_get_their_tokens(w: &World) -> R {
+    let ap = ap2(w)?;
+    let svcs = [SVC];
+    let extra = format!("use_oauth_services = {SVC}");
+    let one = run_job(w, &w.robot, "two-aps-1", 1, &svcs, &extra)?;
+    let (r, two) = ap.submit(
+        &w.robot,
+        "two-aps-2",
+        1,
+        &svcs,
+        &extra,
+        &krb_env(w, &w.robot),
+    );
+    r.map_err(|e| format!("condor_submit on ap2 failed: {e}"))?;
+    ap.wait_job(&two, 60)?;
+    for (which, dir) in [("ap1", &one), ("ap2", &two)] {
+        let seen = Pool::job_tokens(dir, SVC);
+        ensure!(
+            seen.first().is_some_and(|t| valid_jwt(t)),
+            "the job on {which} saw no valid token; listing: {}",
+            std::fs::read_to_string(dir.join("creds-listing")).unwrap_or_default()
+        );
+    }
+    for (which, pool) in [("ap1", &w.pool), ("ap2", ap)] {
+        let use_ = pool.cred_dir.join(&w.robot.name).join(format!("{SVC}.use"));
+        ensure!(use_.exists(), "no {} on {which}", use_.display());
+    }
+    Ok(())
+}
+
+/// Each credmon writes only into its own credential directory: with ap2's
+/// credmon stopped, nothing renews ap2's `.use`, while ap1's credmon runs
+/// its passes; a handle stored only on ap2 never reaches ap1.
+fn two_aps_each_credmon_touches_only_its_own_directory(w: &World) -> R {
+    let ap = ap2(w)?;
+    // A handle on ap2 only.
+    let (r, dir) = ap.submit(
+        &w.robot,
+        "two-aps-handle",
+        1,
+        &[SVC, "igwn_aptwo"],
+        "use_oauth_services = igwn\nigwn_oauth_permissions_aptwo = read:/aptwo",
+        &krb_env(w, &w.robot),
+    );
+    r.map_err(|e| format!("condor_submit on ap2 failed: {e}"))?;
+    ap.wait_job(&dir, 60)?;
+    let ap2_use = ap.cred_dir.join(&w.robot.name).join(format!("{SVC}.use"));
+    ap.ok(
+        "condor_off",
+        &["-subsystem", "CREDMON_OAUTH"],
+        Duration::from_secs(20),
+    )?;
+    let off = Pool::wait_for(Duration::from_secs(20), || ap.credmon_pid().is_none());
+    ensure!(off, "ap2's credmon did not stop");
+    let _ = std::fs::remove_file(&ap2_use);
+    // ap1's credmon rewrites its CREDMON_COMPLETE after each full pass
+    // (every ROBOT_CREDMON_SCAN_INTERVAL = 2 s here): wait for two.
+    let complete = w.pool.cred_dir.join("CREDMON_COMPLETE");
+    let stamp = || std::fs::metadata(&complete).and_then(|m| m.modified()).ok();
+    let mut seen = vec![stamp()];
+    if let Some(pid) = w.pool.credmon_pid() {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGHUP);
+    }
+    let passes = Pool::wait_for(Duration::from_secs(20), || {
+        let now = stamp();
+        if now.is_some() && !seen.contains(&now) {
+            seen.push(now);
+        }
+        seen.len() >= 3
+    });
+    let untouched = !ap2_use.exists();
+    ap.ok(
+        "condor_on",
+        &["-subsystem", "CREDMON_OAUTH"],
+        Duration::from_secs(20),
+    )?;
+    ensure!(
+        untouched,
+        "something but ap2's credmon wrote {}",
+        ap2_use.display()
+    );
+    ensure!(passes, "ap1's credmon made no two passes in 20 s");
+    ensure!(
+        Pool::wait_for(Duration::from_secs(30), || ap2_use.exists()),
+        "ap2's credmon, back, did not renew {}",
+        ap2_use.display()
+    );
+    let ap1_log = credmon_log(w);
+    let ap2_log = ap.log("CredMonOAuthLog");
+    ensure!(
+        ap2_log.contains("igwn_aptwo") && !ap1_log.contains("igwn_aptwo"),
+        "the ap2-only handle: in ap2's log {}, in ap1's log {}",
+        ap2_log.contains("igwn_aptwo"),
+        ap1_log.contains("igwn_aptwo")
+    );
+    ensure!(
+        !w.pool
+            .cred_dir
+            .join(&w.robot.name)
+            .join("igwn_aptwo.use")
+            .exists(),
+        "ap1's directory has the ap2-only handle"
+    );
+    for (log, other) in [(&ap1_log, &ap.cred_dir), (&ap2_log, &w.pool.cred_dir)] {
+        ensure!(
+            !log.contains(&other.display().to_string()),
+            "a credmon log names the other AP's directory {}",
+            other.display()
+        );
+    }
+    Ok(())
+}
+
+/// `get --condor` run as `user`, with `extra` arguments, in ap1's configuration.
+fn get_condor_as(w: &World, extra: &[&str]) -> Result<std::process::Output, String> {
+    let keytab = w.robot.home.join("robot.keytab").display().to_string();
+    let principal = w.env.kdc.principal(TestEnv::PRINCIPAL);
+    let (ca, url) = (w.pool.ca.display().to_string(), w.env.vault.url());
+    let mut args = vec![
+        "get", "--cafile", &ca, "-a", &url, "-k", &keytab, "--condor",
+    ];
+    args.extend(extra);
+    args.push(&principal);
+    Pool::run(
+        &mut w.pool.as_user(&w.robot, &w.pool.bin, &args, &[]),
+        Duration::from_secs(90),
+    )
+}
+
+/// One cron job for every credd: `get --condor` with the credd list (knob,
+/// then `--credd`) stores into both APs' credds; a credd that cannot be
+/// reached is reported and stops neither of the others.
+fn two_aps_get_condor_stores_into_every_credd(w: &World) -> R {
+    let ap = ap2(w)?;
+    let cfg_dir = w.robot.home.join(".condor");
+    std::fs::create_dir_all(&cfg_dir).unwrap();
+    std::os::unix::fs::chown(&cfg_dir, Some(w.robot.uid), Some(w.robot.gid)).unwrap();
+    let uc = cfg_dir.join("user_config");
+    let forget = || {
+        for pool in [&w.pool, ap] {
+            let _ = store_cred(pool, &w.robot, &["delete-oauth", "-s", SVC]);
+        }
+    };
+    let stored = |pool: &Pool| {
+        pool.cred_dir
+            .join(&w.robot.name)
+            .join(format!("{SVC}.top"))
+            .exists()
+    };
+    let result = (|| -> R {
+        std::fs::write(
+            &uc,
+            format!(
+                "SEC_CREDENTIAL_GETTOKEN_OPTS = --credkey={} --role=robot --vaultserver={}\nROBOT_CREDMON_CREDDS = {AP1}, {AP2}\n",
+                TestEnv::PRINCIPAL,
+                w.env.vault.url()
+            ),
+        )
+        .unwrap();
+        forget();
+        ensure!(
+            Pool::wait_for(Duration::from_secs(10), || !stored(&w.pool) && !stored(ap)),
+            "delete-oauth left a .top behind"
+        );
+        let out = get_condor_as(w, &[])?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        ensure!(
+            out.status.success(),
+            "get --condor with ROBOT_CREDMON_CREDDS: {err}"
+        );
+        for line in [
+            format!("credd {AP1}: stored {SVC}"),
+            format!("credd {AP2}: stored {SVC}"),
+        ] {
+            ensure!(err.contains(&line), "no '{line}' in:\n{err}");
+        }
+        for (which, pool) in [("ap1", &w.pool), ("ap2", ap)] {
+            let use_ = pool.cred_dir.join(&w.robot.name).join(format!("{SVC}.use"));
+            ensure!(
+                Pool::wait_for(Duration::from_secs(20), || use_.exists()),
+                "no .use on {which} after get --condor"
+            );
+        }
+        // A credd that is not there: reported, the others still get the credential.
+        forget();
+        ensure!(
+            Pool::wait_for(Duration::from_secs(10), || !stored(&w.pool) && !stored(ap)),
+            "delete-oauth left a .top behind"
+        );
+        let out = get_condor_as(
+            w,
+            &["--credd", AP1, "--credd", "nosuch@pool", "--credd", AP2],
+        )?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        ensure!(
+            out.status.code() == Some(1),
+            "get --condor with a missing credd exited {:?}: {err}",
+            out.status.code()
+        );
+        for line in [
+            format!("credd {AP1}: stored {SVC}"),
+            "credd nosuch@pool: FAILED".to_owned(),
+            format!("credd {AP2}: stored {SVC}"),
+            "storing failed at 1 of 3 credds: nosuch@pool".to_owned(),
+        ] {
+            ensure!(err.contains(&line), "no '{line}' in:\n{err}");
+        }
+        ensure!(
+            stored(&w.pool) && stored(ap),
+            "a credd lacks the credential:\n{err}"
+        );
+        Ok(())
+    })();
+    let _ = std::fs::remove_file(&uc);
+    result
+}
+
+/// Why `--credd` does not use `condor_store_cred -n NAME`: with `-n` it
+/// sends to the *schedd* of that name, which on Linux has no STORE_CRED handler.
+fn two_aps_condor_store_cred_n_reaches_no_credd(w: &World) -> R {
+    let ap = ap2(w)?;
+    let schedd = ap
+        .ok(
+            "condor_status",
+            &["-schedd", "-af", "Name"],
+            Duration::from_secs(20),
+        )?
+        .lines()
+        .map(str::trim)
+        .find(|n| n.starts_with("ap2"))
+        .map(str::to_owned)
+        .ok_or("no ap2 schedd in the collector")?;
+    let out = store_cred(
+        &w.pool,
+        &w.robot,
+        &["query-oauth", "-s", SVC, "-n", &schedd],
+    )?;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ensure!(
+        !out.status.success(),
+        "condor_store_cred -n {schedd} worked ({said}): --credd could use it"
+    );
+    ensure!(
+        Pool::wait_for(Duration::from_secs(10), || ap
+            .log("SchedLog")
+            .contains("UNREGISTERED COMMAND")),
+        "ap2's schedd did not log the unregistered STORE_CRED command"
+    );
+    Ok(())
+}
+
 fn setup() -> World {
     pool_support::prefix().unwrap_or_else(|e| panic!("{e}"));
     let lock = machine_lock();
@@ -781,6 +1077,7 @@ fn setup() -> World {
     World {
         env,
         pool,
+        ap2: std::cell::OnceCell::new(),
         robot,
         prov,
         _lock: lock,
@@ -878,6 +1175,39 @@ fn htcondor_pool_end_to_end() {
         &htcondors_credmon_log_knobs,
         &w,
     );
+    let two = Instant::now();
+    step(
+        "two_aps_second_ap_joins_the_pool",
+        &two_aps_second_ap_joins_the_pool,
+        &w,
+    );
+    step(
+        "two_aps_jobs_on_both_aps_get_their_tokens",
+        &two_aps_jobs_on_both_aps_get_their_tokens,
+        &w,
+    );
+    step(
+        "two_aps_each_credmon_touches_only_its_own_directory",
+        &two_aps_each_credmon_touches_only_its_own_directory,
+        &w,
+    );
+    step(
+        "two_aps_get_condor_stores_into_every_credd",
+        &two_aps_get_condor_stores_into_every_credd,
+        &w,
+    );
+    step(
+        "two_aps_condor_store_cred_n_reaches_no_credd",
+        &two_aps_condor_store_cred_n_reaches_no_credd,
+        &w,
+    );
+    eprintln!(
+        "pool: two_aps scenarios in {:.1} s",
+        two.elapsed().as_secs_f64()
+    );
+    if let Some(mut ap) = w.ap2.take() {
+        ap.stop();
+    }
     w.pool.stop();
     eprintln!("pool: all scenarios in {:.1} s", t0.elapsed().as_secs_f64());
     assert!(

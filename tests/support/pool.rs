@@ -169,10 +169,56 @@ pub struct Pool {
     master: Option<Child>,
 }
 
+/// What one condor_master of the pool runs.
+pub enum Role<'a> {
+    /// The central manager, the execute node and the first access point
+    /// (its credd is called `ap1@pool`): collector, negotiator, schedd, startd,
+    /// credd and robot-credmon.
+    Central,
+    /// Another access point, `<name>@pool`: a schedd, a credd and a
+    /// robot-credmon with their own directories, reporting to `central`'s
+    /// collector; its jobs run on the central startd.
+    Ap {
+        /// The AP's name (`ap2`).
+        name: &'a str,
+        /// The pool it joins.
+        central: &'a Pool,
+    },
+}
+
 impl Pool {
     /// Starts a pool for `env`'s Vault and KDC and waits (bounded) until the
     /// collector, negotiator, schedd, startd and credd are alive.
     pub fn start(env: &TestEnv) -> Result<Pool, String> {
+        Self::start_role(env, Role::Central)
+    }
+
+    /// Starts another access point (schedd, credd, credmon under a second
+    /// condor_master) in `central`'s pool and waits (bounded) until its
+    /// schedd and credd are alive, its credd is in the collector and its
+    /// credmon has done a pass.
+    pub fn start_ap(env: &TestEnv, central: &Pool, name: &str) -> Result<Pool, String> {
+        let ap = Self::start_role(env, Role::Ap { name, central })?;
+        let credd = format!("{name}@pool");
+        let found = Self::wait_for(Duration::from_secs(30), || {
+            central
+                .ok(
+                    "condor_status",
+                    &["-any", "-af", "Name"],
+                    Duration::from_secs(20),
+                )
+                .is_ok_and(|o| o.lines().any(|l| l.trim() == credd))
+        });
+        if !found {
+            return Err(format!(
+                "the credd {credd} is not in the collector after 30 s; its CredLog:\n{}",
+                ap.log("CredLog")
+            ));
+        }
+        Ok(ap)
+    }
+
+    fn start_role(env: &TestEnv, role: Role) -> Result<Pool, String> {
         let prefix = prefix()?;
         let condor = ensure_user("condor", true)?;
         let tmp = tempfile::Builder::new()
@@ -218,11 +264,22 @@ impl Pool {
         let dynamic = dir.join("dynamic.conf");
         std::fs::write(&dynamic, "# rewritten by the tests\n").map_err(|e| e.to_string())?;
         let config = dir.join("condor_config");
+        let (role_lines, collector_port) = match &role {
+            Role::Central => (
+                "use ROLE: Personal\nCREDD_HOST = ap1@pool\n".to_owned(),
+                port,
+            ),
+            Role::Ap { name, central } => (
+                format!(
+                    "use ROLE: Submit\nMASTER_NAME = {name}\nSCHEDD_NAME = {name}\nCREDD_HOST = {name}@pool\n"
+                ),
+                central.port,
+            ),
+        };
         let text = format!(
             r#"# A personal pool for robot-credmon's integration tests (tests/support/pool.rs).
 RELEASE_DIR = {release}
-use ROLE: Personal
-CONDOR_HOST = 127.0.0.1
+{role_lines}CONDOR_HOST = 127.0.0.1
 NETWORK_INTERFACE = 127.0.0.1
 LOCAL_DIR = {local}
 LOG = $(LOCAL_DIR)/log
@@ -232,10 +289,12 @@ LOCK = $(LOCAL_DIR)/lock
 RUN = $(LOCAL_DIR)/run
 CONDOR_IDS = {uid}.{gid}
 SHARED_PORT_PORT = {port}
-COLLECTOR_HOST = 127.0.0.1:{port}
-# Every tool authenticates (FS on this host); root administers the pool.
+COLLECTOR_HOST = 127.0.0.1:{collector_port}
+# Every tool authenticates (FS on this host); root administers the pool; the
+# daemons of every condor_master (the condor user) may advertise.
 SEC_DEFAULT_AUTHENTICATION = REQUIRED
 ALLOW_ADMINISTRATOR = root@*, condor@*
+ALLOW_DAEMON = condor@*, root@*
 ALLOW_READ = 127.0.0.1, localhost
 ALLOW_WRITE = 127.0.0.1, localhost
 MAIL = /bin/true
@@ -293,6 +352,8 @@ include : {dynamic}
             vport = env.vault.port(),
             krb5 = krb5_conf.display(),
             dynamic = dynamic.display(),
+            role_lines = role_lines,
+            collector_port = collector_port,
         );
         std::fs::write(&config, text).map_err(|e| e.to_string())?;
         let mut pool = Pool {
@@ -321,10 +382,11 @@ include : {dynamic}
             .spawn()
             .map_err(|e| format!("cannot start condor_master: {e}"))?;
         pool.master = Some(master);
-        pool.wait_daemons(
-            &["COLLECTOR", "NEGOTIATOR", "SCHEDD", "STARTD", "CREDD"],
-            60,
-        )?;
+        let daemons: &[&str] = match role {
+            Role::Central => &["COLLECTOR", "NEGOTIATOR", "SCHEDD", "STARTD", "CREDD"],
+            Role::Ap { .. } => &["SCHEDD", "CREDD"],
+        };
+        pool.wait_daemons(daemons, 60)?;
         // The credmon has done its first pass (without relying on its ready message).
         let complete = pool.cred_dir.join("CREDMON_COMPLETE");
         if !Self::wait_for(Duration::from_secs(30), || complete.exists()) {
