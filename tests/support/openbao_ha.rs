@@ -315,12 +315,18 @@ impl BaoCluster {
         }
     }
 
+    /// Starts node `i` again and unseals it (it rejoins from its raft data;
+    /// it serves once a quorum of nodes runs).
+    pub fn start_node(&mut self, i: usize) -> Result<(), String> {
+        self.spawn(i, &find_bao()?)?;
+        self.unseal(i, Instant::now() + Duration::from_secs(30))
+    }
+
     /// Starts node `i` again and unseals it (it rejoins from its raft data);
     /// returns once it forwards requests to the active node.
     pub fn restart(&mut self, i: usize) -> Result<(), String> {
-        self.spawn(i, &find_bao()?)?;
+        self.start_node(i)?;
         let deadline = Instant::now() + Duration::from_secs(30);
-        self.unseal(i, deadline)?;
         let a = self.api(i)?;
         wait_ok(deadline, || a.ok("GET", "auth/token/lookup-self", None))
             .map(|_| ())
@@ -370,6 +376,55 @@ impl BaoCluster {
             Some(json!({"access_token": access_token, "type": "Bearer"})),
         )
         .map(|_| ())
+    }
+
+    /// `n` tokens with `policies` (see [`BaoCluster::token`]), twelve requests
+    /// at a time (raft commits concurrent writes together).
+    pub fn tokens(&self, api: &Api, policies: &[&str], n: usize) -> Result<Vec<String>, String> {
+        let per = n.div_ceil(12).max(1);
+        std::thread::scope(|s| {
+            let jobs: Vec<_> = (0..n)
+                .collect::<Vec<_>>()
+                .chunks(per)
+                .map(|part| {
+                    let k = part.len();
+                    s.spawn(move || {
+                        (0..k)
+                            .map(|_| self.token(api, policies))
+                            .collect::<Result<Vec<_>, _>>()
+                    })
+                })
+                .collect();
+            let mut all = Vec::with_capacity(n);
+            for j in jobs {
+                all.extend(j.join().map_err(|_| "a token thread panicked")??);
+            }
+            Ok(all)
+        })
+    }
+
+    /// Stores `access_token(credkey)` for every credkey, four requests at a time.
+    pub fn put_credentials(
+        &self,
+        api: &Api,
+        credkeys: &[String],
+        access_token: &(dyn Fn(&str) -> String + Sync),
+    ) -> Result<(), String> {
+        std::thread::scope(|s| {
+            let jobs: Vec<_> = credkeys
+                .chunks(credkeys.len().div_ceil(4).max(1))
+                .map(|part| {
+                    s.spawn(move || {
+                        part.iter()
+                            .try_for_each(|k| self.put_credential(api, k, &access_token(k)))
+                    })
+                })
+                .collect();
+            jobs.into_iter().try_for_each(|j| {
+                j.join()
+                    .map_err(|_| "a credential thread panicked".to_owned())?
+            })
+        })
     }
 
     /// A policy `name` that reads every credential of the issuer (for tokens

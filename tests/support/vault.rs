@@ -133,6 +133,9 @@ pub struct RequestRecord {
     pub body: String,
     /// Connection number (same number = same keep-alive connection).
     pub connection: u64,
+    /// When the request had arrived and when it was answered.
+    pub started: Instant,
+    pub answered: Instant,
 }
 
 impl fmt::Debug for RequestRecord {
@@ -219,6 +222,8 @@ impl TestVault {
             faults: Mutex::new(Vec::new()),
             fault_hits: AtomicU64::new(0),
             streamed: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
             log: Mutex::new(VecDeque::new()),
             login_errors: Mutex::new(Vec::new()),
             refreshes: AtomicU64::new(0),
@@ -578,6 +583,13 @@ impl TestVault {
             c.store(0, Ordering::SeqCst);
         }
         self.shared.fault_hits.store(0, Ordering::SeqCst);
+    }
+
+    /// The most requests handled at once since the start or the last call
+    /// (which starts counting again from those in flight now).
+    pub fn take_max_in_flight(&self) -> usize {
+        let now = self.shared.in_flight.load(Ordering::SeqCst);
+        self.shared.max_in_flight.swap(now, Ordering::SeqCst)
     }
 
     /// TLS connections accepted (keep-alive reuse keeps this low).

@@ -33,6 +33,9 @@ pub(super) struct Shared {
     pub(super) active: AtomicUsize,
     /// Body bytes sent by streamed (slow or endless) answers.
     pub(super) streamed: AtomicU64,
+    /// Requests being handled now, and the most at once since the last reset.
+    pub(super) in_flight: AtomicUsize,
+    pub(super) max_in_flight: AtomicUsize,
     pub(super) oidc: Mutex<super::oidc::OidcState>,
 }
 
@@ -94,7 +97,18 @@ impl Shared {
         Some(fault)
     }
 
-    pub(super) fn record(&self, req: &http::Request, status: u16) {
+    /// One more request being handled (see [`Shared::done`]).
+    pub(super) fn begin(&self) {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    }
+
+    /// A request was answered.
+    pub(super) fn done(&self) {
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    pub(super) fn record(&self, req: &http::Request, status: u16, started: Instant) {
         let has_negotiate = req.header("authorization").is_some_and(|v| {
             v.trim_start()
                 .get(..9)
@@ -115,6 +129,8 @@ impl Shared {
                 .collect(),
             body: String::from_utf8_lossy(&req.body).into_owned(),
             connection: req.connection,
+            started,
+            answered: Instant::now(),
         };
         let mut log = lock(&self.log);
         if log.len() >= self.cfg.log_limit.max(1) {
