@@ -1,6 +1,7 @@
 //! `bench_outage [BINARY] [--backend test|openbao] [--credentials N]
 //! [--outage-seconds S] [--due-after-seconds D] [--latency-ms L]
-//! [--recovery-limit-seconds R]`: the outage benchmark of issue 17 §2.
+//! [--recovery-limit-seconds R] [--steady-seconds T]`: the outage benchmark
+//! of issue 17 §2.
 //!
 //! Runs the credmon (default `target/release/robot-credmon`) over N
 //! credentials (default 1,000: N/5 users x 5 services, each `.top` with its
@@ -15,6 +16,12 @@
 //! 2. after it: how long until every credential had a new `.use` (the
 //!    target is 30 s, not the 5-minute backoff cap), how many `.use` had
 //!    expired by then, and the most requests at once while catching up.
+//!
+//! With `--steady-seconds T` (test Vault only) it first counts the reads of
+//! T seconds of normal running after the fill, as reads per hour per 1,000
+//! credentials (the Vault load; scale T and `CREDMON_OAUTH_TOKEN_REFRESH`
+//! together to see the default in less than an hour), and `--outage-seconds 0`
+//! skips the outage.
 //!
 //! Backends: `test`, the in-process test Vault (`tests/support`), down as
 //! a sealed Vault (every request answered 503 after `--latency-ms`, default
@@ -79,6 +86,7 @@ struct Opts {
     due_after: Duration,
     latency: Duration,
     recovery_limit: Duration,
+    steady: Duration,
 }
 
 fn opts() -> Result<Opts, String> {
@@ -90,6 +98,7 @@ fn opts() -> Result<Opts, String> {
         due_after: Duration::ZERO,
         latency: Duration::from_millis(20),
         recovery_limit: Duration::from_secs(900),
+        steady: Duration::ZERO,
     };
     let mut due = None;
     let mut args = std::env::args().skip(1);
@@ -113,11 +122,12 @@ fn opts() -> Result<Opts, String> {
             "--due-after-seconds" => due = Some(Duration::from_secs(num()?)),
             "--latency-ms" => o.latency = Duration::from_millis(num()?),
             "--recovery-limit-seconds" => o.recovery_limit = Duration::from_secs(num()?),
+            "--steady-seconds" => o.steady = Duration::from_secs(num()?),
             _ => o.bin = PathBuf::from(a),
         }
     }
     o.due_after = due.unwrap_or(o.outage / 3);
-    if o.due_after >= o.outage {
+    if !o.outage.is_zero() && o.due_after >= o.outage {
         return Err("--due-after-seconds must be less than --outage-seconds".into());
     }
     Ok(o)
@@ -156,6 +166,10 @@ trait Backend {
     fn max_in_flight(&self) -> Option<usize>;
     /// Tries per Vault token between `from` and `to`, if the backend counts them.
     fn tries(&self, from: Instant, to: Instant) -> Option<HashMap<String, Vec<Instant>>>;
+    /// Reads between `from` and `to`, if the backend counts them.
+    fn reads(&self, from: Instant, to: Instant) -> Option<usize> {
+        self.tries(from, to).map(|t| t.values().map(Vec::len).sum())
+    }
 }
 
 struct TestBackend<'a> {
@@ -358,6 +372,21 @@ fn measure(
         .filter_map(|(u, s)| use_exp(&credd.use_path(u, s)))
         .max()
         .unwrap_or(0);
+    if !o.steady.is_zero() {
+        let t = Instant::now();
+        std::thread::sleep(o.steady);
+        if let Some(reads) = backend.reads(t, Instant::now()) {
+            let per_hour = reads as f64 * 3600.0 / o.steady.as_secs_f64();
+            report("reads in the steady phase", reads);
+            report(
+                "reads per hour per 1,000 credentials (steady)",
+                format!("{:.0}", per_hour * 1000.0 / keys.len() as f64),
+            );
+        }
+    }
+    if o.outage.is_zero() {
+        return Ok(());
+    }
     let log = dir.join("CredMonOAuthLog");
     let log_mark = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0) as usize;
     let _ = backend.max_in_flight();

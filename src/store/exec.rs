@@ -23,7 +23,7 @@ struct Service<'a> {
     opts: HtOpts,
     opts_source: &'a str,
     /// The credd by name (`--credd`); `None`: the local one.
-    credd: Option<&'a str>,
+    credd: Option<String>,
     /// A token minted for this request already (for another credd): used again.
     minted: &'a RefCell<Option<Minted>>,
 }
@@ -39,22 +39,8 @@ struct Minted {
 
 /// Stores the credential(s) of one request; services of other credmons are left alone.
 pub fn store_request(ctx: &Context, req: &Request) -> Result<(), StoreError> {
-    match ctx.owner(&req.service) {
-        Owner::Vault => {}
-        Owner::Pelican => {
-            log::warn!(
-                "service '{}' belongs to the Pelican credmon; robot-credmon stores only Vault credentials and leaves it alone",
-                req.service
-            );
-            return Ok(());
-        }
-        Owner::Other => {
-            log::info!(
-                "service '{}' is managed by another credmon; skipping",
-                req.service
-            );
-            return Ok(());
-        }
+    if !is_ours(ctx, req) {
+        return Ok(());
     }
     plan::check_vault_service(&req.service).map_err(StoreError::Usage)?;
     let (opts, opts_source) = ctx.options_for(req)?;
@@ -83,7 +69,7 @@ pub fn store_request(ctx: &Context, req: &Request) -> Result<(), StoreError> {
         role: opts.role.as_deref(),
     });
     let minted = RefCell::new(None);
-    let service = |credd| Service {
+    let service = |credd: Option<&str>| Service {
         ctx,
         client: &client,
         server: server.clone(),
@@ -91,16 +77,47 @@ pub fn store_request(ctx: &Context, req: &Request) -> Result<(), StoreError> {
         names: names.clone(),
         opts: opts.clone(),
         opts_source,
-        credd,
+        credd: credd.map(str::to_owned),
         minted: &minted,
     };
     if ctx.credds.is_empty() {
         return service(None).store(req).map(drop);
     }
-    // Every named credd, each on its own: a failure at one does not stop the others.
+    store_each(&ctx.credds, req, |name| service(Some(name)).store(req))
+}
+
+/// Whether the request's service is a Vault one, ours to store; the
+/// services of other credmons are left alone (said at info or warning level).
+fn is_ours(ctx: &Context, req: &Request) -> bool {
+    match ctx.owner(&req.service) {
+        Owner::Vault => true,
+        Owner::Pelican => {
+            log::warn!(
+                "service '{}' belongs to the Pelican credmon; robot-credmon stores only Vault credentials and leaves it alone",
+                req.service
+            );
+            false
+        }
+        Owner::Other => {
+            log::info!(
+                "service '{}' is managed by another credmon; skipping",
+                req.service
+            );
+            false
+        }
+    }
+}
+
+/// Stores into every named credd in turn, one line each: a failure at one
+/// does not stop the others; the error names the credds that failed.
+fn store_each(
+    credds: &[String],
+    req: &Request,
+    mut store: impl FnMut(&str) -> Result<bool, StoreError>,
+) -> Result<(), StoreError> {
     let mut failed = Vec::new();
-    for name in &ctx.credds {
-        match service(Some(name)).store(req) {
+    for name in credds {
+        match store(name) {
             Ok(true) => say(&format!("credd {name}: stored {}", req.service)),
             Ok(false) => say(&format!("credd {name}: {} already stored", req.service)),
             Err(e) => {
@@ -114,7 +131,7 @@ pub fn store_request(ctx: &Context, req: &Request) -> Result<(), StoreError> {
     } else {
         Err(StoreError::Credds {
             failed,
-            total: ctx.credds.len(),
+            total: credds.len(),
         })
     }
 }
@@ -151,7 +168,8 @@ impl Service<'_> {
         let ctx = self.ctx;
         let name = &req.service;
         let vt_svc = plan::service_vault_token_file(&ctx.vault_token_dir, &ctx.id, name);
-        let state = plan::stored_state_file(&ctx.vault_token_dir, &ctx.id, name, self.credd);
+        let state =
+            plan::stored_state_file(&ctx.vault_token_dir, &ctx.id, name, self.credd.as_deref());
         let credkey = self.opts.credkey.clone().or_else(|| {
             oidc::read_credkey(&ctx.home, &self.names.issuer, &self.names.role, ctx.uid())
         });
@@ -490,6 +508,7 @@ impl Service<'_> {
         let show = ctx.verbose && input.is_some();
         let vars: Vec<(&str, &str)> = self
             .credd
+            .as_deref()
             .map(|c| (plan::CREDD_KNOB, c))
             .into_iter()
             .collect();
