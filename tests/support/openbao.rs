@@ -212,7 +212,7 @@ impl Api {
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(20))
+            .timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| e.to_string())?;
         Ok(Api {
@@ -239,9 +239,15 @@ impl Api {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req
-            .send()
-            .map_err(|e| format!("{} {path}: {e}", self.base))?;
+        let resp = req.send().map_err(|e| {
+            let mut msg = format!("{} {path}: {e}", self.base);
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                msg.push_str(&format!(": {s}"));
+                src = s.source();
+            }
+            msg
+        })?;
         let status = resp.status().as_u16();
         let text = resp.text().unwrap_or_default();
         let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);

@@ -151,7 +151,7 @@ impl BaoCluster {
     /// join through `retry_join` while unsealing), and waits until the
     /// cluster has three voters.
     fn initialise(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_secs(120);
         let a0 = self.api_as(0, None)?;
         let init = wait_ok(deadline, || {
             a0.ok(
