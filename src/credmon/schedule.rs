@@ -399,7 +399,7 @@ impl<K: Ord + Hash + Clone, T: Clone> Scheduler<K, T> {
     /// Queues every parked credential again at once (a configuration change
     /// may have made it usable); returns how many.
     pub fn wake_parked(&mut self, now: Mono) -> usize {
-        let parked: Vec<(K, Job<T>)> = self
+        let mut parked: Vec<(K, Job<T>)> = self
             .slots
             .iter()
             .filter_map(|(k, s)| match &s.state {
@@ -407,6 +407,8 @@ impl<K: Ord + Hash + Clone, T: Clone> Scheduler<K, T> {
                 _ => None,
             })
             .collect();
+        // In their order of arrival, whatever the map's order (replayable runs).
+        parked.sort_by_key(|(_, job)| job.seq);
         let n = parked.len();
         for (key, job) in parked {
             let seq = self.next_seq();

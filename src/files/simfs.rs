@@ -78,6 +78,10 @@ struct State {
     faults: HashMap<Op, (Errno, u32)>,
     /// Nodes unlinked since the last collection.
     orphans: usize,
+    /// Operations left before the host goes down (`None`: no crash planned).
+    crash_in: Option<u64>,
+    /// The host is down: every operation fails with `EIO` until [`SimFs::crash`].
+    down: bool,
     /// Operations done, for the simulation's checks.
     counts: HashMap<Op, u64>,
 }
@@ -158,8 +162,31 @@ impl SimFs {
         self.lock().counts.get(&op).copied().unwrap_or(0)
     }
 
+    /// The host goes down after `ops` more operations that change something
+    /// (creates, writes, syncs, renames): from then on everything fails with
+    /// `EIO` until [`SimFs::crash`] (the restart).
+    pub fn crash_after(&self, ops: u64) {
+        self.lock().crash_in = Some(ops);
+    }
+
+    /// Whether the host went down (see [`SimFs::crash_after`]).
+    pub fn is_down(&self) -> bool {
+        self.lock().down
+    }
+
     /// Counts an operation, or fails it when a fault is set for it.
     fn enter(st: &mut State, op: Op) -> Result<(), Errno> {
+        if st.down {
+            return Err(Errno::EIO);
+        }
+        if let Some(left) = st.crash_in.as_mut() {
+            if *left == 0 {
+                st.down = true;
+                st.crash_in = None;
+                return Err(Errno::EIO);
+            }
+            *left -= 1;
+        }
         if let Some((errno, left)) = st.faults.get_mut(&op)
             && *left > 0
         {
@@ -175,6 +202,8 @@ impl SimFs {
     /// file goes back to its last synced contents (empty if never synced).
     pub fn crash(&self, mut keep: impl FnMut(Ino) -> bool) {
         let mut st = self.lock();
+        st.down = false;
+        st.crash_in = None;
         let dirty: Vec<Ino> = st.dirty.drain().collect();
         for ino in dirty {
             let Some(node) = st.nodes.get_mut(&ino) else {
@@ -480,6 +509,9 @@ impl SimFs {
     pub fn unlink(&self, dir: Ino, name: &str) -> Result<(), Errno> {
         let now = self.stamp();
         let mut st = self.lock();
+        if st.down {
+            return Err(Errno::EIO);
+        }
         let d = st.nodes.get_mut(&dir).ok_or(Errno::ENOENT)?;
         let Kind::Dir(entries) = &mut d.kind else {
             return Err(Errno::ENOTDIR);

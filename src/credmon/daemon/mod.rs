@@ -70,12 +70,16 @@ pub struct Shared {
     pub clock: Clock,
     /// Held while the metrics file is written; the last write error, logged once.
     metrics_file: Mutex<Option<String>>,
+    /// Jitter of retries.
+    rng: Mutex<fastrand::Rng>,
 }
 
 impl Shared {
-    /// Empty state for `workers` regular workers retrying after `backoff`.
-    pub fn new(workers: usize, backoff: Backoff, clock: Clock) -> Self {
+    /// Empty state for `workers` regular workers retrying after `backoff`,
+    /// with jitter drawn from `rng`.
+    pub fn new(workers: usize, backoff: Backoff, clock: Clock, rng: fastrand::Rng) -> Self {
         Shared {
+            rng: Mutex::new(rng),
             core: Mutex::new(Core::new(workers, backoff)),
             work: Condvar::new(),
             coord: Condvar::new(),
@@ -134,14 +138,10 @@ impl Shared {
 
     /// Records how `job` ran (`took` long) and wakes whoever should look.
     pub fn record(&self, job: &Job, ran: &Ran, took: Duration) {
-        let woken = self.lock().record(
-            job,
-            ran,
-            took,
-            self.clock.mono(),
-            self.clock.now(),
-            fastrand::f64(),
-        );
+        let jitter = self.rng.lock().unwrap_or_else(|p| p.into_inner()).f64();
+        let woken = self
+            .lock()
+            .record(job, ran, took, self.clock.mono(), self.clock.now(), jitter);
         if woken.coordinator {
             self.coord.notify_all();
         }
@@ -207,7 +207,12 @@ impl Coordinator {
     /// reporting to `systemd`.
     pub fn new(ctx: Arc<Ctx>, clock: Clock, reload: Reload, systemd: Systemd) -> Self {
         let cfg = ctx.config();
-        let shared = Arc::new(Shared::new(cfg.max_in_flight, backoff(&cfg), clock));
+        let shared = Arc::new(Shared::new(
+            cfg.max_in_flight,
+            backoff(&cfg),
+            clock,
+            ctx.rng(),
+        ));
         let owner = ctx.euid();
         Coordinator {
             ctx,

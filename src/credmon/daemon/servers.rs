@@ -13,7 +13,7 @@
 use crate::backoff::Backoff;
 use crate::credmon::refresh::Key;
 use crate::env::Mono;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,7 +40,7 @@ struct Trouble {
 /// The health of every Vault server; servers not listed are healthy.
 #[derive(Debug, Default)]
 pub struct Servers {
-    failing: HashMap<Arc<str>, Trouble>,
+    failing: BTreeMap<Arc<str>, Trouble>,
 }
 
 impl Servers {

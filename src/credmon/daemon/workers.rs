@@ -26,6 +26,34 @@ pub struct Pending {
     started: Mono,
 }
 
+/// Ends jobs whose fetch is over, all at once, as the workers would: the
+/// tokens to write are staged and committed as one batch, then every job
+/// is recorded. (`started`: when each job was taken.) The simulation calls
+/// this to finish the jobs whose simulated requests end at the same instant.
+pub fn complete(ctx: &Ctx, shared: &Shared, done: Vec<(Job, Fetched, Mono)>) {
+    let mut batch = Vec::new();
+    for (job, fetched, started) in done {
+        match fetched {
+            Fetched::Done(ran) => finish(ctx, shared, &job, &ran, started),
+            Fetched::Write(write) => match write.stage(ctx) {
+                Ok(staged) => batch.push(Pending {
+                    job,
+                    write,
+                    staged,
+                    started,
+                }),
+                Err(e) => {
+                    let ran = write.finish(ctx, Err(e));
+                    finish(ctx, shared, &job, &ran, started);
+                }
+            },
+        }
+    }
+    if !batch.is_empty() {
+        commit_now(ctx, shared, batch);
+    }
+}
+
 /// Writes waiting for a commit, and whether one is running.
 #[derive(Default)]
 pub struct Commits {
@@ -109,7 +137,7 @@ fn commit(ctx: &Ctx, shared: &Shared, pending: Pending) {
 type Writing = (Box<Write>, Job, Mono);
 
 /// Commits one batch and records its jobs.
-fn commit_now(ctx: &Ctx, shared: &Shared, batch: Vec<Pending>) {
+pub(super) fn commit_now(ctx: &Ctx, shared: &Shared, batch: Vec<Pending>) {
     let (jobs, staged): (Vec<Writing>, Vec<Staged>) = batch
         .into_iter()
         .map(|p| ((p.write, p.job, p.started), p.staged))

@@ -131,6 +131,11 @@ impl Ctx {
         Ok(made)
     }
 
+    /// A source of random numbers (seeded in the simulation).
+    pub fn rng(&self) -> fastrand::Rng {
+        self.env.rng()
+    }
+
     /// The monotonic clock now.
     pub fn mono(&self) -> Mono {
         self.env.mono()
