@@ -87,6 +87,8 @@ pub struct Observation {
     pub credentials: Vec<Credential>,
     /// Files or directories that could not be read.
     pub errors: Vec<String>,
+    /// Credentials the credmon's state file says need a person: `user/name: what and the command`.
+    pub needs_login: Vec<String>,
 }
 
 impl Observation {
@@ -98,6 +100,7 @@ impl Observation {
             complete: None,
             credentials: Vec::new(),
             errors: Vec::new(),
+            needs_login: Vec::new(),
         }
     }
 }
@@ -122,6 +125,18 @@ pub fn observe(dir: &Path) -> Observation {
         }
     };
     seen.pid = read_pid(&top, owner);
+    match crate::status::state::read(&top, owner) {
+        Ok(Some(state)) => {
+            seen.needs_login = state
+                .problems
+                .iter()
+                .filter(|p| p.state == crate::status::state::Problem::NeedsLogin)
+                .map(|p| format!("{}/{} needs a person: {}", p.user, p.credential, p.last_error))
+                .collect();
+        }
+        Ok(None) => {}
+        Err(e) => seen.errors.push(e.to_string()),
+    }
     match top.stat("CREDMON_COMPLETE") {
         Ok(st) => seen.complete = st.map(|st| st.st_mtime),
         Err(e) => seen.errors.push(e.to_string()),
@@ -155,7 +170,9 @@ fn is_kind(st: &FileStat, kind: SFlag) -> bool {
     SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == kind
 }
 
-fn read_pid(dir: &SafeDir, owner: u32) -> PidState {
+/// The credmon's `pid` file in `dir`, read under the trust rule for `owner`,
+/// and whether that process is a robot-credmon credmon.
+pub fn read_pid(dir: &SafeDir, owner: u32) -> PidState {
     let bytes = match dir.read_trusted("pid", 255, owner) {
         Ok(Some((b, _))) => b,
         Ok(None) => return PidState::Missing,
@@ -322,6 +339,9 @@ pub fn evaluate(seen: &Observation, now: SystemTime, limits: Limits) -> Verdict 
     let pid_text = judge_pid(seen, &mut found);
     let (pass_text, last_pass) = judge_pass(seen.complete, now, limits, &mut found);
     let soonest = judge_credentials(&seen.credentials, now, limits, &mut found);
+    for e in &seen.needs_login {
+        found.add(State::Critical, e.clone());
+    }
     for e in &seen.errors {
         found.add(State::Unknown, e.clone());
     }

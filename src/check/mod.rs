@@ -225,6 +225,20 @@ pub fn evaluate_token(seen: &TokenObservation, now: SystemTime, th: Thresholds) 
     }
 }
 
+/// A token file whose last `get` run ended needing a person (its marker,
+/// [`crate::get::login`]) is CRITICAL, with the command to run, whatever
+/// time the old token has left.
+pub fn with_login_marker(v: Verdict, marker: Option<crate::get::login::Marker>) -> Verdict {
+    let Some(m) = marker else {
+        return v;
+    };
+    Verdict {
+        state: State::Critical,
+        summary: format!("a person must log in: {}; {}", m.message, v.summary),
+        perf: v.perf,
+    }
+}
+
 /// Reads a token file through the file-trust rule for the effective user
 /// ([`files::read_trusted`]: no link followed, owner, no group/other write)
 /// and keeps only its claims; a file failing the rule is [`TokenObservation::Untrusted`].
@@ -285,7 +299,8 @@ pub fn run(args: &CheckArgs, env: &Env) -> Verdict {
             .path
             .clone()
             .unwrap_or_else(|| discovery::bearer_token_file(|k| env.var(k), env.euid()));
-        evaluate_token(&observe_token(&path, env.euid()), now, th)
+        let verdict = evaluate_token(&observe_token(&path, env.euid()), now, th);
+        with_login_marker(verdict, crate::get::login::read(&path, env.euid()))
     }
 }
 

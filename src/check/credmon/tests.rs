@@ -37,6 +37,7 @@ fn healthy() -> Observation {
             },
         ],
         errors: Vec::new(),
+        needs_login: Vec::new(),
     }
 }
 

@@ -235,6 +235,7 @@ impl Coordinator {
             "{}; last pass: {refreshed} refreshed, {failed} failed or skipped",
             self.end_pass_metrics()
         );
+        self.status_pass_done();
         self.passes += 1;
         if self.passes == 1 {
             self.first_pass_complete(&status);
@@ -317,7 +318,24 @@ impl Coordinator {
             self.next_pass = now.saturating_add(self.ctx.config().scan_interval);
             self.start_pass();
         }
-        Some(self.next_pass)
+        let status = self.write_status();
+        Some(status.map_or(self.next_pass, |t| t.min(self.next_pass)))
+    }
+
+    /// Writes the state file when it is due (debounced, [`crate::status::state`]);
+    /// returns when to look again.
+    fn write_status(&self) -> Option<At> {
+        let now = self.now();
+        let due = self.ctx.status().due(now)?;
+        if due > now {
+            return Some(due);
+        }
+        let wall = crate::token::unix_seconds(self.ctx.now());
+        let pid = std::process::id();
+        let root = self.root()?;
+        self.ctx
+            .status()
+            .write_if_due(&root, now, pid, wall, self.ctx.is_root())
     }
 
     /// The daemon loop; returns only when asked to stop. With systemd's
@@ -340,6 +358,10 @@ impl Coordinator {
                 wake = wake.min(next_ping);
             }
             let st = self.shared.lock();
+            // A problem recorded since `step` (workers record under this lock).
+            if let Some(t) = self.ctx.status().due(self.now()) {
+                wake = wake.min(t);
+            }
             let pass_done = st.pass.active && st.pass.members.is_empty();
             if !st.hup && !st.stop && !st.reload_done && !pass_done {
                 drop(self.shared.clock.wait_until(&self.shared.coord, st, wake));

@@ -284,6 +284,13 @@ pub fn worker(index: Option<usize>, ctx: Arc<Ctx>, shared: Arc<Shared>) {
             sync(&ctx, &mut unsynced);
         }
         shared.finish(&key, &outcome, took);
+        // The state file: a new or changed problem wakes the coordinator to write it.
+        let st = shared.lock();
+        let next_try = st.sched.next_try(&key).map(|t| t.as_secs() as i64);
+        let now = crate::token::unix_seconds(ctx.now());
+        if ctx.status().record(&key, &outcome, now, next_try) {
+            shared.coord.notify_all();
+        }
     }
 }
 

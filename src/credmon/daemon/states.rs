@@ -4,6 +4,7 @@
 use super::Coordinator;
 use super::pool::Seen;
 use crate::credmon::refresh::Key;
+use crate::status::state::Settings;
 use std::collections::{BTreeMap, HashSet};
 use std::time::SystemTime;
 
@@ -72,13 +73,38 @@ impl Coordinator {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        self.shared
-            .lock()
-            .metrics
-            .end_pass(SystemTime::now(), states, soonest);
+        let needs_login = self.ctx.status().needs_login();
+        let mut st = self.shared.lock();
+        st.metrics.end_pass(SystemTime::now(), states, soonest);
+        st.metrics.needs_login = needs_login
+            .into_iter()
+            .map(|k| (k.user, k.stem))
+            .collect();
+        drop(st);
         if let Some(path) = &self.ctx.config().metrics_file {
             drop(self.shared.write_metrics(path));
         }
         summary
+    }
+
+    /// The end of a pass for the state file: the settings it repeats, and
+    /// skipped credentials whose `.top` is gone are forgotten.
+    pub(super) fn status_pass_done(&self) {
+        let cfg = self.ctx.config();
+        let tracker = self.ctx.status();
+        if let Some(root) = self.root() {
+            tracker.prune_skipped(|k| {
+                !matches!(root.open_child(&k.user).and_then(|d| d.stat(&format!("{}.top", k.stem))), Ok(Some(_)))
+            });
+        }
+        tracker.pass_done(
+            crate::token::unix_seconds(self.ctx.now()),
+            Settings {
+                minimum: cfg.minimum,
+                refresh: cfg.refresh,
+                keytab_dir: cfg.keytab_dir.clone(),
+                interval: cfg.state_interval,
+            },
+        );
     }
 }

@@ -1,10 +1,12 @@
 //! State shared by the refresh workers: the configuration, one Vault client
-//! per server, paused servers, warnings said once, and the file modes.
+//! per server, paused servers, warnings said once (or once a day), the
+//! problems the state file reports, and the file modes.
 
 use super::Key;
 use crate::credmon::config::Config;
 use crate::env::Env;
 use crate::files::WriteOptions;
+use crate::status::state::Tracker;
 use crate::vault::auth::{self, Trust};
 use crate::vault::{Limits, VaultClient, VaultError, tls};
 use std::collections::HashMap;
@@ -18,8 +20,13 @@ pub struct Ctx {
     tls: Mutex<Option<Arc<rustls::ClientConfig>>>,
     paused: Mutex<HashMap<(String, u16), Instant>>,
     warned: Mutex<HashMap<Key, String>>,
+    daily: Mutex<HashMap<Key, SystemTime>>,
+    status: Tracker,
     env: Env,
 }
+
+/// How often a problem that lasts is logged again ([`Ctx::warn_daily`]).
+const DAILY: Duration = Duration::from_secs(86_400);
 
 impl Ctx {
     /// A context for `cfg` in `env`; files are given to root when we run as root.
@@ -30,6 +37,8 @@ impl Ctx {
             tls: Mutex::new(None),
             paused: Mutex::new(HashMap::new()),
             warned: Mutex::new(HashMap::new()),
+            daily: Mutex::new(HashMap::new()),
+            status: Tracker::default(),
             env: env.clone(),
         }
     }
@@ -84,11 +93,35 @@ impl Ctx {
         }
     }
 
+    /// Logs `msg` at warning level unless something was logged this way for
+    /// `key` within the last day (a problem only a person can fix is said
+    /// once a day, not at every retry).
+    pub fn warn_daily(&self, key: &Key, msg: &str) {
+        let now = self.now();
+        let mut d = self.daily.lock().unwrap_or_else(|p| p.into_inner());
+        let recent = d
+            .get(key)
+            .is_some_and(|t| now.duration_since(*t).is_ok_and(|age| age < DAILY));
+        if !recent {
+            log::warn!("{msg} (said once a day while it lasts)");
+            d.insert(key.clone(), now);
+        }
+    }
+
     pub(super) fn clear_warning(&self, key: &Key) {
         self.warned
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(key);
+        self.daily
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+    }
+
+    /// The problems the state file reports ([`crate::status::state`]).
+    pub fn status(&self) -> &Tracker {
+        &self.status
     }
 
     pub(super) fn client(&self, host: &str, port: u16) -> Result<Arc<VaultClient>, VaultError> {

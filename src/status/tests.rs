@@ -1,0 +1,2 @@
+//! Tests of the status view: rows from files and state, urgency order, rendering.
+#![allow(clippy::unwrap_used)]
