@@ -459,6 +459,29 @@ mod tests {
     }
 
     #[test]
+    fn a_login_marker_makes_any_token_critical_with_the_command() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let ok = evaluate_token(
+            &TokenObservation::Token(claims(Some("r"), None, Some(1_007_980))),
+            now,
+            th(),
+        );
+        assert_eq!(with_login_marker(ok.clone(), None), ok);
+        let m = crate::get::login::Marker {
+            since: 999_000,
+            message: "Vault at v holds no credential for credkey 'r' (issuer i, role r); a person must log in once: run on a terminal: igwn-robot-get -k k --oidc".into(),
+        };
+        let v = with_login_marker(ok, Some(m));
+        assert_eq!(v.state, State::Critical);
+        assert!(
+            v.line().starts_with("CRITICAL - a person must log in: Vault at v holds no credential"),
+            "{}",
+            v.line()
+        );
+        assert!(v.line().contains("igwn-robot-get -k k --oidc; token for r expires in 2h13m"), "{}", v.line());
+    }
+
+    #[test]
     fn timeout_gives_unknown() {
         let t0 = std::time::Instant::now();
         let v = within(Duration::from_secs(1), || {

@@ -187,6 +187,19 @@ mod tests {
     use crate::cli::IgwnRobotGet;
     use clap::Parser;
 
+    #[test]
+    fn login_command_is_this_command_with_oidc() {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            login_command(&v(&["/usr/bin/igwn-robot-get", "-k", "/k t/robot.keytab", "--nooidc", "r/h"])),
+            "/usr/bin/igwn-robot-get -k '/k t/robot.keytab' r/h --oidc"
+        );
+        assert_eq!(
+            login_command(&v(&["robot-credmon", "get", "--oidc", "-k", "k"])),
+            "robot-credmon get --oidc -k k"
+        );
+    }
+
     fn args(extra: &[&str]) -> GetArgs {
         let mut v = vec!["igwn-robot-get"];
         v.extend_from_slice(extra);

@@ -126,10 +126,11 @@ mod tests {
             t.command(),
             "htgettoken -a vault.example.org -i igwn -r robot --credkey robot/host.example"
         );
-        let t = VaultCredential::from_url("https://localhost:18200/v1/secret/oauth/sts/i/a b:r").unwrap();
+        let t = VaultCredential::from_url("https://localhost:18200/v1/secret/oauth/sts/i/a'b:r")
+            .unwrap();
         assert_eq!(
             t.command(),
-            "htgettoken -a localhost:18200 -i i -r r --credkey 'a%20b'"
+            "htgettoken -a localhost:18200 -i i -r r --credkey 'a'\"'\"'b'"
         );
         let t = VaultCredential::from_parts("::1", 8300, "secret/oauth/creds/i/k:r").unwrap();
         assert_eq!(t.server, "[::1]:8300");

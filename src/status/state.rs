@@ -368,3 +368,157 @@ pub fn read(root: &SafeDir, owner: u32) -> Result<Option<StateFile>, ReadError> 
     }
     Ok(Some(file))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::credmon::refresh::Done;
+
+    fn key(u: &str, s: &str) -> Key {
+        Key {
+            user: u.into(),
+            stem: s.into(),
+        }
+    }
+
+    fn fail(cause: &'static str, msg: &str) -> Outcome {
+        Err(RefreshError::Retry {
+            cause,
+            at_least: None,
+            msg: msg.into(),
+        })
+    }
+
+    fn settings(interval: u64) -> Settings {
+        Settings {
+            minimum: 2400,
+            refresh: 1200,
+            keytab_dir: Some("/k".into()),
+            interval: Duration::from_secs(interval),
+        }
+    }
+
+    #[test]
+    fn outcomes_make_and_clear_problems() {
+        let t = Tracker::default();
+        let a = key("alice", "igwn");
+        assert!(!t.record(&a, &Ok(Done::Nothing), 100, None), "nothing to clear");
+        assert!(t.record(&a, &fail("vault", "Vault at https://v answered 500"), 100, Some(110)));
+        // Already dirty: no second wake-up.
+        assert!(!t.record(&a, &fail("vault", "again"), 110, Some(130)));
+        let b = key("bob", "igwn");
+        t.record(&b, &fail(NEEDS_LOGIN, "needs a person\nsecond line"), 120, Some(400));
+        let c = key("carol", "x");
+        t.record(&c, &Err(RefreshError::WaitForTop {
+                msg: "skipping credential carol/x: untrusted".into(),
+            }), 120, None);
+        let f = t.snapshot(7, 130);
+        assert_eq!(f.version, VERSION);
+        assert_eq!(f.pid, 7);
+        assert_eq!(
+            f.problems,
+            vec![
+                Entry {
+                    user: "alice".into(),
+                    credential: "igwn".into(),
+                    state: Problem::Failing,
+                    since: 100,
+                    failures: 2,
+                    last_error: "again".into(),
+                    next_try: Some(130),
+                },
+                Entry {
+                    user: "bob".into(),
+                    credential: "igwn".into(),
+                    state: Problem::NeedsLogin,
+                    since: 120,
+                    failures: 1,
+                    last_error: "needs a person second line".into(),
+                    next_try: Some(400),
+                },
+                Entry {
+                    user: "carol".into(),
+                    credential: "x".into(),
+                    state: Problem::Skipped,
+                    since: 120,
+                    failures: 1,
+                    last_error: "skipping credential carol/x: untrusted".into(),
+                    next_try: None,
+                },
+            ]
+        );
+        assert_eq!(t.needs_login(), vec![b.clone()]);
+        // A refresh clears a problem; so does a removal.
+        t.record(&a, &Ok(Done::Refreshed(Some(1), "age")), 140, None);
+        t.record(
+            &b,
+            &Err(RefreshError::Remove {
+                cause: "permission_denied",
+                msg: "gone".into(),
+            }),
+            140,
+            None,
+        );
+        assert_eq!(t.snapshot(7, 150).problems.len(), 1);
+        // Only skipped credentials whose .top is gone are pruned.
+        t.record(&a, &fail("vault", "x"), 150, None);
+        assert_eq!(t.prune_skipped(|_| true), 1);
+        assert_eq!(t.snapshot(7, 150).problems[0].user, "alice");
+    }
+
+    #[test]
+    fn errors_are_one_scrubbed_line() {
+        let jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyb2JvdCJ9.c2lnbmF0dXJlc2lnbmF0dXJl";
+        let line = one_line(&format!("bad token {jwt}\nhvs.CAESIabcdefghijklmnopqrstuvwxyz012345\tend"));
+        assert!(!line.contains("eyJ") && !line.contains("hvs.CAES"), "{line}");
+        assert!(!line.contains('\n') && !line.contains('\t'), "{line}");
+        assert!(one_line(&"x".repeat(1000)).chars().count() < MAX_ERROR_CHARS + 10);
+    }
+
+    #[test]
+    fn writes_are_debounced() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = SafeDir::open(dir.path()).unwrap();
+        let t = Tracker::default();
+        let s = Duration::from_secs;
+        assert_eq!(t.due(s(1000)), None, "nothing changed: nothing to write");
+        t.pass_done(1000, settings(5));
+        assert_eq!(t.due(s(1000)), Some(s(1000)), "the first write is at once");
+        assert_eq!(t.write_if_due(&root, s(1000), 1, 1000, false), None);
+        let f = read(&root, nix::unistd::geteuid().as_raw()).unwrap().unwrap();
+        assert_eq!((f.last_pass, f.minimum, f.written), (Some(1000), 2400, 1000));
+        // A change one second later waits for the interval.
+        t.record(&key("a", "b"), &fail("vault", "x"), 1001, None);
+        assert_eq!(t.due(s(1001)), Some(s(1005)));
+        assert_eq!(t.write_if_due(&root, s(1001), 1, 1001, false), Some(s(1005)));
+        assert!(read(&root, nix::unistd::geteuid().as_raw()).unwrap().unwrap().problems.is_empty());
+        assert_eq!(t.write_if_due(&root, s(1005), 1, 1005, false), None);
+        let f = read(&root, nix::unistd::geteuid().as_raw()).unwrap().unwrap();
+        assert_eq!(f.problems.len(), 1);
+        let st = root.stat(FILE_NAME).unwrap().unwrap();
+        assert_eq!(st.st_mode & 0o7777, 0o644);
+    }
+
+    #[test]
+    fn readers_refuse_what_they_cannot_believe() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = SafeDir::open(dir.path()).unwrap();
+        let me = nix::unistd::geteuid().as_raw();
+        assert!(read(&root, me).unwrap().is_none());
+        std::fs::write(dir.path().join(FILE_NAME), "{\"version\":2}").unwrap();
+        let e = read(&root, me).unwrap_err().to_string();
+        assert!(e.contains("not a robot-credmon state file"), "{e}");
+        let f = Tracker::default().snapshot(1, 2);
+        write(&root, &f, false).unwrap();
+        std::fs::set_permissions(
+            dir.path().join(FILE_NAME),
+            std::fs::Permissions::from_mode(0o666),
+        )
+        .unwrap();
+        let e = read(&root, me).unwrap_err().to_string();
+        assert!(e.contains("writable by its group or by others"), "{e}");
+        assert!(read(&root, me + 1).is_err(), "another owner is not believed");
+    }
+}

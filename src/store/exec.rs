@@ -475,7 +475,7 @@ impl Service<'_> {
                         r.code
                     )
                 } else {
-                    said
+                    plan::store_failure_detail(&said, json)
                 },
             });
         }

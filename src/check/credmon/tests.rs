@@ -108,6 +108,15 @@ fn state_table() {
         ),
         (with(|o| o.complete = Some(NOW - 600)), State::Ok, "credmon"),
         (
+            with(|o| {
+                o.needs_login = vec![
+                    "carol/igwn needs a person: ...; as carol, run on a terminal: htgettoken -a v -i igwn -r r --credkey carol".into(),
+                ]
+            }),
+            State::Critical,
+            "carol/igwn needs a person: ...; as carol, run on a terminal: htgettoken",
+        ),
+        (
             with(|o| o.credentials[1].usage = UseState::Token(Some(NOW + 3000))),
             State::Warning,
             "bob/igwn expires in 50m00s",
