@@ -176,6 +176,7 @@ fn run(args: CredmonArgs, cfg: Config, env: Env) -> Result<Outcome, String> {
     }
     crate::notify::stopping();
     if let Some(path) = ctx.config().metrics_file.as_deref() {
+        shared.lock().metrics.stopped = true;
         drop(shared.write_metrics(path));
     }
     flush_status(&ctx, &root);

@@ -78,6 +78,8 @@ pub mod credmon_names {
     pub const FAILURES: &str = "robot_credmon_credmon_failures_total";
     /// Histogram: refresh durations.
     pub const REFRESH_DURATION: &str = "robot_credmon_credmon_refresh_duration_seconds";
+    /// Gauge: 1 while the credmon runs; 0 in the file it writes when it stops.
+    pub const UP: &str = "robot_credmon_credmon_up";
     /// Gauge: credentials that need a person (always written).
     pub const NEEDING_LOGIN: &str = "robot_credmon_credmon_credentials_needing_login";
     /// Gauge by `user` and `credential`: 1 for each credential that needs a
@@ -106,6 +108,8 @@ pub struct CredmonMetrics {
     pub refresh_duration: Histogram,
     /// The credentials that need a person, as `(user, credential)`.
     pub needs_login: Vec<(String, String)>,
+    /// The credmon has stopped (the file written at exit says `up 0`).
+    pub stopped: bool,
     failed_this_pass: bool,
 }
 
@@ -150,6 +154,12 @@ impl CredmonMetrics {
         use credmon_names::*;
         let mut t = Text::default();
         let f = |v: Option<i64>| v.map(|v| v as f64);
+        t.gauge(
+            UP,
+            "1 while the credmon runs; 0 once it has stopped.",
+            &[],
+            Some(f64::from(u8::from(!self.stopped))),
+        );
         t.gauge(
             LAST_PASS,
             "End of the credmon's last complete pass (seconds since the epoch).",
