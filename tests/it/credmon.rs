@@ -361,6 +361,9 @@ fn group_readable_keytab_is_not_used_for_relogin() {
         "log:\n{}",
         cm.log_text()
     );
+    // The line docs/troubleshooting.md quotes.
+    let log = cm.log_text();
+    eprintln!("{}", log.lines().find(|l| l.contains("mode 0640")).unwrap_or_default());
     assert_eq!(env.vault.logins(), 0);
 }
 

@@ -561,6 +561,8 @@ fn missing_credential_says_a_person_must_log_in_once() {
     );
     assert!(lines[0].starts_with(&want), "{}", r.stderr);
     // The command: this one, with --oidc instead of --nooidc.
+    // The line docs/troubleshooting.md quotes.
+    eprintln!("{}", lines[0]);
     let command = &lines[0][want.len()..];
     assert!(command.contains(" get -a ") && command.ends_with(" --oidc"), "{command}");
     assert!(!command.contains("--nooidc"), "{command}");
