@@ -51,6 +51,10 @@ const SECTIONS: &[(&str, &str)] = &[
         "robot-credmon-check",
         include_str!("../dist/man-sections/check.roff"),
     ),
+    (
+        "robot-credmon-status",
+        include_str!("../dist/man-sections/status.roff"),
+    ),
 ];
 
 /// The program names with their own command line, without hidden subcommands
