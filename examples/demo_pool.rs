@@ -50,7 +50,11 @@ fn run() -> Result<(), String> {
     pool.reconfig("ROBOT_CREDMON_PROVISION = igwn_robot\n")?;
     let use_ = pool.cred_dir.join(&prov.name).join("igwn_robot.use");
     if !Pool::wait_for(Duration::from_secs(20), || use_.exists()) {
-        return Err(format!("no {} after 20 s:\n{}", use_.display(), pool.log("CredMonOAuthLog")));
+        return Err(format!(
+            "no {} after 20 s:\n{}",
+            use_.display(),
+            pool.log("CredMonOAuthLog")
+        ));
     }
     println!("{}: provisioned from the robot's keytab", use_.display());
     let dir = pool.job_dir("claims", &prov);
@@ -80,15 +84,25 @@ fn run() -> Result<(), String> {
         &mut pool.as_user(&prov, &submit, &[sub.to_str().unwrap_or_default()], &[]),
         Duration::from_secs(60),
     )?;
-    println!("$ condor_submit claims.sub   (as {}, no Kerberos ticket)\n{}", prov.name, String::from_utf8_lossy(&out.stdout).trim());
+    println!(
+        "$ condor_submit claims.sub   (as {}, no Kerberos ticket)\n{}",
+        prov.name,
+        String::from_utf8_lossy(&out.stdout).trim()
+    );
     pool.wait_job(&dir, 120)?;
-    println!("the job's output:\n{}", std::fs::read_to_string(dir.join("out")).unwrap_or_default());
+    println!(
+        "the job's output:\n{}",
+        std::fs::read_to_string(dir.join("out")).unwrap_or_default()
+    );
     let status = Command::new(&pool.bin)
         .args(["status", "-c"])
         .arg(&pool.cred_dir)
         .output()
         .map_err(|e| e.to_string())?;
-    println!("$ robot-credmon status\n{}", String::from_utf8_lossy(&status.stdout));
+    println!(
+        "$ robot-credmon status\n{}",
+        String::from_utf8_lossy(&status.stdout)
+    );
     Ok(())
 }
 

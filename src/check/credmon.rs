@@ -131,7 +131,12 @@ pub fn observe(dir: &Path) -> Observation {
                 .problems
                 .iter()
                 .filter(|p| p.state == crate::status::state::Problem::NeedsLogin)
-                .map(|p| format!("{}/{} needs a person: {}", p.user, p.credential, p.last_error))
+                .map(|p| {
+                    format!(
+                        "{}/{} needs a person: {}",
+                        p.user, p.credential, p.last_error
+                    )
+                })
                 .collect();
         }
         Ok(None) => {}

@@ -474,11 +474,17 @@ mod tests {
         let v = with_login_marker(ok, Some(m));
         assert_eq!(v.state, State::Critical);
         assert!(
-            v.line().starts_with("CRITICAL - a person must log in: Vault at v holds no credential"),
+            v.line()
+                .starts_with("CRITICAL - a person must log in: Vault at v holds no credential"),
             "{}",
             v.line()
         );
-        assert!(v.line().contains("igwn-robot-get -k k --oidc; token for r expires in 2h13m"), "{}", v.line());
+        assert!(
+            v.line()
+                .contains("igwn-robot-get -k k --oidc; token for r expires in 2h13m"),
+            "{}",
+            v.line()
+        );
     }
 
     #[test]

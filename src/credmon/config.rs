@@ -282,10 +282,14 @@ pub fn trusted_hosts_warning(trusted: &[String], gettoken_opts: Option<&str>) ->
         return None;
     }
     let words = crate::store::request::shell_words(gettoken_opts?).ok()?;
-    let opts = crate::store::request::parse_htgettoken_opts(&words, "SEC_CREDENTIAL_GETTOKEN_OPTS").ok()?;
+    let opts = crate::store::request::parse_htgettoken_opts(&words, "SEC_CREDENTIAL_GETTOKEN_OPTS")
+        .ok()?;
     let server = crate::vault::ServerAddress::parse(opts.vaultserver.as_deref()?).ok()?;
     let stored = server.to_string();
-    let entry = stored.strip_prefix("https://").unwrap_or(&stored).to_owned();
+    let entry = stored
+        .strip_prefix("https://")
+        .unwrap_or(&stored)
+        .to_owned();
     let has = |e: &str| trusted.iter().any(|t| t.eq_ignore_ascii_case(e));
     if has(&entry) {
         return None;

@@ -337,7 +337,8 @@ impl Job<'_> {
             };
         }
         if let Some(msg) = self.login_needed(target, e) {
-            self.ctx.warn_daily(self.key, &format!("{} needs a person: {msg}", self.key));
+            self.ctx
+                .warn_daily(self.key, &format!("{} needs a person: {msg}", self.key));
             return RefreshError::retry(crate::status::state::NEEDS_LOGIN, msg);
         }
         log::warn!(

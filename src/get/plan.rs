@@ -191,7 +191,13 @@ mod tests {
     fn login_command_is_this_command_with_oidc() {
         let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(
-            login_command(&v(&["/usr/bin/igwn-robot-get", "-k", "/k t/robot.keytab", "--nooidc", "r/h"])),
+            login_command(&v(&[
+                "/usr/bin/igwn-robot-get",
+                "-k",
+                "/k t/robot.keytab",
+                "--nooidc",
+                "r/h"
+            ])),
             "/usr/bin/igwn-robot-get -k '/k t/robot.keytab' r/h --oidc"
         );
         assert_eq!(

@@ -26,7 +26,10 @@ impl VaultCredential {
     /// From a `.top`'s `vault_url` (`https://host:port/v1/secret/oauth/creds/...`).
     pub fn from_url(vault_url: &str) -> Option<Self> {
         let url = url::Url::parse(vault_url).ok()?;
-        let host = url.host_str()?.trim_start_matches('[').trim_end_matches(']');
+        let host = url
+            .host_str()?
+            .trim_start_matches('[')
+            .trim_end_matches(']');
         let port = url.port_or_known_default()?;
         let path = url.path().strip_prefix("/v1/")?;
         Self::from_parts(host, port, path)
@@ -147,8 +150,9 @@ mod tests {
 
     #[test]
     fn messages_name_the_credkey_and_the_command() {
-        let t = VaultCredential::from_parts("v.example", 8200, "secret/oauth/creds/igwn/alice:default")
-            .unwrap();
+        let t =
+            VaultCredential::from_parts("v.example", 8200, "secret/oauth/creds/igwn/alice:default")
+                .unwrap();
         let m = credmon_message("alice", &t, LoginNeeded::NoCredential);
         assert_eq!(
             m,

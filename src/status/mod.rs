@@ -321,7 +321,9 @@ pub fn rows(seen: &Seen, now: i64) -> Vec<Row> {
     let (minimum, refresh) = seen
         .state
         .as_ref()
-        .map_or((DEFAULT_MINIMUM, DEFAULT_REFRESH), |s| (s.minimum, s.refresh));
+        .map_or((DEFAULT_MINIMUM, DEFAULT_REFRESH), |s| {
+            (s.minimum, s.refresh)
+        });
     let mut problems: BTreeMap<(&str, &str), &state::Entry> = seen
         .state
         .iter()
@@ -358,12 +360,18 @@ pub fn rows(seen: &Seen, now: i64) -> Vec<Row> {
         out.push(row);
     }
     out.sort_by(|a, b| {
-        (a.state, a.use_expires.unwrap_or(i64::MIN), &a.user, &a.credential).cmp(&(
-            b.state,
-            b.use_expires.unwrap_or(i64::MIN),
-            &b.user,
-            &b.credential,
-        ))
+        (
+            a.state,
+            a.use_expires.unwrap_or(i64::MIN),
+            &a.user,
+            &a.credential,
+        )
+            .cmp(&(
+                b.state,
+                b.use_expires.unwrap_or(i64::MIN),
+                &b.user,
+                &b.credential,
+            ))
     });
     out
 }

@@ -403,16 +403,34 @@ mod tests {
     fn outcomes_make_and_clear_problems() {
         let t = Tracker::default();
         let a = key("alice", "igwn");
-        assert!(!t.record(&a, &Ok(Done::Nothing), 100, None), "nothing to clear");
-        assert!(t.record(&a, &fail("vault", "Vault at https://v answered 500"), 100, Some(110)));
+        assert!(
+            !t.record(&a, &Ok(Done::Nothing), 100, None),
+            "nothing to clear"
+        );
+        assert!(t.record(
+            &a,
+            &fail("vault", "Vault at https://v answered 500"),
+            100,
+            Some(110)
+        ));
         // Already dirty: no second wake-up.
         assert!(!t.record(&a, &fail("vault", "again"), 110, Some(130)));
         let b = key("bob", "igwn");
-        t.record(&b, &fail(NEEDS_LOGIN, "needs a person\nsecond line"), 120, Some(400));
+        t.record(
+            &b,
+            &fail(NEEDS_LOGIN, "needs a person\nsecond line"),
+            120,
+            Some(400),
+        );
         let c = key("carol", "x");
-        t.record(&c, &Err(RefreshError::WaitForTop {
+        t.record(
+            &c,
+            &Err(RefreshError::WaitForTop {
                 msg: "skipping credential carol/x: untrusted".into(),
-            }), 120, None);
+            }),
+            120,
+            None,
+        );
         let f = t.snapshot(7, 130);
         assert_eq!(f.version, VERSION);
         assert_eq!(f.pid, 7);
@@ -470,8 +488,13 @@ mod tests {
     #[test]
     fn errors_are_one_scrubbed_line() {
         let jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyb2JvdCJ9.c2lnbmF0dXJlc2lnbmF0dXJl";
-        let line = one_line(&format!("bad token {jwt}\nhvs.CAESIabcdefghijklmnopqrstuvwxyz012345\tend"));
-        assert!(!line.contains("eyJ") && !line.contains("hvs.CAES"), "{line}");
+        let line = one_line(&format!(
+            "bad token {jwt}\nhvs.CAESIabcdefghijklmnopqrstuvwxyz012345\tend"
+        ));
+        assert!(
+            !line.contains("eyJ") && !line.contains("hvs.CAES"),
+            "{line}"
+        );
         assert!(!line.contains('\n') && !line.contains('\t'), "{line}");
         assert!(one_line(&"x".repeat(1000)).chars().count() < MAX_ERROR_CHARS + 10);
     }
@@ -486,15 +509,31 @@ mod tests {
         t.pass_done(1000, settings(5));
         assert_eq!(t.due(s(1000)), Some(s(1000)), "the first write is at once");
         assert_eq!(t.write_if_due(&root, s(1000), 1, 1000, false), None);
-        let f = read(&root, nix::unistd::geteuid().as_raw()).unwrap().unwrap();
-        assert_eq!((f.last_pass, f.minimum, f.written), (Some(1000), 2400, 1000));
+        let f = read(&root, nix::unistd::geteuid().as_raw())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (f.last_pass, f.minimum, f.written),
+            (Some(1000), 2400, 1000)
+        );
         // A change one second later waits for the interval.
         t.record(&key("a", "b"), &fail("vault", "x"), 1001, None);
         assert_eq!(t.due(s(1001)), Some(s(1005)));
-        assert_eq!(t.write_if_due(&root, s(1001), 1, 1001, false), Some(s(1005)));
-        assert!(read(&root, nix::unistd::geteuid().as_raw()).unwrap().unwrap().problems.is_empty());
+        assert_eq!(
+            t.write_if_due(&root, s(1001), 1, 1001, false),
+            Some(s(1005))
+        );
+        assert!(
+            read(&root, nix::unistd::geteuid().as_raw())
+                .unwrap()
+                .unwrap()
+                .problems
+                .is_empty()
+        );
         assert_eq!(t.write_if_due(&root, s(1005), 1, 1005, false), None);
-        let f = read(&root, nix::unistd::geteuid().as_raw()).unwrap().unwrap();
+        let f = read(&root, nix::unistd::geteuid().as_raw())
+            .unwrap()
+            .unwrap();
         assert_eq!(f.problems.len(), 1);
         let st = root.stat(FILE_NAME).unwrap().unwrap();
         assert_eq!(st.st_mode & 0o7777, 0o644);
@@ -519,6 +558,9 @@ mod tests {
         .unwrap();
         let e = read(&root, me).unwrap_err().to_string();
         assert!(e.contains("writable by its group or by others"), "{e}");
-        assert!(read(&root, me + 1).is_err(), "another owner is not believed");
+        assert!(
+            read(&root, me + 1).is_err(),
+            "another owner is not believed"
+        );
     }
 }

@@ -92,10 +92,17 @@ fn states_from_files_and_state_sorted_by_urgency() {
     let alice = rows.iter().find(|r| r.user == "alice").unwrap();
     assert_eq!(alice.next_due, Some(NOW + 600));
     assert_eq!(alice.last_refresh, Some(NOW - 600));
-    assert_eq!((alice.keytab, alice.needs_login, alice.last_error.as_deref()), (false, false, None));
+    assert_eq!(
+        (alice.keytab, alice.needs_login, alice.last_error.as_deref()),
+        (false, false, None)
+    );
     let bob = rows.iter().find(|r| r.user == "bob").unwrap();
     assert!(bob.keytab);
-    assert_eq!(bob.next_due, Some(NOW + 40), "a failing credential's next try");
+    assert_eq!(
+        bob.next_due,
+        Some(NOW + 40),
+        "a failing credential's next try"
+    );
     assert_eq!(bob.last_error.as_deref(), Some("Failing error"));
     let carol = rows.iter().find(|r| r.user == "carol").unwrap();
     assert!(carol.needs_login);
@@ -124,7 +131,10 @@ alice  igwn        fresh           in 2h13m     7m00s ago     in 13m00s  no     
     let mut down = s.clone();
     down.pid = PidState::Dead(42);
     let text = render_text(&view(&down, NOW));
-    assert!(text.starts_with("credmon: not running: pid 42 is gone"), "{text}");
+    assert!(
+        text.starts_with("credmon: not running: pid 42 is gone"),
+        "{text}"
+    );
     assert!(text.contains("the credmon is down"), "{text}");
 }
 
@@ -173,15 +183,26 @@ fn observes_a_credential_directory_under_the_trust_rule() {
         r#"{"vault_url":"https://v:8200/v1/secret/oauth/creds/igwn/bob:default"}"#,
     )
     .unwrap();
-    std::fs::set_permissions(d.join("bob/igwn.top"), std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::fs::set_permissions(
+        d.join("bob/igwn.top"),
+        std::fs::Permissions::from_mode(0o666),
+    )
+    .unwrap();
     let s = observe(d, None).unwrap();
     assert_eq!(s.files.len(), 1, "only Vault credentials: {:?}", s.files);
     assert_eq!(s.files[0].usage, UseSeen::Missing);
     assert_eq!(s.pid, PidState::Missing);
-    assert!(s.errors.iter().any(|e| e.contains("bob/igwn.top")), "{:?}", s.errors);
+    assert!(
+        s.errors.iter().any(|e| e.contains("bob/igwn.top")),
+        "{:?}",
+        s.errors
+    );
     let only_bob = observe(d, Some("bob")).unwrap();
     assert!(only_bob.files.is_empty());
-    assert!(matches!(observe(&d.join("nope"), None), Err(StatusError::Dir(_))));
+    assert!(matches!(
+        observe(&d.join("nope"), None),
+        Err(StatusError::Dir(_))
+    ));
     let text = run(d, None, false, NOW).unwrap();
     assert!(text.contains("no state file yet"), "{text}");
     assert!(text.contains("alice  igwn        waiting"), "{text}");

@@ -101,7 +101,8 @@ impl VaultError {
         else {
             return None;
         };
-        let bearer_read = path.contains("secret/oauth/creds/") || path.contains("secret/oauth/sts/");
+        let bearer_read =
+            path.contains("secret/oauth/creds/") || path.contains("secret/oauth/sts/");
         match status {
             404 if bearer_read => Some(LoginNeeded::NoCredential),
             400 if errors.iter().any(|e| e.contains("refresh failed")) => {

@@ -90,7 +90,10 @@ fn answers_that_need_a_person() {
     let creds = "secret/oauth/creds/igwn/alice:default";
     for (e, want) in [
         (status(404, creds, &[]), Some(LoginNeeded::NoCredential)),
-        (status(404, "secret/oauth/sts/igwn/a:r", &[]), Some(LoginNeeded::NoCredential)),
+        (
+            status(404, "secret/oauth/sts/igwn/a:r", &[]),
+            Some(LoginNeeded::NoCredential),
+        ),
         (status(404, "auth/kerberos-igwn_robot/login", &[]), None),
         (
             status(400, creds, &["refresh failed: invalid_grant"]),

@@ -27,7 +27,9 @@ fn promtool() -> PathBuf {
             .find(|f| f.is_file())
     });
     found.unwrap_or_else(|| {
-        panic!("promtool is not installed: apt-get install prometheus (scripts/install-deps.sh does)")
+        panic!(
+            "promtool is not installed: apt-get install prometheus (scripts/install-deps.sh does)"
+        )
     })
 }
 
@@ -41,10 +43,7 @@ fn series_name(s: &metrics::Sample, instance: &str) -> String {
     let mut labels: Vec<(String, String)> = s.labels.clone();
     labels.push(("instance".into(), instance.into()));
     labels.sort();
-    let body: Vec<String> = labels
-        .iter()
-        .map(|(k, v)| format!("{k}=\"{v}\""))
-        .collect();
+    let body: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
     format!("{}{{{}}}", s.name, body.join(","))
 }
 
@@ -135,11 +134,21 @@ fn pass(m: &mut CredmonMetrics, minute: u64, expiry_in: u64) {
 }
 
 /// `(alertname, instance, extra labels)` expected to fire at the end.
-type Firing = (&'static str, &'static str, Vec<(&'static str, &'static str)>);
+type Firing = (
+    &'static str,
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+);
 
 /// The annotations of `alert` in the rules file, its label templates filled in.
-fn annotations(rules: &str, alert: &str, labels: &BTreeMap<String, String>) -> Vec<(String, String)> {
-    let mut lines = rules.lines().skip_while(|l| l.trim() != format!("- alert: {alert}"));
+fn annotations(
+    rules: &str,
+    alert: &str,
+    labels: &BTreeMap<String, String>,
+) -> Vec<(String, String)> {
+    let mut lines = rules
+        .lines()
+        .skip_while(|l| l.trim() != format!("- alert: {alert}"));
     lines.next();
     let mut out = Vec::new();
     for l in lines.take_while(|l| !l.trim_start().starts_with("- alert:")) {
@@ -173,7 +182,9 @@ fn alert_tests(rules: &str, eval: u64, firing: &[Firing]) -> String {
         .collect();
     let mut out = String::new();
     for name in names {
-        out += &format!("      - eval_time: {eval}m\n        alertname: {name}\n        exp_alerts:\n");
+        out += &format!(
+            "      - eval_time: {eval}m\n        alertname: {name}\n        exp_alerts:\n"
+        );
         let mine: Vec<&Firing> = firing.iter().filter(|f| f.0 == name).collect();
         if mine.is_empty() {
             out.pop();
@@ -210,7 +221,12 @@ fn shipped_alert_rules_fire_on_series_from_our_metrics_files() {
         .arg(&rules_path)
         .output()
         .unwrap();
-    assert!(out.status.success(), "promtool check rules: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "promtool check rules: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rules = std::fs::read_to_string(&rules_path).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -246,7 +262,11 @@ fn shipped_alert_rules_fire_on_series_from_our_metrics_files() {
         }),
         // Renewals fail: the soonest expiry comes near.
         credmon(d, "expiring", |i, m| {
-            m.end_pass(at(i), BTreeMap::from([("failing".to_owned(), 1)]), Some(1500));
+            m.end_pass(
+                at(i),
+                BTreeMap::from([("failing".to_owned(), 1)]),
+                Some(1500),
+            );
             true
         }),
         // Vault answers 500 at every pass.
@@ -262,18 +282,32 @@ fn shipped_alert_rules_fire_on_series_from_our_metrics_files() {
                 m.record_success(at(i), m.expiry, None);
             }
         }),
-        get(d, "get-needslogin", |i, m| m.record_failure(at(i), "needs_login")),
+        get(d, "get-needslogin", |i, m| {
+            m.record_failure(at(i), "needs_login")
+        }),
         get(d, "get-failing", |i, m| m.record_failure(at(i), "vault")),
     ];
     let firing: Vec<Firing> = vec![
         ("RobotCredmonPassTooOld", "stalled", vec![]),
         ("RobotCredmonPassTooOld", "stopped", vec![]),
         ("RobotCredmonDown", "stopped", vec![]),
-        ("RobotCredentialNeedsLogin", "needslogin", vec![("user", "carol"), ("credential", "igwn")]),
+        (
+            "RobotCredentialNeedsLogin",
+            "needslogin",
+            vec![("user", "carol"), ("credential", "igwn")],
+        ),
         ("RobotCredmonCredentialExpiringSoon", "expiring", vec![]),
         ("RobotCredmonRefreshesFailing", "failing", vec![]),
-        ("RobotTokenNeedsLogin", "get-needslogin", vec![("user", "robot")]),
-        ("RobotTokenRefreshFailing", "get-failing", vec![("user", "robot")]),
+        (
+            "RobotTokenNeedsLogin",
+            "get-needslogin",
+            vec![("user", "robot")],
+        ),
+        (
+            "RobotTokenRefreshFailing",
+            "get-failing",
+            vec![("user", "robot")],
+        ),
     ];
     let mut test = format!(
         "rule_files:\n  - {}\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n",
@@ -289,8 +323,16 @@ fn shipped_alert_rules_fire_on_series_from_our_metrics_files() {
         &rules,
         1,
         &[
-            ("RobotCredentialNeedsLogin", "needslogin", vec![("user", "carol"), ("credential", "igwn")]),
-            ("RobotTokenNeedsLogin", "get-needslogin", vec![("user", "robot")]),
+            (
+                "RobotCredentialNeedsLogin",
+                "needslogin",
+                vec![("user", "carol"), ("credential", "igwn")],
+            ),
+            (
+                "RobotTokenNeedsLogin",
+                "get-needslogin",
+                vec![("user", "robot")],
+            ),
         ],
     );
     let test_path = d.join("robot-credmon.test.yml");
@@ -313,10 +355,24 @@ fn the_dashboard_uses_only_metrics_we_export() {
     use credmon_names as c;
     use get_names as g;
     let known: Vec<String> = [
-        c::UP, c::LAST_PASS, c::LAST_SUCCESS, c::SOONEST_EXPIRY, c::CONSECUTIVE_FAILURES,
-        c::CREDENTIALS, c::REFRESHES, c::FAILURES, c::NEEDING_LOGIN, c::NEEDS_LOGIN,
-        g::LAST_RUN, g::LAST_SUCCESS, g::LAST_REFRESH, g::EXPIRY, g::CONSECUTIVE_FAILURES,
-        g::REFRESHES, g::FAILURES, g::NEEDS_LOGIN,
+        c::UP,
+        c::LAST_PASS,
+        c::LAST_SUCCESS,
+        c::SOONEST_EXPIRY,
+        c::CONSECUTIVE_FAILURES,
+        c::CREDENTIALS,
+        c::REFRESHES,
+        c::FAILURES,
+        c::NEEDING_LOGIN,
+        c::NEEDS_LOGIN,
+        g::LAST_RUN,
+        g::LAST_SUCCESS,
+        g::LAST_REFRESH,
+        g::EXPIRY,
+        g::CONSECUTIVE_FAILURES,
+        g::REFRESHES,
+        g::FAILURES,
+        g::NEEDS_LOGIN,
     ]
     .iter()
     .map(|s| s.to_string())
@@ -335,13 +391,23 @@ fn the_dashboard_uses_only_metrics_we_export() {
                 .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
                 .filter(|w| w.starts_with("robot_credmon_"))
             {
-                assert!(known.iter().any(|k| k == name), "{} uses unknown metric {name}", p["title"]);
+                assert!(
+                    known.iter().any(|k| k == name),
+                    "{} uses unknown metric {name}",
+                    p["title"]
+                );
                 used.insert(name.to_owned());
             }
         }
     }
     assert!(exprs >= 10, "{exprs} queries");
-    for must in [c::UP, c::NEEDS_LOGIN, c::CREDENTIALS, g::EXPIRY, g::NEEDS_LOGIN] {
+    for must in [
+        c::UP,
+        c::NEEDS_LOGIN,
+        c::CREDENTIALS,
+        g::EXPIRY,
+        g::NEEDS_LOGIN,
+    ] {
         assert!(used.contains(must), "the dashboard does not show {must}");
     }
     // The rules, too, use only what we export.
@@ -350,6 +416,9 @@ fn the_dashboard_uses_only_metrics_we_export() {
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .filter(|w| w.starts_with("robot_credmon_"))
     {
-        assert!(known.iter().any(|k| k == name), "the rules use unknown metric {name}");
+        assert!(
+            known.iter().any(|k| k == name),
+            "the rules use unknown metric {name}"
+        );
     }
 }

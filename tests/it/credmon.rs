@@ -363,7 +363,12 @@ fn group_readable_keytab_is_not_used_for_relogin() {
     );
     // The line docs/troubleshooting.md quotes.
     let log = cm.log_text();
-    eprintln!("{}", log.lines().find(|l| l.contains("mode 0640")).unwrap_or_default());
+    eprintln!(
+        "{}",
+        log.lines()
+            .find(|l| l.contains("mode 0640"))
+            .unwrap_or_default()
+    );
     assert_eq!(env.vault.logins(), 0);
 }
 
@@ -1608,7 +1613,11 @@ fn status_json(credd: &Credd) -> serde_json::Value {
         .env_clear()
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -1653,7 +1662,11 @@ fn status_and_needs_a_person_from_the_state_file_also_while_the_credmon_is_down(
     assert!(env.vault.revoke_refresh_token("igwn", "carol", "robot"));
     let carol_token = env.vault.provision_token("igwn", "robot", "carol", 3600);
     let carol_url = env.vault.creds_url("igwn", "carol", "robot");
-    credd.store("carol", SVC, &Credd::vault_top(Some(&carol_token), &carol_url));
+    credd.store(
+        "carol",
+        SVC,
+        &Credd::vault_top(Some(&carol_token), &carol_url),
+    );
     let prom = env.path().join("credmon.prom");
     let (mut cmd, log) = Credmon::command(&env, &credd, &[("ROBOT_CREDMON_STATE_INTERVAL", "1")]);
     cmd.arg("--metrics-file").arg(&prom);
@@ -1669,7 +1682,11 @@ fn status_and_needs_a_person_from_the_state_file_also_while_the_credmon_is_down(
         .collect();
     assert_eq!(
         states,
-        [("bob", "needs_login"), ("carol", "needs_login"), (USER, "fresh")],
+        [
+            ("bob", "needs_login"),
+            ("carol", "needs_login"),
+            (USER, "fresh")
+        ],
         "{v}"
     );
     let bob = row(&v, "bob");
@@ -1678,7 +1695,10 @@ fn status_and_needs_a_person_from_the_state_file_also_while_the_credmon_is_down(
         env.vault.port()
     );
     let err = bob["last_error"].as_str().unwrap();
-    assert!(err.contains("holds no credential for credkey 'bob'") && err.ends_with(&command), "{err}");
+    assert!(
+        err.contains("holds no credential for credkey 'bob'") && err.ends_with(&command),
+        "{err}"
+    );
     assert_eq!(bob["needs_login"], true);
     assert!(bob["next_due"].as_i64().is_some(), "{v}");
     assert!(
@@ -1689,8 +1709,14 @@ fn status_and_needs_a_person_from_the_state_file_also_while_the_credmon_is_down(
         "{v}"
     );
     let alice = row(&v, USER);
-    assert!(alice["use_expires"].as_i64().unwrap() > crate::cmd::now() + 600, "{v}");
-    assert!(alice["next_due"].as_i64().unwrap() > crate::cmd::now(), "{v}");
+    assert!(
+        alice["use_expires"].as_i64().unwrap() > crate::cmd::now() + 600,
+        "{v}"
+    );
+    assert!(
+        alice["next_due"].as_i64().unwrap() > crate::cmd::now(),
+        "{v}"
+    );
     assert_eq!(alice["last_error"], serde_json::Value::Null);
     // The state file: root's, 0644, no token in it.
     let state_path = credd.dir.join(".robot-credmon-state.json");
@@ -1698,16 +1724,30 @@ fn status_and_needs_a_person_from_the_state_file_also_while_the_credmon_is_down(
     assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o644));
     let text = std::fs::read_to_string(&state_path).unwrap();
     for secret in [&good_token, &bob_token, &carol_token] {
-        assert!(!text.contains(secret.as_str()), "a Vault token in the state file");
+        assert!(
+            !text.contains(secret.as_str()),
+            "a Vault token in the state file"
+        );
     }
     assert!(!text.contains("eyJ"), "a JWT in the state file: {text}");
     // Retried with backoff (base 1 s), but said once per credential.
     assert!(
-        env.vault
-            .wait_for_count("GET", &format!("/v1/secret/oauth/creds/igwn/bob:robot"), 3, Duration::from_secs(15)),
+        env.vault.wait_for_count(
+            "GET",
+            "/v1/secret/oauth/creds/igwn/bob:robot",
+            3,
+            Duration::from_secs(15)
+        ),
         "bob was not retried"
     );
-    assert_eq!(cm.log_text().matches("bob/igwn_robot needs a person").count(), 1, "{}", cm.log_text());
+    assert_eq!(
+        cm.log_text()
+            .matches("bob/igwn_robot needs a person")
+            .count(),
+        1,
+        "{}",
+        cm.log_text()
+    );
     // check --credmon is CRITICAL with the command; the metrics name both credentials.
     let out = Command::new(env!("CARGO_BIN_EXE_robot-credmon"))
         .args(["check", "--credmon"])
@@ -1717,7 +1757,10 @@ fn status_and_needs_a_person_from_the_state_file_also_while_the_credmon_is_down(
         .unwrap();
     let line = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(2), "{line}");
-    assert!(line.starts_with("CRITICAL - bob/igwn_robot needs a person: ") && line.contains(&command), "{line}");
+    assert!(
+        line.starts_with("CRITICAL - bob/igwn_robot needs a person: ") && line.contains(&command),
+        "{line}"
+    );
     assert!(Credd::wait_for_file(&prom, Duration::from_secs(5)));
     let (ptext, s) = read_metrics(&prom);
     assert_eq!(sample(&s, NEEDING_LOGIN, &[]), Some(2.0), "{ptext}");
@@ -1734,9 +1777,15 @@ fn status_and_needs_a_person_from_the_state_file_also_while_the_credmon_is_down(
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("3 credentials: 2 needs a person, 1 fresh"), "{text}");
+    assert!(
+        text.contains("3 credentials: 2 needs a person, 1 fresh"),
+        "{text}"
+    );
     // Down: still shown, and said so.
-    assert_eq!(cm.stop_with(Signal::SIGTERM, Duration::from_secs(5)).0, Some(0));
+    assert_eq!(
+        cm.stop_with(Signal::SIGTERM, Duration::from_secs(5)).0,
+        Some(0)
+    );
     let v = status_json(&credd);
     assert_eq!(v["credmon"]["running"], false, "{v}");
     assert_eq!(row(&v, "bob")["state"], "needs_login", "{v}");
@@ -1746,7 +1795,10 @@ fn status_and_needs_a_person_from_the_state_file_also_while_the_credmon_is_down(
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.starts_with("credmon: not running: no pid file in"), "{text}");
+    assert!(
+        text.starts_with("credmon: not running: no pid file in"),
+        "{text}"
+    );
     // A person logged in for bob: the next credmon clears it.
     env.vault.add_credential("igwn", "bob", "robot");
     let _cm = Credmon::start(&env, &credd, &[("ROBOT_CREDMON_STATE_INTERVAL", "1")]);

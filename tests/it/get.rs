@@ -552,7 +552,11 @@ fn missing_credential_says_a_person_must_log_in_once() {
             .remove_credential("igwn", TestEnv::PRINCIPAL, "robot")
     );
     let r = get(&e, &["--nooidc"]);
-    assert_eq!(r.code, 4, "needs a person: its own exit status; {}", r.stderr);
+    assert_eq!(
+        r.code, 4,
+        "needs a person: its own exit status; {}",
+        r.stderr
+    );
     let lines: Vec<&str> = r.stderr.lines().collect();
     assert_eq!(lines.len(), 1, "one line: {}", r.stderr);
     let want = format!(
@@ -564,7 +568,10 @@ fn missing_credential_says_a_person_must_log_in_once() {
     // The line docs/troubleshooting.md quotes.
     eprintln!("{}", lines[0]);
     let command = &lines[0][want.len()..];
-    assert!(command.contains(" get -a ") && command.ends_with(" --oidc"), "{command}");
+    assert!(
+        command.contains(" get -a ") && command.ends_with(" --oidc"),
+        "{command}"
+    );
     assert!(!command.contains("--nooidc"), "{command}");
     assert!(
         !vt(&e).exists(),
@@ -575,18 +582,26 @@ fn missing_credential_says_a_person_must_log_in_once() {
     let c = check_token(&e);
     assert_eq!(c.code, 2, "{}", c.stdout);
     assert!(
-        c.stdout.starts_with("CRITICAL - a person must log in: Vault at localhost:")
+        c.stdout
+            .starts_with("CRITICAL - a person must log in: Vault at localhost:")
             && c.stdout.contains(command),
         "{}",
         c.stdout
     );
     // The refused refresh token of a credential that existed: the same signal.
     e.vault.add_credential("igwn", TestEnv::PRINCIPAL, "robot");
-    assert!(e.vault.revoke_refresh_token("igwn", TestEnv::PRINCIPAL, "robot"));
+    assert!(
+        e.vault
+            .revoke_refresh_token("igwn", TestEnv::PRINCIPAL, "robot")
+    );
     std::fs::remove_file(out(&e)).unwrap();
     let r = get(&e, &[]);
     assert_eq!(r.code, 4, "{}", r.stderr);
-    assert!(r.stderr.contains("the issuer refused the refresh token"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("the issuer refused the refresh token"),
+        "{}",
+        r.stderr
+    );
     // Once a person has logged in, the next run clears the marker and check is OK.
     e.vault.add_credential("igwn", TestEnv::PRINCIPAL, "robot");
     let r = get(&e, &[]);

@@ -100,12 +100,14 @@ fn no_prompt_without_a_terminal() {
     assert_eq!(r.code, 4, "needs a person: exit 4; stderr: {}", r.stderr);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
     assert!(
-        r.stderr.contains("holds no credential for credkey 'robot/host.example'"),
+        r.stderr
+            .contains("holds no credential for credkey 'robot/host.example'"),
         "{}",
         r.stderr
     );
     assert!(
-        r.stderr.contains("a person must log in once: run on a terminal: ")
+        r.stderr
+            .contains("a person must log in once: run on a terminal: ")
             && r.stderr.trim_end().ends_with(" --oidc"),
         "{}",
         r.stderr

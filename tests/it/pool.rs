@@ -399,7 +399,11 @@ fn status_json(w: &World) -> Result<serde_json::Value, String> {
             .arg(&w.pool.cred_dir),
         Duration::from_secs(20),
     )?;
-    ensure!(out.status.success(), "status: {}", String::from_utf8_lossy(&out.stderr));
+    ensure!(
+        out.status.success(),
+        "status: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
 }
 
@@ -422,22 +426,35 @@ fn status_and_a_credential_that_needs_a_person(w: &World) -> R {
     ensure!(prov["state"] == "fresh" && prov["keytab"] == true, "{prov}");
     let marks = w.pool.log_marks();
     ensure!(
-        w.env.vault.remove_credential("igwn", TestEnv::PRINCIPAL, "robot"),
+        w.env
+            .vault
+            .remove_credential("igwn", TestEnv::PRINCIPAL, "robot"),
         "no Vault credential to remove"
     );
     w.env.vault.expire_access_tokens();
     let use_ = use_path(w, &w.prov.name, PROV);
     let _ = std::fs::remove_file(&use_);
-    kill(Pid::from_raw(w.pool.credmon_pid().unwrap_or(0)), Signal::SIGHUP).ok();
+    kill(
+        Pid::from_raw(w.pool.credmon_pid().unwrap_or(0)),
+        Signal::SIGHUP,
+    )
+    .ok();
     let mut last = serde_json::Value::Null;
     let seen = Pool::wait_for(Duration::from_secs(20), || {
         last = status_json(w).unwrap_or_default();
         state_of(&last, &w.prov.name, PROV).is_some_and(|r| r["state"] == "needs_login")
     });
-    let restore = || w.env.vault.add_credential("igwn", TestEnv::PRINCIPAL, "robot");
+    let restore = || {
+        w.env
+            .vault
+            .add_credential("igwn", TestEnv::PRINCIPAL, "robot")
+    };
     if !seen {
         restore();
-        return Err(format!("status never showed needs_login: {last}\nlog:\n{}", tail(&credmon_log(w), 20)));
+        return Err(format!(
+            "status never showed needs_login: {last}\nlog:\n{}",
+            tail(&credmon_log(w), 20)
+        ));
     }
     let row = state_of(&last, &w.prov.name, PROV).unwrap_or_default();
     let command = format!(
@@ -448,7 +465,9 @@ fn status_and_a_credential_that_needs_a_person(w: &World) -> R {
     );
     let err = row["last_error"].as_str().unwrap_or_default().to_owned();
     let text = Pool::run(
-        std::process::Command::new(&w.pool.bin).args(["status", "-c"]).arg(&w.pool.cred_dir),
+        std::process::Command::new(&w.pool.bin)
+            .args(["status", "-c"])
+            .arg(&w.pool.cred_dir),
         Duration::from_secs(20),
     )
     .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())?;
@@ -471,13 +490,24 @@ fn status_and_a_credential_that_needs_a_person(w: &World) -> R {
         Duration::from_secs(20),
     )?;
     let query_text = String::from_utf8_lossy(&query.stdout).into_owned();
-    let (sub, _) = w.pool.submit(&w.prov, "held", 1, &[PROV], &format!("use_oauth_services = {PROV}"), &[]);
+    let (sub, _) = w.pool.submit(
+        &w.prov,
+        "held",
+        1,
+        &[PROV],
+        &format!("use_oauth_services = {PROV}"),
+        &[],
+    );
     let mut hold = String::new();
     let held = sub.is_ok()
         && Pool::wait_for(Duration::from_secs(40), || {
             hold = w
                 .pool
-                .ok("condor_q", &["-allusers", "-af", "HoldReason"], Duration::from_secs(20))
+                .ok(
+                    "condor_q",
+                    &["-allusers", "-af", "HoldReason"],
+                    Duration::from_secs(20),
+                )
                 .unwrap_or_default();
             hold.contains("Job credentials are not available")
         });
@@ -492,27 +522,46 @@ fn status_and_a_credential_that_needs_a_person(w: &World) -> R {
     // A person logs in (Vault holds the credential again): the next retry heals it.
     restore();
     let healed = Pool::wait_for(Duration::from_secs(30), || use_.exists());
-    ensure!(err.contains("holds no credential for credkey") && err.ends_with(&command), "last_error: {err}");
+    ensure!(
+        err.contains("holds no credential for credkey") && err.ends_with(&command),
+        "last_error: {err}"
+    );
     ensure!(row["needs_login"] == true, "{row}");
     ensure!(text.contains("needs a person"), "{text}");
     ensure!(
-        check.status.code() == Some(2) && check_line.contains("needs a person") && check_line.contains(&command),
+        check.status.code() == Some(2)
+            && check_line.contains("needs a person")
+            && check_line.contains(&command),
         "check --credmon: {check_line}"
     );
-    ensure!(said.len() == 1, "the credmon log should say it once: {said:?}");
+    ensure!(
+        said.len() == 1,
+        "the credmon log should say it once: {said:?}"
+    );
     eprintln!("pool: CredMonOAuthLog: {}", said[0]);
-    ensure!(query_text.contains("waiting for processing"), "query-oauth: {query_text}");
+    ensure!(
+        query_text.contains("waiting for processing"),
+        "query-oauth: {query_text}"
+    );
     eprintln!("pool: condor_store_cred query-oauth: {}", query_text.trim());
     ensure!(held, "no held job: submit {sub:?}, hold reason {hold:?}");
     eprintln!("pool: condor_q HoldReason: {}", hold.trim());
-    ensure!(healed, "no .use after the credential came back; log:\n{}", tail(&credmon_log(w), 20));
+    ensure!(
+        healed,
+        "no .use after the credential came back; log:\n{}",
+        tail(&credmon_log(w), 20)
+    );
     let fresh = Pool::wait_for(Duration::from_secs(15), || {
         status_json(w)
             .ok()
             .and_then(|v| state_of(&v, &w.prov.name, PROV))
             .is_some_and(|r| r["state"] == "fresh")
     });
-    ensure!(fresh, "status did not return to fresh: {}", status_json(w).unwrap_or_default());
+    ensure!(
+        fresh,
+        "status did not return to fresh: {}",
+        status_json(w).unwrap_or_default()
+    );
     Ok(())
 }
 
@@ -786,7 +835,9 @@ fn trusted_vault_hosts_forms(w: &World) -> R {
         &format!("use_oauth_services = {SVC}"),
         &krb_env(w, &w.robot),
     );
-    let refused = r.err().ok_or("bare host: the credd accepted a vault_url with a port")?;
+    let refused = r
+        .err()
+        .ok_or("bare host: the credd accepted a vault_url with a port")?;
     let entry = format!("add '{hostport}' to TRUSTED_VAULT_HOSTS");
     ensure!(
         refused.contains("Credential requires interacting with an untrusted host")
@@ -795,7 +846,10 @@ fn trusted_vault_hosts_forms(w: &World) -> R {
     );
     eprintln!(
         "pool: the storer under condor_submit: {}",
-        refused.lines().find(|l| l.contains("untrusted host")).unwrap_or_default()
+        refused
+            .lines()
+            .find(|l| l.contains("untrusted host"))
+            .unwrap_or_default()
     );
     ensure!(
         w.pool

@@ -25,7 +25,8 @@ pub const DEFAULT_PREFIX: &str = "/var/cache/robot-credmon/htcondor-25.14.0-7491
 /// when it is built, else the one whose `condor_master` is on `PATH` (from
 /// HTCondor's packages: `/usr`). Fails with what to do when there is none.
 pub fn prefix() -> Result<PathBuf, String> {
-    let usable = |p: &Path| p.join("sbin/condor_master").is_file() && p.join("bin/condor_submit").is_file();
+    let usable =
+        |p: &Path| p.join("sbin/condor_master").is_file() && p.join("bin/condor_submit").is_file();
     let on_path = || {
         std::env::split_paths(&std::env::var_os("PATH")?)
             .map(|d| d.join("condor_master"))

@@ -76,10 +76,7 @@ impl Coordinator {
         let needs_login = self.ctx.status().needs_login();
         let mut st = self.shared.lock();
         st.metrics.end_pass(SystemTime::now(), states, soonest);
-        st.metrics.needs_login = needs_login
-            .into_iter()
-            .map(|k| (k.user, k.stem))
-            .collect();
+        st.metrics.needs_login = needs_login.into_iter().map(|k| (k.user, k.stem)).collect();
         drop(st);
         if let Some(path) = &self.ctx.config().metrics_file {
             drop(self.shared.write_metrics(path));
@@ -94,7 +91,11 @@ impl Coordinator {
         let tracker = self.ctx.status();
         if let Some(root) = self.root() {
             tracker.prune_skipped(|k| {
-                !matches!(root.open_child(&k.user).and_then(|d| d.stat(&format!("{}.top", k.stem))), Ok(Some(_)))
+                !matches!(
+                    root.open_child(&k.user)
+                        .and_then(|d| d.stat(&format!("{}.top", k.stem))),
+                    Ok(Some(_))
+                )
             });
         }
         tracker.pass_done(
