@@ -238,6 +238,7 @@ mod tests {
                 "robot-credmon-check.1",
                 "robot-credmon-credmon.1",
                 "robot-credmon-get.1",
+                "robot-credmon-status.1",
                 "robot-credmon-store.1",
                 "robot-credmon-storer.1",
                 "robot-credmon-token.1",

@@ -100,6 +100,18 @@ pub struct Settings {
     pub interval: Duration,
 }
 
+impl Settings {
+    /// The settings of a credmon configuration.
+    pub fn of(cfg: &crate::credmon::config::Config) -> Self {
+        Settings {
+            minimum: cfg.minimum,
+            refresh: cfg.refresh,
+            keytab_dir: cfg.keytab_dir.clone(),
+            interval: cfg.state_interval,
+        }
+    }
+}
+
 /// A credential's problem in the credmon's memory (only failing ones are kept).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Slot {
@@ -190,11 +202,24 @@ impl Tracker {
         t.dirty && !was_dirty
     }
 
-    /// A complete pass ended at `now` under `settings`: the file is due.
-    pub fn pass_done(&self, now: i64, settings: Settings) {
+    /// A tracker for a credmon with these settings.
+    pub fn new(settings: Settings) -> Self {
+        let t = Tracker::default();
+        t.lock().settings = settings;
+        t
+    }
+
+    /// The settings changed (configuration re-read).
+    pub fn set_settings(&self, settings: Settings) {
+        let mut t = self.lock();
+        t.dirty |= t.settings != settings;
+        t.settings = settings;
+    }
+
+    /// A complete pass ended at `now`: the file is due.
+    pub fn pass_done(&self, now: i64) {
         let mut t = self.lock();
         t.last_pass = Some(now);
-        t.settings = settings;
         t.dirty = true;
     }
 
@@ -503,10 +528,10 @@ mod tests {
     fn writes_are_debounced() {
         let dir = tempfile::tempdir().unwrap();
         let root = SafeDir::open(dir.path()).unwrap();
-        let t = Tracker::default();
+        let t = Tracker::new(settings(5));
         let s = Duration::from_secs;
         assert_eq!(t.due(s(1000)), None, "nothing changed: nothing to write");
-        t.pass_done(1000, settings(5));
+        t.pass_done(1000);
         assert_eq!(t.due(s(1000)), Some(s(1000)), "the first write is at once");
         assert_eq!(t.write_if_due(&root, s(1000), 1, 1000, false), None);
         let f = read(&root, nix::unistd::geteuid().as_raw())

@@ -1671,7 +1671,9 @@ fn status_and_needs_a_person_from_the_state_file_also_while_the_credmon_is_down(
     let (mut cmd, log) = Credmon::command(&env, &credd, &[("ROBOT_CREDMON_STATE_INTERVAL", "1")]);
     cmd.arg("--metrics-file").arg(&prom);
     let mut cm = Credmon::spawn(cmd, log, &credd);
-    let v = wait_state(&credd, "carol", "needs_login", Duration::from_secs(10));
+    wait_state(&credd, "carol", "needs_login", Duration::from_secs(10));
+    wait_state(&credd, "bob", "needs_login", Duration::from_secs(10));
+    let v = wait_state(&credd, USER, "fresh", Duration::from_secs(10));
     assert_eq!(v["credmon"]["running"], true, "{v}");
     assert_eq!(v["credmon"]["pid"], cm.pid(), "{v}");
     let states: Vec<(&str, &str)> = v["credentials"]

@@ -4,7 +4,6 @@
 use super::Coordinator;
 use super::pool::Seen;
 use crate::credmon::refresh::Key;
-use crate::status::state::Settings;
 use std::collections::{BTreeMap, HashSet};
 use std::time::SystemTime;
 
@@ -84,10 +83,9 @@ impl Coordinator {
         summary
     }
 
-    /// The end of a pass for the state file: the settings it repeats, and
-    /// skipped credentials whose `.top` is gone are forgotten.
+    /// The end of a pass for the state file: skipped credentials whose
+    /// `.top` is gone are forgotten.
     pub(super) fn status_pass_done(&self) {
-        let cfg = self.ctx.config();
         let tracker = self.ctx.status();
         if let Some(root) = self.root() {
             tracker.prune_skipped(|k| {
@@ -98,14 +96,6 @@ impl Coordinator {
                 )
             });
         }
-        tracker.pass_done(
-            crate::token::unix_seconds(self.ctx.now()),
-            Settings {
-                minimum: cfg.minimum,
-                refresh: cfg.refresh,
-                keytab_dir: cfg.keytab_dir.clone(),
-                interval: cfg.state_interval,
-            },
-        );
+        tracker.pass_done(crate::token::unix_seconds(self.ctx.now()));
     }
 }

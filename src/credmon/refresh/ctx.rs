@@ -6,7 +6,7 @@ use super::Key;
 use crate::credmon::config::Config;
 use crate::env::Env;
 use crate::files::WriteOptions;
-use crate::status::state::Tracker;
+use crate::status::state::{Settings, Tracker};
 use crate::vault::auth::{self, Trust};
 use crate::vault::{Limits, VaultClient, VaultError, tls};
 use std::collections::HashMap;
@@ -31,6 +31,7 @@ const DAILY: Duration = Duration::from_secs(86_400);
 impl Ctx {
     /// A context for `cfg` in `env`; files are given to root when we run as root.
     pub fn new(cfg: Arc<Config>, env: &Env) -> Self {
+        let status = Tracker::new(Settings::of(&cfg));
         Self {
             cfg: RwLock::new(cfg),
             clients: Mutex::new(HashMap::new()),
@@ -38,7 +39,7 @@ impl Ctx {
             paused: Mutex::new(HashMap::new()),
             warned: Mutex::new(HashMap::new()),
             daily: Mutex::new(HashMap::new()),
-            status: Tracker::default(),
+            status,
             env: env.clone(),
         }
     }
@@ -81,6 +82,7 @@ impl Ctx {
                 .unwrap_or_else(|p| p.into_inner())
                 .clear();
         }
+        self.status.set_settings(Settings::of(&cfg));
         *self.cfg.write().unwrap_or_else(|p| p.into_inner()) = cfg;
     }
 
