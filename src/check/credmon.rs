@@ -125,23 +125,7 @@ pub fn observe(dir: &Path) -> Observation {
         }
     };
     seen.pid = read_pid(&top, owner);
-    match crate::status::state::read(&top, owner) {
-        Ok(Some(state)) => {
-            seen.needs_login = state
-                .problems
-                .iter()
-                .filter(|p| p.state == crate::status::state::Problem::NeedsLogin)
-                .map(|p| {
-                    format!(
-                        "{}/{} needs a person: {}",
-                        p.user, p.credential, p.last_error
-                    )
-                })
-                .collect();
-        }
-        Ok(None) => {}
-        Err(e) => seen.errors.push(e.to_string()),
-    }
+    read_needs_login(&top, owner, &mut seen);
     match top.stat("CREDMON_COMPLETE") {
         Ok(st) => seen.complete = st.map(|st| st.st_mtime),
         Err(e) => seen.errors.push(e.to_string()),
@@ -169,6 +153,28 @@ pub fn observe(dir: &Path) -> Observation {
         }
     }
     seen
+}
+
+/// The credentials the credmon's state file says need a person.
+fn read_needs_login(top: &SafeDir, owner: u32, seen: &mut Observation) {
+    use crate::status::state::{self, Problem};
+    match state::read(top, owner) {
+        Ok(Some(file)) => {
+            seen.needs_login = file
+                .problems
+                .iter()
+                .filter(|p| p.state == Problem::NeedsLogin)
+                .map(|p| {
+                    format!(
+                        "{}/{} needs a person: {}",
+                        p.user, p.credential, p.last_error
+                    )
+                })
+                .collect();
+        }
+        Ok(None) => {}
+        Err(e) => seen.errors.push(e.to_string()),
+    }
 }
 
 fn is_kind(st: &FileStat, kind: SFlag) -> bool {

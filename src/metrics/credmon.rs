@@ -155,12 +155,6 @@ impl CredmonMetrics {
         let mut t = Text::default();
         let f = |v: Option<i64>| v.map(|v| v as f64);
         t.gauge(
-            UP,
-            "1 while the credmon runs; 0 once it has stopped.",
-            &[],
-            Some(f64::from(u8::from(!self.stopped))),
-        );
-        t.gauge(
             LAST_PASS,
             "End of the credmon's last complete pass (seconds since the epoch).",
             &[],
@@ -211,27 +205,41 @@ impl CredmonMetrics {
             REFRESH_DURATION,
             "Time taken by refreshes, successful or not.",
         );
+        self.render_up_and_needs_login(&mut t);
+        t.out
+    }
+
+    /// Whether it runs; the credentials that need a person: the total, and
+    /// one series per credential (none for the others).
+    fn render_up_and_needs_login(&self, t: &mut Text) {
+        use credmon_names::*;
+        t.gauge(
+            UP,
+            "1 while the credmon runs; 0 once it has stopped.",
+            &[],
+            Some(f64::from(u8::from(!self.stopped))),
+        );
         t.gauge(
             NEEDING_LOGIN,
             "Credentials whose Vault answer says a person must log in (OIDC) before they work again.",
             &[],
             Some(self.needs_login.len() as f64),
         );
-        if !self.needs_login.is_empty() {
-            t.family(
-                NEEDS_LOGIN,
-                "gauge",
-                "1 for each credential that needs a person to log in; absent for the others.",
-            );
-            for (user, credential) in &self.needs_login {
-                t.sample(
-                    NEEDS_LOGIN,
-                    &[("user", user), ("credential", credential)],
-                    1.0,
-                );
-            }
+        if self.needs_login.is_empty() {
+            return;
         }
-        t.out
+        t.family(
+            NEEDS_LOGIN,
+            "gauge",
+            "1 for each credential that needs a person to log in; absent for the others.",
+        );
+        for (user, credential) in &self.needs_login {
+            t.sample(
+                NEEDS_LOGIN,
+                &[("user", user), ("credential", credential)],
+                1.0,
+            );
+        }
     }
 
     /// Replaces the metrics file atomically.
