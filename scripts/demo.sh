@@ -92,9 +92,11 @@ grep 'refreshed bob/igwn' "$WORK/CredMonOAuthLog"
 echo
 echo "== alice submits: the credd writes alice/igwn.top and sends SIGHUP to the pid in $CRED/pid"
 store_top alice "${creds[0]}"
+pid=$(cat "$CRED/pid")
+n=0
 t0=$(date +%s%N)
-kill -HUP "$(cat "$CRED/pid")"
-for _ in $(seq 1 200000); do [ -e "$CRED/alice/igwn.use" ] && break; done
+kill -HUP "$pid"
+until [ -e "$CRED/alice/igwn.use" ] || ((++n > 5000000)); do :; done
 t1=$(date +%s%N)
 echo "alice/igwn.use written $(((t1 - t0) / 1000000)) ms after the SIGHUP"
 ls -lR "$CRED" | sed "s|$CRED|\$CRED|"
