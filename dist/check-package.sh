@@ -62,8 +62,10 @@ main_files() {
     echo usr/lib/systemd/system/robot-credmon-get@.timer
     echo etc/robot-credmon/get.env
     echo etc/logrotate.d/robot-credmon
-    for f in README.md operations.md credmon.md htcondor.md; do echo "usr/share/doc/robot-credmon/$f"; done
-    for f in condor-config/*.conf dist/env/*.env; do echo "usr/share/doc/robot-credmon/examples/$(basename "$f")"; done
+    for f in README.md operations.md credmon.md htcondor.md troubleshooting.md; do echo "usr/share/doc/robot-credmon/$f"; done
+    for f in condor-config/*.conf dist/env/*.env dist/prometheus/robot-credmon.rules.yml dist/grafana/robot-credmon.json; do
+        echo "usr/share/doc/robot-credmon/examples/$(basename "$f")"
+    done
 }
 condor_files() {
     echo etc/condor/config.d/50-robot-credmon.conf

@@ -256,7 +256,10 @@ fn wait_pid(credd: &Credd, child: &Child) -> Result<(), String> {
 /// Context switches (voluntary and not) of every thread of `pid`.
 fn context_switches(pid: u32) -> Option<u64> {
     let mut total = 0;
-    for t in std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
         let s = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
         for l in s.lines() {
             if l.starts_with("voluntary_ctxt_switches:")

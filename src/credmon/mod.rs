@@ -76,6 +76,9 @@ pub fn main(args: CredmonArgs, env: &Env) -> Result<Outcome, CredmonError> {
     let cfg = load(&args, env)?;
     if args.check_config {
         print!("{}", cfg.describe());
+        for w in cfg.warnings() {
+            crate::logging::print_warning(&w);
+        }
         return Ok(Outcome::Done);
     }
     log::init(
@@ -153,7 +156,9 @@ fn run(args: CredmonArgs, cfg: Config, env: Env) -> Result<Outcome, String> {
     );
     let shared = coord.shared.clone();
     if args.once {
-        return Ok(run_once(&mut coord, cfg.max_in_flight));
+        let outcome = run_once(&mut coord, cfg.max_in_flight);
+        flush_status(&ctx, &root);
+        return Ok(outcome);
     }
     let signals = block_signals()?;
     let pid = write_pid(&root)?;
@@ -181,11 +186,20 @@ fn run(args: CredmonArgs, cfg: Config, env: Env) -> Result<Outcome, String> {
     }
     systemd.stopping();
     if let Some(path) = ctx.config().metrics_file.as_deref() {
+        shared.lock().metrics_mut().stopped = true;
         drop(shared.write_metrics(path, env.euid()));
     }
+    flush_status(&ctx, &root);
     daemon::instance::remove_pid_file(root.path());
     ::log::logger().flush();
     Ok(Outcome::Done)
+}
+
+/// Writes the state file's last changes (at exit and after `--once`).
+fn flush_status(ctx: &refresh::Ctx, root: &SafeDir) {
+    let now = crate::token::unix_seconds(ctx.now());
+    ctx.status()
+        .flush(root, std::process::id(), now, ctx.is_root());
 }
 
 /// Re-reads the configuration after SIGHUP (reopening the log); `None` keeps the old one.

@@ -22,6 +22,7 @@ use top::{read_top, store_vault_token};
 use super::config::Config;
 use super::policy::{self, Renew, UseState, VaultTarget};
 use crate::files::{FileError, SafeDir, Staged};
+use crate::status::login::{VaultCredential, credmon_message};
 use crate::token::{self, BearerToken, MAX_TOKEN_BYTES, accept};
 use crate::vault::auth::{self, CredentialSource};
 use crate::vault::{VaultClient, VaultError, VaultToken};
@@ -489,11 +490,25 @@ impl Job<'_> {
                 server_failing: true,
             };
         }
+        if let Some(msg) = self.login_needed(target, e) {
+            self.ctx
+                .warn_daily(self.key, &format!("{} needs a person: {msg}", self.key));
+            return RefreshError::retry(crate::status::state::NEEDS_LOGIN, msg);
+        }
         log::warn!(
             "failed to refresh {}: {e}; keeping the old .use, will retry",
             self.key
         );
         RefreshError::retry(vault_cause(e), e.to_string())
+    }
+
+    /// When Vault's answer means only a person can fix the credential (no
+    /// credential for the credkey, or a refused refresh token): one line
+    /// saying so, with the command its user runs.
+    fn login_needed(&self, target: &VaultTarget, e: &VaultError) -> Option<String> {
+        let what = e.login_needed()?;
+        let login = VaultCredential::from_parts(&target.host, target.port, &target.path)?;
+        Some(credmon_message(&self.key.user, &login, what))
     }
 
     /// Whether a token from Vault may replace the current `.use` (see [`accept::decide`]).

@@ -227,6 +227,14 @@ impl<K: Ord + Hash + Clone, T: Clone> Scheduler<K, T> {
         self.delayed.first().map(|d| d.0)
     }
 
+    /// When `key`'s queued job may run (its backoff), if it is queued.
+    pub fn next_try(&self, key: &K) -> Option<Mono> {
+        match self.slots.get(key).map(|s| &s.state) {
+            Some(State::Queued(job)) => Some(job.not_before),
+            _ => None,
+        }
+    }
+
     /// Consecutive failures of `key` (0 when unknown).
     pub fn failures(&self, key: &K) -> u32 {
         self.slots.get(key).map_or(0, |s| s.failures)

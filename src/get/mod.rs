@@ -4,6 +4,7 @@
 //! reusing the saved Vault token when it is still good and logging in with
 //! Kerberos when it is not.
 
+pub mod login;
 pub mod plan;
 mod vault;
 
@@ -62,6 +63,15 @@ pub enum GetError {
     /// Options that contradict each other.
     #[error("{0}")]
     BadOptions(String),
+    /// Only a person can get a token now: Vault holds no credential for the
+    /// credkey, or the issuer refused its refresh token (exit status 4).
+    #[error("{why}; a person must log in once: run on a terminal: {command}")]
+    NeedsLogin {
+        /// What Vault said, in words.
+        why: String,
+        /// The command to run ([`plan::login_command`]).
+        command: String,
+    },
 }
 
 /// What a successful run did.
@@ -95,7 +105,22 @@ pub enum Outcome {
 /// Runs `get` in `env` (variables, effective uid, clock), then updates the
 /// `--metrics-file` when one is given.
 pub fn run(args: &GetArgs, env: &Env) -> Result<Outcome, GetError> {
-    let result = refresh(args, env);
+    let result = refresh(args, env).map_err(|e| match e {
+        GetError::NeedsLogin { why, command } if command.is_empty() => GetError::NeedsLogin {
+            why,
+            command: plan::login_command(
+                &env.args()
+                    .iter()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect::<Vec<_>>(),
+            ),
+        },
+        e => e,
+    });
+    if !args.condor {
+        let outfile = plan::outfile(args, |k| env.var(k), env.euid());
+        login::mark(&outfile, &result, env);
+    }
     if let Some(path) = &args.metrics_file {
         record_metrics(path, &result, env);
     }
@@ -103,9 +128,9 @@ pub fn run(args: &GetArgs, env: &Env) -> Result<Outcome, GetError> {
 }
 
 impl GetError {
-    /// Vault answered 404: it holds no credential for the credkey.
-    fn is_not_found(&self) -> bool {
-        matches!(self, GetError::Auth(AuthError::Vault { error, .. }) if error.status() == Some(404))
+    /// Whether only a person can fix this (exit status 4).
+    pub fn needs_login(&self) -> bool {
+        matches!(self, GetError::NeedsLogin { .. })
     }
 
     /// A short label for metrics: `kerberos`, `vault`, `file` or `config`.
@@ -123,6 +148,7 @@ impl GetError {
             | GetError::BadOptions(_)
             | GetError::CondorConfig(_) => "config",
             GetError::Store(_) => "condor",
+            GetError::NeedsLogin { .. } => "needs_login",
         }
     }
 }

@@ -119,6 +119,21 @@ pub fn shell_quote(s: &str) -> String {
     }
 }
 
+/// The command a person runs once on a terminal when `get` needs a login:
+/// this run's own command line (`argv`) with `--oidc` (and without
+/// `--nooidc`), each word quoted for a shell.
+pub fn login_command(argv: &[String]) -> String {
+    let mut words: Vec<String> = argv
+        .iter()
+        .filter(|a| *a != "--nooidc")
+        .map(|a| shell_quote(a))
+        .collect();
+    if !argv.iter().any(|a| a == "--oidc") {
+        words.push("--oidc".to_owned());
+    }
+    words.join(" ")
+}
+
 /// Python's `repr` of a string (the common cases).
 fn py_repr(s: &str) -> String {
     if s.contains('\'') && !s.contains('"') {
@@ -171,6 +186,25 @@ mod tests {
     use super::*;
     use crate::cli::IgwnRobotGet;
     use clap::Parser;
+
+    #[test]
+    fn login_command_is_this_command_with_oidc() {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            login_command(&v(&[
+                "/usr/bin/igwn-robot-get",
+                "-k",
+                "/k t/robot.keytab",
+                "--nooidc",
+                "r/h"
+            ])),
+            "/usr/bin/igwn-robot-get -k '/k t/robot.keytab' r/h --oidc"
+        );
+        assert_eq!(
+            login_command(&v(&["robot-credmon", "get", "--oidc", "-k", "k"])),
+            "robot-credmon get --oidc -k k"
+        );
+    }
 
     fn args(extra: &[&str]) -> GetArgs {
         let mut v = vec!["igwn-robot-get"];

@@ -5,6 +5,7 @@ use super::GetError;
 use super::plan::{self, Plan};
 use crate::cli::GetArgs;
 use crate::env::Env;
+use crate::status::login::VaultCredential;
 use crate::token::{self, BearerToken};
 use crate::vault::auth::{self, AuthError, CredentialSource, LoginTarget, Trust, oidc};
 use crate::vault::{Limits, VaultClient, VaultError, VaultToken};
@@ -64,11 +65,17 @@ fn fetch(
     env: &Env,
 ) -> Result<(BearerToken, bool), GetError> {
     if args.oidc {
-        return bootstrap(client, plan, args, env, "--oidc was given".into());
+        return bootstrap(
+            client,
+            plan,
+            args,
+            env,
+            "--oidc was given, but there is no terminal".into(),
+        );
     }
     match obtain(client, plan, source, env.euid(), args.minsecs) {
-        Err(e) if e.is_not_found() && !args.nooidc => {
-            bootstrap(client, plan, args, env, e.to_string())
+        Err(GetError::NeedsLogin { why, .. }) if !args.nooidc => {
+            bootstrap(client, plan, args, env, why)
         }
         other => other,
     }
@@ -119,13 +126,11 @@ fn bootstrap(
 ) -> Result<(BearerToken, bool), GetError> {
     let uid = env.euid();
     if !oidc::process_is_interactive() || args.nooidc {
-        let command = env
-            .args()
-            .iter()
-            .map(|a| plan::shell_quote(&a.to_string_lossy()))
-            .collect::<Vec<_>>()
-            .join(" ");
-        return Err(AuthError::from(oidc::OidcError::NoTerminal { why, command }).into());
+        // `run` adds the command to type.
+        return Err(GetError::NeedsLogin {
+            why,
+            command: String::new(),
+        });
     }
     eprintln!(
         "Vault has no usable credential for credkey '{}' yet; log in through the web browser once",
@@ -213,21 +218,20 @@ fn read_bearer(
 }
 
 fn read_err(e: VaultError, plan: &Plan, fresh_login: bool) -> GetError {
+    if let Some(what) = e.login_needed() {
+        let target = VaultCredential::new(
+            &plan.server.host,
+            plan.server.port,
+            &plan.names.issuer,
+            &plan.credkey,
+            &plan.names.role,
+        );
+        return GetError::NeedsLogin {
+            why: target.why(what),
+            command: String::new(),
+        };
+    }
     let hint = match e.status() {
-        Some(404) => Some(format!(
-            "Vault holds no credential for credkey '{}' of issuer '{}' and role '{}': the first token needs a person; run 'htgettoken -a {} -i {} -r {} --credkey {}' interactively once",
-            plan.credkey,
-            plan.names.issuer,
-            plan.names.role,
-            plan.server.host,
-            plan.names.issuer,
-            plan.names.role,
-            plan.credkey
-        )),
-        Some(400) if e.errors().iter().any(|m| m.contains("refresh failed")) => Some(format!(
-            "the issuer refused to refresh the stored credential (refresh token expired or revoked): the owner must run 'htgettoken -a {} -i {} -r {} --credkey {}' interactively",
-            plan.server.host, plan.names.issuer, plan.names.role, plan.credkey
-        )),
         Some(403) if fresh_login => Some(format!(
             "the Kerberos identity may not read {}: check --credkey '{}' and --role '{}'",
             plan.secret_path, plan.credkey, plan.names.role

@@ -484,7 +484,7 @@ impl Service<'_> {
                         r.code
                     )
                 } else {
-                    said
+                    plan::store_failure_detail(&said, json)
                 },
             });
         }

@@ -108,6 +108,41 @@ impl VaultError {
             _ => &[],
         }
     }
+
+    /// Whether only a person can make this credential work again (an OIDC
+    /// login in a web browser), and why: Vault holds no credential for the
+    /// credkey (404 on a `creds`/`sts` read), or the issuer refused the
+    /// stored refresh token (400 `refresh failed`).
+    pub fn login_needed(&self) -> Option<LoginNeeded> {
+        let VaultError::Status {
+            status,
+            path,
+            errors,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let bearer_read =
+            path.contains("secret/oauth/creds/") || path.contains("secret/oauth/sts/");
+        match status {
+            404 if bearer_read => Some(LoginNeeded::NoCredential),
+            400 if errors.iter().any(|e| e.contains("refresh failed")) => {
+                Some(LoginNeeded::RefreshRefused)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Why a person must log in before a credential works again ([`VaultError::login_needed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginNeeded {
+    /// Vault holds no credential for the credkey: the first login was never done.
+    NoCredential,
+    /// The issuer refused the refresh token Vault holds (expired, revoked, or
+    /// lost in a restart of the issuer).
+    RefreshRefused,
 }
 
 fn status_message(

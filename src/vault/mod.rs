@@ -13,7 +13,7 @@ pub mod tls;
 mod types;
 
 pub use address::ServerAddress;
-pub use error::VaultError;
+pub use error::{LoginNeeded, VaultError, scrub};
 use retry::{Failure, Retry, parse_retry_after, retry_delay};
 pub use types::{AuthInfo, OidcLogin, OidcPoll, OidcStart, RefreshToken, VaultToken};
 

@@ -361,6 +361,14 @@ fn group_readable_keytab_is_not_used_for_relogin() {
         "log:\n{}",
         cm.log_text()
     );
+    // The line docs/troubleshooting.md quotes.
+    let log = cm.log_text();
+    eprintln!(
+        "{}",
+        log.lines()
+            .find(|l| l.contains("mode 0640"))
+            .unwrap_or_default()
+    );
     assert_eq!(env.vault.logins(), 0);
 }
 
@@ -1678,4 +1686,210 @@ fn an_outage_holds_credentials_until_the_servers_first_answer() {
         "{failed} requests during a {down:?} outage; log:\n{}",
         cm.log_text()
     );
+}
+
+/// `robot-credmon status` on a credential directory, as JSON.
+fn status_json(credd: &Credd) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_robot-credmon"))
+        .args(["status", "--json", "-c"])
+        .arg(&credd.dir)
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn row<'a>(v: &'a serde_json::Value, user: &str) -> &'a serde_json::Value {
+    v["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["user"] == user)
+        .unwrap_or_else(|| panic!("no row for {user}: {v}"))
+}
+
+/// Waits (bounded) until `status` shows `user` in `state`.
+fn wait_state(credd: &Credd, user: &str, state: &str, limit: Duration) -> serde_json::Value {
+    let t0 = Instant::now();
+    loop {
+        let v = status_json(credd);
+        let found = v["credentials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["user"] == user && r["state"] == state);
+        if found || t0.elapsed() > limit {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn status_and_needs_a_person_from_the_state_file_also_while_the_credmon_is_down() {
+    use metrics::credmon_names::*;
+    let (env, credd) = setup();
+    let (good_token, t) = top(&env, 3600);
+    credd.store(USER, SVC, &t);
+    // bob: Vault holds no credential for his credkey (no first login yet).
+    let bob_token = env.vault.provision_token("igwn", "robot", "bob", 3600);
+    let bob_url = env.vault.creds_url("igwn", "bob", "robot");
+    credd.store("bob", SVC, &Credd::vault_top(Some(&bob_token), &bob_url));
+    // carol: the issuer refuses the refresh token Vault holds (lost in a restart).
+    env.vault.add_credential("igwn", "carol", "robot");
+    assert!(env.vault.revoke_refresh_token("igwn", "carol", "robot"));
+    let carol_token = env.vault.provision_token("igwn", "robot", "carol", 3600);
+    let carol_url = env.vault.creds_url("igwn", "carol", "robot");
+    credd.store(
+        "carol",
+        SVC,
+        &Credd::vault_top(Some(&carol_token), &carol_url),
+    );
+    let prom = env.path().join("credmon.prom");
+    let (mut cmd, log) = Credmon::command(&env, &credd, &[("ROBOT_CREDMON_STATE_INTERVAL", "1")]);
+    cmd.arg("--metrics-file").arg(&prom);
+    let mut cm = Credmon::spawn(cmd, log, &credd);
+    wait_state(&credd, "carol", "needs_login", Duration::from_secs(10));
+    wait_state(&credd, "bob", "needs_login", Duration::from_secs(10));
+    let v = wait_state(&credd, USER, "fresh", Duration::from_secs(10));
+    assert_eq!(v["credmon"]["running"], true, "{v}");
+    assert_eq!(v["credmon"]["pid"], cm.pid(), "{v}");
+    let states: Vec<(&str, &str)> = v["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["user"].as_str().unwrap(), r["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("bob", "needs_login"),
+            ("carol", "needs_login"),
+            (USER, "fresh")
+        ],
+        "{v}"
+    );
+    let bob = row(&v, "bob");
+    let command = format!(
+        "as bob, run on a terminal: htgettoken -a localhost:{} -i igwn -r robot --credkey bob",
+        env.vault.port()
+    );
+    let err = bob["last_error"].as_str().unwrap();
+    assert!(
+        err.contains("holds no credential for credkey 'bob'") && err.ends_with(&command),
+        "{err}"
+    );
+    assert_eq!(bob["needs_login"], true);
+    assert!(bob["next_due"].as_i64().is_some(), "{v}");
+    assert!(
+        row(&v, "carol")["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("the issuer refused the refresh token"),
+        "{v}"
+    );
+    let alice = row(&v, USER);
+    assert!(
+        alice["use_expires"].as_i64().unwrap() > crate::cmd::now() + 600,
+        "{v}"
+    );
+    assert!(
+        alice["next_due"].as_i64().unwrap() > crate::cmd::now(),
+        "{v}"
+    );
+    assert_eq!(alice["last_error"], serde_json::Value::Null);
+    // The state file: root's, 0644, no token in it.
+    let state_path = credd.dir.join(".robot-credmon-state.json");
+    let meta = std::fs::symlink_metadata(&state_path).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o644));
+    let text = std::fs::read_to_string(&state_path).unwrap();
+    for secret in [&good_token, &bob_token, &carol_token] {
+        assert!(
+            !text.contains(secret.as_str()),
+            "a Vault token in the state file"
+        );
+    }
+    assert!(!text.contains("eyJ"), "a JWT in the state file: {text}");
+    // Retried with backoff (base 1 s), but said once per credential.
+    assert!(
+        env.vault.wait_for_count(
+            "GET",
+            "/v1/secret/oauth/creds/igwn/bob:robot",
+            3,
+            Duration::from_secs(15)
+        ),
+        "bob was not retried"
+    );
+    assert_eq!(
+        cm.log_text()
+            .matches("bob/igwn_robot needs a person")
+            .count(),
+        1,
+        "{}",
+        cm.log_text()
+    );
+    // check --credmon is CRITICAL with the command; the metrics name both credentials.
+    let out = Command::new(env!("CARGO_BIN_EXE_robot-credmon"))
+        .args(["check", "--credmon"])
+        .arg(&credd.dir)
+        .env_clear()
+        .output()
+        .unwrap();
+    let line = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{line}");
+    assert!(
+        line.starts_with("CRITICAL - bob/igwn_robot needs a person: ") && line.contains(&command),
+        "{line}"
+    );
+    assert!(Credd::wait_for_file(&prom, Duration::from_secs(5)));
+    let (ptext, s) = read_metrics(&prom);
+    assert_eq!(sample(&s, NEEDING_LOGIN, &[]), Some(2.0), "{ptext}");
+    assert_eq!(
+        sample(&s, NEEDS_LOGIN, &[("user", "bob"), ("credential", SVC)]),
+        Some(1.0),
+        "{ptext}"
+    );
+    assert!(sample(&s, NEEDS_LOGIN, &[("user", USER), ("credential", SVC)]).is_none());
+    // The text view: most urgent first.
+    let out = Command::new(env!("CARGO_BIN_EXE_robot-credmon"))
+        .args(["status", "-c"])
+        .arg(&credd.dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("3 credentials: 2 needs a person, 1 fresh"),
+        "{text}"
+    );
+    // Down: still shown, and said so.
+    assert_eq!(
+        cm.stop_with(Signal::SIGTERM, Duration::from_secs(5)).0,
+        Some(0)
+    );
+    let v = status_json(&credd);
+    assert_eq!(v["credmon"]["running"], false, "{v}");
+    assert_eq!(row(&v, "bob")["state"], "needs_login", "{v}");
+    let out = Command::new(env!("CARGO_BIN_EXE_robot-credmon"))
+        .args(["status", "-c"])
+        .arg(&credd.dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("credmon: not running: no pid file in"),
+        "{text}"
+    );
+    // A person logged in for bob: the next credmon clears it.
+    env.vault.add_credential("igwn", "bob", "robot");
+    let _cm = Credmon::start(&env, &credd, &[("ROBOT_CREDMON_STATE_INTERVAL", "1")]);
+    let v = wait_state(&credd, "bob", "fresh", Duration::from_secs(10));
+    assert_eq!(row(&v, "bob")["state"], "fresh", "{v}");
+    assert_eq!(row(&v, "bob")["needs_login"], false, "{v}");
+    let v = status_json(&credd);
+    assert_eq!(row(&v, "carol")["state"], "needs_login", "{v}");
 }

@@ -537,6 +537,13 @@ fn rejected_kerberos_login_names_the_service_and_the_likely_causes() {
     }
 }
 
+/// `robot-credmon check` on the test's token file.
+fn check_token(e: &TestEnv) -> Run {
+    let mut c = robot(e.path());
+    c.arg("check").arg(out(e));
+    run(c)
+}
+
 #[test]
 fn missing_credential_says_a_person_must_log_in_once() {
     let e = env();
@@ -544,19 +551,64 @@ fn missing_credential_says_a_person_must_log_in_once() {
         e.vault
             .remove_credential("igwn", TestEnv::PRINCIPAL, "robot")
     );
-    let r = get(&e, &[]);
-    assert_one_error_line(&r);
-    assert!(r.stderr.contains("answered 404"), "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains("htgettoken -a localhost -i igwn -r robot --credkey robot/host.example"),
-        "{}",
+    let r = get(&e, &["--nooidc"]);
+    assert_eq!(
+        r.code, 4,
+        "needs a person: its own exit status; {}",
         r.stderr
     );
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line: {}", r.stderr);
+    let want = format!(
+        "robot-credmon: error: Vault at localhost:{} holds no credential for credkey 'robot/host.example' (issuer igwn, role robot); a person must log in once: run on a terminal: ",
+        e.vault.port()
+    );
+    assert!(lines[0].starts_with(&want), "{}", r.stderr);
+    // The command: this one, with --oidc instead of --nooidc.
+    // The line docs/troubleshooting.md quotes.
+    eprintln!("{}", lines[0]);
+    let command = &lines[0][want.len()..];
+    assert!(
+        command.contains(" get -a ") && command.ends_with(" --oidc"),
+        "{command}"
+    );
+    assert!(!command.contains("--nooidc"), "{command}");
     assert!(
         !vt(&e).exists(),
         "a Vault token is saved only after a successful read"
     );
+    // check is CRITICAL with that command, even though an old token is still good.
+    write_token(&out(&e), 7200);
+    let c = check_token(&e);
+    assert_eq!(c.code, 2, "{}", c.stdout);
+    assert!(
+        c.stdout
+            .starts_with("CRITICAL - a person must log in: Vault at localhost:")
+            && c.stdout.contains(command),
+        "{}",
+        c.stdout
+    );
+    // The refused refresh token of a credential that existed: the same signal.
+    e.vault.add_credential("igwn", TestEnv::PRINCIPAL, "robot");
+    assert!(
+        e.vault
+            .revoke_refresh_token("igwn", TestEnv::PRINCIPAL, "robot")
+    );
+    std::fs::remove_file(out(&e)).unwrap();
+    let r = get(&e, &[]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("the issuer refused the refresh token"),
+        "{}",
+        r.stderr
+    );
+    // Once a person has logged in, the next run clears the marker and check is OK.
+    e.vault.add_credential("igwn", TestEnv::PRINCIPAL, "robot");
+    let r = get(&e, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!e.path().join(".bt.login-needed").exists());
+    let c = check_token(&e);
+    assert_eq!(c.code, 0, "{}", c.stdout);
 }
 
 #[test]

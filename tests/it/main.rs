@@ -8,6 +8,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod alerts;
 mod cli;
 mod cmd;
 mod completions;

@@ -371,6 +371,11 @@ impl Core {
         self.sched.failures(key)
     }
 
+    /// When `key`'s queued job may run (its backoff), if it is queued.
+    pub fn next_try(&self, key: &Key) -> Option<Mono> {
+        self.sched.next_try(key)
+    }
+
     /// Whether `key` waits for its failing Vault server.
     pub fn waits_for_server(&self, key: &Key) -> bool {
         self.sched.held(key)

@@ -317,6 +317,7 @@ impl Coordinator {
         {
             log::error!("{e}");
         }
+        self.status_pass_done();
         let Summary { refreshed, failed } = summary;
         if refreshed > 0 || failed > 0 {
             log::info!("pass complete: {refreshed} refreshed, {failed} failed or skipped");
@@ -407,12 +408,31 @@ impl Coordinator {
             self.next_pass = now + self.ctx.config().scan_interval;
             self.start_pass();
         }
-        Some(self.next_pass)
+        let status = self.write_status();
+        Some(status.map_or(self.next_pass, |t| t.min(self.next_pass)))
     }
 
-    /// Waits until `wake` or until the coordinator is wanted.
+    /// Writes the state file when it is due (debounced, [`crate::status::state`]);
+    /// returns when to look again.
+    fn write_status(&self) -> Option<Mono> {
+        let root = self.root()?;
+        self.ctx.status().write_if_due(
+            &root,
+            &self.shared.clock,
+            std::process::id(),
+            self.ctx.is_root(),
+        )
+    }
+
+    /// Waits until `wake` or until the coordinator is wanted (a problem
+    /// recorded since the last step makes the state file due sooner: the
+    /// workers record under the same lock).
     fn wait(&self, wake: Mono) {
         let core = self.shared.lock();
+        let wake = match self.ctx.status().due(self.now()) {
+            Some(t) => wake.min(t),
+            None => wake,
+        };
         if !core.coordinator_wanted() {
             drop(self.shared.clock.wait_until(&self.shared.coord, core, wake));
         }

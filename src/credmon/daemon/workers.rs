@@ -92,13 +92,23 @@ pub fn run(ctx: &Ctx, shared: &Shared, job: Job) {
     }
 }
 
-/// Records a job's end (after removing a dead credential's files).
+/// Records a job's end (after removing a dead credential's files), and its
+/// problem, if any, for the state file (a new or changed one wakes the
+/// coordinator to write it).
 fn finish(ctx: &Ctx, shared: &Shared, job: &Job, ran: &Ran, started: Mono) {
     if let Err(RefreshError::Remove { .. }) = &ran.outcome {
         refresh::remove_credential(ctx, &job.key);
     }
-    let took = shared.clock.mono().since(started);
-    shared.record(job, ran, took);
+    let (now, wall) = (shared.clock.mono(), shared.clock.now());
+    shared.record(job, ran, now.since(started));
+    let next_try = shared
+        .lock()
+        .next_try(&job.key)
+        .map(|t| crate::token::unix_seconds(wall + t.since(now)));
+    let wall = crate::token::unix_seconds(wall);
+    if ctx.status().record(&job.key, &ran.outcome, wall, next_try) {
+        shared.coord.notify_all();
+    }
 }
 
 /// Queues a staged write; commits the queue unless another worker is at it.

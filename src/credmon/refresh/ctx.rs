@@ -1,10 +1,12 @@
 //! State shared by the refresh workers: the configuration, one Vault client
-//! per server, warnings said once, and the file modes.
+//! per server, warnings said once (or once a day), the problems the state
+//! file reports, and the file modes.
 
 use super::Key;
 use crate::credmon::config::Config;
 use crate::env::{Env, Mono};
 use crate::files::WriteOptions;
+use crate::status::state::{Settings, Tracker};
 use crate::vault::auth::{self, Trust};
 use crate::vault::{Limits, VaultClient, VaultError, tls};
 use std::collections::HashMap;
@@ -17,17 +19,25 @@ pub struct Ctx {
     clients: Mutex<HashMap<(String, u16), Arc<VaultClient>>>,
     tls: Mutex<Option<Arc<rustls::ClientConfig>>>,
     warned: Mutex<HashMap<Key, String>>,
+    daily: Mutex<HashMap<Key, SystemTime>>,
+    status: Tracker,
     env: Env,
 }
+
+/// How often a problem that lasts is logged again ([`Ctx::warn_daily`]).
+const DAILY: Duration = Duration::from_secs(86_400);
 
 impl Ctx {
     /// A context for `cfg` in `env`; files are given to root when we run as root.
     pub fn new(cfg: Arc<Config>, env: &Env) -> Self {
+        let status = Tracker::new(Settings::of(&cfg));
         Self {
             cfg: RwLock::new(cfg),
             clients: Mutex::new(HashMap::new()),
             tls: Mutex::new(None),
             warned: Mutex::new(HashMap::new()),
+            daily: Mutex::new(HashMap::new()),
+            status,
             env: env.clone(),
         }
     }
@@ -70,6 +80,7 @@ impl Ctx {
                 .unwrap_or_else(|p| p.into_inner())
                 .clear();
         }
+        self.status.set_settings(Settings::of(&cfg));
         *self.cfg.write().unwrap_or_else(|p| p.into_inner()) = cfg;
     }
 
@@ -82,11 +93,35 @@ impl Ctx {
         }
     }
 
+    /// Logs `msg` at warning level unless something was logged this way for
+    /// `key` within the last day (a problem only a person can fix is said
+    /// once a day, not at every retry).
+    pub fn warn_daily(&self, key: &Key, msg: &str) {
+        let now = self.now();
+        let mut d = self.daily.lock().unwrap_or_else(|p| p.into_inner());
+        let recent = d
+            .get(key)
+            .is_some_and(|t| now.duration_since(*t).is_ok_and(|age| age < DAILY));
+        if !recent {
+            log::warn!("{msg} (said once a day while it lasts)");
+            d.insert(key.clone(), now);
+        }
+    }
+
     pub(super) fn clear_warning(&self, key: &Key) {
         self.warned
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(key);
+        self.daily
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+    }
+
+    /// The problems the state file reports ([`crate::status::state`]).
+    pub fn status(&self) -> &Tracker {
+        &self.status
     }
 
     pub(super) fn client(&self, host: &str, port: u16) -> Result<Arc<VaultClient>, VaultError> {
