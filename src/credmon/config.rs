@@ -108,6 +108,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// `--metrics-file` or `ROBOT_CREDMON_METRICS_FILE`: the Prometheus textfile, if any.
     pub metrics_file: Option<PathBuf>,
+    /// `ROBOT_CREDMON_CONFINE`: confine the daemon after start-up (`crate::confine`).
+    pub confine: bool,
 }
 
 /// Largest `.top` file we read.
@@ -168,6 +170,7 @@ pub fn resolve(knobs: &Knobs, opts: &Overrides) -> Result<Config, ConfigError> {
             .metrics_file
             .clone()
             .or_else(|| r.path(&k::METRICS_FILE)),
+        confine: r.boolean(&k::CONFINE, true)?,
     })
 }
 

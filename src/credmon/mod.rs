@@ -8,7 +8,8 @@
 //! * [`refresh`]: one credential end to end (Vault, keytab re-login, files);
 //! * [`schedule`]: the pure scheduler (need, deadline, backoff);
 //! * [`daemon`]: the coordinator (scans, SIGHUP, passes) and the workers;
-//! * [`log`]: the HTCondor-style log file.
+//! * [`log`]: the HTCondor-style log file;
+//! * [`sandbox`]: the confinement after start-up ([`crate::confine`]).
 //!
 //! With `--metrics-file` (or `ROBOT_CREDMON_METRICS_FILE`) the coordinator
 //! writes [`crate::metrics::CredmonMetrics`] after every full pass and the
@@ -25,6 +26,7 @@ pub mod daemon;
 pub mod log;
 pub mod policy;
 pub mod refresh;
+pub mod sandbox;
 pub mod schedule;
 pub mod signals;
 
@@ -76,6 +78,7 @@ pub fn main(args: CredmonArgs, env: &Env) -> Result<Outcome, CredmonError> {
     let cfg = load(&args, env)?;
     if args.check_config {
         print!("{}", cfg.describe());
+        print!("{}", sandbox::describe(&cfg, env));
         return Ok(Outcome::Done);
     }
     log::init(
@@ -139,6 +142,8 @@ fn run(args: CredmonArgs, cfg: Config, env: Env) -> Result<Outcome, String> {
             root.path().display()
         );
     }
+    // Everything later, every thread and program included, runs confined.
+    sandbox::confine(&cfg, &env);
     let cfg = Arc::new(cfg);
     let ctx = Arc::new(refresh::Ctx::new(cfg.clone(), &env));
     if let Err(e) = ctx.tls_config() {

@@ -92,6 +92,7 @@ pub fn read_use(dir: &SafeDir, stem: &str, owner: u32) -> Option<UseState> {
 /// is caught here and the worker goes on with the next job. This is why the
 /// release profile unwinds instead of aborting.
 pub fn process(ctx: &Ctx, key: &Key, task: &Task, defer_sync: bool) -> Outcome {
+    crate::confine::test_escape();
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         process_one(ctx, key, task, defer_sync)
     }))

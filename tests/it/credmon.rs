@@ -1,6 +1,8 @@
 //! `robot-credmon credmon` end to end: the real binary against the test Vault,
 //! the real KDC and a credd simulator, configured through `_CONDOR_*` variables
-//! (and a fake `condor_config_val` for the SIGHUP reconfiguration test).
+//! (and a fake `condor_config_val` for the SIGHUP reconfiguration test; like
+//! the real one it lists the files it reads with `-config`, which the
+//! confined credmon may then read).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -787,7 +789,7 @@ fn a_slow_configuration_read_does_not_delay_new_credentials() {
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\n[ -e '{}' ] && sleep 3\n[ \"$1\" = -dump ] && exec cat '{}'\nexit 1\n",
+            "#!/bin/sh\n[ -e '{}' ] && sleep 3\nc='{}'\n[ \"$1\" = -config ] && exec printf '\\t%s\\n' \"$c\"\n[ \"$1\" = -dump ] && exec cat \"$c\"\nexit 1\n",
             slow.display(),
             conf.display()
         ),
@@ -842,7 +844,7 @@ fn sighup_heals_a_credential_skipped_under_a_wrong_setting() {
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\n[ \"$1\" = -dump ] && exec cat '{}'\nexit 1\n",
+            "#!/bin/sh\nc='{}'\n[ \"$1\" = -config ] && exec printf '\\t%s\\n' \"$c\"\n[ \"$1\" = -dump ] && exec cat \"$c\"\nexit 1\n",
             conf.display()
         ),
     )
@@ -1061,7 +1063,7 @@ fn config_is_reread_on_sighup_through_condor_config_val() {
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\n[ \"$1\" = -dump ] && exec cat '{}'\nexit 1\n",
+            "#!/bin/sh\nc='{}'\n[ \"$1\" = -config ] && exec printf '\\t%s\\n' \"$c\"\n[ \"$1\" = -dump ] && exec cat \"$c\"\nexit 1\n",
             conf.display()
         ),
     )

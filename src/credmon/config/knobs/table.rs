@@ -273,6 +273,15 @@ pub const METRICS_FILE: Knob = knob(
 )
 .shown(|c| path(&c.metrics_file));
 
+/// `ROBOT_CREDMON_CONFINE`.
+pub const CONFINE: Knob = knob(
+    "ROBOT_CREDMON_CONFINE",
+    Kind::Bool,
+    "True",
+    "Confine the daemon after start-up: Landlock, `no_new_privs`, only the capabilities it needs (docs/security.md); `False` only to debug.",
+)
+.shown(|c| c.confine.to_string());
+
 /// Every knob the credmon reads (besides `<provider>_CLIENT_ID`), in documentation order.
 pub const TABLE: &[Knob] = &[
     CRED_DIR,
@@ -304,4 +313,5 @@ pub const TABLE: &[Knob] = &[
     BACKOFF_BASE,
     REQUEST_TIMEOUT,
     METRICS_FILE,
+    CONFINE,
 ];
