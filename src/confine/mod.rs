@@ -17,14 +17,16 @@
 //!   such as `condor_config_val`, get every capability left in it), the
 //!   inheritable and ambient sets emptied.
 //!
-//! Landlock and capabilities apply per thread: every thread started later
-//! inherits them, and [`apply`] reports when other threads already exist.
-//! Where the kernel lacks a feature the rest still applies and [`Report`]
-//! says what was left out (logged once). There is no seccomp filter: the
-//! systemd units carry one, and condor_master's children need an allow-list
-//! that would have to follow every library and `condor_config_val`.
+//! * a seccomp filter ([`seccomp`]) for what Landlock does not govern:
+//!   `chmod`, `chown` and extended attributes of files the process can open.
+//!
+//! Every layer applies per thread: every thread started later inherits them,
+//! and [`apply`] reports when other threads already exist. Where the kernel
+//! lacks a feature the rest still applies and [`Report`] says what was left
+//! out (logged once).
 
 pub mod plan;
+pub mod seccomp;
 
 pub use plan::{Access, Inputs, Plan, Rule};
 
@@ -79,6 +81,8 @@ pub struct Report {
     pub landlock: Result<String, String>,
     /// `PR_SET_NO_NEW_PRIVS` is set.
     pub no_new_privs: bool,
+    /// The seccomp metadata filter, or why it is missing.
+    pub seccomp: Result<(), String>,
     /// The capabilities kept, or why they could not be reduced.
     pub caps: Result<Vec<Capability>, String>,
     /// Threads that existed before (1 when called in time).
@@ -90,6 +94,7 @@ impl Report {
     pub fn complete(&self) -> bool {
         self.landlock.as_deref() == Ok("fully enforced")
             && self.no_new_privs
+            && self.seccomp.is_ok()
             && self.caps.is_ok()
             && self.threads == 1
     }
@@ -101,6 +106,7 @@ impl Report {
             Err(e) => format!("not reduced ({e})"),
         };
         let landlock = match &self.landlock {
+            _ if self.abi.is_none() => "Landlock unavailable".to_owned(),
             Ok(s) => format!(
                 "Landlock ABI {} {s} ({} rules; TCP connect to {})",
                 self.abi.unwrap_or(0),
@@ -110,8 +116,12 @@ impl Report {
             Err(e) => format!("Landlock not enforced: {e}"),
         };
         log::info!(
-            "confinement: {landlock}; no_new_privs {}; capabilities {caps}",
-            if self.no_new_privs { "set" } else { "NOT set" }
+            "confinement: {landlock}; no_new_privs {}; seccomp metadata filter {}; capabilities {caps}",
+            if self.no_new_privs { "set" } else { "NOT set" },
+            match &self.seccomp {
+                Ok(()) => "on".to_owned(),
+                Err(e) => format!("off ({e})"),
+            }
         );
         for p in &plan.refused {
             log::warn!(
@@ -169,6 +179,7 @@ fn thread_count() -> usize {
 pub fn apply(plan: &Plan) -> Report {
     let threads = thread_count();
     let no_new_privs = nix::sys::prctl::set_no_new_privs().is_ok();
+    let seccomp = seccomp::apply(&plan.owners, &plan.groups);
     let landlock = landlock(plan)
         .map(|s| {
             match s.ruleset {
@@ -183,6 +194,7 @@ pub fn apply(plan: &Plan) -> Report {
         abi: kernel_abi(),
         landlock,
         no_new_privs,
+        seccomp,
         caps: reduce_caps(&plan.caps),
         threads,
     }
@@ -270,7 +282,7 @@ fn reduce_caps(keep: &[Capability]) -> Result<Vec<Capability>, String> {
 pub fn describe(plan: &Plan, abi: Option<i32>) -> String {
     let features = landlock_features(abi);
     let mut lines = vec![format!(
-        "confinement: no_new_privs; capabilities {}; Landlock {}",
+        "confinement: no_new_privs; seccomp metadata filter; capabilities {}; Landlock {}",
         cap_names(&plan.caps),
         if features.is_empty() {
             format!("unavailable ({})", kernel_words(abi))
@@ -307,44 +319,61 @@ pub fn describe(plan: &Plan, abi: Option<i32>) -> String {
 }
 
 #[cfg(debug_assertions)]
-static ESCAPE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static ESCAPE: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
 
-/// Arms the test hook [`test_escape`] (debug builds only; a release build
-/// ignores it and has no hook at all).
-pub fn arm_test_escape(on: bool) {
+/// Arms the test hook [`test_escape`] with `value`, a file the hook tries to
+/// make set-user-ID (debug builds only; a release build ignores it and has
+/// no hook at all).
+pub fn arm_test_escape(value: Option<String>) {
     #[cfg(debug_assertions)]
-    ESCAPE.store(on, std::sync::atomic::Ordering::SeqCst);
+    if let Ok(mut e) = ESCAPE.lock() {
+        *e = value;
+    }
     #[cfg(not(debug_assertions))]
-    let _ = on;
+    let _ = value;
 }
 
-/// The test hook (debug builds only, once, when armed): the calling worker
-/// opens `/etc/shadow` and creates `/tmp/robot-credmon-escape-<pid>` with
-/// plain `open(2)`, none of our own checks in the way, and logs what the
-/// kernel answered. The integration tests read that line.
+/// The test hook (debug builds only, once, when armed): the calling worker,
+/// with plain system calls and none of our own checks in the way, opens
+/// `/etc/shadow`, creates `/tmp/robot-credmon-escape-<pid>`, connects to TCP
+/// port 1 on loopback and adds the set-user-ID bit to the armed file (put
+/// back at once if that worked), and logs what the kernel answered. The
+/// integration tests read that line.
 pub fn test_escape() {
     #[cfg(debug_assertions)]
-    if ESCAPE.swap(false, std::sync::atomic::Ordering::SeqCst) {
-        use std::os::unix::fs::OpenOptionsExt;
-        let outcome = |r: std::io::Result<std::fs::File>| match r {
-            Ok(_) => "allowed".to_owned(),
-            Err(e) => e.to_string(),
-        };
-        let read = outcome(std::fs::File::open("/etc/shadow"));
-        let path = format!("/tmp/robot-credmon-escape-{}", std::process::id());
-        let created = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path);
-        if created.is_ok() {
-            let _ = std::fs::remove_file(&path);
-        }
-        log::warn!(
-            "test escape: read /etc/shadow: {read}; create {path}: {}",
-            outcome(created)
-        );
+    if let Some(file) = ESCAPE.lock().ok().and_then(|mut e| e.take()) {
+        escape(&file);
     }
+}
+
+#[cfg(debug_assertions)]
+fn escape(file: &str) {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let outcome = |r: std::io::Result<()>| match r {
+        Ok(()) => "allowed".to_owned(),
+        Err(e) => e.to_string(),
+    };
+    let read = outcome(std::fs::File::open("/etc/shadow").map(drop));
+    let path = format!("/tmp/robot-credmon-escape-{}", std::process::id());
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path);
+    if created.is_ok() {
+        let _ = std::fs::remove_file(&path);
+    }
+    // Port 1 (tcpmux) has no listener: refused unconfined, EACCES confined.
+    let connect = outcome(std::net::TcpStream::connect(("127.0.0.1", 1)).map(drop));
+    let setuid = outcome(std::fs::File::open(file).and_then(|f| {
+        let mode = f.metadata()?.permissions().mode() & 0o7777;
+        f.set_permissions(std::fs::Permissions::from_mode(mode | 0o4000))?;
+        f.set_permissions(std::fs::Permissions::from_mode(mode))
+    }));
+    log::warn!(
+        "test escape: read /etc/shadow: {read}; create {path}: {}; connect 127.0.0.1:1: {connect}; chmod u+s {file}: {setuid}",
+        outcome(created.map(drop))
+    );
 }
 
 #[cfg(test)]

@@ -50,9 +50,12 @@ pub struct Inputs {
     pub programs: Vec<PathBuf>,
     /// TCP ports connected to (Vault, the KDCs, condor_master, DNS, a proxy).
     pub tcp_ports: BTreeSet<u16>,
-    /// Whether the credmon creates user directories for keytab robots
-    /// (`ROBOT_CREDMON_PROVISION`): they are given to `condor`, mode 02700.
+    /// Whether the credmon may create user directories for keytab robots
+    /// (`ROBOT_CREDMON_PROVISION`, which needs `ROBOT_CREDMON_KEYTAB_DIR`):
+    /// they are given to `condor`, mode 02700.
     pub provisions: bool,
+    /// The `condor` user's uid and gid (owner of the directories provisioning makes).
+    pub condor: Option<(u32, u32)>,
 }
 
 /// The confinement to apply.
@@ -66,6 +69,10 @@ pub struct Plan {
     pub tcp_ports: Vec<u16>,
     /// Capabilities kept (effective, permitted and bounding sets).
     pub caps: Vec<Capability>,
+    /// Owners `fchown` may give (root, and `condor` when provisioning).
+    pub owners: Vec<u32>,
+    /// Groups `fchown` may give.
+    pub groups: Vec<u32>,
 }
 
 /// Directories of programs and libraries, read and executed (no secrets live there).
@@ -146,7 +153,7 @@ pub fn program_dirs(program: &Path) -> Vec<PathBuf> {
 /// The capabilities the credmon keeps, and why:
 /// * `CAP_DAC_OVERRIDE`: the user directories are the credd's (`condor`,
 ///   mode 0700); reading `.top` and writing `.use` there needs it;
-/// * with keytab provisioning, `CAP_CHOWN` (a new user directory is given to
+/// * with a keytab directory (provisioning), `CAP_CHOWN` (a new user directory is given to
 ///   `condor`, as the credd makes them), `CAP_FOWNER` (its mode is set after
 ///   that, on a directory root no longer owns) and `CAP_FSETID` (its set-group-ID
 ///   bit survives although root is not in group `condor`).
@@ -198,11 +205,14 @@ pub fn plan(inputs: &Inputs) -> Plan {
     let mut ports: BTreeSet<u16> = inputs.tcp_ports.clone();
     ports.extend(BASE_PORTS);
     ports.remove(&0);
+    let condor = inputs.condor.filter(|_| inputs.provisions);
     Plan {
         rules,
         refused,
         tcp_ports: ports.into_iter().collect(),
         caps: capabilities(inputs.provisions),
+        owners: [0].into_iter().chain(condor.map(|c| c.0)).collect(),
+        groups: [0].into_iter().chain(condor.map(|c| c.1)).collect(),
     }
 }
 

@@ -5,7 +5,7 @@
 
 mod ctx;
 mod error;
-mod keytab;
+pub mod keytab;
 mod top;
 
 pub use ctx::Ctx;

@@ -34,10 +34,15 @@ pub fn inputs(cfg: &Config, env: &Env) -> Inputs {
         cred_dir: cfg.cred_dir.clone(),
         log_file: cfg.log_file.clone(),
         metrics_file: cfg.metrics_file.clone(),
-        provisions: !cfg.provision.is_empty(),
+        // Provisioning may be switched on by a SIGHUP; it needs the keytab
+        // directory, which (like every path) is confined at start-up.
+        provisions: cfg.keytab_dir.is_some(),
         ..Inputs::default()
     };
     i.read_dirs.extend(cfg.keytab_dir.clone());
+    if i.provisions {
+        i.condor = super::refresh::keytab::condor_ids();
+    }
     let trust = TrustSources::with_defaults(cfg.cafile.clone(), cfg.capath.clone(), |k| {
         env.var(k)
     });
@@ -154,12 +159,16 @@ pub fn plan(cfg: &Config, env: &Env) -> Plan {
 /// Confines the credmon when `ROBOT_CREDMON_CONFINE` is on (logging what
 /// was enabled), and arms the test hook of debug builds.
 pub fn confine(cfg: &Config, env: &Env) {
-    confine::arm_test_escape(env.var("ROBOT_CREDMON_TEST_ESCAPE").is_some());
+    confine::arm_test_escape(env.var("ROBOT_CREDMON_TEST_ESCAPE"));
     if !cfg.confine {
         log::warn!("confinement off (ROBOT_CREDMON_CONFINE = False): the credmon keeps every root privilege");
         return;
     }
-    let plan = plan(cfg, env);
+    let inputs = inputs(cfg, env);
+    if inputs.provisions && inputs.condor.is_none() {
+        log::warn!("no user 'condor': user directories made for keytab robots will be root's");
+    }
+    let plan = confine::plan::plan(&inputs);
     confine::apply(&plan).log(&plan);
 }
 

@@ -11,6 +11,7 @@ mod support;
 mod cli;
 mod cmd;
 mod completions;
+mod confine;
 mod credmon;
 mod fault;
 mod get;
