@@ -123,6 +123,21 @@ impl Report {
                 Err(e) => format!("off ({e})"),
             }
         );
+        if let Ok(kept) = &self.caps {
+            let missing: Vec<Capability> = plan
+                .caps
+                .iter()
+                .filter(|c| !kept.contains(c))
+                .copied()
+                .collect();
+            if !missing.is_empty() {
+                log::warn!(
+                    "confinement: {} not available (not root, or left out of a systemd unit's CapabilityBoundingSet): {}",
+                    cap_names(&missing),
+                    "CAP_DAC_OVERRIDE opens condor's user directories; CAP_CHOWN, CAP_FOWNER and CAP_FSETID give the directories ROBOT_CREDMON_PROVISION makes to condor (docs/security.md)"
+                );
+            }
+        }
         for p in &plan.refused {
             log::warn!(
                 "confinement: no rule for {}: it would open too much; move that file to a directory of its own",
