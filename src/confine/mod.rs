@@ -18,7 +18,8 @@
 //!   inheritable and ambient sets emptied.
 //!
 //! * a seccomp filter ([`seccomp`]) for what Landlock does not govern:
-//!   `chmod`, `chown` and extended attributes of files the process can open.
+//!   `chmod`, `chown` and extended attributes of files the process can open,
+//!   and UNIX stream sockets (systemd, D-Bus).
 //!
 //! Every layer applies per thread: every thread started later inherits them,
 //! and [`apply`] reports when other threads already exist. Where the kernel
@@ -351,8 +352,9 @@ pub fn arm_test_escape(value: Option<String>) {
 /// The test hook (debug builds only, once, when armed): the calling worker,
 /// with plain system calls and none of our own checks in the way, opens
 /// `/etc/shadow`, creates `/tmp/robot-credmon-escape-<pid>`, connects to TCP
-/// port 1 on loopback and adds the set-user-ID bit to the armed file (put
-/// back at once if that worked), and logs what the kernel answered. The
+/// port 1 on loopback and to a UNIX stream socket, adds the set-user-ID bit
+/// to the armed file (put back at once if that worked), and logs what the
+/// kernel answered. The
 /// integration tests read that line.
 pub fn test_escape() {
     #[cfg(debug_assertions)]
@@ -380,13 +382,16 @@ fn escape(file: &str) {
     }
     // Port 1 (tcpmux) has no listener: refused unconfined, EACCES confined.
     let connect = outcome(std::net::TcpStream::connect(("127.0.0.1", 1)).map(drop));
+    let unix = outcome(
+        std::os::unix::net::UnixStream::connect("/run/robot-credmon-escape.sock").map(drop),
+    );
     let setuid = outcome(std::fs::File::open(file).and_then(|f| {
         let mode = f.metadata()?.permissions().mode() & 0o7777;
         f.set_permissions(std::fs::Permissions::from_mode(mode | 0o4000))?;
         f.set_permissions(std::fs::Permissions::from_mode(mode))
     }));
     log::warn!(
-        "test escape: read /etc/shadow: {read}; create {path}: {}; connect 127.0.0.1:1: {connect}; chmod u+s {file}: {setuid}",
+        "test escape: read /etc/shadow: {read}; create {path}: {}; connect 127.0.0.1:1: {connect}; unix stream socket: {unix}; chmod u+s {file}: {setuid}",
         outcome(created.map(drop))
     );
 }

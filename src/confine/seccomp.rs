@@ -11,7 +11,13 @@
 //!   set-group-ID and executable by group or others (the credmon's modes are
 //!   0400, 0600, 0644 and the directories' 02700);
 //! * `fchown` to an owner or group other than root or `condor`;
-//! * every `setxattr`/`removexattr` call (ACLs, file capabilities).
+//! * every `setxattr`/`removexattr` call (ACLs, file capabilities);
+//! * `socket(AF_UNIX)` of stream and seqpacket sockets: as root a process may
+//!   ask systemd (`/run/systemd/private`), D-Bus or udev to do anything, and
+//!   Landlock governs connecting to named UNIX sockets only from ABI 9 on.
+//!   The credmon needs none after start-up (`sd_notify` is a datagram; the
+//!   `condor` user is looked up before; without nscd the C library resolves
+//!   names itself).
 //!
 //! Every other system call is allowed: an allow-list of what the C library,
 //! GSSAPI and `condor_config_val` call would be long and brittle.
@@ -69,6 +75,19 @@ pub fn program(owners: &[u32], groups: &[u32]) -> Result<BpfProgram, seccompiler
     rules.insert(
         nix::libc::SYS_fchown,
         vec![none_of(1, &uids)?, none_of(2, &gids)?],
+    );
+    let unix = |kind: i32| -> Result<SeccompRule, seccompiler::BackendError> {
+        SeccompRule::new(vec![
+            cond(0, Op::Eq, nix::libc::AF_UNIX as u64)?,
+            cond(1, Op::MaskedEq(0xf), kind as u64)?,
+        ])
+    };
+    rules.insert(
+        nix::libc::SYS_socket,
+        vec![
+            unix(nix::libc::SOCK_STREAM)?,
+            unix(nix::libc::SOCK_SEQPACKET)?,
+        ],
     );
     let filter = SeccompFilter::new(
         rules,

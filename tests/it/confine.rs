@@ -74,6 +74,10 @@ fn the_kernel_refuses_a_confined_worker_outside_its_tree() {
         line.contains(&format!("connect 127.0.0.1:1: {denied}")),
         "{line}"
     );
+    assert!(
+        line.contains("unix stream socket: Operation not permitted (os error 1)"),
+        "{line}"
+    );
     assert!(!Path::new(&escape).exists());
     assert!(
         cm.log_text()
@@ -101,6 +105,10 @@ fn without_confinement_the_same_hook_gets_through() {
     assert!(line.contains("read /etc/shadow: allowed"), "{line}");
     assert!(line.contains(&format!("create {escape}: allowed")), "{line}");
     assert!(line.contains("connect 127.0.0.1:1: Connection refused"), "{line}");
+    assert!(
+        line.contains("unix stream socket: No such file or directory"),
+        "{line}"
+    );
     assert!(cm.log_text().contains("confinement off"));
     assert_eq!(status_field(cm.pid(), None, "NoNewPrivs"), "0");
 }
