@@ -162,7 +162,10 @@ impl Report {
 
 fn kernel_words(abi: Option<i32>) -> String {
     match abi {
-        None => "no Landlock: kernel older than 5.13, or landlock missing from the lsm= boot parameter".into(),
+        None => {
+            "no Landlock: kernel older than 5.13, or landlock missing from the lsm= boot parameter"
+                .into()
+        }
         Some(v) if v < 4 => format!("Landlock ABI {v}: no TCP rules before Linux 6.7"),
         Some(v) => format!("Landlock ABI {v}"),
     }
@@ -180,10 +183,7 @@ pub fn cap_names(caps: &[Capability]) -> String {
 }
 
 fn ports(p: &[u16]) -> String {
-    p.iter()
-        .map(u16::to_string)
-        .collect::<Vec<_>>()
-        .join(" ")
+    p.iter().map(u16::to_string).collect::<Vec<_>>().join(" ")
 }
 
 /// Threads of this process now.

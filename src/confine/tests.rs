@@ -68,8 +68,12 @@ fn condor_config_val_sources() {
                Local configuration sources:\n\t/etc/condor/config.d/00-minicondor\n\t/tmp/x/inc.conf\n";
     assert_eq!(
         condor_config_sources(out),
-        ["/etc/condor/condor_config", "/etc/condor/config.d/00-minicondor", "/tmp/x/inc.conf"]
-            .map(PathBuf::from)
+        [
+            "/etc/condor/condor_config",
+            "/etc/condor/config.d/00-minicondor",
+            "/tmp/x/inc.conf"
+        ]
+        .map(PathBuf::from)
     );
     assert!(condor_config_sources("/not/indented\n").is_empty());
 }
@@ -147,7 +151,10 @@ fn the_plan_writes_only_its_own_trees() {
         ]
     );
     assert_eq!(access_of(&plan, "/var/log/condor"), [Access::Append]);
-    assert_eq!(access_of(&plan, "/etc/robot-credmon/keytabs"), [Access::Read]);
+    assert_eq!(
+        access_of(&plan, "/etc/robot-credmon/keytabs"),
+        [Access::Read]
+    );
     assert_eq!(access_of(&plan, "/usr/bin"), [Access::ReadExec]);
     assert_eq!(access_of(&plan, "/dev/null"), [Access::Device]);
     assert!(access_of(&plan, "/etc").is_empty());
@@ -155,7 +162,10 @@ fn the_plan_writes_only_its_own_trees() {
     assert!(plan.refused.is_empty());
     assert_eq!(plan.tcp_ports, [53, 88, 750, 8200, 9618]);
     assert_eq!(plan.caps, [Capability::CAP_DAC_OVERRIDE]);
-    assert_eq!((plan.owners.as_slice(), plan.groups.as_slice()), (&[0][..], &[0][..]));
+    assert_eq!(
+        (plan.owners.as_slice(), plan.groups.as_slice()),
+        (&[0][..], &[0][..])
+    );
 }
 
 #[test]

@@ -43,9 +43,7 @@ pub fn inputs(cfg: &Config, env: &Env) -> Inputs {
     if i.provisions {
         i.condor = super::refresh::keytab::condor_ids();
     }
-    let trust = TrustSources::with_defaults(cfg.cafile.clone(), cfg.capath.clone(), |k| {
-        env.var(k)
-    });
+    let trust = TrustSources::with_defaults(cfg.cafile.clone(), cfg.capath.clone(), |k| env.var(k));
     i.read_files.extend(trust.cafile);
     i.read_dirs.extend(trust.capath);
     krb5(&env.var("KRB5_CONFIG").unwrap_or_default(), &mut i);
@@ -127,10 +125,7 @@ fn condor_config(env: &Env, i: &mut Inputs) {
             CONFIG_VAL_TIMEOUT,
         );
         tool.path_var = path_var.clone();
-        tool.run()
-            .ok()
-            .filter(|f| f.success())
-            .map(|f| f.stdout)
+        tool.run().ok().filter(|f| f.success()).map(|f| f.stdout)
     };
     if let Some(text) = run(&["-config"]) {
         i.read_files
@@ -161,7 +156,9 @@ pub fn plan(cfg: &Config, env: &Env) -> Plan {
 pub fn confine(cfg: &Config, env: &Env) {
     confine::arm_test_escape(env.var("ROBOT_CREDMON_TEST_ESCAPE"));
     if !cfg.confine {
-        log::warn!("confinement off (ROBOT_CREDMON_CONFINE = False): the credmon keeps every root privilege");
+        log::warn!(
+            "confinement off (ROBOT_CREDMON_CONFINE = False): the credmon keeps every root privilege"
+        );
         return;
     }
     let inputs = inputs(cfg, env);

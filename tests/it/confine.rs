@@ -20,7 +20,12 @@ const CAPS_PLAIN: u64 = 1 << 1;
 const CAPS_PROVISION: u64 = 1 | 1 << 1 | 1 << 3 | 1 << 4;
 
 /// Starts a credmon with `knobs` and one credential for it to refresh; waits for the `.use`.
-fn start_with_work(env: &TestEnv, credd: &Credd, knobs: &[(&str, &str)], vars: &[(&str, &str)]) -> Credmon {
+fn start_with_work(
+    env: &TestEnv,
+    credd: &Credd,
+    knobs: &[(&str, &str)],
+    vars: &[(&str, &str)],
+) -> Credmon {
     let (mut cmd, log) = Credmon::command(env, credd, knobs);
     cmd.envs(vars.iter().copied());
     let cm = Credmon::spawn(cmd, log, credd);
@@ -58,7 +63,9 @@ fn the_kernel_refuses_a_confined_worker_outside_its_tree() {
     let line = escape_line(&cm);
     let denied = "Permission denied (os error 13)";
     assert!(
-        line.contains(&format!("chmod u+s {ca}: Operation not permitted (os error 1)")),
+        line.contains(&format!(
+            "chmod u+s {ca}: Operation not permitted (os error 1)"
+        )),
         "{line}"
     );
     let escape = format!("/tmp/robot-credmon-escape-{}", cm.pid());
@@ -80,8 +87,7 @@ fn the_kernel_refuses_a_confined_worker_outside_its_tree() {
     );
     assert!(!Path::new(&escape).exists());
     assert!(
-        cm.log_text()
-            .contains("Landlock ABI 7 fully enforced"),
+        cm.log_text().contains("Landlock ABI 7 fully enforced"),
         "{}",
         cm.log_text()
     );
@@ -103,8 +109,14 @@ fn without_confinement_the_same_hook_gets_through() {
     assert!(line.contains(&format!("chmod u+s {ca}: allowed")), "{line}");
     let escape = format!("/tmp/robot-credmon-escape-{}", cm.pid());
     assert!(line.contains("read /etc/shadow: allowed"), "{line}");
-    assert!(line.contains(&format!("create {escape}: allowed")), "{line}");
-    assert!(line.contains("connect 127.0.0.1:1: Connection refused"), "{line}");
+    assert!(
+        line.contains(&format!("create {escape}: allowed")),
+        "{line}"
+    );
+    assert!(
+        line.contains("connect 127.0.0.1:1: Connection refused"),
+        "{line}"
+    );
     assert!(
         line.contains("unix stream socket: No such file or directory"),
         "{line}"
@@ -152,10 +164,14 @@ fn every_thread_has_no_new_privs_and_only_the_needed_capabilities() {
     let (env, credd) = setup();
     let cm = start_with_work(&env, &credd, &[], &[]);
     let threads = assert_confined_threads(cm.pid(), CAPS_PLAIN);
-    assert!(threads > 2, "workers and the signal thread exist ({threads})");
     assert!(
-        cm.log_text()
-            .contains("no_new_privs set; seccomp metadata filter on; capabilities CAP_DAC_OVERRIDE"),
+        threads > 2,
+        "workers and the signal thread exist ({threads})"
+    );
+    assert!(
+        cm.log_text().contains(
+            "no_new_privs set; seccomp metadata filter on; capabilities CAP_DAC_OVERRIDE"
+        ),
         "{}",
         cm.log_text()
     );
@@ -165,7 +181,11 @@ fn every_thread_has_no_new_privs_and_only_the_needed_capabilities() {
 fn keytab_provisioning_keeps_chown_fowner_and_fsetid() {
     let (env, credd) = setup();
     let kdir = crate::credmon::keytab_dir(&env, 0o600);
-    std::fs::rename(kdir.join(format!("{USER}.keytab")), kdir.join("robot.keytab")).unwrap();
+    std::fs::rename(
+        kdir.join(format!("{USER}.keytab")),
+        kdir.join("robot.keytab"),
+    )
+    .unwrap();
     let server = format!("localhost:{}", env.vault.port());
     let cm = Credmon::start(
         &env,
@@ -231,7 +251,12 @@ fn without_landlock(cmd: &mut Command) {
     // SAFETY: between fork and exec only async-signal-safe system calls
     // (prctl) run, on memory built before the fork.
     let filter: Vec<libc::sock_filter> = {
-        let stmt = |code: u16, k: u32| libc::sock_filter { code, jt: 0, jf: 0, k };
+        let stmt = |code: u16, k: u32| libc::sock_filter {
+            code,
+            jt: 0,
+            jf: 0,
+            k,
+        };
         let jeq = |k: u32, jt: u8, jf: u8| libc::sock_filter {
             code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
             jt,
@@ -281,11 +306,15 @@ fn without_landlock_the_credmon_runs_and_says_so_once() {
     );
     let log = cm.log_text();
     assert_eq!(
-        log.matches("confinement incomplete on this kernel (no Landlock").count(),
+        log.matches("confinement incomplete on this kernel (no Landlock")
+            .count(),
         1,
         "{log}"
     );
-    assert!(log.contains("confinement: Landlock unavailable; no_new_privs set"), "{log}");
+    assert!(
+        log.contains("confinement: Landlock unavailable; no_new_privs set"),
+        "{log}"
+    );
     // The other layers still hold.
     assert_confined_threads(cm.pid(), CAPS_PLAIN);
 }
@@ -299,7 +328,10 @@ fn the_no_landlock_filter_hides_landlock() {
         "import ctypes,os;l=ctypes.CDLL(None,use_errno=True);r=l.syscall(444,None,0,1);print(r,ctypes.get_errno())",
     ]);
     let plain = String::from_utf8(cmd.output().unwrap().stdout).unwrap();
-    assert!(!plain.starts_with("-1"), "this kernel has Landlock: {plain}");
+    assert!(
+        !plain.starts_with("-1"),
+        "this kernel has Landlock: {plain}"
+    );
     without_landlock(&mut cmd);
     let hidden = String::from_utf8(cmd.output().unwrap().stdout).unwrap();
     assert_eq!(hidden.trim(), format!("-1 {}", nix::libc::ENOSYS));

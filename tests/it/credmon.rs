@@ -30,7 +30,11 @@ pub(crate) struct Credmon {
 }
 
 impl Credmon {
-    pub(crate) fn command(env: &TestEnv, credd: &Credd, knobs: &[(&str, &str)]) -> (Command, PathBuf) {
+    pub(crate) fn command(
+        env: &TestEnv,
+        credd: &Credd,
+        knobs: &[(&str, &str)],
+    ) -> (Command, PathBuf) {
         let log = env.path().join("CredMonOAuthLog");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_robot-credmon"));
         cmd.arg("credmon")

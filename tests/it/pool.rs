@@ -180,7 +180,8 @@ fn the_credmon_runs_confined(w: &World) -> R {
     ensure!(status.contains("CapEff:\t000000000000001b"), "{status}");
     let log = credmon_log(w);
     ensure!(
-        log.contains("fully enforced") && log.contains("capabilities CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID"),
+        log.contains("fully enforced")
+            && log.contains("capabilities CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID"),
         "{log}"
     );
     Ok(())
