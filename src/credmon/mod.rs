@@ -73,6 +73,13 @@ fn load(args: &CredmonArgs, env: &Env) -> Result<Config, ConfigError> {
     config::resolve(&knobs, &config::Overrides::from(args))
 }
 
+/// [`load`] after SIGHUP: a failing `condor_config_val` keeps the configuration in use.
+fn reload(args: &CredmonArgs, env: &Env) -> Result<Config, String> {
+    let name = args.name.to_ascii_uppercase();
+    let knobs = config::knobs::load_strict(env.vars(), env.path_var(), &name)?;
+    config::resolve(&knobs, &config::Overrides::from(args)).map_err(|e| e.to_string())
+}
+
 /// Runs the credmon with the environment `env`.
 pub fn main(args: CredmonArgs, env: &Env) -> Result<Outcome, CredmonError> {
     let cfg = load(&args, env)?;
@@ -195,7 +202,7 @@ fn run(args: CredmonArgs, cfg: Config, env: Env) -> Result<Outcome, String> {
 
 /// Re-reads the configuration after SIGHUP (reopening the log); `None` keeps the old one.
 fn reloader(args: CredmonArgs, env: Env) -> Box<dyn FnMut() -> Option<Config> + Send> {
-    Box::new(move || match load(&args, &env) {
+    Box::new(move || match reload(&args, &env) {
         Ok(c) => {
             if let Err(e) = log::reopen(c.log_file.as_deref()) {
                 ::log::error!("cannot reopen the log file: {e}");

@@ -336,3 +336,49 @@ fn the_no_landlock_filter_hides_landlock() {
     let hidden = String::from_utf8(cmd.output().unwrap().stdout).unwrap();
     assert_eq!(hidden.trim(), format!("-1 {}", nix::libc::ENOSYS));
 }
+
+/// A `condor_config_val` that cannot read the configuration after a SIGHUP
+/// (say a new file the confined credmon may not open) keeps the
+/// configuration in use, instead of one from the environment alone.
+#[test]
+fn a_failing_condor_config_val_after_sighup_keeps_the_configuration() {
+    use std::os::unix::fs::PermissionsExt;
+    let (env, credd) = setup();
+    let bin = env.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let conf = env.path().join("condor_config");
+    std::fs::write(&conf, "VAULT_CREDMON_PROVIDER_NAMES = dune\n").unwrap();
+    let broken = env.path().join("broken");
+    let script = bin.join("condor_config_val");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nc='{}'\n[ -e '{}' ] && {{ echo 'cannot read the configuration' >&2; exit 1; }}\n\
+             [ \"$1\" = -config ] && exec printf '\\t%s\\n' \"$c\"\n[ \"$1\" = -dump ] && exec cat \"$c\"\nexit 1\n",
+            conf.display(),
+            broken.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (mut cmd, log) = Credmon::command(&env, &credd, &[]);
+    cmd.env("PATH", format!("{}:/usr/bin:/bin", bin.display()));
+    let cm = Credmon::spawn(cmd, log, &credd);
+    assert!(Credd::wait_for_file(
+        &credd.dir.join("CREDMON_COMPLETE"),
+        Duration::from_secs(3)
+    ));
+    std::fs::write(&broken, "").unwrap();
+    cm.signal(nix::sys::signal::Signal::SIGHUP);
+    assert!(
+        cm.wait_log("keeping the old one", Duration::from_secs(5)),
+        "{}",
+        cm.log_text()
+    );
+    let log = cm.log_text();
+    assert!(
+        log.contains("condor_config_val -dump failed: cannot read the configuration"),
+        "{log}"
+    );
+    assert!(!log.contains("configuration changed"), "{log}");
+}
