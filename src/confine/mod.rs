@@ -124,21 +124,7 @@ impl Report {
                 Err(e) => format!("off ({e})"),
             }
         );
-        if let Ok(kept) = &self.caps {
-            let missing: Vec<Capability> = plan
-                .caps
-                .iter()
-                .filter(|c| !kept.contains(c))
-                .copied()
-                .collect();
-            if !missing.is_empty() {
-                log::warn!(
-                    "confinement: {} not available (not root, or left out of a systemd unit's CapabilityBoundingSet): {}",
-                    cap_names(&missing),
-                    "CAP_DAC_OVERRIDE opens condor's user directories; CAP_CHOWN, CAP_FOWNER and CAP_FSETID give the directories ROBOT_CREDMON_PROVISION makes to condor (docs/security.md)"
-                );
-            }
-        }
+        self.warn_missing_caps(plan);
         for p in &plan.refused {
             log::warn!(
                 "confinement: no rule for {}: it would open too much; move that file to a directory of its own",
@@ -156,6 +142,27 @@ impl Report {
                 "confinement incomplete on this kernel ({}): the credmon runs, relying on its own checks for what is missing; set ROBOT_CREDMON_CONFINE = False only to debug",
                 kernel_words(self.abi)
             );
+        }
+    }
+}
+
+impl Report {
+    /// Warns when capabilities the plan keeps were not there to keep.
+    fn warn_missing_caps(&self, plan: &Plan) {
+        if let Ok(kept) = &self.caps {
+            let missing: Vec<Capability> = plan
+                .caps
+                .iter()
+                .filter(|c| !kept.contains(c))
+                .copied()
+                .collect();
+            if !missing.is_empty() {
+                log::warn!(
+                    "confinement: {} not available (not root, or left out of a systemd unit's CapabilityBoundingSet): {}",
+                    cap_names(&missing),
+                    "CAP_DAC_OVERRIDE opens condor's user directories; CAP_CHOWN, CAP_FOWNER and CAP_FSETID give the directories ROBOT_CREDMON_PROVISION makes to condor (docs/security.md)"
+                );
+            }
         }
     }
 }

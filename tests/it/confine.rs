@@ -382,3 +382,35 @@ fn a_failing_condor_config_val_after_sighup_keeps_the_configuration() {
     );
     assert!(!log.contains("configuration changed"), "{log}");
 }
+
+/// Under a unit whose `CapabilityBoundingSet` lacks the provisioning
+/// capabilities (`robot-credmon-credmon.service` without its drop-in), the
+/// credmon runs with what it has and says what is missing.
+#[test]
+fn missing_capabilities_are_named() {
+    let (env, credd) = setup();
+    let kdir = crate::credmon::keytab_dir(&env, 0o600);
+    let (mut cmd, log) = Credmon::command(&env, &credd, &crate::credmon::keytab_knob(&kdir));
+    // SAFETY: only prctl between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            // CAP_CHOWN (0), CAP_FSETID (4).
+            for cap in [0, 4] {
+                if nix::libc::prctl(nix::libc::PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let cm = Credmon::spawn(cmd, log, &credd);
+    assert!(
+        cm.wait_log(
+            "CAP_CHOWN, CAP_FSETID not available",
+            Duration::from_secs(3)
+        ),
+        "{}",
+        cm.log_text()
+    );
+    assert_confined_threads(cm.pid(), CAPS_PLAIN | 1 << 3);
+}
