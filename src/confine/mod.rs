@@ -15,8 +15,7 @@
 //! * capabilities reduced to [`plan::capabilities`] in the effective,
 //!   permitted and bounding sets (the bounding set matters: root's children,
 //!   such as `condor_config_val`, get every capability left in it), the
-//!   inheritable and ambient sets emptied.
-//!
+//!   inheritable and ambient sets emptied;
 //! * a seccomp filter ([`seccomp`]) for what Landlock does not govern:
 //!   `chmod`, `chown` and extended attributes of files the process can open,
 //!   and UNIX stream sockets (systemd, D-Bus).
