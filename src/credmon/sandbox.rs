@@ -119,13 +119,16 @@ fn condor_config(env: &Env, i: &mut Inputs) {
         return;
     };
     let run = |args: &[&str]| -> Option<String> {
-        let mut tool = Tool::new(
+        Tool::new(
             &program.display().to_string(),
             args.iter().copied(),
             CONFIG_VAL_TIMEOUT,
-        );
-        tool.path_var = path_var.clone();
-        tool.run().ok().filter(|f| f.success()).map(|f| f.stdout)
+            path_var.clone(),
+        )
+        .run()
+        .ok()
+        .filter(|f| f.success())
+        .map(|f| f.stdout)
     };
     if let Some(text) = run(&["-config"]) {
         i.read_files
