@@ -15,11 +15,13 @@
 //! [`cli`] holds the command-line definitions; `main.rs` only parses and dispatches.
 //! [`duration`] parses range-checked durations, [`process`] runs other
 //! programs, and [`env`] is the injected environment (variables, uid, clock).
+//! [`confine`] reduces the credmon's privileges after start-up.
 
 pub mod backoff;
 pub mod check;
 pub mod cli;
 pub mod condor;
+pub mod confine;
 pub mod credmon;
 pub mod duration;
 pub mod env;

@@ -99,6 +99,14 @@ pub fn under_master() -> bool {
     !matches!(PARENT.get(), None | Some(Err(InheritError::NoInherit)))
 }
 
+/// The TCP port of the parent master's command address (or its condor_shared_port), if any.
+pub fn master_port() -> Option<u16> {
+    match PARENT.get() {
+        Some(Ok(p)) => Some(p.addr.port),
+        _ => None,
+    }
+}
+
 /// Tells the parent master that daemon `name` (this process) is in `state`
 /// (`Ready`), using what [`capture_environment`] found; `now` is the wall clock.
 pub fn set_ready(name: &str, state: &str, now: SystemTime) -> Result<(), MasterError> {

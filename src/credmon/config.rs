@@ -112,6 +112,8 @@ pub struct Config {
     pub state_interval: Duration,
     /// `SEC_CREDENTIAL_GETTOKEN_OPTS`, as the storer reads it (for `--check-config`).
     pub gettoken_opts: Option<String>,
+    /// `ROBOT_CREDMON_CONFINE`: confine the daemon after start-up (`crate::confine`).
+    pub confine: bool,
 }
 
 /// Largest `.top` file we read.
@@ -174,6 +176,7 @@ pub fn resolve(knobs: &Knobs, opts: &Overrides) -> Result<Config, ConfigError> {
             .or_else(|| r.path(&k::METRICS_FILE)),
         state_interval: r.seconds(&k::STATE_INTERVAL, 5)?,
         gettoken_opts: r.text(&k::GETTOKEN_OPTS).map(str::to_owned),
+        confine: r.boolean(&k::CONFINE, true)?,
     })
 }
 

@@ -8,7 +8,8 @@
 //! * [`refresh`]: one credential end to end (Vault, keytab re-login, files);
 //! * [`schedule`]: the pure scheduler (need, deadline, backoff);
 //! * [`daemon`]: the coordinator (scans, SIGHUP, passes) and the workers;
-//! * [`log`]: the HTCondor-style log file.
+//! * [`log`]: the HTCondor-style log file;
+//! * [`sandbox`]: the confinement after start-up ([`crate::confine`]).
 //!
 //! With `--metrics-file` (or `ROBOT_CREDMON_METRICS_FILE`) the coordinator
 //! writes [`crate::metrics::CredmonMetrics`] after every full pass and the
@@ -25,6 +26,7 @@ pub mod daemon;
 pub mod log;
 pub mod policy;
 pub mod refresh;
+pub mod sandbox;
 pub mod schedule;
 pub mod signals;
 
@@ -71,11 +73,19 @@ fn load(args: &CredmonArgs, env: &Env) -> Result<Config, ConfigError> {
     config::resolve(&knobs, &config::Overrides::from(args))
 }
 
+/// [`load`] after SIGHUP: a failing `condor_config_val` keeps the configuration in use.
+fn reload(args: &CredmonArgs, env: &Env) -> Result<Config, String> {
+    let name = args.name.to_ascii_uppercase();
+    let knobs = config::knobs::load_strict(env.vars(), env.path_var(), &name)?;
+    config::resolve(&knobs, &config::Overrides::from(args)).map_err(|e| e.to_string())
+}
+
 /// Runs the credmon with the environment `env`.
 pub fn main(args: CredmonArgs, env: &Env) -> Result<Outcome, CredmonError> {
     let cfg = load(&args, env)?;
     if args.check_config {
         print!("{}", cfg.describe());
+        print!("{}", sandbox::describe(&cfg, env));
         for w in cfg.warnings() {
             crate::logging::print_warning(&w);
         }
@@ -142,6 +152,8 @@ fn run(args: CredmonArgs, cfg: Config, env: Env) -> Result<Outcome, String> {
             root.path().display()
         );
     }
+    // Everything later, every thread and program included, runs confined.
+    sandbox::confine(&cfg, &env);
     let cfg = Arc::new(cfg);
     let ctx = Arc::new(refresh::Ctx::new(cfg.clone(), &env));
     if let Err(e) = ctx.tls_config() {
@@ -204,7 +216,7 @@ fn flush_status(ctx: &refresh::Ctx, root: &SafeDir) {
 
 /// Re-reads the configuration after SIGHUP (reopening the log); `None` keeps the old one.
 fn reloader(args: CredmonArgs, env: Env) -> Box<dyn FnMut() -> Option<Config> + Send> {
-    Box::new(move || match load(&args, &env) {
+    Box::new(move || match reload(&args, &env) {
         Ok(c) => {
             if let Err(e) = log::reopen(c.log_file.as_deref()) {
                 ::log::error!("cannot reopen the log file: {e}");

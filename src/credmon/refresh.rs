@@ -8,7 +8,7 @@
 
 mod ctx;
 mod error;
-mod keytab;
+pub mod keytab;
 mod top;
 
 pub use ctx::Ctx;
@@ -189,6 +189,7 @@ pub fn read_use(dir: &SafeDir, stem: &str, owner: u32) -> Option<UseState> {
 /// is caught here and the worker goes on with the next job. This is why the
 /// release profile unwinds instead of aborting.
 pub fn fetch(ctx: &Ctx, key: &Key, task: &Task) -> Fetched {
+    crate::confine::test_escape();
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fetch_one(ctx, key, task)))
         .unwrap_or_else(|_| {
             log::error!(

@@ -1,11 +1,13 @@
 //! `robot-credmon credmon` end to end: the real binary against the test Vault,
 //! the real KDC and a credd simulator, configured through `_CONDOR_*` variables
-//! (and a fake `condor_config_val` for the SIGHUP reconfiguration test).
+//! (and a fake `condor_config_val` for the SIGHUP reconfiguration test; like
+//! the real one it lists the files it reads with `-config`, which the
+//! confined credmon may then read).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../support/credd.rs"]
-mod credd;
+pub(crate) mod credd;
 
 use crate::support::{Fault, TestEnv, wait};
 use credd::Credd;
@@ -18,17 +20,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const USER: &str = "alice";
-const SVC: &str = "igwn_robot";
+pub(crate) const USER: &str = "alice";
+pub(crate) const SVC: &str = "igwn_robot";
 
 /// A running credmon; killed by pid on drop.
-struct Credmon {
-    child: Child,
-    log: PathBuf,
+pub(crate) struct Credmon {
+    pub(crate) child: Child,
+    pub(crate) log: PathBuf,
 }
 
 impl Credmon {
-    fn command(env: &TestEnv, credd: &Credd, knobs: &[(&str, &str)]) -> (Command, PathBuf) {
+    pub(crate) fn command(
+        env: &TestEnv,
+        credd: &Credd,
+        knobs: &[(&str, &str)],
+    ) -> (Command, PathBuf) {
         let log = env.path().join("CredMonOAuthLog");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_robot-credmon"));
         cmd.arg("credmon")
@@ -59,13 +65,13 @@ impl Credmon {
         (cmd, log)
     }
 
-    fn start(env: &TestEnv, credd: &Credd, knobs: &[(&str, &str)]) -> Credmon {
+    pub(crate) fn start(env: &TestEnv, credd: &Credd, knobs: &[(&str, &str)]) -> Credmon {
         let (cmd, log) = Self::command(env, credd, knobs);
         Self::spawn(cmd, log, credd)
     }
 
     /// Starts `cmd` and waits (bounded) for its pid file.
-    fn spawn(mut cmd: Command, log: PathBuf, credd: &Credd) -> Credmon {
+    pub(crate) fn spawn(mut cmd: Command, log: PathBuf, credd: &Credd) -> Credmon {
         let child = cmd.spawn().expect("cannot start robot-credmon");
         let c = Credmon { child, log };
         let pid = c.pid();
@@ -81,16 +87,16 @@ impl Credmon {
         c
     }
 
-    fn pid(&self) -> i32 {
+    pub(crate) fn pid(&self) -> i32 {
         self.child.id() as i32
     }
 
-    fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Waits (bounded) for `needle` to appear in the log.
-    fn wait_log(&self, needle: &str, limit: Duration) -> bool {
+    pub(crate) fn wait_log(&self, needle: &str, limit: Duration) -> bool {
         let t0 = Instant::now();
         while t0.elapsed() < limit {
             if self.log_text().contains(needle) {
@@ -101,7 +107,7 @@ impl Credmon {
         false
     }
 
-    fn signal(&self, s: Signal) {
+    pub(crate) fn signal(&self, s: Signal) {
         kill(Pid::from_raw(self.pid()), s).unwrap();
     }
 
@@ -128,13 +134,13 @@ impl Drop for Credmon {
     }
 }
 
-fn setup() -> (TestEnv, Credd) {
+pub(crate) fn setup() -> (TestEnv, Credd) {
     let env = TestEnv::start().expect("test environment (KDC + Vault)");
     let credd = Credd::new(&env.path().join("oauth_credentials"));
     (env, credd)
 }
 
-fn top(env: &TestEnv, ttl: u64) -> (String, String) {
+pub(crate) fn top(env: &TestEnv, ttl: u64) -> (String, String) {
     let token = env.provision_token(ttl);
     (
         token.clone(),
@@ -143,7 +149,7 @@ fn top(env: &TestEnv, ttl: u64) -> (String, String) {
 }
 
 /// A keytab directory with `<USER>.keytab` (the robot's keytab) of this mode.
-fn keytab_dir(env: &TestEnv, mode: u32) -> PathBuf {
+pub(crate) fn keytab_dir(env: &TestEnv, mode: u32) -> PathBuf {
     let kdir = env.path().join("robot-keytabs");
     std::fs::create_dir(&kdir).unwrap();
     std::fs::set_permissions(&kdir, std::fs::Permissions::from_mode(0o700)).unwrap();
@@ -154,7 +160,7 @@ fn keytab_dir(env: &TestEnv, mode: u32) -> PathBuf {
 }
 
 /// `ROBOT_CREDMON_KEYTAB_DIR` set to `kdir`.
-fn keytab_knob(kdir: &Path) -> [(&str, &str); 1] {
+pub(crate) fn keytab_knob(kdir: &Path) -> [(&str, &str); 1] {
     [("ROBOT_CREDMON_KEYTAB_DIR", kdir.to_str().unwrap())]
 }
 
@@ -798,7 +804,7 @@ fn a_slow_configuration_read_does_not_delay_new_credentials() {
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\n[ -e '{}' ] && sleep 3\n[ \"$1\" = -dump ] && exec cat '{}'\nexit 1\n",
+            "#!/bin/sh\n[ -e '{}' ] && sleep 3\nc='{}'\n[ \"$1\" = -config ] && exec printf '\\t%s\\n' \"$c\"\n[ \"$1\" = -dump ] && exec cat \"$c\"\nexit 1\n",
             slow.display(),
             conf.display()
         ),
@@ -853,7 +859,7 @@ fn sighup_heals_a_credential_skipped_under_a_wrong_setting() {
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\n[ \"$1\" = -dump ] && exec cat '{}'\nexit 1\n",
+            "#!/bin/sh\nc='{}'\n[ \"$1\" = -config ] && exec printf '\\t%s\\n' \"$c\"\n[ \"$1\" = -dump ] && exec cat \"$c\"\nexit 1\n",
             conf.display()
         ),
     )
@@ -1074,7 +1080,7 @@ fn config_is_reread_on_sighup_through_condor_config_val() {
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\n[ \"$1\" = -dump ] && exec cat '{}'\nexit 1\n",
+            "#!/bin/sh\nc='{}'\n[ \"$1\" = -config ] && exec printf '\\t%s\\n' \"$c\"\n[ \"$1\" = -dump ] && exec cat \"$c\"\nexit 1\n",
             conf.display()
         ),
     )

@@ -12,6 +12,7 @@ mod alerts;
 mod cli;
 mod cmd;
 mod completions;
+mod confine;
 mod credmon;
 mod fault;
 mod get;

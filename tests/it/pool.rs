@@ -169,6 +169,24 @@ fn master_sees_the_credmon_ready(w: &World) -> R {
     Ok(())
 }
 
+/// The credmon condor_master started runs confined (docs/security.md): every
+/// scenario of this pool runs with Landlock, no_new_privs and the reduced
+/// capabilities; condor_master's DC_SET_READY above went through the TCP rule.
+fn the_credmon_runs_confined(w: &World) -> R {
+    let pid = std::fs::read_to_string(w.pool.cred_dir.join("pid")).map_err(|e| e.to_string())?;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim()))
+        .map_err(|e| e.to_string())?;
+    ensure!(status.contains("NoNewPrivs:\t1"), "{status}");
+    ensure!(status.contains("CapEff:\t000000000000001b"), "{status}");
+    let log = credmon_log(w);
+    ensure!(
+        log.contains("fully enforced")
+            && log.contains("capabilities CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID"),
+        "{log}"
+    );
+    Ok(())
+}
+
 /// condor_submit -> storer -> .top -> .use -> the job sees a valid token.
 fn submit_gives_the_job_a_valid_token(w: &World) -> R {
     let dir = run_job(
@@ -1015,6 +1033,7 @@ fn htcondor_pool_end_to_end() {
         &master_sees_the_credmon_ready,
         &w,
     );
+    step("the_credmon_runs_confined", &the_credmon_runs_confined, &w);
     step(
         "submit_gives_the_job_a_valid_token",
         &submit_gives_the_job_a_valid_token,

@@ -245,8 +245,37 @@ pub fn load<'e>(
     path_var: Option<OsString>,
     name: &str,
 ) -> Knobs {
+    let (knobs, failed) = load_reporting(env, path_var, name);
+    if let Some(e) = failed {
+        log::debug!("{e}");
+    }
+    knobs
+}
+
+/// Like [`load`], but an installed `condor_config_val` that fails is an
+/// error, not a configuration from the environment alone (a SIGHUP then
+/// keeps the configuration in use: say a new configuration file the
+/// confined credmon cannot read, docs/security.md).
+pub fn load_strict<'e>(
+    env: impl IntoIterator<Item = (&'e str, &'e str)>,
+    path_var: Option<OsString>,
+    name: &str,
+) -> Result<Knobs, String> {
+    match load_reporting(env, path_var, name) {
+        (knobs, None) => Ok(knobs),
+        (_, Some(e)) => Err(e),
+    }
+}
+
+/// The knobs, and why an installed `condor_config_val -dump` failed.
+fn load_reporting<'e>(
+    env: impl IntoIterator<Item = (&'e str, &'e str)>,
+    path_var: Option<OsString>,
+    name: &str,
+) -> (Knobs, Option<String>) {
     let mut knobs = Knobs::new();
-    let run = |args: &[&str]| -> Option<String> {
+    // Err(None): not installed; Err(Some(why)): installed, but it failed.
+    let run = |args: &[&str]| -> Result<String, Option<String>> {
         let mut tool = Tool::new(
             "condor_config_val",
             args.iter().copied(),
@@ -254,28 +283,40 @@ pub fn load<'e>(
             path_var.clone(),
         );
         tool.max_output = MAX_DUMP_BYTES;
-        tool.run()
-            .map_err(|e| log::debug!("{e}"))
-            .ok()
-            .filter(|f| f.success())
-            .map(|f| f.stdout)
+        match tool.run() {
+            Ok(f) if f.success() => Ok(f.stdout),
+            Ok(f) => Err(Some(format!(
+                "condor_config_val {} failed: {}",
+                args.join(" "),
+                f.stderr.lines().next().unwrap_or_default()
+            ))),
+            Err(e @ crate::process::RunError::NotFound(_)) => {
+                log::debug!("{e}");
+                Err(None)
+            }
+            Err(e) => Err(Some(e.to_string())),
+        }
     };
-    if let Some(dump) = run(&["-dump"]) {
-        knobs = parse_dump(&dump);
-        // -dump shows macros unexpanded; ask for the knobs we use one by one.
-        let wanted: Vec<String> = knobs
-            .iter()
-            .filter(|(k, v)| v.contains("$(") && wanted(k, name))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in wanted {
-            if let Some(v) = run(&[k.as_str()]) {
-                knobs.insert(k, v.trim().to_owned());
+    let mut failed = None;
+    match run(&["-dump"]) {
+        Ok(dump) => {
+            knobs = parse_dump(&dump);
+            // -dump shows macros unexpanded; ask for the knobs we use one by one.
+            let wanted: Vec<String> = knobs
+                .iter()
+                .filter(|(k, v)| v.contains("$(") && wanted(k, name))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in wanted {
+                if let Ok(v) = run(&[k.as_str()]) {
+                    knobs.insert(k, v.trim().to_owned());
+                }
             }
         }
+        Err(why) => failed = why,
     }
     knobs.extend(env_knobs(env));
-    knobs
+    (knobs, failed)
 }
 
 /// Whether `k` is a knob we read.

@@ -103,11 +103,17 @@ pub(super) fn provision(
 
 /// Owner for user directories we create: the `condor` user, as the credd would, else root.
 fn condor_owner(root: bool) -> Option<(u32, u32)> {
-    if !root {
-        return None;
-    }
-    match nix::unistd::User::from_name("condor") {
+    root.then(|| condor_ids().unwrap_or((0, 0)))
+}
+
+static CONDOR_IDS: std::sync::OnceLock<Option<(u32, u32)>> = std::sync::OnceLock::new();
+
+/// The `condor` user's uid and gid, looked up once: the credmon does it
+/// before it is confined, as `/etc/passwd` may be replaced (a new file the
+/// confined process cannot open) while it runs.
+pub fn condor_ids() -> Option<(u32, u32)> {
+    *CONDOR_IDS.get_or_init(|| match nix::unistd::User::from_name("condor") {
         Ok(Some(u)) => Some((u.uid.as_raw(), u.gid.as_raw())),
-        _ => Some((0, 0)),
-    }
+        _ => None,
+    })
 }

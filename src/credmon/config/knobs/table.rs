@@ -288,6 +288,15 @@ pub const GETTOKEN_OPTS: Knob = knob(
     "Not used by the credmon: `--check-config` reads the storer's `-a` from it and warns when `TRUSTED_VAULT_HOSTS` lacks that `host:port`.",
 );
 
+/// `ROBOT_CREDMON_CONFINE`.
+pub const CONFINE: Knob = knob(
+    "ROBOT_CREDMON_CONFINE",
+    Kind::Bool,
+    "True",
+    "Confine the daemon after start-up: Landlock, `no_new_privs`, only the capabilities it needs (docs/security.md); `False` only to debug.",
+)
+.shown(|c| c.confine.to_string());
+
 /// Every knob the credmon reads (besides `<provider>_CLIENT_ID`), in documentation order.
 pub const TABLE: &[Knob] = &[
     CRED_DIR,
@@ -321,4 +330,5 @@ pub const TABLE: &[Knob] = &[
     METRICS_FILE,
     STATE_INTERVAL,
     GETTOKEN_OPTS,
+    CONFINE,
 ];
