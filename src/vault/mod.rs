@@ -5,6 +5,7 @@
 //! retries transient failures with bounded, jittered backoff.
 
 mod address;
+pub mod api;
 pub mod auth;
 mod error;
 mod requests;

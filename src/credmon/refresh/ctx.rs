@@ -8,15 +8,20 @@ use crate::env::{Env, Mono};
 use crate::files::WriteOptions;
 use crate::status::state::{Settings, Tracker};
 use crate::vault::auth::{self, Trust};
-use crate::vault::{Limits, VaultClient, VaultError, tls};
+use crate::vault::api::Api;
+use crate::vault::{Limits, ServerAddress, VaultError, tls};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
+/// Builds the Vault API of a server (see [`Ctx::with_connector`]).
+pub type Connector = Box<dyn Fn(&ServerAddress) -> Arc<dyn Api> + Send + Sync>;
+
 /// State shared by the workers: configuration, one Vault client per server.
 pub struct Ctx {
     cfg: RwLock<Arc<Config>>,
-    clients: Mutex<HashMap<(String, u16), Arc<VaultClient>>>,
+    clients: Mutex<HashMap<(String, u16), Arc<dyn Api>>>,
+    connector: Option<Connector>,
     tls: Mutex<Option<Arc<rustls::ClientConfig>>>,
     warned: Mutex<HashMap<Key, String>>,
     daily: Mutex<HashMap<Key, SystemTime>>,
@@ -34,6 +39,7 @@ impl Ctx {
         Self {
             cfg: RwLock::new(cfg),
             clients: Mutex::new(HashMap::new()),
+            connector: None,
             tls: Mutex::new(None),
             warned: Mutex::new(HashMap::new()),
             daily: Mutex::new(HashMap::new()),
@@ -124,14 +130,29 @@ impl Ctx {
         &self.status
     }
 
-    pub(super) fn client(&self, host: &str, port: u16) -> Result<Arc<VaultClient>, VaultError> {
+    /// The same context reaching Vault through `connect` instead of HTTPS
+    /// (the simulation's model of Vault).
+    pub fn with_connector(mut self, connect: Connector) -> Self {
+        self.connector = Some(connect);
+        self
+    }
+
+    pub(super) fn client(&self, host: &str, port: u16) -> Result<Arc<dyn Api>, VaultError> {
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = clients.get(&(host.to_owned(), port)) {
             return Ok(c.clone());
         }
+        if let Some(connect) = &self.connector {
+            let c = connect(&ServerAddress {
+                host: host.to_owned(),
+                port,
+            });
+            clients.insert((host.to_owned(), port), c.clone());
+            return Ok(c);
+        }
         let cfg = self.config();
         let tls = self.tls_config()?;
-        let server = crate::vault::ServerAddress {
+        let server = ServerAddress {
             host: host.to_owned(),
             port,
         };
@@ -142,7 +163,7 @@ impl Ctx {
             retry_budget: Duration::ZERO,
             ..Limits::default()
         };
-        let client = Arc::new(auth::client(
+        let client: Arc<dyn Api> = Arc::new(auth::client(
             server,
             None,
             Trust::Shared(tls),

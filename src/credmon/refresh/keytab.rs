@@ -6,7 +6,7 @@ use crate::credmon::config::Config;
 use crate::credmon::policy;
 use crate::files::{FileError, SafeDir};
 use crate::kerberos::KrbError;
-use crate::vault::VaultClient;
+use crate::vault::api::Api;
 use crate::vault::VaultError;
 use crate::vault::VaultToken;
 use crate::vault::auth::{self, CredentialSource, LoginTarget, Names};
@@ -29,7 +29,7 @@ pub fn keytab_for(cfg: &Config, user: &str, root: bool) -> Option<CredentialSour
 
 /// Logs in to Vault at `host` with a robot's keytab as `names`, for a 28-day token.
 pub(super) fn login(
-    client: &VaultClient,
+    client: &dyn Api,
     host: &str,
     source: &CredentialSource,
     names: &Names,
@@ -39,7 +39,8 @@ pub(super) fn login(
         service_host: host,
         ttl: auth::STORED_TTL,
     };
-    auth::login(client, source, &target)
+    client
+        .login(source, &target)
         .map(|s| s.token)
         .map_err(|e| {
             let vault = e.vault_error();
@@ -91,7 +92,7 @@ pub(super) fn provision(
     let client = ctx
         .client(&addr.host, addr.port)
         .map_err(|e| fail(e.to_string()))?;
-    let token = login(&client, &addr.host, &source, &names).map_err(|e| fail(e.to_string()))?;
+    let token = login(&*client, &addr.host, &source, &names).map_err(|e| fail(e.to_string()))?;
     let json = serde_json::json!({"vault_token": token.expose(), "vault_url": url});
     let mut bytes = serde_json::to_vec(&json).map_err(|e| fail(e.to_string()))?;
     bytes.push(b'\n');
