@@ -34,11 +34,13 @@ pub struct Violation {
 }
 
 /// A window of trouble (Vault not serving, disk full, host down, KDC down).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Window {
+    /// What is in trouble (`vault`, `disk`, `kdc`, `keytab userN`).
+    what: String,
     begin: Mono,
     end: Option<Mono>,
-    /// Only robots' credentials are excused (the KDC).
+    /// Only robots' credentials are excused (the KDC, a keytab).
     robots_only: bool,
 }
 
@@ -104,19 +106,20 @@ impl Checker {
         self.epoch_secs + i64::try_from(secs(t)).unwrap_or(i64::MAX)
     }
 
-    /// Trouble begins at `now` (until [`Checker::trouble_ends`]).
-    pub fn trouble_begins(&mut self, now: Mono, robots_only: bool) {
+    /// Trouble with `what` begins at `now` (until [`Checker::trouble_ends`]).
+    pub fn trouble_begins(&mut self, what: &str, now: Mono, robots_only: bool) {
         self.windows.push(Window {
+            what: what.to_owned(),
             begin: now,
             end: None,
             robots_only,
         });
     }
 
-    /// The open trouble windows of this kind end at `now`.
-    pub fn trouble_ends(&mut self, now: Mono, robots_only: bool) {
+    /// The trouble with `what` ends at `now`.
+    pub fn trouble_ends(&mut self, what: &str, now: Mono) {
         for w in self.windows.iter_mut() {
-            if w.end.is_none() && w.robots_only == robots_only {
+            if w.end.is_none() && w.what == what {
                 w.end = Some(now);
             }
         }
@@ -125,6 +128,7 @@ impl Checker {
     /// A moment of trouble (a crash and restart).
     pub fn blip(&mut self, now: Mono) {
         self.windows.push(Window {
+            what: "host".into(),
             begin: now,
             end: Some(now),
             robots_only: false,

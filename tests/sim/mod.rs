@@ -841,7 +841,7 @@ impl Sim {
             Ev::Vault(code, secs) => self.vault_trouble(code, secs, now),
             Ev::VaultUp => {
                 self.vault.set_mode(Mode::Up);
-                self.check.trouble_ends(now, false);
+                self.check.trouble_ends("vault", now);
             }
             Ev::Revoke(u) => {
                 self.count("revoke");
@@ -850,19 +850,19 @@ impl Sim {
             Ev::KdcDown(secs) => {
                 self.count("kdc down");
                 self.vault.set_kdc(false);
-                self.check.trouble_begins(now, true);
+                self.check.trouble_begins("kdc", now, true);
                 self.at(now + Duration::from_secs(secs), Ev::KdcUp);
             }
             Ev::KdcUp => {
                 self.vault.set_kdc(true);
-                self.check.trouble_ends(now, true);
+                self.check.trouble_ends("kdc", now);
             }
             Ev::Rotate(u, after) => {
                 if self.robots[u] {
                     self.count("key rotation");
                     let (kdc, tab) = self.vault.keys(&user(u));
                     self.vault.set_keys(&user(u), kdc + 1, tab);
-                    self.check.trouble_begins(now, true);
+                    self.check.trouble_begins(&format!("keytab {}", user(u)), now, true);
                     self.at(now + Duration::from_secs(after), Ev::Install(u));
                 }
             }
@@ -870,7 +870,7 @@ impl Sim {
                 let (kdc, _) = self.vault.keys(&user(u));
                 self.write_keytab(u, kdc);
                 self.vault.set_keys(&user(u), kdc, kdc);
-                self.check.trouble_ends(now, true);
+                self.check.trouble_ends(&format!("keytab {}", user(u)), now);
             }
             Ev::Crash(ops) => {
                 self.count("crash");
@@ -879,12 +879,12 @@ impl Sim {
             Ev::DiskFull(secs) => {
                 self.count("disk full");
                 self.fs.fail_next(Op::Write, nix::errno::Errno::ENOSPC, u32::MAX);
-                self.check.trouble_begins(now, false);
+                self.check.trouble_begins("disk", now, false);
                 self.at(now + Duration::from_secs(secs), Ev::DiskOk);
             }
             Ev::DiskOk => {
                 self.fs.fail_next(Op::Write, nix::errno::Errno::ENOSPC, 0);
-                self.check.trouble_ends(now, false);
+                self.check.trouble_ends("disk", now);
             }
             Ev::Eio => {
                 self.count("eio");
@@ -918,7 +918,7 @@ impl Sim {
             _ => "vault 5xx",
         });
         self.vault.set_mode(mode);
-        self.check.trouble_begins(now, false);
+        self.check.trouble_begins("vault", now, false);
         self.at(now + Duration::from_secs(secs), Ev::VaultUp);
     }
 
