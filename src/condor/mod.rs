@@ -23,6 +23,7 @@
 //! (`masterDaemon.cpp`), so none are sent.
 
 pub mod cedar;
+pub mod config;
 pub mod inherit;
 pub mod sinful;
 

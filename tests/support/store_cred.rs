@@ -8,7 +8,8 @@
 //!   stored scopes/audience differ (absent == ""), else 0.
 //! * Every call is appended to `calls` (one line of arguments).
 //! * `condor_config_val KNOB` prints `$_CONDOR_KNOB`, else the last `KNOB = value`
-//!   of `$HOME/.condor/user_config`, else fails like the real one.
+//!   of `$HOME/.condor/user_config`, else fails like the real one; `-dump`
+//!   prints the `KNOB = value` lines of both (the environment's last).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -63,8 +64,14 @@ exit 1
 
 const CONFIG_VAL: &str = r#"#!/bin/sh
 knob=$1
-v=$(printenv "_CONDOR_$knob") && { printf '%s\n' "$v"; exit 0; }
 f="$HOME/.condor/user_config"
+if [ "$knob" = "-dump" ]; then
+  echo '# Configuration from machine: stand-in'
+  [ -f "$f" ] && grep -E '^[[:space:]]*[A-Za-z_][A-Za-z0-9_.]*[[:space:]]*=' "$f"
+  env | sed -n 's/^_CONDOR_\([^=]*\)=\(.*\)$/\1 = \2/p'
+  exit 0
+fi
+v=$(printenv "_CONDOR_$knob") && { printf '%s\n' "$v"; exit 0; }
 if [ -f "$f" ]; then
   line=$(grep -E "^[[:space:]]*$knob[[:space:]]*=" "$f" | tail -n 1)
   if [ -n "$line" ]; then printf '%s\n' "${line#*=}" | sed 's/^[[:space:]]*//'; exit 0; fi
