@@ -74,6 +74,16 @@ pub enum GetError {
         /// The command to run ([`plan::login_command`]).
         command: String,
     },
+    /// The token file has several hard links outside the user's own directory.
+    #[error(
+        "'{path}' has several hard links and {why}; refusing to replace it (remove it, or choose an --outfile in a directory of your own)"
+    )]
+    HardLinked {
+        /// The token file.
+        path: PathBuf,
+        /// Why its directory is not the user's own.
+        why: String,
+    },
 }
 
 /// What a successful run did.
@@ -150,9 +160,10 @@ impl GetError {
             GetError::Auth(AuthError::Kerberos(_)) => "kerberos",
             GetError::Auth(AuthError::Vault { .. } | AuthError::Refused { .. }) => "vault",
             GetError::Auth(AuthError::Oidc(_)) => "oidc",
-            GetError::File(_) | GetError::Auth(AuthError::File(_)) | GetError::NotAToken { .. } => {
-                "file"
-            }
+            GetError::File(_)
+            | GetError::Auth(AuthError::File(_))
+            | GetError::NotAToken { .. }
+            | GetError::HardLinked { .. } => "file",
             GetError::UnusableToken { .. } => "token",
             GetError::NoKeytab
             | GetError::Unsupported(_)
@@ -376,6 +387,9 @@ fn check_existing(
     first_look: bool,
 ) -> Result<Existing, GetError> {
     let (uid, now) = (env.euid(), env.now());
+    if hard_linked(dir, name, path, uid, first_look)? {
+        return Ok(Existing::Stale("invalid", None));
+    }
     let Some((bytes, _)) = dir.read_trusted(name, MAX_TOKEN_BYTES + 2, uid)? else {
         if first_look {
             log::info!("no bearer token in {} yet", path.display());
@@ -407,6 +421,38 @@ fn check_existing(
         );
     }
     Ok(Existing::Stale("expiring", tok.claims().exp))
+}
+
+/// Whether the token file is a regular file with several hard links: never
+/// trusted (its contents are not read), replaced by a rename in the user's
+/// own directory, refused with the reason elsewhere.
+fn hard_linked(
+    dir: &SafeDir,
+    name: &str,
+    path: &Path,
+    uid: u32,
+    first_look: bool,
+) -> Result<bool, GetError> {
+    use nix::sys::stat::SFlag;
+    let linked = dir.stat(name)?.is_some_and(|st| {
+        st.st_nlink > 1
+            && SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFREG
+    });
+    if !linked {
+        return Ok(false);
+    }
+    let d = dir.stat_self()?;
+    plan::may_replace_hard_link(d.st_uid, d.st_mode, uid).map_err(|why| GetError::HardLinked {
+        path: path.to_owned(),
+        why,
+    })?;
+    if first_look {
+        log::warn!(
+            "{} has several hard links: its contents are not trusted, and it will be replaced (the other links keep the old file)",
+            path.display()
+        );
+    }
+    Ok(true)
 }
 
 /// The token in `bytes` when it is sound enough to keep or to compare with a
