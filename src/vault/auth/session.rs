@@ -419,3 +419,6 @@ pub fn read_hint(e: &VaultError, want: &Want<'_>, path: &str, fresh: bool) -> Op
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests;
