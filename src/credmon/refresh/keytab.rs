@@ -60,29 +60,7 @@ pub(super) fn provision(
         names.secret_path(false, credkey)
     );
     policy::check_vault_url(&url, &cfg.allowed_ports, &cfg.trusted_hosts).map_err(fail)?;
-    let client = ctx
-        .client(&addr.host, addr.port)
-        .map_err(|e| fail(e.to_string()))?;
-    let policy = SessionPolicy {
-        reuse_min_ttl: std::time::Duration::ZERO,
-        login: Login::With(&source),
-        ttl: auth::STORED_TTL,
-        shorten_minimum: false,
-        oidc: Oidc::Never,
-    };
-    let want = Want {
-        names: &names,
-        credkey: Some(credkey),
-        path: None,
-        exchange: false,
-        query: &[],
-        service_host: &addr.host,
-        server_host: &addr.host,
-    };
-    let token = policy
-        .login(&*client, &want)
-        .map_err(|e| fail(e.to_string()))?
-        .token;
+    let token = login(ctx, &source, &names, credkey, &addr).map_err(fail)?;
     let json = serde_json::json!({"vault_token": token.expose(), "vault_url": url});
     let mut bytes = serde_json::to_vec(&json).map_err(|e| fail(e.to_string()))?;
     bytes.push(b'\n');
@@ -90,6 +68,40 @@ pub(super) fn provision(
         .map_err(|e| fail(e.to_string()))?;
     log::info!("provisioned {key}.top for keytab principal {principal}");
     Ok(true)
+}
+
+/// A robot's Kerberos login at `addr` as `names`, for a 28-day Vault token
+/// (the session policy's login step; no bearer read).
+fn login(
+    ctx: &Ctx,
+    source: &CredentialSource,
+    names: &auth::Names,
+    credkey: &str,
+    addr: &crate::vault::ServerAddress,
+) -> Result<crate::vault::VaultToken, String> {
+    let client = ctx
+        .client(&addr.host, addr.port)
+        .map_err(|e| e.to_string())?;
+    let policy = SessionPolicy {
+        reuse_min_ttl: std::time::Duration::ZERO,
+        login: Login::With(source),
+        ttl: auth::STORED_TTL,
+        shorten_minimum: false,
+        oidc: Oidc::Never,
+    };
+    let want = Want {
+        names,
+        credkey: Some(credkey),
+        path: None,
+        exchange: false,
+        query: &[],
+        service_host: &addr.host,
+        server_host: &addr.host,
+    };
+    policy
+        .login(&*client, &want)
+        .map(|s| s.token)
+        .map_err(|e| e.to_string())
 }
 
 /// Owner for user directories we create: the `condor` user, as the credd would, else root.
