@@ -6,7 +6,8 @@
 //!   otherwise the JSON with `"scopes"`/`"audience"` added.
 //! * `query-oauth -s NAME [-S][-A]`: exit 1 when there is no `.top`, 2 when the
 //!   stored scopes/audience differ (absent == ""), else 0.
-//! * Every call is appended to `calls` (one line of arguments).
+//! * Every call is appended to `calls` (one line of arguments), and every
+//!   `condor_config_val` call to `config-calls`.
 //! * `condor_config_val KNOB` prints `$_CONDOR_KNOB`, else the last `KNOB = value`
 //!   of `$HOME/.condor/user_config`, else fails like the real one; `-dump`
 //!   prints the `KNOB = value` lines of both (the environment's last).
@@ -63,6 +64,7 @@ exit 1
 "#;
 
 const CONFIG_VAL: &str = r#"#!/bin/sh
+echo "$*" >> "$(dirname "$0")/config-calls"
 knob=$1
 f="$HOME/.condor/user_config"
 if [ "$knob" = "-dump" ]; then
@@ -114,6 +116,15 @@ impl StoreCred {
     /// The recorded calls, one per line.
     pub fn calls(&self) -> Vec<String> {
         std::fs::read_to_string(self.bin.join("calls"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The `condor_config_val` calls, one per line (its arguments).
+    pub fn config_calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.bin.join("config-calls"))
             .unwrap_or_default()
             .lines()
             .map(str::to_owned)
