@@ -101,7 +101,7 @@ pub fn run(args: &TokenArgs, env: &Env) -> Result<Report, InspectError> {
     Ok(Report { text, stale })
 }
 
-/// Fetches `url` (https) through the one HTTP client type, [`VaultClient`]:
+/// Fetches `url` (https) through the one HTTP client type, [`crate::vault::VaultClient`]:
 /// the same trust, pinning, time limits and body limit as Vault requests.
 fn fetch(url: &str, trust: &Trust, env: &Env) -> Result<Vec<u8>, String> {
     let parsed = url::Url::parse(url).map_err(|e| format!("'{url}' is not a URL: {e}"))?;

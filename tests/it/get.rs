@@ -427,6 +427,29 @@ fn hard_linked_output_in_a_shared_directory_is_refused_with_the_reason() {
     );
 }
 
+/// Issue 16: `token --verify` fetches the issuer's documents through the
+/// Vault HTTP layer, with its retries: a passing 503 of the JWKS is retried.
+#[test]
+fn token_verify_retries_a_passing_failure_of_the_issuer() {
+    let e = env();
+    assert_eq!(get(&e, &[]).code, 0);
+    e.vault.inject(
+        Fault::status("/issuer/", 503, r#"{"errors":["try again"]}"#)
+            .method("GET")
+            .times(1),
+    );
+    let mut c = robot(e.path());
+    c.arg("token")
+        .arg("--verify")
+        .arg(out(&e))
+        .arg("--cafile")
+        .arg(e.vault.ca_file());
+    let r = run(c);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("signature  verified"), "{}", r.stdout);
+    assert_eq!(e.vault.faults_fired(), 1);
+}
+
 #[test]
 fn twenty_concurrent_runs_refresh_once() {
     let e = env();
