@@ -414,6 +414,7 @@ impl Job<'_> {
             query,
             service_host: &target.host,
             server_host: &target.host,
+            server_port: target.port,
         };
         let keytab = || keytab_for(self.cfg, &self.key.user, self.ctx.is_root());
         let policy = SessionPolicy {

@@ -158,7 +158,9 @@ impl GetError {
     pub fn cause(&self) -> &'static str {
         match self {
             GetError::Auth(AuthError::Kerberos(_)) => "kerberos",
-            GetError::Auth(AuthError::Vault { .. } | AuthError::Refused { .. }) => "vault",
+            GetError::Auth(
+                AuthError::Vault { .. } | AuthError::Refused { .. } | AuthError::NeedsLogin { .. },
+            ) => "vault",
             GetError::Auth(AuthError::Oidc(_)) => "oidc",
             GetError::File(_)
             | GetError::Auth(AuthError::File(_))

@@ -59,6 +59,7 @@ pub(super) fn bearer_from_vault(
         query: &plan.query,
         service_host: &plan.service_host,
         server_host: &plan.server.host,
+        server_port: plan.server.port,
     };
     let home = env.var("HOME").map(PathBuf::from).unwrap_or_default();
     let policy = auth::SessionPolicy {
@@ -72,7 +73,7 @@ pub(super) fn bearer_from_vault(
         .then(|| auth::read_saved(&plan.vault_token_file, env.euid()))
         .flatten();
     let obtained = policy.obtain(&*api, &want, saved.as_ref());
-    let bearer = obtained.bearer?;
+    let bearer = obtained.bearer.map_err(needs_person)?;
     // A new Vault token is saved only once it has read a bearer token; a
     // failure to save it is a warning (the next run logs in again).
     if let Some(session) = &obtained.fresh {
@@ -84,6 +85,23 @@ pub(super) fn bearer_from_vault(
         );
     }
     Ok((api, bearer, obtained.fresh.is_some()))
+}
+
+/// What only a person can fix, as [`GetError::NeedsLogin`] (exit 4; `run`
+/// adds this command, with `--oidc`): Vault holds no credential or refused
+/// its refresh token, or the OIDC login it needs has no terminal.
+fn needs_person(e: AuthError) -> GetError {
+    let why = match e {
+        AuthError::Oidc(oidc::OidcError::NoTerminal { why, .. }) => why,
+        e => match e.needs_login() {
+            Some(why) => why,
+            None => return e.into(),
+        },
+    };
+    GetError::NeedsLogin {
+        why,
+        command: String::new(),
+    }
 }
 
 /// A person's OIDC login on a terminal, unless `--nooidc`; first with `--oidc`.
@@ -115,7 +133,9 @@ fn oidc_policy<'a>(args: &GetArgs, plan: &Plan, env: &Env, home: &'a Path) -> Oi
         save_credkey_in: args.credkey.is_none().then_some(home),
         uid: env.euid(),
         after_login_failure: false,
-        first: args.oidc.then(|| "--oidc was given".to_owned()),
+        first: args
+            .oidc
+            .then(|| "--oidc was given, but there is no terminal".to_owned()),
         say: |m| eprintln!("{m}"),
     }))
 }

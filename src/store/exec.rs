@@ -307,6 +307,7 @@ impl Service<'_> {
             query,
             service_host: &self.service_host,
             server_host: &self.server.host,
+            server_port: self.server.port,
         }
     }
 

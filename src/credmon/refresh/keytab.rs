@@ -97,6 +97,7 @@ fn login(
         query: &[],
         service_host: &addr.host,
         server_host: &addr.host,
+        server_port: addr.port,
     };
     policy
         .login(&*client, &want)

@@ -14,8 +14,9 @@ mod session;
 
 use crate::files::{self, FileError, SafeDir, WriteOptions};
 use crate::kerberos::{Initiator, Keytab, KrbError};
+use crate::status::login::VaultCredential;
 pub use crate::vault::Trust;
-use crate::vault::{Api, AuthInfo, LoginError, VaultError, VaultToken};
+use crate::vault::{Api, AuthInfo, LoginError, LoginNeeded, VaultError, VaultToken};
 pub use names::{Names, Source, resolve};
 use oidc::{OidcError, OidcSettings};
 pub use session::{Login, Obtained, Oidc, Person, SessionPolicy, Step, Want};
@@ -47,6 +48,22 @@ pub enum AuthError {
     /// A file problem (saved token, credkey file).
     #[error(transparent)]
     File(#[from] FileError),
+    /// Only a person can make the credential work again (an OIDC login in
+    /// a web browser): Vault holds no credential for the credkey, or the
+    /// issuer refused the refresh token Vault holds.
+    #[error(
+        "{}; a person must log in once: run on a terminal: {}",
+        credential.why(*what),
+        credential.command()
+    )]
+    NeedsLogin {
+        /// Why.
+        what: LoginNeeded,
+        /// The credential, and the command that stores its first token.
+        credential: VaultCredential,
+        /// What Vault said.
+        error: Box<VaultError>,
+    },
     /// Vault no longer accepts the saved token and the role has no way to
     /// log in again (the credmon without a keytab for the user).
     #[error("Vault no longer accepts the Vault token ({why})")]
@@ -77,7 +94,7 @@ impl AuthError {
     /// The Vault error, when this is one.
     pub fn vault_error(&self) -> Option<&VaultError> {
         match self {
-            AuthError::Vault { error, .. } => Some(error),
+            AuthError::Vault { error, .. } | AuthError::NeedsLogin { error, .. } => Some(error),
             AuthError::Oidc(OidcError::Vault(e)) => Some(e),
             _ => None,
         }
@@ -88,9 +105,15 @@ impl AuthError {
         self.vault_error().is_some_and(VaultError::is_transient)
     }
 
-    /// Vault holds no credential for the credkey (404 on the bearer read).
-    pub fn is_no_credential(&self) -> bool {
-        matches!(self, AuthError::Vault { error, .. } if error.status() == Some(404))
+    /// Only a person can fix this ([`AuthError::NeedsLogin`]): what Vault's
+    /// answer means, in words.
+    pub fn needs_login(&self) -> Option<String> {
+        match self {
+            AuthError::NeedsLogin {
+                what, credential, ..
+            } => Some(credential.why(*what)),
+            _ => None,
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use super::{
     AuthError, Bootstrap, CredentialSource, LoginTarget, Names, Session, login, oidc_bootstrap,
     reuse,
 };
+use crate::status::login::VaultCredential;
 use crate::token::{self, BearerToken};
 use crate::vault::{Api, VaultError, VaultToken};
 use std::path::Path;
@@ -32,8 +33,10 @@ pub struct Want<'a> {
     pub query: &'a [(&'static str, String)],
     /// Host of the Kerberos service `host@<this>` (the Vault alias).
     pub service_host: &'a str,
-    /// The Vault server's host name, for the hints.
+    /// The Vault server's host name and port, for the hints.
     pub server_host: &'a str,
+    /// The Vault server's port.
+    pub server_port: u16,
 }
 
 impl Want<'_> {
@@ -44,17 +47,6 @@ impl Want<'_> {
             (None, Some(ck)) => Some(self.names.secret_path(self.exchange, ck)),
             (None, None) => None,
         }
-    }
-
-    /// The command that stores the first token, for the hints.
-    fn htgettoken(&self) -> String {
-        format!(
-            "htgettoken -a {} -i {} -r {} --credkey {}",
-            self.server_host,
-            self.names.issuer,
-            self.names.role,
-            self.credkey.unwrap_or("CREDKEY")
-        )
     }
 }
 
@@ -175,7 +167,9 @@ impl SessionPolicy<'_> {
                     };
                 }
                 Ok(Err(why)) => Some(why),
-                Err(e) if e.is_no_credential() => return self.no_credential(api, want, e),
+                Err(e) if e.needs_login().is_some() => {
+                    return self.no_credential(api, want, e, Step::Saved);
+                }
                 Err(e) => return Obtained::failed(Step::Saved, e),
             },
             None => None,
@@ -285,8 +279,8 @@ impl SessionPolicy<'_> {
             },
         };
         match self.read(api, want, &session.token, None, true) {
-            Err(e) if e.is_no_credential() && matches!(self.oidc, Oidc::Person(_)) => {
-                self.no_credential(api, want, e)
+            Err(e) if e.needs_login().is_some() && matches!(self.oidc, Oidc::Person(_)) => {
+                self.no_credential(api, want, e, Step::Login)
             }
             bearer => Obtained {
                 bearer,
@@ -306,11 +300,11 @@ impl SessionPolicy<'_> {
         }
     }
 
-    /// Vault holds no credential: a person's OIDC login when allowed.
-    fn no_credential(&self, api: &dyn Api, want: &Want<'_>, e: AuthError) -> Obtained {
-        match &self.oidc {
-            Oidc::Person(p) => self.oidc(api, want, p, e.to_string()),
-            Oidc::Never => Obtained::failed(Step::Login, e),
+    /// Only a person can fix it: their OIDC login when allowed.
+    fn no_credential(&self, api: &dyn Api, want: &Want<'_>, e: AuthError, step: Step) -> Obtained {
+        match (&self.oidc, e.needs_login()) {
+            (Oidc::Person(p), Some(why)) => self.oidc(api, want, p, why),
+            _ => Obtained::failed(step, e),
         }
     }
 
@@ -393,25 +387,27 @@ fn too_short(e: &VaultError) -> bool {
     e.status() == Some(400) && e.errors().iter().any(|m| m == "token expired")
 }
 
-/// A failed bearer read with what to do about it.
+/// A failed bearer read with what to do about it: [`AuthError::NeedsLogin`]
+/// when only a person can fix it, else Vault's error with a hint.
 fn with_hint(e: VaultError, want: &Want<'_>, path: &str, fresh: bool) -> AuthError {
+    let credential = VaultCredential::from_parts(want.server_host, want.server_port, path);
+    if let (Some(what), Some(credential)) = (e.login_needed(), credential) {
+        return AuthError::NeedsLogin {
+            what,
+            credential,
+            error: Box::new(e),
+        };
+    }
     let hint = read_hint(&e, want, path, fresh);
     AuthError::vault(e, hint)
 }
 
-/// The one set of hints for a failed bearer read (`fresh`: right after a login).
+/// The one set of hints for a failed bearer read (`fresh`: right after a
+/// login); what only a person can fix is [`AuthError::NeedsLogin`].
 pub fn read_hint(e: &VaultError, want: &Want<'_>, path: &str, fresh: bool) -> Option<String> {
     let credkey = want.credkey.unwrap_or("?");
-    let (issuer, role) = (&want.names.issuer, &want.names.role);
+    let role = &want.names.role;
     match e.status() {
-        Some(404) => Some(format!(
-            "Vault holds no credential for credkey '{credkey}' of issuer '{issuer}' and role '{role}': the first token needs a person; run '{}' interactively once",
-            want.htgettoken()
-        )),
-        Some(400) if e.errors().iter().any(|m| m.contains("refresh failed")) => Some(format!(
-            "the issuer refused to refresh the stored credential (refresh token expired or revoked): the owner must run '{}' interactively",
-            want.htgettoken()
-        )),
         Some(403) if fresh => Some(format!(
             "the Kerberos identity may not read {path}: check the credkey '{credkey}' and the role '{role}'"
         )),

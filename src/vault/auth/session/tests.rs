@@ -34,9 +34,13 @@ fn jwt() -> BearerToken {
 }
 
 fn status(code: u16, error: &str) -> VaultError {
+    status_at("p", code, error)
+}
+
+fn status_at(path: &str, code: u16, error: &str) -> VaultError {
     VaultError::Status {
         server: "https://v:8200".into(),
-        path: "p".into(),
+        path: path.into(),
         status: code,
         errors: vec![error.into()],
         warnings: vec![],
@@ -120,11 +124,11 @@ impl Api for Scripted {
         };
         match how {
             Read::Ok => Ok(jwt()),
-            Read::Denied => Err(status(403, "permission denied")),
-            Read::Missing => Err(status(404, "")),
-            Read::Sealed => Err(status(503, "Vault is sealed")),
+            Read::Denied => Err(status_at(path, 403, "permission denied")),
+            Read::Missing => Err(status_at(path, 404, "")),
+            Read::Sealed => Err(status_at(path, 503, "Vault is sealed")),
             Read::ShortLived if min == "60" => Ok(jwt()),
-            Read::ShortLived => Err(status(400, "token expired")),
+            Read::ShortLived => Err(status_at(path, 400, "token expired")),
         }
     }
 
@@ -168,6 +172,7 @@ fn want<'a>(names: &'a Names, query: &'a [(&'static str, String)]) -> Want<'a> {
         query,
         service_host: "alias",
         server_host: "vault.example",
+        server_port: 8200,
     }
 }
 
@@ -265,27 +270,32 @@ fn a_sealed_vault_is_not_a_reason_to_log_in() {
     assert_eq!(api.calls().len(), 1);
 }
 
-/// No credential after a login: the one hint, and a person's OIDC login is
-/// offered only on a terminal (here: the error says to run the command on one).
+/// No credential after a login: only a person can fix it, with the one
+/// wording and command; their OIDC login is offered only on a terminal
+/// (here: the error says to run the command on one).
 #[test]
-fn no_credential_names_the_first_time_command() {
+fn no_credential_needs_a_person() {
     let (n, q) = (names(), query());
     let api = Scripted::new(Read::Ok, Read::Missing);
     let src = CredentialSource::UserCcache;
     let got = policy(Login::With(&src), Oidc::Never).obtain(&api, &want(&n, &q), None);
-    let e = got.bearer.unwrap_err().to_string();
-    assert!(
-        e.contains("run 'htgettoken -a vault.example -i igwn -r robot --credkey robot/h' interactively once"),
-        "{e}"
-    );
     assert!(
         got.fresh.is_some(),
         "the login's token is the role's to keep"
     );
+    let e = got.bearer.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "Vault at vault.example holds no credential for credkey 'robot/h' (issuer igwn, role robot); a person must log in once: run on a terminal: htgettoken -a vault.example -i igwn -r robot --credkey robot/h"
+    );
+    assert!(e.vault_error().is_some_and(|v| v.status() == Some(404)));
     let got = policy(Login::With(&src), no_terminal()).obtain(&api, &want(&n, &q), None);
     assert_eq!(got.step, Step::Oidc);
     let e = got.bearer.unwrap_err().to_string();
-    assert!(e.contains("answered 404"), "{e}");
+    assert!(
+        e.starts_with("Vault at vault.example holds no credential"),
+        "{e}"
+    );
     assert!(
         e.contains("run the same command on a terminal (robot-credmon get -k kt)"),
         "{e}"
@@ -294,6 +304,20 @@ fn no_credential_names_the_first_time_command() {
         !api.calls().contains(&"oidc".to_owned()),
         "no person, no OIDC request"
     );
+}
+
+/// The saved token's credential is gone: no login is tried (it cannot help).
+#[test]
+fn a_missing_credential_behind_the_saved_token_needs_a_person_without_a_login() {
+    let (n, q) = (names(), query());
+    let api = Scripted::new(Read::Missing, Read::Ok);
+    let src = CredentialSource::UserCcache;
+    let saved = VaultToken::new("saved").unwrap();
+    let got = policy(Login::With(&src), Oidc::Never).obtain(&api, &want(&n, &q), Some(&saved));
+    assert_eq!(got.step, Step::Saved);
+    assert!(got.answered);
+    assert!(got.bearer.unwrap_err().needs_login().is_some());
+    assert_eq!(api.calls().len(), 1);
 }
 
 /// The storer: a failed Kerberos login leads to a person's OIDC login; get's policy stops.
