@@ -86,6 +86,9 @@ pub struct Ran {
     /// The server answered (a token, or any HTTP status): unless the answer
     /// says the server is failing (429, 502-504), it is up.
     pub answered: bool,
+    /// The write failed for the file system's own reasons (full, read-only,
+    /// I/O errors): the credential waits for the file system, not its backoff.
+    pub disk_failing: bool,
 }
 
 impl Ran {
@@ -95,8 +98,21 @@ impl Ran {
             outcome,
             server: None,
             answered: false,
+            disk_failing: false,
         }
     }
+}
+
+/// Whether a file error is the file system's (full, over quota, read-only,
+/// I/O errors) rather than one file's.
+pub fn disk_trouble(e: &FileError) -> bool {
+    let FileError::Io { source, .. } = e else {
+        return false;
+    };
+    matches!(
+        source.raw_os_error(),
+        Some(nix::libc::ENOSPC | nix::libc::EDQUOT | nix::libc::EIO | nix::libc::EROFS)
+    )
 }
 
 /// The first step's result: a token to write, or the job's end.
@@ -135,6 +151,7 @@ impl Write {
     /// The job's end once the write was committed (or failed).
     pub fn finish(self, ctx: &Ctx, written: Result<(), FileError>) -> Ran {
         let key = &self.key;
+        let disk_failing = written.as_ref().err().is_some_and(disk_trouble);
         let outcome = match written {
             Ok(()) => {
                 ctx.clear_warning(key);
@@ -159,6 +176,7 @@ impl Write {
             outcome,
             server: self.server,
             answered: true,
+            disk_failing,
         }
     }
 }
@@ -315,6 +333,7 @@ fn fetch_one(ctx: &Ctx, key: &Key, task: &Task) -> Fetched {
             outcome: Err(e),
             server,
             answered: job.answered.get(),
+            disk_failing: false,
         }),
     }
 }

@@ -113,6 +113,23 @@ pub trait Connector: Send + Sync {
     }
 }
 
+/// A function from a server to its API is a connector that ignores trust
+/// and limits (a simulated Vault has neither).
+impl<F> Connector for F
+where
+    F: Fn(&ServerAddress) -> Arc<dyn Api> + Send + Sync,
+{
+    fn connect(
+        &self,
+        server: &ServerAddress,
+        _certname: Option<&str>,
+        _trust: &Trust,
+        _limits: &Limits,
+    ) -> Result<Arc<dyn Api>, VaultError> {
+        Ok(self(server))
+    }
+}
+
 /// The real connector: HTTPS clients ([`VaultClient`]) whose retries wait on
 /// the environment's clock and whose default trust anchors follow its
 /// variables (`$X509_CERT_DIR`, `$SSL_CERT_FILE`).

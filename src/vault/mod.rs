@@ -6,7 +6,7 @@
 //! retries transient failures with bounded, jittered backoff.
 
 mod address;
-mod api;
+pub mod api;
 pub mod auth;
 mod error;
 mod requests;

@@ -8,6 +8,9 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+#[path = "../sim/mod.rs"]
+mod sim;
+
 mod alerts;
 mod cli;
 mod cmd;
@@ -25,5 +28,6 @@ mod packaging;
 mod plugin_output;
 mod pool;
 mod props;
+mod sim_invariants;
 mod store;
 mod vault_client;

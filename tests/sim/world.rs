@@ -7,7 +7,7 @@ use base64::prelude::*;
 use robot_credmon::env::Mono;
 use robot_credmon::token::BearerToken;
 use robot_credmon::vault::{VaultError, VaultToken};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -78,7 +78,7 @@ struct State {
     outstanding: Vec<Mono>,
     peak: usize,
     /// Reads per credential path.
-    reads: HashMap<String, u64>,
+    reads: BTreeMap<String, u64>,
     /// Every request, and those while Vault was not serving.
     requests: u64,
     requests_while_bad: u64,
@@ -86,8 +86,8 @@ struct State {
     /// installed in its keytab file.
     kdc_up: bool,
     kvno: HashMap<String, (u32, u32)>,
-    /// The latency of the last request (the driver reads it).
-    last_latency: Duration,
+    /// The latency of the requests since the driver last asked.
+    latency: Duration,
     rng: fastrand::Rng,
 }
 
@@ -113,12 +113,12 @@ impl Vault {
                 next_token: 1,
                 outstanding: Vec::new(),
                 peak: 0,
-                reads: HashMap::new(),
+                reads: BTreeMap::new(),
                 requests: 0,
                 requests_while_bad: 0,
                 kdc_up: true,
                 kvno: HashMap::new(),
-                last_latency: Duration::ZERO,
+                latency: Duration::ZERO,
                 rng: fastrand::Rng::with_seed(seed ^ 0x5eed_0f_7a17),
             }),
         }
@@ -190,6 +190,9 @@ impl Vault {
         let timeout = self.request_timeout;
         let mut st = self.lock();
         st.requests += 1;
+        // A job's requests follow one another: this one starts when the
+        // job's previous ones (since the driver last asked) ended.
+        let now = now + st.latency;
         st.outstanding.retain(|end| *end > now);
         let mode = st.mode;
         if !mode.serving() {
@@ -230,7 +233,7 @@ impl Vault {
         };
         st.outstanding.push(now + latency);
         st.peak = st.peak.max(st.outstanding.len());
-        st.last_latency = latency;
+        st.latency += latency;
         match err {
             Some(e) => Err((latency, e)),
             None => Ok(latency),
@@ -298,14 +301,23 @@ impl Vault {
         })
     }
 
-    /// The latency of the last request.
-    pub fn last_latency(&self) -> Duration {
-        self.lock().last_latency
+    /// The latency of the requests since the last call (how long a job's
+    /// requests kept its worker).
+    pub fn take_latency(&self) -> Duration {
+        std::mem::take(&mut self.lock().latency)
     }
 
     /// The most requests in flight at once so far.
     pub fn peak_in_flight(&self) -> usize {
         self.lock().peak
+    }
+
+    /// The host went down: its requests end with it (their connections are gone).
+    pub fn host_down(&self) {
+        let mut st = self.lock();
+        st.outstanding.clear();
+        st.peak = 0;
+        st.latency = Duration::ZERO;
     }
 
     /// Forgets the peak (after a check).
@@ -321,7 +333,7 @@ impl Vault {
     }
 
     /// Reads of each credential so far, taken (and reset).
-    pub fn take_reads(&self) -> HashMap<String, u64> {
+    pub fn take_reads(&self) -> BTreeMap<String, u64> {
         std::mem::take(&mut self.lock().reads)
     }
 }

@@ -11,13 +11,14 @@
 
 use super::pass::{Ended, Pass, Summary};
 use super::scan::Found;
-use super::servers::Servers;
+use super::servers::{FILE_SYSTEM, Servers};
 use crate::backoff::Backoff;
 use crate::credmon::refresh::{Done, Key, Ran, RefreshError, Task};
 use crate::credmon::schedule::{Finish, Need, Scheduler, Submitted};
 use crate::env::Mono;
 use crate::metrics::CredmonMetrics;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// Longest per-credential retry delay.
@@ -316,6 +317,19 @@ impl Core {
             for held in self.servers.answered(server) {
                 self.sched.release(&held, now);
             }
+        }
+        if matches!(ran.outcome, Ok(Done::Refreshed(..))) {
+            for held in self.servers.answered(FILE_SYSTEM) {
+                self.sched.release(&held, now);
+            }
+        }
+        if let Err(e) = &ran.outcome
+            && ran.disk_failing
+        {
+            self.metrics.record_failure(e.cause(), took);
+            self.servers
+                .failed(&Arc::from(FILE_SYSTEM), key, None, now, jitter);
+            return Finish::Hold;
         }
         let e = match &ran.outcome {
             Ok(Done::Refreshed(exp, cause)) => {

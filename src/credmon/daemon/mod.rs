@@ -404,12 +404,22 @@ impl Coordinator {
             };
         }
         let now = self.now();
-        if now >= self.next_pass && !self.shared.lock().pass_active() {
-            self.next_pass = now + self.ctx.config().scan_interval;
+        let interval = self.ctx.config().scan_interval;
+        let running = self.shared.lock().pass_active();
+        if now >= self.next_pass && !running {
+            self.next_pass = now + interval;
             self.start_pass();
         }
+        // A pass that outlives its interval (slow or hanging requests) ends
+        // with a wake-up from the worker that finishes it: until then, no
+        // reason to look before another interval (never a wake-up in the past).
+        let wake = if running && self.next_pass <= now {
+            now + interval
+        } else {
+            self.next_pass
+        };
         let status = self.write_status();
-        Some(status.map_or(self.next_pass, |t| t.min(self.next_pass)))
+        Some(status.map_or(wake, |t| t.min(wake)))
     }
 
     /// Writes the state file when it is due (debounced, [`crate::status::state`]);

@@ -23,6 +23,10 @@ pub const PROBE_BASE: Duration = Duration::from_secs(1);
 pub const PROBE_CAP: Duration = Duration::from_secs(15);
 /// The longest pause a server's `Retry-After` can ask of us.
 pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(3600);
+/// The credential directory's file system, tracked like a server: writes
+/// that fail for its own reasons (full, read-only, I/O errors) wait for it,
+/// and the first write that succeeds releases them.
+pub const FILE_SYSTEM: &str = "the file system";
 
 /// A failing server.
 #[derive(Debug, Clone)]

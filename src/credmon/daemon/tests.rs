@@ -464,6 +464,7 @@ fn server_failing(at_least: Option<Duration>) -> Ran {
         }),
         server: Some("vault.example:8200".into()),
         answered: true,
+        disk_failing: false,
     }
 }
 
@@ -473,6 +474,7 @@ fn server_answered() -> Ran {
         outcome: refreshed(),
         server: Some("vault.example:8200".into()),
         answered: true,
+        disk_failing: false,
     }
 }
 
@@ -552,4 +554,60 @@ fn retry_after_is_never_cut_short() {
     r.advance_to(t0 + 30 * S);
     assert!(r.run_ran(server_answered()).is_some());
     assert!(r.run(refreshed()).is_some(), "the other one released");
+}
+
+#[test]
+fn a_long_pass_never_makes_the_coordinator_wake_in_the_past() {
+    // Found by the simulation: while a pass outlived its interval (a
+    // request hanging), every step asked to wake at the past pass time and
+    // the real loop spun every millisecond.
+    let mut r = rig(&[]);
+    r.top("slow");
+    r.coord.step();
+    let (k, task) = r.take(false).expect("the pass's job");
+    // The request hangs far past the next pass time.
+    r.clock.advance(300 * S);
+    for _ in 0..3 {
+        let wake = r.coord.step().expect("running");
+        assert!(
+            wake > r.now(),
+            "woke in the past: {wake:?} at {:?}",
+            r.now()
+        );
+    }
+    r.finish(&k, task, refreshed());
+    r.coord.step();
+    assert_eq!(r.coord.passes, 1);
+}
+
+#[test]
+fn a_full_disk_holds_its_credentials_until_a_write_succeeds() {
+    // Found by the simulation (seed 1, two days, 30 credentials): after a
+    // full disk each credential waited out its own backoff (up to 5 min)
+    // and a token expired after the disk had room again.
+    let mut r = rig(&[("ROBOT_CREDMON_BACKOFF_BASE", "120")]);
+    for u in ["a", "b", "c"] {
+        r.top(u);
+    }
+    r.coord.step();
+    let t0 = r.now();
+    let full = || Ran {
+        outcome: Err(RefreshError::Retry {
+            cause: "file",
+            at_least: None,
+            msg: "No space left on device".into(),
+            server_failing: false,
+        }),
+        server: Some("vault.example:8200".into()),
+        answered: true,
+        disk_failing: true,
+    };
+    while r.run_ran(full()).is_some() {}
+    // One probe after the first backoff (at most 1 s), which succeeds: the
+    // other two are released at once, not after their two minutes.
+    r.advance_to(r.next_look());
+    assert!(r.now().since(t0) <= S);
+    assert!(r.run_ran(server_answered()).is_some());
+    let back: Vec<_> = std::iter::from_fn(|| r.run(refreshed())).collect();
+    assert_eq!(back.len(), 2, "{back:?}");
 }

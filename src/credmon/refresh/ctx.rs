@@ -31,15 +31,10 @@ impl Ctx {
     /// A context for `cfg` in `env`, talking to Vault over HTTPS; files are
     /// given to root when we run as root.
     pub fn new(cfg: Arc<Config>, env: &Env) -> Self {
-        Self::with_connector(cfg, env, Arc::new(Https::new(env)))
-    }
-
-    /// A context whose Vault APIs come from `connector` (a simulated Vault).
-    pub fn with_connector(cfg: Arc<Config>, env: &Env, connector: Arc<dyn Connector>) -> Self {
         let status = Tracker::new(Settings::of(&cfg));
         Self {
             cfg: RwLock::new(cfg),
-            connector,
+            connector: Arc::new(Https::new(env)),
             clients: Mutex::new(HashMap::new()),
             tls: Mutex::new(None),
             warned: Mutex::new(HashMap::new()),
@@ -129,6 +124,13 @@ impl Ctx {
     /// The problems the state file reports ([`crate::status::state`]).
     pub fn status(&self) -> &Tracker {
         &self.status
+    }
+
+    /// The same context reaching Vault through `connector` instead of HTTPS
+    /// (the simulation's model of Vault).
+    pub fn with_connector(mut self, connector: Arc<dyn Connector>) -> Self {
+        self.connector = connector;
+        self
     }
 
     /// The Vault API for `host:port` (made once, then shared by the workers).
