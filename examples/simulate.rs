@@ -40,7 +40,9 @@ fn args() -> Result<Args, String> {
             "--seeds" => a.seeds = v()?.parse().map_err(|_| "--seeds: a number")?,
             "--first-seed" => a.first = v()?.parse().map_err(|_| "--first-seed: a number")?,
             "--days" => a.days = v()?.parse().map_err(|_| "--days: a number")?,
-            "--credentials" => a.credentials = v()?.parse().map_err(|_| "--credentials: a number")?,
+            "--credentials" => {
+                a.credentials = v()?.parse().map_err(|_| "--credentials: a number")?
+            }
             "--mutant" => {
                 let m = v()?;
                 a.mutant = Some(match m.as_str() {

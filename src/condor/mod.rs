@@ -1,4 +1,5 @@
-//! Talking to the parent condor_master natively (no HTCondor libraries):
+//! HTCondor: its configuration, read once ([`config`]), and talking to the
+//! parent condor_master natively (no HTCondor libraries):
 //! the credmon tells the master it is ready (`DC_SET_READY`) after its first
 //! complete pass, as HTCondor's Python credmons do with
 //! `htcondor.set_ready_state()`; `condor_who` then shows it `Alive`/`Ready`
@@ -23,6 +24,7 @@
 //! (`masterDaemon.cpp`), so none are sent.
 
 pub mod cedar;
+pub mod config;
 pub mod inherit;
 pub mod sinful;
 

@@ -284,9 +284,8 @@ pub fn trusted_hosts_warning(trusted: &[String], gettoken_opts: Option<&str>) ->
     if trusted.is_empty() {
         return None;
     }
-    let words = crate::store::request::shell_words(gettoken_opts?).ok()?;
-    let opts = crate::store::request::parse_htgettoken_opts(&words, "SEC_CREDENTIAL_GETTOKEN_OPTS")
-        .ok()?;
+    let words = crate::condor::config::words(gettoken_opts?).ok()?;
+    let opts = crate::store::options::parse(&words, "SEC_CREDENTIAL_GETTOKEN_OPTS").ok()?;
     let server = crate::vault::ServerAddress::parse(opts.vaultserver.as_deref()?).ok()?;
     let stored = server.to_string();
     let entry = stored

@@ -15,7 +15,7 @@ pub use ctx::Ctx;
 use error::vault_cause;
 pub use error::{Outcome, RefreshError};
 pub use keytab::keytab_for;
-use keytab::{login, provision};
+use keytab::provision;
 pub use top::{Top, TopError, parse_top};
 use top::{read_top, store_vault_token};
 
@@ -24,9 +24,8 @@ use super::policy::{self, Renew, UseState, VaultTarget};
 use crate::files::{FileError, SafeDir, Staged};
 use crate::status::login::{VaultCredential, credmon_message};
 use crate::token::{self, BearerToken, MAX_TOKEN_BYTES, accept};
-use crate::vault::auth::{self, CredentialSource};
-use crate::vault::api::Api;
-use crate::vault::{VaultError, VaultToken};
+use crate::vault::auth::{self, AuthError, Login, Oidc, SessionPolicy, Step};
+use crate::vault::{Api, VaultError, VaultToken};
 use nix::sys::stat::FileStat;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -392,38 +391,82 @@ impl Job<'_> {
             top.audience.as_deref(),
         );
         log::debug!("refreshing {key} ({reason:?})");
-        let first = client.read_bearer(&vault_token, &target.path, &query);
-        self.note(&first);
-        let first = first.map_err(|e| {
-            if e.is_permission_denied() {
-                RefreshError::Relogin { msg: e.to_string() }
-            } else {
-                self.failed(&target, &e)
-            }
-        });
-        match first {
-            Ok(bearer) => self.accept(bearer, reason.label()),
-            Err(RefreshError::Relogin { msg }) => {
-                let Some(source) = keytab_for(cfg, &key.user, ctx.is_root()) else {
-                    return Err(self.dead(msg));
-                };
-                self.relogin_and_refresh(
-                    &target,
-                    &token_stem,
-                    &source,
-                    &query,
-                    &*client,
-                    reason.label(),
-                )
-            }
-            Err(e) => Err(e),
+        let obtained = self.obtain(&*client, &target, &token_stem, &vault_token, &query);
+        if obtained.answered {
+            self.answered.set(true);
+        }
+        if let Some(session) = &obtained.fresh {
+            self.keep_token(&token_stem, &session.token)?;
+        }
+        match (obtained.bearer, obtained.step) {
+            (Ok(bearer), _) => self.accept(bearer, reason.label()),
+            (Err(AuthError::Refused { why }), _) => Err(self.dead(why)),
+            (Err(e), Step::Login) if obtained.fresh.is_none() => Err(self.login_failed(&e)),
+            (Err(e), _) => Err(self.failed(&target, &e)),
         }
     }
 
-    /// Takes note of whether the server answered.
-    fn note<T>(&self, r: &Result<T, VaultError>) {
-        if r.as_ref().map_or_else(|e| e.status().is_some(), |_| true) {
-            self.answered.set(true);
+    /// The credmon's session policy on the `.top`'s Vault token: used as it
+    /// is (no `lookup-self`); on "permission denied" a login with the user's
+    /// keytab (opened only then) for a 28-day token; never a person's OIDC login.
+    fn obtain(
+        &self,
+        client: &dyn Api,
+        target: &VaultTarget,
+        token_stem: &str,
+        vault_token: &VaultToken,
+        query: &[(&'static str, String)],
+    ) -> auth::Obtained {
+        // Issuer and role of the stored credential: its vault_url says them.
+        let names = auth::resolve(auth::Source::Stored {
+            path: &target.path,
+            service: token_stem,
+        });
+        let credkey = auth::names::parse_vault_path(&target.path)
+            .ok()
+            .map(|c| c.credkey);
+        let want = auth::Want {
+            names: &names,
+            credkey: credkey.as_deref(),
+            path: Some(&target.path),
+            exchange: false,
+            query,
+            service_host: &target.host,
+            server_host: &target.host,
+            server_port: target.port,
+        };
+        let keytab = || keytab_for(self.cfg, &self.key.user, self.ctx.is_root());
+        let policy = SessionPolicy {
+            reuse_min_ttl: std::time::Duration::ZERO,
+            login: Login::Lazy(&keytab),
+            ttl: auth::STORED_TTL,
+            shorten_minimum: false,
+            oidc: Oidc::Never,
+        };
+        policy.obtain(client, &want, Some(vault_token))
+    }
+
+    /// Writes the Vault token of a new login into `<token_stem>.top`.
+    fn keep_token(&self, token_stem: &str, token: &VaultToken) -> Result<(), RefreshError> {
+        let user = &self.key.user;
+        store_vault_token(self.ctx, self.udir, token_stem, token).map_err(|e| {
+            log::error!("cannot store the new Vault token of {user}/{token_stem}: {e}");
+            e
+        })?;
+        log::info!("stored a new Vault token in {user}/{token_stem}.top");
+        Ok(())
+    }
+
+    /// The login with the keytab failed: retry (when the server is failing,
+    /// it waits for the server).
+    fn login_failed(&self, e: &AuthError) -> RefreshError {
+        log::warn!("cannot log in again for {}: {e}; will retry", self.key);
+        let vault = e.vault_error();
+        RefreshError::Retry {
+            cause: "login",
+            at_least: vault.and_then(VaultError::retry_after),
+            msg: e.to_string(),
+            server_failing: vault.is_some_and(VaultError::server_failing),
         }
     }
 
@@ -488,9 +531,12 @@ impl Job<'_> {
         }
     }
 
-    fn failed(&self, target: &VaultTarget, e: &VaultError) -> RefreshError {
-        if e.server_failing() {
-            let asked = e
+    fn failed(&self, target: &VaultTarget, e: &AuthError) -> RefreshError {
+        let Some(vault) = e.vault_error() else {
+            return self.login_failed(e);
+        };
+        if vault.server_failing() {
+            let asked = vault
                 .retry_after()
                 .map(|d| format!(" and asks us to wait {} s", d.as_secs()))
                 .unwrap_or_default();
@@ -501,17 +547,17 @@ impl Job<'_> {
                 self.key
             );
             return RefreshError::Retry {
-                cause: if e.status() == Some(429) {
+                cause: if vault.status() == Some(429) {
                     "rate_limited"
                 } else {
-                    vault_cause(e)
+                    vault_cause(vault)
                 },
-                at_least: e.retry_after(),
+                at_least: vault.retry_after(),
                 msg: e.to_string(),
                 server_failing: true,
             };
         }
-        if let Some(msg) = self.login_needed(target, e) {
+        if let Some(msg) = self.login_needed(target, vault) {
             self.ctx
                 .warn_daily(self.key, &format!("{} needs a person: {msg}", self.key));
             return RefreshError::retry(crate::status::state::NEEDS_LOGIN, msg);
@@ -520,7 +566,7 @@ impl Job<'_> {
             "failed to refresh {}: {e}; keeping the old .use, will retry",
             self.key
         );
-        RefreshError::retry(vault_cause(e), e.to_string())
+        RefreshError::retry(vault_cause(vault), e.to_string())
     }
 
     /// When Vault's answer means only a person can fix the credential (no
@@ -556,46 +602,6 @@ impl Job<'_> {
             }
         }
         Ok((bearer, cause))
-    }
-
-    fn relogin_and_refresh(
-        &self,
-        target: &VaultTarget,
-        token_stem: &str,
-        source: &CredentialSource,
-        query: &[(&str, String)],
-        client: &dyn Api,
-        cause: &'static str,
-    ) -> Accepted {
-        let key = self.key;
-        log::info!(
-            "the Vault token of {}/{token_stem} is no longer accepted; logging in again as {}",
-            key.user,
-            source.principal().unwrap_or_default()
-        );
-        // Issuer and role of the stored credential: its vault_url says them.
-        let names = auth::resolve(auth::Source::Stored {
-            path: &target.path,
-            service: token_stem,
-        });
-        let token = login(client, &target.host, source, &names).map_err(|e| {
-            log::warn!("cannot log in again for {key}: {e}; will retry");
-            e
-        })?;
-        store_vault_token(self.ctx, self.udir, token_stem, &token).map_err(|e| {
-            log::error!(
-                "cannot store the new Vault token of {}/{token_stem}: {e}",
-                key.user
-            );
-            e
-        })?;
-        log::info!("stored a new Vault token in {}/{token_stem}.top", key.user);
-        let read = client.read_bearer(&token, &target.path, query);
-        self.note(&read);
-        match read {
-            Ok(bearer) => self.accept(bearer, cause),
-            Err(e) => Err(self.failed(target, &e)),
-        }
     }
 }
 

@@ -239,7 +239,11 @@ impl SimFs {
                 }) => {
                     let mut c: Vec<Ino> = e.values().copied().collect();
                     if durable_too && let Some(old) = durable_entries {
-                        c.extend(old.values().copied().filter(|i| !e.values().any(|x| x == i)));
+                        c.extend(
+                            old.values()
+                                .copied()
+                                .filter(|i| !e.values().any(|x| x == i)),
+                        );
                     }
                     c
                 }

@@ -100,6 +100,27 @@ pub fn plan(args: &GetArgs, principal: &str, uid: u32) -> Result<Plan, VaultErro
     })
 }
 
+/// Whether a bearer token file with several hard links may be replaced in
+/// its directory (owner `dir_uid`, permission bits `dir_mode`) by user `uid`:
+/// only when the directory is the user's own (theirs, and neither group nor
+/// others may write in it), so no one else can have made the link. The file
+/// itself is never trusted; a rename replaces the name, never the linked
+/// file. `Err` says why not.
+pub fn may_replace_hard_link(dir_uid: u32, dir_mode: u32, uid: u32) -> Result<(), String> {
+    if dir_uid != uid {
+        return Err(format!(
+            "its directory belongs to uid {dir_uid}, not to uid {uid}"
+        ));
+    }
+    if dir_mode & 0o022 != 0 {
+        return Err(format!(
+            "its directory is writable by others (mode {:04o})",
+            dir_mode & 0o7777
+        ));
+    }
+    Ok(())
+}
+
 /// The options igwn-robot-get `--condor` requires in `SEC_CREDENTIAL_GETTOKEN_OPTS`.
 pub fn condor_options(credkey: &str, role: &str, vaultserver: &str) -> Vec<String> {
     vec![
@@ -311,6 +332,34 @@ mod tests {
         );
         assert_eq!(shell_quote("a b"), "'a b'");
         assert_eq!(shell_quote("https://v:8200/x"), "https://v:8200/x");
+    }
+
+    #[test]
+    fn hard_links_are_replaced_only_in_the_users_own_directory() {
+        // (directory owner, directory mode, replace?)
+        for (owner, mode, ok) in [
+            (1000, 0o700, true),
+            (1000, 0o755, true),
+            (1000, 0o2750, true),
+            (1000, 0o770, false),
+            (1000, 0o777, false),
+            (0, 0o1777, false),
+            (0, 0o700, false),
+        ] {
+            assert_eq!(
+                may_replace_hard_link(owner, mode, 1000).is_ok(),
+                ok,
+                "{owner} {mode:o}"
+            );
+        }
+        assert_eq!(
+            may_replace_hard_link(0, 0o1777, 1000).unwrap_err(),
+            "its directory belongs to uid 0, not to uid 1000"
+        );
+        assert_eq!(
+            may_replace_hard_link(1000, 0o1777, 1000).unwrap_err(),
+            "its directory is writable by others (mode 1777)"
+        );
     }
 
     #[test]

@@ -16,16 +16,19 @@ fn retry_after_parsing() {
     }
 }
 
-#[test]
-fn retry_decision_table() {
-    let status = |code: u16| VaultError::Status {
+fn status(code: u16) -> VaultError {
+    VaultError::Status {
         server: "s".into(),
         path: "p".into(),
         status: code,
         errors: vec![],
         warnings: vec![],
         retry_after: None,
-    };
+    }
+}
+
+#[test]
+fn retry_decision_table() {
     let transport = || VaultError::Transport {
         server: "s".into(),
         detail: "reset".into(),

@@ -226,7 +226,10 @@ impl Checker {
             self.violate(
                 "I2",
                 now,
-                format!("user{user}'s .use was replaced by a token expiring {} s sooner", old - new),
+                format!(
+                    "user{user}'s .use was replaced by a token expiring {} s sooner",
+                    old - new
+                ),
             );
         }
         if after_crash
@@ -283,7 +286,9 @@ impl Checker {
                 } else {
                     format!("user{user}'s .use expired {} s ago", wall_now - exp)
                 };
-                log::trace!("violation for user{user}: {c:?}, entry exp {exp}, wall now {wall_now}");
+                log::trace!(
+                    "violation for user{user}: {c:?}, entry exp {exp}, wall now {wall_now}"
+                );
                 self.violate("I1", now, what);
                 // Once per credential until it changes.
                 if let Some(c) = self.creds.get_mut(&user) {
@@ -317,7 +322,11 @@ impl Checker {
             let after = exp.saturating_sub(self.epoch_secs).max(0);
             Mono::ZERO + Duration::from_secs(after.unsigned_abs() + 1)
         });
-        let new = self.new.values().map(|at| *at + NEW_WITHIN + Duration::from_millis(1)).min();
+        let new = self
+            .new
+            .values()
+            .map(|at| *at + NEW_WITHIN + Duration::from_millis(1))
+            .min();
         exp.into_iter().chain(new).min()
     }
 

@@ -25,8 +25,10 @@ use robot_credmon::kerberos::KrbError;
 use robot_credmon::notify::Systemd;
 use robot_credmon::token::BearerToken;
 use robot_credmon::vault::api::Api;
-use robot_credmon::vault::auth::{AuthError, CredentialSource, LoginTarget, Session};
-use robot_credmon::vault::{ServerAddress, VaultError, VaultToken};
+use robot_credmon::vault::auth::CredentialSource;
+use robot_credmon::vault::{
+    AuthInfo, LoginError, OidcPoll, OidcStart, RefreshToken, ServerAddress, VaultError, VaultToken,
+};
 use std::collections::{BTreeMap, BinaryHeap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -202,13 +204,26 @@ impl Api for SimApi {
             .read_bearer(token, path, Duration::from_secs(minimum), self.now())
     }
 
-    fn login(
+    fn request_count(&self) -> u32 {
+        0
+    }
+
+    /// The model's Kerberos login: the keytab's user (its file stem) at the
+    /// KDC and Vault; a login token of the model's lifetime (no exchange is
+    /// needed: it is the credmon's 28 days).
+    fn login_kerberos(
         &self,
+        _mount: &str,
         source: &CredentialSource,
-        _target: &LoginTarget<'_>,
-    ) -> Result<Session, AuthError> {
-        let CredentialSource::Keytab { keytab, principal, .. } = source else {
-            return Err(KrbError::NoTicket("simulation".into()).into());
+        _service_host: &str,
+    ) -> Result<AuthInfo, LoginError> {
+        let CredentialSource::Keytab {
+            keytab, principal, ..
+        } = source
+        else {
+            return Err(LoginError::Kerberos(KrbError::NoTicket(
+                "simulation".into(),
+            )));
         };
         let user = keytab
             .path()
@@ -218,23 +233,65 @@ impl Api for SimApi {
             .to_owned();
         let _ = self.origin;
         match self.vault.kerberos_login(&user, self.now()) {
-            Ok(l) => Ok(Session {
+            Ok(l) => Ok(AuthInfo {
                 token: l.token,
-                lease: Some(self.vault.token_ttl.as_secs()),
+                lease_duration: Some(self.vault.token_ttl.as_secs()),
+                policies: Vec::new(),
+                user: None,
             }),
             Err(detail) if detail.starts_with("cannot reach") || detail.contains("answered") => {
-                Err(AuthError::from(VaultError::Transport {
+                Err(LoginError::Vault(VaultError::Transport {
                     server: world::SERVER.into(),
                     detail,
                 }))
             }
-            Err(detail) => Err(KrbError::Acquire {
+            Err(detail) => Err(LoginError::Kerberos(KrbError::Acquire {
                 principal: principal.clone(),
                 keytab: keytab.path().to_owned(),
                 detail,
-            }
-            .into()),
+            })),
         }
+    }
+
+    fn create_token(&self, _: &VaultToken, _: u64) -> Result<AuthInfo, VaultError> {
+        Err(unmodelled("auth/token/create"))
+    }
+
+    fn lookup_self_ttl(&self, _: &VaultToken) -> Result<u64, VaultError> {
+        Err(unmodelled("auth/token/lookup-self"))
+    }
+
+    fn oidc_auth_url(
+        &self,
+        path: &str,
+        _: &str,
+        _: &str,
+        _: &str,
+    ) -> Result<OidcStart, VaultError> {
+        Err(unmodelled(path))
+    }
+
+    fn oidc_poll(&self, path: &str, _: &str, _: &str) -> Result<OidcPoll, VaultError> {
+        Err(unmodelled(path))
+    }
+
+    fn store_refresh_token(
+        &self,
+        _: &VaultToken,
+        path: &str,
+        _: &str,
+        _: &RefreshToken,
+    ) -> Result<(), VaultError> {
+        Err(unmodelled(path))
+    }
+}
+
+/// A request the credmon never makes (the model answers it as an error).
+fn unmodelled(path: &str) -> VaultError {
+    VaultError::Protocol {
+        server: world::SERVER.into(),
+        path: path.to_owned(),
+        detail: "not in the simulation's model of Vault".into(),
     }
 }
 
@@ -318,7 +375,10 @@ impl Sim {
         let by_expiry = rng.bool();
         let workers = [1usize, 4, 8, 8, 16][rng.usize(0..5)];
         let mut knobs: Knobs = [
-            ("SEC_CREDENTIAL_DIRECTORY_OAUTH", cred_dir.display().to_string()),
+            (
+                "SEC_CREDENTIAL_DIRECTORY_OAUTH",
+                cred_dir.display().to_string(),
+            ),
             ("ROBOT_CREDMON_MAX_IN_FLIGHT", workers.to_string()),
             ("ROBOT_CREDMON_CONFINE", "False".into()),
         ]
@@ -426,7 +486,10 @@ impl Sim {
             plan.push((r.u64(0..total), Ev::KdcDown(r.u64(10..4 * H))));
         }
         for _ in 0..count(r, n as f64 / 300.0) {
-            plan.push((r.u64(0..total), Ev::Rotate(r.usize(0..n.max(1)), r.u64(0..2 * H))));
+            plan.push((
+                r.u64(0..total),
+                Ev::Rotate(r.usize(0..n.max(1)), r.u64(0..2 * H)),
+            ));
         }
         // The host: crashes, a full disk, I/O errors, clock steps.
         for _ in 0..count(r, 0.5) {
@@ -458,17 +521,22 @@ impl Sim {
     }
 
     fn start_credmon(&mut self) {
-        let env = Env::fixed(Vec::<(String, String)>::new(), nix::unistd::geteuid().as_raw(), self.clock.now())
-            .with_clock(self.clock.clone())
-            .with_seed(self.p.seed ^ self.stats.crashes);
+        let env = Env::fixed(
+            Vec::<(String, String)>::new(),
+            nix::unistd::geteuid().as_raw(),
+            self.clock.now(),
+        )
+        .with_clock(self.clock.clone())
+        .with_seed(self.p.seed ^ self.stats.crashes);
         let api = Arc::new(SimApi {
             vault: self.vault.clone(),
             clock: self.clock.clone(),
             origin: self.clock.now(),
         });
         let ctx = Arc::new(
-            Ctx::new(Arc::new(self.cfg.clone()), &env)
-                .with_connector(Box::new(move |_: &ServerAddress| -> Arc<dyn Api> { api.clone() })),
+            Ctx::new(Arc::new(self.cfg.clone()), &env).with_connector(Arc::new(
+                move |_: &ServerAddress| -> Arc<dyn Api> { api.clone() },
+            )),
         );
         if let Ok(root) = SafeDir::open(&self.cred_dir) {
             let _ = root.remove_stale_temps();
@@ -526,8 +594,15 @@ impl Sim {
     fn store(&mut self, u: usize) {
         let now = self.clock.mono();
         let token = self.vault.mint_vault_token(&user(u), now);
-        let url = format!("{}/v1/secret/oauth/{}", world::SERVER, world::cred_path(&user(u)));
-        let body = format!(r#"{{"vault_token":"{}","vault_url":"{url}"}}"#, token.expose());
+        let url = format!(
+            "{}/v1/secret/oauth/{}",
+            world::SERVER,
+            world::cred_path(&user(u))
+        );
+        let body = format!(
+            r#"{{"vault_token":"{}","vault_url":"{url}"}}"#,
+            token.expose()
+        );
         let fs = &self.fs;
         let Ok(root) = fs.open_path(Path::new("oauth")) else {
             return;
@@ -650,7 +725,8 @@ impl Sim {
                 continue;
             }
             let next = self.next_time(now);
-            self.clock.advance_to(next.max(now + Duration::from_micros(1)));
+            self.clock
+                .advance_to(next.max(now + Duration::from_micros(1)));
         }
     }
 
@@ -678,13 +754,22 @@ impl Sim {
         if next <= now && std::env::var_os("SIM_DEBUG").is_some() {
             let ev = self.events.peek().map(|a| a.0);
             let c = self.credmon.as_ref().map(|c| {
-                let looks: Vec<_> = c.slots.iter().map(|s| match &s.busy {
-                    Some((d, ..)) => format!("busy {d:?}"),
-                    None => format!("look {:?}", c.coord.shared.lock().next_look(s.worker, now)),
-                }).collect();
+                let looks: Vec<_> = c
+                    .slots
+                    .iter()
+                    .map(|s| match &s.busy {
+                        Some((d, ..)) => format!("busy {d:?}"),
+                        None => {
+                            format!("look {:?}", c.coord.shared.lock().next_look(s.worker, now))
+                        }
+                    })
+                    .collect();
                 (c.wake, looks)
             });
-            eprintln!("stuck at {now:?}: event {ev:?} credmon {c:?} check {:?}", self.check.next_deadline());
+            eprintln!(
+                "stuck at {now:?}: event {ev:?} credmon {c:?} check {:?}",
+                self.check.next_deadline()
+            );
         }
         next
     }
@@ -749,7 +834,9 @@ impl Sim {
         }
         let users: Vec<(usize, bool)> = done
             .iter()
-            .filter_map(|(j, f, _)| user_of(&j.key.user).map(|u| (u, matches!(f, Fetched::Write(_)))))
+            .filter_map(|(j, f, _)| {
+                user_of(&j.key.user).map(|u| (u, matches!(f, Fetched::Write(_))))
+            })
             .collect();
         workers::complete(&c.ctx, &c.coord.shared, done);
         if self.fs.is_down() {
@@ -862,7 +949,8 @@ impl Sim {
                     self.count("key rotation");
                     let (kdc, tab) = self.vault.keys(&user(u));
                     self.vault.set_keys(&user(u), kdc + 1, tab);
-                    self.check.trouble_begins(&format!("keytab {}", user(u)), now, true);
+                    self.check
+                        .trouble_begins(&format!("keytab {}", user(u)), now, true);
                     self.at(now + Duration::from_secs(after), Ev::Install(u));
                 }
             }
@@ -878,7 +966,8 @@ impl Sim {
             }
             Ev::DiskFull(secs) => {
                 self.count("disk full");
-                self.fs.fail_next(Op::Write, nix::errno::Errno::ENOSPC, u32::MAX);
+                self.fs
+                    .fail_next(Op::Write, nix::errno::Errno::ENOSPC, u32::MAX);
                 self.check.trouble_begins("disk", now, false);
                 self.at(now + Duration::from_secs(secs), Ev::DiskOk);
             }
@@ -944,15 +1033,21 @@ impl Sim {
             }
         }
         let _ = live;
-        if secs_of(now) % DAY == 0 {
+        if secs_of(now).is_multiple_of(DAY) {
             let from = self.reads_day;
             self.reads_day = now;
             let reads = self.vault.take_reads();
-            if self.check.quiet(from, now) && self.stats.crashes == 0 || self.check.quiet(from, now) {
+            if self.check.quiet(from, now) && self.stats.crashes == 0 || self.check.quiet(from, now)
+            {
                 let period = self
                     .cfg
                     .refresh
-                    .min(self.vault.lifetime.as_secs().saturating_sub(self.cfg.minimum))
+                    .min(
+                        self.vault
+                            .lifetime
+                            .as_secs()
+                            .saturating_sub(self.cfg.minimum),
+                    )
                     .max(60);
                 let allowed = DAY / period + 3;
                 for (path, n) in reads {
@@ -975,7 +1070,9 @@ impl Sim {
         };
         match m {
             Mutant::PartialUse | Mutant::ShorterToken => {
-                let Some(u) = (0..self.p.credentials).find(|u| self.stored[*u] && self.read_use(*u).ok().flatten().is_some()) else {
+                let Some(u) = (0..self.p.credentials)
+                    .find(|u| self.stored[*u] && self.read_use(*u).ok().flatten().is_some())
+                else {
                     return;
                 };
                 let fs = &self.fs;

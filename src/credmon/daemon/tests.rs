@@ -569,7 +569,11 @@ fn a_long_pass_never_makes_the_coordinator_wake_in_the_past() {
     r.clock.advance(300 * S);
     for _ in 0..3 {
         let wake = r.coord.step().expect("running");
-        assert!(wake > r.now(), "woke in the past: {wake:?} at {:?}", r.now());
+        assert!(
+            wake > r.now(),
+            "woke in the past: {wake:?} at {:?}",
+            r.now()
+        );
     }
     r.finish(&k, task, refreshed());
     r.coord.step();
