@@ -73,6 +73,10 @@ pub enum Done {
     Refreshed(Option<i64>, &'static str),
     /// Nothing to do: the `.use` is fresh or the `.top` is gone.
     Nothing,
+    /// Vault handed back the very token in place: by Vault's clock it still
+    /// has the minimum left (this host's clock is ahead). Nothing is
+    /// written; look again after this long.
+    Later(std::time::Duration),
 }
 
 /// How a job ended, and the Vault server (`host:port`) it talked to when
@@ -322,7 +326,19 @@ fn fetch_one(ctx: &Ctx, key: &Key, task: &Task) -> Fetched {
     }
     let server = job.server.take();
     match got {
-        Ok((bearer, cause)) => Fetched::Write(Box::new(Write {
+        Ok(Got::Unchanged(after)) => {
+            log::debug!(
+                "{key}: Vault handed back the token in place (its clock says it still has the minimum); looking again in {} s",
+                after.as_secs()
+            );
+            Fetched::Done(Ran {
+                outcome: Ok(Done::Later(after)),
+                server,
+                answered: true,
+                disk_failing: false,
+            })
+        }
+        Ok(Got::Token(bearer, cause)) => Fetched::Write(Box::new(Write {
             udir,
             key: key.clone(),
             bearer,
@@ -366,7 +382,15 @@ struct Job<'a> {
 }
 
 /// An accepted bearer token and why it was renewed (the metrics' `cause`).
-type Accepted = Result<(BearerToken, &'static str), RefreshError>;
+type Accepted = Result<Got, RefreshError>;
+
+/// What a refresh got from Vault.
+enum Got {
+    /// A token to write, and why it was renewed (the metrics' `cause`).
+    Token(BearerToken, &'static str),
+    /// The token in place again (see [`Done::Later`]).
+    Unchanged(std::time::Duration),
+}
 
 impl Job<'_> {
     fn refresh(&mut self, top: Top, reason: Renew) -> Accepted {
@@ -585,6 +609,9 @@ impl Job<'_> {
         let current = read_use(self.udir, &key.stem, self.ctx.euid())
             .and_then(|u| u.exp)
             .map(token::unix_seconds);
+        if let Some(after) = unchanged_expiring(bearer.claims().exp, current, now, cause) {
+            return Ok(Got::Unchanged(after));
+        }
         match accept::decide(bearer.claims(), current, now, ctx.config().minimum) {
             accept::Decision::Replace(Some(warning)) => {
                 ctx.warn_once(key, format!("{key}: {warning}"));
@@ -601,8 +628,27 @@ impl Job<'_> {
                 return Err(RefreshError::retry("token", why.to_string()));
             }
         }
-        Ok((bearer, cause))
+        Ok(Got::Token(bearer, cause))
     }
+}
+
+/// When a refresh asked because the token in place was expiring and Vault
+/// handed back that same token (same `exp`), Vault's clock says it still
+/// has the minimum left: this host's clock runs ahead. Rewriting it would
+/// change nothing and the next pass would ask again; instead look again
+/// after an eighth of the time it has left by our clock (at least a
+/// minute), so a few minutes of skew cost a few reads, not one per pass.
+fn unchanged_expiring(
+    new: Option<i64>,
+    current: Option<i64>,
+    now: i64,
+    cause: &str,
+) -> Option<std::time::Duration> {
+    if cause != Renew::Expiring.label() || new.is_none() || new != current {
+        return None;
+    }
+    let left = new?.saturating_sub(now).max(0).unsigned_abs();
+    Some(std::time::Duration::from_secs((left / 8).max(60)))
 }
 
 /// Removes a credential's `.top` and `.use` (the entries, never what a link points to).

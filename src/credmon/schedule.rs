@@ -48,6 +48,9 @@ pub enum Finish {
     /// it is parked until [`Scheduler::wake_parked`] or a submission that
     /// says it changed.
     Park,
+    /// Nothing to do now, and not before this long (no failure): the job is
+    /// queued again, due then.
+    Later(Duration),
     /// Its Vault server is failing: it waits, with no backoff of its own,
     /// until [`Scheduler::release`] (the server answered again, or it is
     /// this server's probe) or a submission that says it changed.
@@ -359,6 +362,8 @@ impl<K: Ord + Hash + Clone, T: Clone> Scheduler<K, T> {
                     self.slots.remove(key);
                 }
             },
+            Finish::Later(_) if changed => self.queue(key.clone(), next(now), 0, now),
+            Finish::Later(after) => self.queue(key.clone(), next(now + after), failures, now),
             Finish::Retry { .. } if changed => self.queue(key.clone(), next(now), 0, now),
             Finish::Retry { at_least } => {
                 let delay = self.backoff.delay(failures, jitter);

@@ -42,6 +42,9 @@ struct Window {
     end: Option<Mono>,
     /// Only robots' credentials are excused (the KDC, a keytab).
     robots_only: bool,
+    /// How long after its end the backlog may take (more than [`GRACE`]
+    /// when the server asked us to wait: `Retry-After`).
+    grace: Duration,
 }
 
 /// What the checker knows about one credential.
@@ -108,11 +111,24 @@ impl Checker {
 
     /// Trouble with `what` begins at `now` (until [`Checker::trouble_ends`]).
     pub fn trouble_begins(&mut self, what: &str, now: Mono, robots_only: bool) {
+        self.trouble_begins_with(what, now, robots_only, Duration::ZERO);
+    }
+
+    /// Like [`Checker::trouble_begins`], when the server asks to be left
+    /// alone for `wait` (429's `Retry-After`): the backlog may take that too.
+    pub fn trouble_begins_with(
+        &mut self,
+        what: &str,
+        now: Mono,
+        robots_only: bool,
+        wait: Duration,
+    ) {
         self.windows.push(Window {
             what: what.to_owned(),
             begin: now,
             end: None,
             robots_only,
+            grace: GRACE + wait,
         });
     }
 
@@ -132,17 +148,41 @@ impl Checker {
             begin: now,
             end: Some(now),
             robots_only: false,
+            grace: GRACE,
         });
     }
 
     /// Whether trouble at `now` excuses a `.use` of `cred` that stopped being
     /// good at wall second `gone` (its `exp`, or when it went missing).
+    ///
+    /// Trouble is what hit this credential, one window after another: two
+    /// windows that overlap or follow within the grace (a full disk, then
+    /// Vault answering 429) are one trouble, which must have begun while
+    /// the `.use` was good.
     fn excused(&self, cred: &Cred, gone: i64, now: Mono) -> bool {
-        self.windows.iter().any(|w| {
-            (!w.robots_only || cred.robot)
-                && self.wall(w.begin) <= gone
-                && w.end.is_none_or(|e| now < e + GRACE)
-        })
+        // Each window as (begin, end plus its grace); open ones never end.
+        let mut spans: Vec<(Mono, Option<Mono>)> = self
+            .windows
+            .iter()
+            .filter(|w| !w.robots_only || cred.robot)
+            .map(|w| (w.begin, w.end.map(|e| e + w.grace)))
+            .collect();
+        spans.sort_by_key(|s| s.0);
+        let mut merged: Vec<(Mono, Option<Mono>)> = Vec::new();
+        for (b, e) in spans {
+            match merged.last_mut() {
+                Some((_, last)) if last.is_none_or(|l| b <= l) => {
+                    *last = match (*last, e) {
+                        (Some(l), Some(e)) => Some(l.max(e)),
+                        _ => None,
+                    };
+                }
+                _ => merged.push((b, e)),
+            }
+        }
+        merged
+            .iter()
+            .any(|(b, e)| self.wall(*b) <= gone && e.is_none_or(|e| now < e))
     }
 
     /// Whether any trouble overlaps `[from, to]`.

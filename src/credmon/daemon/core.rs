@@ -282,7 +282,9 @@ impl Core {
             key,
             match &ran.outcome {
                 Ok(Done::Refreshed(..)) => Ended::Refreshed,
-                Ok(Done::Nothing) | Err(RefreshError::Remove { .. }) => Ended::Nothing,
+                Ok(Done::Nothing | Done::Later(_)) | Err(RefreshError::Remove { .. }) => {
+                    Ended::Nothing
+                }
                 Err(_) => Ended::Failed,
             },
         );
@@ -338,6 +340,7 @@ impl Core {
                 return Finish::Done;
             }
             Ok(Done::Nothing) => return Finish::Done,
+            Ok(Done::Later(after)) => return Finish::Later(*after),
             Err(e) => e,
         };
         self.metrics.record_failure(e.cause(), took);
