@@ -341,7 +341,7 @@ fn fetch_one(ctx: &Ctx, key: &Key, task: &Task) -> Fetched {
         Ok(Got::Token(bearer, cause)) => Fetched::Write(Box::new(Write {
             udir,
             key: key.clone(),
-            bearer,
+            bearer: *bearer,
             cause,
             server,
         })),
@@ -387,7 +387,7 @@ type Accepted = Result<Got, RefreshError>;
 /// What a refresh got from Vault.
 enum Got {
     /// A token to write, and why it was renewed (the metrics' `cause`).
-    Token(BearerToken, &'static str),
+    Token(Box<BearerToken>, &'static str),
     /// The token in place again (see [`Done::Later`]).
     Unchanged(std::time::Duration),
 }
@@ -628,7 +628,7 @@ impl Job<'_> {
                 return Err(RefreshError::retry("token", why.to_string()));
             }
         }
-        Ok(Got::Token(bearer, cause))
+        Ok(Got::Token(Box::new(bearer), cause))
     }
 }
 
