@@ -22,6 +22,7 @@ use top::{read_top, store_vault_token};
 use super::config::Config;
 use super::policy::{self, Renew, UseState, VaultTarget};
 use crate::files::{FileError, SafeDir, Staged};
+use crate::kerberos::KrbError;
 use crate::status::login::{VaultCredential, credmon_message};
 use crate::token::{self, BearerToken, MAX_TOKEN_BYTES, accept};
 use crate::vault::auth::{self, AuthError, Login, Oidc, SessionPolicy, Step};
@@ -93,6 +94,11 @@ pub struct Ran {
     /// The write failed for the file system's own reasons (full, read-only,
     /// I/O errors): the credential waits for the file system, not its backoff.
     pub disk_failing: bool,
+    /// A keytab login was tried: `Some(true)` when the KDC gave a ticket,
+    /// `Some(false)` when GSSAPI could not get one (no KDC, a stale key):
+    /// the credential then waits for the KDC, which the next robot's
+    /// successful login releases.
+    pub kdc: Option<bool>,
 }
 
 impl Ran {
@@ -103,6 +109,7 @@ impl Ran {
             server: None,
             answered: false,
             disk_failing: false,
+            kdc: None,
         }
     }
 }
@@ -138,6 +145,7 @@ pub struct Write {
     bearer: BearerToken,
     cause: &'static str,
     server: Option<Arc<str>>,
+    kdc: Option<bool>,
 }
 
 impl Write {
@@ -181,6 +189,7 @@ impl Write {
             server: self.server,
             answered: true,
             disk_failing,
+            kdc: self.kdc,
         }
     }
 }
@@ -312,6 +321,7 @@ fn fetch_one(ctx: &Ctx, key: &Key, task: &Task) -> Fetched {
         key,
         server: None,
         answered: std::cell::Cell::new(false),
+        kdc: std::cell::Cell::new(None),
     };
     let mut got = job.refresh(top, reason);
     // The credd may have replaced the .top while we were asking Vault: a
@@ -325,6 +335,8 @@ fn fetch_one(ctx: &Ctx, key: &Key, task: &Task) -> Fetched {
         }
     }
     let server = job.server.take();
+    let kdc = job.kdc.get();
+    let answered = job.answered.get();
     match got {
         Ok(Got::Unchanged(after)) => {
             log::debug!(
@@ -336,6 +348,7 @@ fn fetch_one(ctx: &Ctx, key: &Key, task: &Task) -> Fetched {
                 server,
                 answered: true,
                 disk_failing: false,
+                kdc,
             })
         }
         Ok(Got::Token(bearer, cause)) => Fetched::Write(Box::new(Write {
@@ -344,12 +357,14 @@ fn fetch_one(ctx: &Ctx, key: &Key, task: &Task) -> Fetched {
             bearer: *bearer,
             cause,
             server,
+            kdc,
         })),
         Err(e) => Fetched::Done(Ran {
             outcome: Err(e),
             server,
-            answered: job.answered.get(),
+            answered,
             disk_failing: false,
+            kdc,
         }),
     }
 }
@@ -379,6 +394,8 @@ struct Job<'a> {
     server: Option<Arc<str>>,
     /// The server answered a request (a token or any HTTP status).
     answered: std::cell::Cell<bool>,
+    /// A keytab login got a ticket (`Some(true)`) or GSSAPI could not (`Some(false)`).
+    kdc: std::cell::Cell<Option<bool>>,
 }
 
 /// An accepted bearer token and why it was renewed (the metrics' `cause`).
@@ -420,7 +437,13 @@ impl Job<'_> {
             self.answered.set(true);
         }
         if let Some(session) = &obtained.fresh {
+            self.kdc.set(Some(true));
             self.keep_token(&token_stem, &session.token)?;
+        }
+        if let (Err(AuthError::Kerberos(k)), Step::Login) = (&obtained.bearer, &obtained.step)
+            && matches!(k, KrbError::Acquire { .. } | KrbError::Context { .. })
+        {
+            self.kdc.set(Some(false));
         }
         match (obtained.bearer, obtained.step) {
             (Ok(bearer), _) => self.accept(bearer, reason.label()),

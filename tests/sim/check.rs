@@ -141,6 +141,18 @@ impl Checker {
         }
     }
 
+    /// Vault took from `start` to `end` to answer a request (a slow
+    /// answer: I3's second cannot hold while one is outstanding).
+    pub fn slow(&mut self, start: Mono, end: Mono) {
+        self.windows.push(Window {
+            what: "slow vault".into(),
+            begin: start,
+            end: Some(end),
+            robots_only: false,
+            grace: Duration::ZERO,
+        });
+    }
+
     /// A moment of trouble (a crash and restart).
     pub fn blip(&mut self, now: Mono) {
         self.windows.push(Window {

@@ -816,6 +816,9 @@ impl Sim {
             self.vault.take_latency();
             let fetched = refresh::fetch(&c.ctx, &job.key, &job.task);
             let latency = self.vault.take_latency();
+            if latency > Duration::from_millis(500) {
+                self.check.slow(now, now + latency);
+            }
             s.busy = Some((now + latency, job, fetched, now));
             any = true;
         }

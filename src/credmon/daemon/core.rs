@@ -11,7 +11,7 @@
 
 use super::pass::{Ended, Pass, Summary};
 use super::scan::Found;
-use super::servers::{FILE_SYSTEM, Servers};
+use super::servers::{FILE_SYSTEM, KDC, Servers};
 use crate::backoff::Backoff;
 use crate::credmon::refresh::{Done, Key, Ran, RefreshError, Task};
 use crate::credmon::schedule::{Finish, Need, Scheduler, Submitted};
@@ -324,6 +324,18 @@ impl Core {
             for held in self.servers.answered(FILE_SYSTEM) {
                 self.sched.release(&held, now);
             }
+        }
+        if ran.kdc == Some(true) {
+            for held in self.servers.answered(KDC) {
+                self.sched.release(&held, now);
+            }
+        }
+        if let Err(e) = &ran.outcome
+            && ran.kdc == Some(false)
+        {
+            self.metrics.record_failure(e.cause(), took);
+            self.servers.failed(&Arc::from(KDC), key, None, now, jitter);
+            return Finish::Hold;
         }
         if let Err(e) = &ran.outcome
             && ran.disk_failing

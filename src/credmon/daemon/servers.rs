@@ -27,6 +27,10 @@ pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(3600);
 /// that fail for its own reasons (full, read-only, I/O errors) wait for it,
 /// and the first write that succeeds releases them.
 pub const FILE_SYSTEM: &str = "the file system";
+/// The KDC, tracked like a server: keytab logins that GSSAPI cannot make
+/// (no KDC answers, a stale key) wait for it, and the next login that gets a
+/// ticket releases them.
+pub const KDC: &str = "the KDC";
 
 /// A failing server.
 #[derive(Debug, Clone)]

@@ -465,6 +465,7 @@ fn server_failing(at_least: Option<Duration>) -> Ran {
         server: Some("vault.example:8200".into()),
         answered: true,
         disk_failing: false,
+        kdc: None,
     }
 }
 
@@ -475,6 +476,7 @@ fn server_answered() -> Ran {
         server: Some("vault.example:8200".into()),
         answered: true,
         disk_failing: false,
+        kdc: None,
     }
 }
 
@@ -601,6 +603,7 @@ fn a_full_disk_holds_its_credentials_until_a_write_succeeds() {
         server: Some("vault.example:8200".into()),
         answered: true,
         disk_failing: true,
+        kdc: None,
     };
     while r.run_ran(full()).is_some() {}
     // One probe after the first backoff (at most 1 s), which succeeds: the
@@ -608,6 +611,42 @@ fn a_full_disk_holds_its_credentials_until_a_write_succeeds() {
     r.advance_to(r.next_look());
     assert!(r.now().since(t0) <= S);
     assert!(r.run_ran(server_answered()).is_some());
+    let back: Vec<_> = std::iter::from_fn(|| r.run(refreshed())).collect();
+    assert_eq!(back.len(), 2, "{back:?}");
+}
+
+#[test]
+fn a_kdc_outage_holds_the_robots_until_a_login_succeeds() {
+    // Found by the simulation (seed 114, 30 days, 60 credentials): robots
+    // whose keytab logins failed while the KDC was down each waited out
+    // their own backoff after it came back, past their tokens' expiry.
+    let mut r = rig(&[("ROBOT_CREDMON_BACKOFF_BASE", "120")]);
+    for u in ["a", "b", "c"] {
+        r.top(u);
+    }
+    r.coord.step();
+    let t0 = r.now();
+    let no_kdc = || Ran {
+        outcome: Err(RefreshError::Retry {
+            cause: "login",
+            at_least: None,
+            msg: "cannot contact any KDC".into(),
+            server_failing: false,
+        }),
+        server: Some("vault.example:8200".into()),
+        answered: true,
+        disk_failing: false,
+        kdc: Some(false),
+    };
+    while r.run_ran(no_kdc()).is_some() {}
+    assert_eq!(r.take(false), None, "held, not retried on their own");
+    r.advance_to(r.next_look());
+    assert!(r.now().since(t0) <= S, "the first probe within a second");
+    let logged_in = Ran {
+        kdc: Some(true),
+        ..server_answered()
+    };
+    assert!(r.run_ran(logged_in).is_some());
     let back: Vec<_> = std::iter::from_fn(|| r.run(refreshed())).collect();
     assert_eq!(back.len(), 2, "{back:?}");
 }
