@@ -39,7 +39,7 @@ use crate::backoff::Backoff;
 use crate::env::{Clock, Mono};
 use crate::files::SafeDir;
 use crate::notify::Systemd;
-use core::{BACKOFF_CAP, Core, Job, Submit, Worker};
+use core::{BACKOFF_CAP, Core, Job, Submit, Woken, Worker};
 pub use pass::Summary;
 pub use reload::Reload;
 use scan::{Found, Scanner};
@@ -138,10 +138,22 @@ impl Shared {
 
     /// Records how `job` ran (`took` long) and wakes whoever should look.
     pub fn record(&self, job: &Job, ran: &Ran, took: Duration) {
+        let (woken, _) = self.record_quietly(job, ran, took);
+        self.wake(woken);
+    }
+
+    /// Records how `job` ran without waking anyone yet; returns whom to wake
+    /// ([`Shared::wake`]) and when the job's credential may run next (the
+    /// caller updates what the coordinator reads first, then wakes it).
+    pub fn record_quietly(&self, job: &Job, ran: &Ran, took: Duration) -> (Woken, Option<Mono>) {
         let jitter = self.rng.lock().unwrap_or_else(|p| p.into_inner()).f64();
-        let woken = self
-            .lock()
-            .record(job, ran, took, self.clock.mono(), self.clock.now(), jitter);
+        let mut core = self.lock();
+        let woken = core.record(job, ran, took, self.clock.mono(), self.clock.now(), jitter);
+        (woken, core.next_try(&job.key))
+    }
+
+    /// Wakes the coordinator and the workers as a record asked.
+    pub fn wake(&self, woken: Woken) {
         if woken.coordinator {
             self.coord.notify_all();
         }

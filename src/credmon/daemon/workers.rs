@@ -8,7 +8,7 @@
 //! each `.use` either as it was or complete.
 
 use super::Shared;
-use super::core::{Job, Worker};
+use super::core::{Job, Woken, Worker};
 use crate::credmon::refresh::{self, Ctx, Fetched, Ran, RefreshError, Write};
 use crate::env::Mono;
 use crate::files::{SafeDir, Staged, commit_batch};
@@ -100,15 +100,15 @@ fn finish(ctx: &Ctx, shared: &Shared, job: &Job, ran: &Ran, started: Mono) {
         refresh::remove_credential(ctx, &job.key);
     }
     let (now, wall) = (shared.clock.mono(), shared.clock.now());
-    shared.record(job, ran, now.since(started));
-    let next_try = shared
-        .lock()
-        .next_try(&job.key)
-        .map(|t| crate::token::unix_seconds(wall + t.since(now)));
+    let (woken, next_try) = shared.record_quietly(job, ran, now.since(started));
+    let next_try = next_try.map(|t| crate::token::unix_seconds(wall + t.since(now)));
     let wall = crate::token::unix_seconds(wall);
-    if ctx.status().record(&job.key, &ran.outcome, wall, next_try) {
-        shared.coord.notify_all();
-    }
+    // The tracker first: a pass this job ends must see its problem.
+    let changed = ctx.status().record(&job.key, &ran.outcome, wall, next_try);
+    shared.wake(Woken {
+        coordinator: woken.coordinator || changed,
+        ..woken
+    });
 }
 
 /// Queues a staged write; commits the queue unless another worker is at it.
