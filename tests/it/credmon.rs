@@ -1624,11 +1624,11 @@ fn sigterm_drains_requests_in_flight_and_leaves_no_partial_file() {
     env.vault
         .inject(Fault::delay("/v1/secret/oauth/creds/", Duration::from_millis(300)).permanent());
     let mut cm = Credmon::start(&env, &credd, &[]);
-    assert!(
-        cm.wait_log("refreshing u", Duration::from_secs(5)),
-        "{}",
-        cm.log_text()
-    );
+    // All four requests have reached Vault (each met the delay): none is
+    // still to be taken when the SIGTERM stops handing out jobs.
+    cm.wait("not all four requests sent", Duration::from_secs(5), || {
+        env.vault.faults_fired() >= 4
+    });
     let (code, took) = cm.stop_with(Signal::SIGTERM, Duration::from_secs(2));
     assert_eq!(code, Some(0), "{}", cm.log_text());
     assert!(took < Duration::from_secs(1), "{took:?}");
