@@ -650,3 +650,46 @@ fn a_kdc_outage_holds_the_robots_until_a_login_succeeds() {
     let back: Vec<_> = std::iter::from_fn(|| r.run(refreshed())).collect();
     assert_eq!(back.len(), 2, "{back:?}");
 }
+
+#[test]
+fn a_credential_failing_again_and_again_waits_longer_each_time() {
+    // What `credmon::vault_500_keeps_the_old_use_and_backs_off` cannot show
+    // in real time: with a pass every second and the age rule asking for a
+    // refresh at each, a failing credential is tried again only after its
+    // backoff, which doubles with every failure; no pass cuts it short.
+    let mut r = rig(&[
+        ("ROBOT_CREDMON_BACKOFF_BASE", "2"),
+        ("ROBOT_CREDMON_SCAN_INTERVAL", "1"),
+        ("CREDMON_OAUTH_TOKEN_REFRESH", "1"),
+    ]);
+    r.top("a");
+    r.use_file("a", 3600 * S);
+    let end = r.now() + 120 * S;
+    let mut tries = Vec::new();
+    for _ in 0..10_000 {
+        if r.now() >= end {
+            break;
+        }
+        r.coord.step();
+        while let Some((k, task)) = r.take(false) {
+            tries.push(r.now());
+            r.finish(&k, task, retry());
+        }
+        // The coordinator takes note of a pass's end at once, as it does
+        // when the last job of a pass wakes it.
+        let wake = r.coord.step().expect("running");
+        r.advance_to(wake.min(r.next_look()));
+    }
+    assert!(r.now() >= end, "virtual time stood still at {:?}", r.now());
+    assert!(r.coord.passes >= 100, "{} passes", r.coord.passes);
+    let policy = backoff(&r.coord.ctx.config());
+    let gaps: Vec<Duration> = tries.windows(2).map(|w| w[1].since(w[0])).collect();
+    assert!(gaps.len() >= 5, "{gaps:?}");
+    for (n, gap) in gaps.iter().enumerate() {
+        let ceiling = policy.ceiling(n as u32);
+        assert!(
+            (ceiling / 2..=ceiling).contains(gap),
+            "retry {n} after {gap:?}, not within its backoff (ceiling {ceiling:?}): {gaps:?}"
+        );
+    }
+}
