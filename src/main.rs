@@ -143,18 +143,7 @@ fn dispatch(command: Command, env: &Env) -> Exit {
                 Err(e) => error(e),
             }
         }
-        Command::Credmon(args) => match credmon::main(args, env) {
-            Ok(Outcome::Done) => Exit::Success,
-            Ok(Outcome::SomeFailed) => Exit::Failure,
-            Err(e) => {
-                logging::print_error(&e);
-                match e {
-                    CredmonError::Config(_) => Exit::NoRestart,
-                    CredmonError::Log { .. } => Exit::LogUnavailable,
-                    CredmonError::Run(_) => Exit::Failure,
-                }
-            }
-        },
+        Command::Credmon(args) => credmon_exit(credmon::main(args, env)),
         Command::Check(args) => {
             let env = env.clone();
             let verdict = check::within(args.timeout, move || check::run(&args, &env));
@@ -167,15 +156,27 @@ fn dispatch(command: Command, env: &Env) -> Exit {
                 .cred_dir
                 .unwrap_or_else(|| check::DEFAULT_CRED_DIR.into());
             let now = robot_credmon::token::unix_seconds(env.now());
-            match status::run(&dir, args.user.as_deref(), args.json, now) {
-                Ok(text) => {
-                    print!("{text}");
-                    Exit::Success
-                }
-                Err(e) => error(e),
-            }
+            let shown = status::run(&dir, args.user.as_deref(), args.json, now);
+            result(shown.map(|text| print!("{text}")))
         }
         Command::Generate(args) => result(generate::run(&args).map(drop)),
+    }
+}
+
+/// The credmon's exit: 99 for a bad configuration (condor_master does not
+/// restart it), 44 when its log cannot be opened.
+fn credmon_exit(r: Result<Outcome, CredmonError>) -> Exit {
+    match r {
+        Ok(Outcome::Done) => Exit::Success,
+        Ok(Outcome::SomeFailed) => Exit::Failure,
+        Err(e) => {
+            logging::print_error(&e);
+            match e {
+                CredmonError::Config(_) => Exit::NoRestart,
+                CredmonError::Log { .. } => Exit::LogUnavailable,
+                CredmonError::Run(_) => Exit::Failure,
+            }
+        }
     }
 }
 

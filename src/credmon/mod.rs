@@ -172,21 +172,7 @@ fn run(args: CredmonArgs, cfg: Config, env: Env) -> Result<Outcome, String> {
         flush_status(&ctx, &root);
         return Ok(outcome);
     }
-    let signals = block_signals()?;
-    let pid = write_pid(&root)?;
-    ::log::info!(
-        "robot-credmon {} credmon started (pid {pid}) for {}",
-        env!("CARGO_PKG_VERSION"),
-        cfg.cred_dir.display()
-    );
-    let sh = shared.clone();
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn({
-            let clock = env.clock().clone();
-            move || signal_loop(signals, sh, clock)
-        })
-        .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+    start_signals(&root, &cfg, &shared, &env)?;
     systemd.status("first full pass");
     coord.spawn_workers(cfg.max_in_flight);
     coord.run();
@@ -205,6 +191,30 @@ fn run(args: CredmonArgs, cfg: Config, env: Env) -> Result<Outcome, String> {
     daemon::instance::remove_pid_file(root.path());
     ::log::logger().flush();
     Ok(Outcome::Done)
+}
+
+/// Writes the `pid` file and starts the signal thread (the signals were
+/// blocked first thing in `main`).
+fn start_signals(
+    root: &SafeDir,
+    cfg: &Config,
+    shared: &Arc<daemon::Shared>,
+    env: &Env,
+) -> Result<(), String> {
+    let signals = block_signals()?;
+    let pid = write_pid(root)?;
+    ::log::info!(
+        "robot-credmon {} credmon started (pid {pid}) for {}",
+        env!("CARGO_PKG_VERSION"),
+        cfg.cred_dir.display()
+    );
+    let sh = shared.clone();
+    let clock = env.clock().clone();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || signal_loop(signals, sh, clock))
+        .map(drop)
+        .map_err(|e| format!("cannot start the signal thread: {e}"))
 }
 
 /// Writes the state file's last changes (at exit and after `--once`).

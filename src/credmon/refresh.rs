@@ -272,37 +272,11 @@ fn open_user(ctx: &Ctx, root: &SafeDir, key: &Key) -> Result<Option<SafeDir>, Re
 }
 
 fn fetch_one(ctx: &Ctx, key: &Key, task: &Task) -> Fetched {
-    let done = |outcome: Outcome| Fetched::Done(Ran::local(outcome));
     let cfg = ctx.config();
-    let root = match SafeDir::open(&cfg.cred_dir) {
-        Ok(r) => r,
-        Err(e) => {
-            log::error!("{e}");
-            return done(Err(RefreshError::retry("file", e.to_string())));
-        }
-    };
-    if let Task::Provision(server) = task {
-        match provision(ctx, &cfg, &root, key, server) {
-            Ok(true) => {}
-            Ok(false) => return done(Ok(Done::Nothing)),
-            Err(e) => {
-                ctx.warn_once(key, format!("cannot provision {key}: {e}"));
-                return done(Err(e));
-            }
-        }
-    }
-    let udir = match open_user(ctx, &root, key) {
-        Ok(Some(d)) => d,
-        Ok(None) => return done(Ok(Done::Nothing)),
-        Err(e) => return done(Err(e)),
-    };
-    let (top, top_st) = match read_top(&udir, &key.stem, ctx.euid()) {
-        Ok(Some(t)) => t,
-        Ok(None) => return done(Ok(Done::Nothing)),
-        Err(e) => {
-            ctx.warn_once(key, format!("skipping credential {key}: {e}"));
-            return done(Err(e));
-        }
+    let (udir, top, top_st) = match open_credential(ctx, &cfg, key, task) {
+        Ok(Some(found)) => found,
+        Ok(None) => return Fetched::Done(Ran::local(Ok(Done::Nothing))),
+        Err(e) => return Fetched::Done(Ran::local(Err(e))),
     };
     let reason = policy::should_renew(
         read_use(&udir, &key.stem, ctx.euid()),
@@ -312,7 +286,7 @@ fn fetch_one(ctx: &Ctx, key: &Key, task: &Task) -> Fetched {
         cfg.refresh,
     );
     let Some(reason) = reason else {
-        return done(Ok(Done::Nothing));
+        return Fetched::Done(Ran::local(Ok(Done::Nothing)));
     };
     let mut job = Job {
         ctx,
@@ -334,9 +308,56 @@ fn fetch_one(ctx: &Ctx, key: &Key, task: &Task) -> Fetched {
             got = job.refresh(top, Renew::TopNewer);
         }
     }
-    let server = job.server.take();
-    let kdc = job.kdc.get();
-    let answered = job.answered.get();
+    let (server, kdc, answered) = (job.server.take(), job.kdc.get(), job.answered.get());
+    fetched(key, udir, got, server, kdc, answered)
+}
+
+/// The credential's directory and `.top` (with its status), provisioned
+/// first when the task says so; `None` when there is nothing to do (the
+/// user's directory or the `.top` is gone, or provisioning found one).
+fn open_credential(
+    ctx: &Ctx,
+    cfg: &Config,
+    key: &Key,
+    task: &Task,
+) -> Result<Option<(SafeDir, Top, FileStat)>, RefreshError> {
+    let root = SafeDir::open(&cfg.cred_dir).map_err(|e| {
+        log::error!("{e}");
+        RefreshError::retry("file", e.to_string())
+    })?;
+    if let Task::Provision(server) = task {
+        match provision(ctx, cfg, &root, key, server) {
+            Ok(true) => {}
+            Ok(false) => return Ok(None),
+            Err(e) => {
+                ctx.warn_once(key, format!("cannot provision {key}: {e}"));
+                return Err(e);
+            }
+        }
+    }
+    let Some(udir) = open_user(ctx, &root, key)? else {
+        return Ok(None);
+    };
+    match read_top(&udir, &key.stem, ctx.euid()) {
+        Ok(Some((top, st))) => Ok(Some((udir, top, st))),
+        Ok(None) => Ok(None),
+        Err(e) => {
+            ctx.warn_once(key, format!("skipping credential {key}: {e}"));
+            Err(e)
+        }
+    }
+}
+
+/// The first step's end: a token to write, the token in place handed
+/// back, or a failure, with what the job learnt about the server and the KDC.
+fn fetched(
+    key: &Key,
+    udir: SafeDir,
+    got: Accepted,
+    server: Option<Arc<str>>,
+    kdc: Option<bool>,
+    answered: bool,
+) -> Fetched {
     match got {
         Ok(Got::Unchanged(after)) => {
             log::debug!(

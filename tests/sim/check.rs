@@ -73,6 +73,8 @@ pub struct Checker {
     windows: Vec<Window>,
     /// New credentials waiting for their first `.use`: when stored.
     new: BTreeMap<usize, Mono>,
+    /// Slow Vault answers of the last seconds: (start, end).
+    slow: std::collections::VecDeque<(Mono, Mono)>,
     /// Wall seconds at true time zero.
     pub epoch_secs: i64,
     /// Time before which missing `.use` files are expected (the first fill).
@@ -142,15 +144,17 @@ impl Checker {
     }
 
     /// Vault took from `start` to `end` to answer a request (a slow
-    /// answer: I3's second cannot hold while one is outstanding).
+    /// answer: I3's second cannot hold while one is outstanding). Only the
+    /// last few seconds' are kept.
     pub fn slow(&mut self, start: Mono, end: Mono) {
-        self.windows.push(Window {
-            what: "slow vault".into(),
-            begin: start,
-            end: Some(end),
-            robots_only: false,
-            grace: Duration::ZERO,
-        });
+        while self
+            .slow
+            .front()
+            .is_some_and(|(_, e)| *e + Duration::from_secs(10) < start)
+        {
+            self.slow.pop_front();
+        }
+        self.slow.push_back((start, end));
     }
 
     /// A moment of trouble (a crash and restart).
@@ -357,7 +361,8 @@ impl Checker {
             .collect();
         for (user, at) in late {
             self.new.remove(&user);
-            if !self.troubled(at, at + NEW_WITHIN) {
+            let slow = self.slow.iter().any(|(b, e)| *b <= at + NEW_WITHIN && *e >= at);
+            if !slow && !self.troubled(at, at + NEW_WITHIN) {
                 self.violate(
                     "I3",
                     now,

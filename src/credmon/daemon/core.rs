@@ -295,7 +295,7 @@ impl Core {
     }
 
     /// The scheduler's view of an outcome, after the metrics, what was seen
-    /// and the server's health took note of it.
+    /// and the health of what the job used took note of it.
     fn finish_of(
         &mut self,
         key: &Key,
@@ -305,45 +305,11 @@ impl Core {
         wall: SystemTime,
         jitter: f64,
     ) -> Finish {
-        let server_failing = matches!(
-            ran.outcome,
-            Err(RefreshError::Retry {
-                server_failing: true,
-                ..
-            })
-        );
-        if let Some(server) = &ran.server
-            && ran.answered
-            && !server_failing
-        {
-            for held in self.servers.answered(server) {
-                self.sched.release(&held, now);
+        if let Some(held) = self.note_resources(key, ran, now, jitter) {
+            if let Err(e) = &ran.outcome {
+                self.metrics.record_failure(e.cause(), took);
             }
-        }
-        if matches!(ran.outcome, Ok(Done::Refreshed(..))) {
-            for held in self.servers.answered(FILE_SYSTEM) {
-                self.sched.release(&held, now);
-            }
-        }
-        if ran.kdc == Some(true) {
-            for held in self.servers.answered(KDC) {
-                self.sched.release(&held, now);
-            }
-        }
-        if let Err(e) = &ran.outcome
-            && ran.kdc == Some(false)
-        {
-            self.metrics.record_failure(e.cause(), took);
-            self.servers.failed(&Arc::from(KDC), key, None, now, jitter);
-            return Finish::Hold;
-        }
-        if let Err(e) = &ran.outcome
-            && ran.disk_failing
-        {
-            self.metrics.record_failure(e.cause(), took);
-            self.servers
-                .failed(&Arc::from(FILE_SYSTEM), key, None, now, jitter);
-            return Finish::Hold;
+            return held;
         }
         let e = match &ran.outcome {
             Ok(Done::Refreshed(exp, cause)) => {
@@ -362,22 +328,52 @@ impl Core {
                 self.servers.forget(key);
                 Finish::Done
             }
-            RefreshError::Retry {
-                server_failing: true,
-                at_least,
-                ..
-            } if ran.server.is_some() => {
-                if let Some(server) = &ran.server {
-                    self.servers.failed(server, key, *at_least, now, jitter);
-                }
-                Finish::Hold
-            }
             RefreshError::Retry { at_least, .. } => Finish::Retry {
                 at_least: *at_least,
             },
             RefreshError::Relogin { .. } => Finish::Retry { at_least: None },
             RefreshError::WaitForTop { .. } => Finish::Park,
         }
+    }
+
+    /// What the job showed about what it shares with others — its Vault
+    /// server, the KDC, the file system: one that worked releases the
+    /// credentials waiting for it; one that failed for its own reasons holds
+    /// this credential behind it (`Some(Finish::Hold)`).
+    fn note_resources(&mut self, key: &Key, ran: &Ran, now: Mono, jitter: f64) -> Option<Finish> {
+        let server_failing = matches!(
+            ran.outcome,
+            Err(RefreshError::Retry {
+                server_failing: true,
+                ..
+            })
+        );
+        let worked = [
+            (ran.answered && !server_failing)
+                .then(|| ran.server.clone())
+                .flatten(),
+            matches!(ran.outcome, Ok(Done::Refreshed(..))).then(|| Arc::from(FILE_SYSTEM)),
+            (ran.kdc == Some(true)).then(|| Arc::from(KDC)),
+        ];
+        for resource in worked.into_iter().flatten() {
+            for held in self.servers.answered(&resource) {
+                self.sched.release(&held, now);
+            }
+        }
+        let Err(RefreshError::Retry { at_least, .. }) = &ran.outcome else {
+            return None;
+        };
+        let failing = if ran.kdc == Some(false) {
+            Arc::from(KDC)
+        } else if ran.disk_failing {
+            Arc::from(FILE_SYSTEM)
+        } else if server_failing {
+            ran.server.clone()?
+        } else {
+            return None;
+        };
+        self.servers.failed(&failing, key, *at_least, now, jitter);
+        Some(Finish::Hold)
     }
 
     /// What happened to `key` since the pass's scan.
