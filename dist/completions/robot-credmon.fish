@@ -31,6 +31,7 @@ complete -c robot-credmon -n "__fish_robot_credmon_needs_command" -f -a "store" 
 complete -c robot-credmon -n "__fish_robot_credmon_needs_command" -f -a "token" -d 'Show the claims and remaining lifetime of a bearer token file'
 complete -c robot-credmon -n "__fish_robot_credmon_needs_command" -f -a "credmon" -d 'Run as HTCondor\'s OAuth credential monitor (CREDMON_OAUTH)'
 complete -c robot-credmon -n "__fish_robot_credmon_needs_command" -f -a "check" -d 'Monitoring check (Nagios/Icinga plugin) for a token file or a credmon'
+complete -c robot-credmon -n "__fish_robot_credmon_needs_command" -f -a "status" -d 'Every credential the credmon keeps, one line each, most urgent first'
 complete -c robot-credmon -n "__fish_robot_credmon_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand get" -s k -l keytab -l kerberos-keytab -d 'Keytab with the robot\'s key [default: $KRB5_KTNAME]' -r
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand get" -s c -l ccache -l kerberos-ccache -d 'Kerberos credential cache for the robot\'s ticket [default: a private in-memory cache]' -r
@@ -96,9 +97,15 @@ complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand check" -s t 
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand check" -l credmon -d 'Check a credmon: pid alive and a robot-credmon credmon, CREDMON_COMPLETE recent, every Vault credential\'s .use fresh'
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand check" -s h -l help -d 'Print help'
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand check" -s V -l version -d 'Print version'
-complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check help" -f -a "get" -d 'Get a fresh bearer token from Vault with a keytab (igwn-robot-get compatible)'
-complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check help" -f -a "store" -d 'Store Vault credentials in HTCondor\'s credd (SEC_CREDENTIAL_STORER, robot-credmon-storer)'
-complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check help" -f -a "token" -d 'Show the claims and remaining lifetime of a bearer token file'
-complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check help" -f -a "credmon" -d 'Run as HTCondor\'s OAuth credential monitor (CREDMON_OAUTH)'
-complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check help" -f -a "check" -d 'Monitoring check (Nagios/Icinga plugin) for a token file or a credmon'
-complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand status" -s c -l cred-dir -d 'Credential directory [default: /var/lib/condor/oauth_credentials]' -r -F
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand status" -s u -l user -d 'Only this user\'s credentials' -r
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand status" -l json -d 'Print one JSON object (stable form, see docs/operations.md)'
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand status" -s h -l help -d 'Print help'
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand status" -s V -l version -d 'Print version'
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check status help" -f -a "get" -d 'Get a fresh bearer token from Vault with a keytab (igwn-robot-get compatible)'
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check status help" -f -a "store" -d 'Store Vault credentials in HTCondor\'s credd (SEC_CREDENTIAL_STORER, robot-credmon-storer)'
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check status help" -f -a "token" -d 'Show the claims and remaining lifetime of a bearer token file'
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check status help" -f -a "credmon" -d 'Run as HTCondor\'s OAuth credential monitor (CREDMON_OAUTH)'
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check status help" -f -a "check" -d 'Monitoring check (Nagios/Icinga plugin) for a token file or a credmon'
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check status help" -f -a "status" -d 'Every credential the credmon keeps, one line each, most urgent first'
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check status help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

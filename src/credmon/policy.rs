@@ -4,6 +4,7 @@
 //! be contacted and with which query.
 
 use std::collections::HashSet;
+use std::time::{Duration, SystemTime};
 
 /// Which `.top` files belong to this (Vault) credmon: the Python credmon's
 /// filter, the input of [`ours`] (built from the knobs by `config`).
@@ -83,10 +84,10 @@ pub fn parent_stem(stem: &str) -> Option<&str> {
 /// What we know about an existing `.use` file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UseState {
-    /// Its ctime, nanoseconds since the epoch.
-    pub ctime_ns: i128,
-    /// The token's `exp` (epoch seconds), `None` when unreadable or absent.
-    pub exp: Option<i64>,
+    /// Its ctime.
+    pub ctime: SystemTime,
+    /// The token's `exp`, `None` when unreadable or absent.
+    pub exp: Option<SystemTime>,
 }
 
 /// Why a credential is renewed.
@@ -119,29 +120,31 @@ impl Renew {
     }
 }
 
-/// `should_renew`: the Python credmon's ctime rules plus the token's own expiry.
+/// `should_renew`: the Python credmon's ctime rules plus the token's own
+/// expiry, at wall time `now`, with the knobs `CREDMON_OAUTH_TOKEN_MINIMUM`
+/// and `_REFRESH` in seconds.
 pub fn should_renew(
     use_state: Option<UseState>,
-    top_ctime_ns: i128,
-    now_ns: i128,
+    top_ctime: SystemTime,
+    now: SystemTime,
     minimum: u64,
     refresh: u64,
 ) -> Option<Renew> {
     let Some(u) = use_state else {
         return Some(Renew::Missing);
     };
-    if top_ctime_ns > u.ctime_ns {
+    if top_ctime > u.ctime {
         return Some(Renew::TopNewer);
     }
-    if now_ns > u.ctime_ns + i128::from(refresh) * 1_000_000_000 {
+    let aged = u
+        .ctime
+        .checked_add(Duration::from_secs(refresh))
+        .is_some_and(|t| now > t);
+    if aged {
         return Some(Renew::Age);
     }
-    match u.exp {
-        Some(exp)
-            if i128::from(exp) * 1_000_000_000 - now_ns >= i128::from(minimum) * 1_000_000_000 =>
-        {
-            None
-        }
+    match u.exp.and_then(|e| e.duration_since(now).ok()) {
+        Some(left) if left >= Duration::from_secs(minimum) => None,
         _ => Some(Renew::Expiring),
     }
 }

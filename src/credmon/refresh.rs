@@ -1,37 +1,54 @@
-//! One credential, end to end: read the `.top`, ask Vault for a bearer token,
-//! write the `.use`; on "permission denied" log in again with the user's
-//! keytab (robots) or remove the credential (everyone else, as HTCondor does).
+//! One credential, end to end, in two steps. [`fetch`]: read the `.top`,
+//! decide, ask Vault for a bearer token and accept it (on "permission
+//! denied" log in again with the user's keytab (robots) or remove the
+//! credential, as HTCondor does). Then the daemon writes the token as a
+//! [`Write`]: staged beside the `.use`, made durable and renamed in a batch
+//! with others ([`crate::files::commit_batch`]), and only then reported.
 //! Also creates `.top` files for keytab users (`ROBOT_CREDMON_PROVISION`).
 
 mod ctx;
 mod error;
-mod keytab;
+pub mod keytab;
 mod top;
 
 pub use ctx::Ctx;
 use error::vault_cause;
 pub use error::{Outcome, RefreshError};
 pub use keytab::keytab_for;
-use keytab::{login, provision};
+use keytab::provision;
 pub use top::{Top, TopError, parse_top};
 use top::{read_top, store_vault_token};
 
 use super::config::Config;
 use super::policy::{self, Renew, UseState, VaultTarget};
-use crate::files::{FileError, SafeDir};
+use crate::files::{FileError, SafeDir, Staged};
+use crate::kerberos::KrbError;
+use crate::status::login::{VaultCredential, credmon_message};
 use crate::token::{self, BearerToken, MAX_TOKEN_BYTES, accept};
-use crate::vault::auth::{self, CredentialSource};
-use crate::vault::{VaultClient, VaultError, VaultToken};
+use crate::vault::auth::{self, AuthError, Login, Oidc, SessionPolicy, Step};
+use crate::vault::{Api, VaultError, VaultToken};
 use nix::sys::stat::FileStat;
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::SystemTime;
 
-/// What to do for one credential.
+/// A credential: its user (directory name) and file stem. Cheap to clone:
+/// the names are shared.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Key {
     /// The user (directory name).
-    pub user: String,
+    pub user: Arc<str>,
     /// The file stem, `<service>` or `<service>_<handle>`.
-    pub stem: String,
+    pub stem: Arc<str>,
+}
+
+impl Key {
+    /// The key of `user`'s credential `stem`.
+    pub fn new(user: &str, stem: &str) -> Self {
+        Key {
+            user: user.into(),
+            stem: stem.into(),
+        }
+    }
 }
 
 impl std::fmt::Display for Key {
@@ -57,18 +74,129 @@ pub enum Done {
     Refreshed(Option<i64>, &'static str),
     /// Nothing to do: the `.use` is fresh or the `.top` is gone.
     Nothing,
+    /// Vault handed back the very token in place: by Vault's clock it still
+    /// has the minimum left (this host's clock is ahead). Nothing is
+    /// written; look again after this long.
+    Later(std::time::Duration),
 }
 
-/// `ctime` of a stat, nanoseconds since the epoch.
-pub fn ctime_ns(st: &FileStat) -> i128 {
-    i128::from(st.st_ctime) * 1_000_000_000 + i128::from(st.st_ctime_nsec)
+/// How a job ended, and the Vault server (`host:port`) it talked to when
+/// it got that far: the daemon tracks each server's health.
+#[derive(Debug, Clone)]
+pub struct Ran {
+    /// The result.
+    pub outcome: Outcome,
+    /// The credential's Vault server, once its `.top` was read.
+    pub server: Option<Arc<str>>,
+    /// The server answered (a token, or any HTTP status): unless the answer
+    /// says the server is failing (429, 502-504), it is up.
+    pub answered: bool,
+    /// The write failed for the file system's own reasons (full, read-only,
+    /// I/O errors): the credential waits for the file system, not its backoff.
+    pub disk_failing: bool,
+    /// A keytab login was tried: `Some(true)` when the KDC gave a ticket,
+    /// `Some(false)` when GSSAPI could not get one (no KDC, a stale key):
+    /// the credential then waits for the KDC, which the next robot's
+    /// successful login releases.
+    pub kdc: Option<bool>,
 }
 
-/// `now` in nanoseconds since the epoch.
-pub fn now_ns(now: SystemTime) -> i128 {
-    now.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i128)
-        .unwrap_or(0)
+impl Ran {
+    /// A job that ended before talking to its server.
+    pub fn local(outcome: Outcome) -> Self {
+        Ran {
+            outcome,
+            server: None,
+            answered: false,
+            disk_failing: false,
+            kdc: None,
+        }
+    }
+}
+
+/// Whether a file error is the file system's (full, over quota, read-only,
+/// I/O errors) rather than one file's.
+pub fn disk_trouble(e: &FileError) -> bool {
+    let FileError::Io { source, .. } = e else {
+        return false;
+    };
+    matches!(
+        source.raw_os_error(),
+        Some(nix::libc::ENOSPC | nix::libc::EDQUOT | nix::libc::EIO | nix::libc::EROFS)
+    )
+}
+
+/// The first step's result: a token to write, or the job's end.
+#[derive(Debug)]
+pub enum Fetched {
+    /// An accepted bearer token to write as the `.use`.
+    Write(Box<Write>),
+    /// Nothing to write.
+    Done(Ran),
+}
+
+/// A bearer token accepted for a credential, to be written as its `.use`.
+#[derive(Debug)]
+pub struct Write {
+    /// The user's directory.
+    pub udir: SafeDir,
+    /// The credential.
+    pub key: Key,
+    bearer: BearerToken,
+    cause: &'static str,
+    server: Option<Arc<str>>,
+    kdc: Option<bool>,
+}
+
+impl Write {
+    /// The `.use`'s name.
+    pub fn name(&self) -> String {
+        format!("{}.use", self.key.stem)
+    }
+
+    /// Writes the token to a temporary file beside the `.use` (not synced).
+    pub fn stage(&self, ctx: &Ctx) -> Result<Staged, FileError> {
+        self.udir
+            .stage(&self.name(), &self.bearer.file_contents(), ctx.use_opts())
+    }
+
+    /// The job's end once the write was committed (or failed).
+    pub fn finish(self, ctx: &Ctx, written: Result<(), FileError>) -> Ran {
+        let key = &self.key;
+        let disk_failing = written.as_ref().err().is_some_and(disk_trouble);
+        let outcome = match written {
+            Ok(()) => {
+                ctx.clear_warning(key);
+                let exp = self.bearer.claims().exp;
+                log::info!(
+                    "refreshed {key}: token expires {}",
+                    exp.map(|e| format!(
+                        "{} (in {})",
+                        token::format_utc(e),
+                        token::format_remaining(e - token::unix_seconds(ctx.now()))
+                    ))
+                    .unwrap_or_else(|| "never (no exp claim)".into())
+                );
+                Ok(Done::Refreshed(exp, self.cause))
+            }
+            Err(e) => {
+                log::error!("cannot write the token of {key}: {e}");
+                Err(RefreshError::retry("file", e.to_string()))
+            }
+        };
+        Ran {
+            outcome,
+            server: self.server,
+            answered: true,
+            disk_failing,
+            kdc: self.kdc,
+        }
+    }
+}
+
+/// `ctime` of a stat.
+pub fn file_ctime(st: &FileStat) -> SystemTime {
+    super::daemon::table::Ns::ctime(st).time()
 }
 
 /// The state of an existing `.use`; `None` when absent or not a regular file.
@@ -76,31 +204,56 @@ pub fn read_use(dir: &SafeDir, stem: &str, owner: u32) -> Option<UseState> {
     let name = format!("{stem}.use");
     match dir.read_trusted(&name, MAX_TOKEN_BYTES + 2, owner) {
         Ok(Some((bytes, st))) => Some(UseState {
-            ctime_ns: ctime_ns(&st),
+            ctime: file_ctime(&st),
             exp: BearerToken::from_bytes(&bytes)
                 .ok()
-                .and_then(|t| t.claims().exp),
+                .and_then(|t| t.claims().exp)
+                .map(token::time_of),
         }),
         _ => None,
     }
 }
 
-/// Runs one job. With `defer_sync`, a new `.use` is renamed into place
-/// without syncing its directory; the caller syncs a batch at once.
+/// The first step of a job: everything up to an accepted token (see the module).
 ///
 /// A panic (a bug; no input should cause one) fails only this credential: it
 /// is caught here and the worker goes on with the next job. This is why the
 /// release profile unwinds instead of aborting.
-pub fn process(ctx: &Ctx, key: &Key, task: &Task, defer_sync: bool) -> Outcome {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        process_one(ctx, key, task, defer_sync)
-    }))
-    .unwrap_or_else(|_| {
-        log::error!(
-            "internal error while refreshing {key} (a bug: please report it); keeping its old .use, will retry"
-        );
-        Err(RefreshError::retry("internal", "internal error".to_owned()))
-    })
+pub fn fetch(ctx: &Ctx, key: &Key, task: &Task) -> Fetched {
+    crate::confine::test_escape();
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fetch_one(ctx, key, task)))
+        .unwrap_or_else(|_| {
+            log::error!(
+                "internal error while refreshing {key} (a bug: please report it); keeping its old .use, will retry"
+            );
+            Fetched::Done(Ran::local(Err(RefreshError::retry(
+                "internal",
+                "internal error".to_owned(),
+            ))))
+        })
+}
+
+/// Both steps for one job on its own (`--once` and tests): fetch, then a
+/// batch of one write.
+pub fn process(ctx: &Ctx, key: &Key, task: &Task) -> Ran {
+    match fetch(ctx, key, task) {
+        Fetched::Done(ran) => ran,
+        Fetched::Write(w) => {
+            let written = match (w.stage(ctx), SafeDir::open(&ctx.config().cred_dir)) {
+                (Ok(staged), Ok(root)) => {
+                    crate::files::commit_batch(&root, vec![(&w.udir, staged)])
+                        .pop()
+                        .unwrap_or(Ok(()))
+                }
+                (Ok(staged), Err(e)) => {
+                    w.udir.discard(staged);
+                    Err(e)
+                }
+                (Err(e), _) => Err(e),
+            };
+            w.finish(ctx, written)
+        }
+    }
 }
 
 /// The user's directory; `None` when it is gone (nothing to do).
@@ -118,16 +271,64 @@ fn open_user(ctx: &Ctx, root: &SafeDir, key: &Key) -> Result<Option<SafeDir>, Re
     }
 }
 
-fn process_one(ctx: &Ctx, key: &Key, task: &Task, defer_sync: bool) -> Outcome {
+fn fetch_one(ctx: &Ctx, key: &Key, task: &Task) -> Fetched {
     let cfg = ctx.config();
+    let (udir, top, top_st) = match open_credential(ctx, &cfg, key, task) {
+        Ok(Some(found)) => found,
+        Ok(None) => return Fetched::Done(Ran::local(Ok(Done::Nothing))),
+        Err(e) => return Fetched::Done(Ran::local(Err(e))),
+    };
+    let reason = policy::should_renew(
+        read_use(&udir, &key.stem, ctx.euid()),
+        file_ctime(&top_st),
+        ctx.now(),
+        cfg.minimum,
+        cfg.refresh,
+    );
+    let Some(reason) = reason else {
+        return Fetched::Done(Ran::local(Ok(Done::Nothing)));
+    };
+    let mut job = Job {
+        ctx,
+        cfg: &cfg,
+        udir: &udir,
+        key,
+        server: None,
+        answered: std::cell::Cell::new(false),
+        kdc: std::cell::Cell::new(None),
+    };
+    let mut got = job.refresh(top, reason);
+    // The credd may have replaced the .top while we were asking Vault: a
+    // token from the old one would look newer than the new .top and hide it.
+    let replaced = matches!(udir.stat(&format!("{}.top", key.stem)), Ok(Some(st))
+        if file_ctime(&st) != file_ctime(&top_st));
+    if replaced && got.is_ok() {
+        log::debug!("{key}.top was replaced during the refresh; refreshing again");
+        if let Ok(Some((top, _))) = read_top(&udir, &key.stem, ctx.euid()) {
+            got = job.refresh(top, Renew::TopNewer);
+        }
+    }
+    let (server, kdc, answered) = (job.server.take(), job.kdc.get(), job.answered.get());
+    fetched(key, udir, got, server, kdc, answered)
+}
+
+/// The credential's directory and `.top` (with its status), provisioned
+/// first when the task says so; `None` when there is nothing to do (the
+/// user's directory or the `.top` is gone, or provisioning found one).
+fn open_credential(
+    ctx: &Ctx,
+    cfg: &Config,
+    key: &Key,
+    task: &Task,
+) -> Result<Option<(SafeDir, Top, FileStat)>, RefreshError> {
     let root = SafeDir::open(&cfg.cred_dir).map_err(|e| {
         log::error!("{e}");
         RefreshError::retry("file", e.to_string())
     })?;
     if let Task::Provision(server) = task {
-        match provision(ctx, &cfg, &root, key, server) {
+        match provision(ctx, cfg, &root, key, server) {
             Ok(true) => {}
-            Ok(false) => return Ok(Done::Nothing),
+            Ok(false) => return Ok(None),
             Err(e) => {
                 ctx.warn_once(key, format!("cannot provision {key}: {e}"));
                 return Err(e);
@@ -135,46 +336,58 @@ fn process_one(ctx: &Ctx, key: &Key, task: &Task, defer_sync: bool) -> Outcome {
         }
     }
     let Some(udir) = open_user(ctx, &root, key)? else {
-        return Ok(Done::Nothing);
+        return Ok(None);
     };
-    let (top, top_st) = match read_top(&udir, &key.stem, ctx.euid()) {
-        Ok(Some(t)) => t,
-        Ok(None) => return Ok(Done::Nothing),
+    match read_top(&udir, &key.stem, ctx.euid()) {
+        Ok(Some((top, st))) => Ok(Some((udir, top, st))),
+        Ok(None) => Ok(None),
         Err(e) => {
             ctx.warn_once(key, format!("skipping credential {key}: {e}"));
-            return Err(e);
-        }
-    };
-    let now = ctx.now();
-    let reason = policy::should_renew(
-        read_use(&udir, &key.stem, ctx.euid()),
-        ctime_ns(&top_st),
-        now_ns(now),
-        cfg.minimum,
-        cfg.refresh,
-    );
-    let Some(reason) = reason else {
-        return Ok(Done::Nothing);
-    };
-    let job = Job {
-        ctx,
-        cfg: &cfg,
-        udir: &udir,
-        key,
-        defer_sync,
-    };
-    let outcome = job.refresh(top, reason);
-    // The credd may have replaced the .top while we were asking Vault: the
-    // new .use would then look newer than it and hide the change.
-    let replaced = matches!(udir.stat(&format!("{}.top", key.stem)), Ok(Some(st))
-        if ctime_ns(&st) != ctime_ns(&top_st));
-    if replaced && matches!(outcome, Ok(Done::Refreshed(..))) {
-        log::debug!("{key}.top was replaced during the refresh; refreshing again");
-        if let Ok(Some((top, _))) = read_top(&udir, &key.stem, ctx.euid()) {
-            return job.refresh(top, Renew::TopNewer);
+            Err(e)
         }
     }
-    outcome
+}
+
+/// The first step's end: a token to write, the token in place handed
+/// back, or a failure, with what the job learnt about the server and the KDC.
+fn fetched(
+    key: &Key,
+    udir: SafeDir,
+    got: Accepted,
+    server: Option<Arc<str>>,
+    kdc: Option<bool>,
+    answered: bool,
+) -> Fetched {
+    match got {
+        Ok(Got::Unchanged(after)) => {
+            log::debug!(
+                "{key}: Vault handed back the token in place (its clock says it still has the minimum); looking again in {} s",
+                after.as_secs()
+            );
+            Fetched::Done(Ran {
+                outcome: Ok(Done::Later(after)),
+                server,
+                answered: true,
+                disk_failing: false,
+                kdc,
+            })
+        }
+        Ok(Got::Token(bearer, cause)) => Fetched::Write(Box::new(Write {
+            udir,
+            key: key.clone(),
+            bearer: *bearer,
+            cause,
+            server,
+            kdc,
+        })),
+        Err(e) => Fetched::Done(Ran {
+            outcome: Err(e),
+            server,
+            answered,
+            disk_failing: false,
+            kdc,
+        }),
+    }
 }
 
 /// Removes a credential's `.top` and `.use` ([`RefreshError::Remove`]).
@@ -198,11 +411,27 @@ struct Job<'a> {
     cfg: &'a Config,
     udir: &'a SafeDir,
     key: &'a Key,
-    defer_sync: bool,
+    /// The Vault server (`host:port`), once the `.top` named one that passed the checks.
+    server: Option<Arc<str>>,
+    /// The server answered a request (a token or any HTTP status).
+    answered: std::cell::Cell<bool>,
+    /// A keytab login got a ticket (`Some(true)`) or GSSAPI could not (`Some(false)`).
+    kdc: std::cell::Cell<Option<bool>>,
+}
+
+/// An accepted bearer token and why it was renewed (the metrics' `cause`).
+type Accepted = Result<Got, RefreshError>;
+
+/// What a refresh got from Vault.
+enum Got {
+    /// A token to write, and why it was renewed (the metrics' `cause`).
+    Token(Box<BearerToken>, &'static str),
+    /// The token in place again (see [`Done::Later`]).
+    Unchanged(std::time::Duration),
 }
 
 impl Job<'_> {
-    fn refresh(&self, top: Top, reason: Renew) -> Outcome {
+    fn refresh(&mut self, top: Top, reason: Renew) -> Accepted {
         let (ctx, cfg, key) = (self.ctx, self.cfg, self.key);
         let target =
             policy::check_vault_url(&top.vault_url, &cfg.allowed_ports, &cfg.trusted_hosts)
@@ -211,14 +440,8 @@ impl Job<'_> {
                     ctx.warn_once(key, msg.clone());
                     RefreshError::wait(msg)
                 })?;
+        self.server = Some(format!("{}:{}", target.host, target.port).into());
         let (vault_token, token_stem) = self.vault_token(&top)?;
-        if let Some(until) = ctx.paused_until(&target.host, target.port) {
-            return Err(RefreshError::Retry {
-                cause: "rate_limited",
-                at_least: Some(until.since(ctx.mono())),
-                msg: format!("requests to {}:{} are paused", target.host, target.port),
-            });
-        }
         let client = ctx.client(&target.host, target.port).map_err(|e| {
             ctx.warn_once(key, format!("cannot refresh {key}: {e}"));
             RefreshError::retry(vault_cause(&e), e.to_string())
@@ -230,31 +453,88 @@ impl Job<'_> {
             top.audience.as_deref(),
         );
         log::debug!("refreshing {key} ({reason:?})");
-        let first = client
-            .read_bearer(&vault_token, &target.path, &query)
-            .map_err(|e| {
-                if e.is_permission_denied() {
-                    RefreshError::Relogin { msg: e.to_string() }
-                } else {
-                    self.failed(&target, &e)
-                }
-            });
-        match first {
-            Ok(bearer) => self.write_use(&bearer, reason.label()),
-            Err(RefreshError::Relogin { msg }) => {
-                let Some(source) = keytab_for(cfg, &key.user, ctx.is_root()) else {
-                    return Err(self.dead(msg));
-                };
-                self.relogin_and_refresh(
-                    &target,
-                    &token_stem,
-                    &source,
-                    &query,
-                    &client,
-                    reason.label(),
-                )
-            }
-            Err(e) => Err(e),
+        let obtained = self.obtain(&*client, &target, &token_stem, &vault_token, &query);
+        if obtained.answered {
+            self.answered.set(true);
+        }
+        if let Some(session) = &obtained.fresh {
+            self.kdc.set(Some(true));
+            self.keep_token(&token_stem, &session.token)?;
+        }
+        if let (Err(AuthError::Kerberos(k)), Step::Login) = (&obtained.bearer, &obtained.step)
+            && matches!(k, KrbError::Acquire { .. } | KrbError::Context { .. })
+        {
+            self.kdc.set(Some(false));
+        }
+        match (obtained.bearer, obtained.step) {
+            (Ok(bearer), _) => self.accept(bearer, reason.label()),
+            (Err(AuthError::Refused { why }), _) => Err(self.dead(why)),
+            (Err(e), Step::Login) if obtained.fresh.is_none() => Err(self.login_failed(&e)),
+            (Err(e), _) => Err(self.failed(&target, &e)),
+        }
+    }
+
+    /// The credmon's session policy on the `.top`'s Vault token: used as it
+    /// is (no `lookup-self`); on "permission denied" a login with the user's
+    /// keytab (opened only then) for a 28-day token; never a person's OIDC login.
+    fn obtain(
+        &self,
+        client: &dyn Api,
+        target: &VaultTarget,
+        token_stem: &str,
+        vault_token: &VaultToken,
+        query: &[(&'static str, String)],
+    ) -> auth::Obtained {
+        // Issuer and role of the stored credential: its vault_url says them.
+        let names = auth::resolve(auth::Source::Stored {
+            path: &target.path,
+            service: token_stem,
+        });
+        let credkey = auth::names::parse_vault_path(&target.path)
+            .ok()
+            .map(|c| c.credkey);
+        let want = auth::Want {
+            names: &names,
+            credkey: credkey.as_deref(),
+            path: Some(&target.path),
+            exchange: false,
+            query,
+            service_host: &target.host,
+            server_host: &target.host,
+            server_port: target.port,
+        };
+        let keytab = || keytab_for(self.cfg, &self.key.user, self.ctx.is_root());
+        let policy = SessionPolicy {
+            reuse_min_ttl: std::time::Duration::ZERO,
+            login: Login::Lazy(&keytab),
+            ttl: auth::STORED_TTL,
+            shorten_minimum: false,
+            oidc: Oidc::Never,
+        };
+        policy.obtain(client, &want, Some(vault_token))
+    }
+
+    /// Writes the Vault token of a new login into `<token_stem>.top`.
+    fn keep_token(&self, token_stem: &str, token: &VaultToken) -> Result<(), RefreshError> {
+        let user = &self.key.user;
+        store_vault_token(self.ctx, self.udir, token_stem, token).map_err(|e| {
+            log::error!("cannot store the new Vault token of {user}/{token_stem}: {e}");
+            e
+        })?;
+        log::info!("stored a new Vault token in {user}/{token_stem}.top");
+        Ok(())
+    }
+
+    /// The login with the keytab failed: retry (when the server is failing,
+    /// it waits for the server).
+    fn login_failed(&self, e: &AuthError) -> RefreshError {
+        log::warn!("cannot log in again for {}: {e}; will retry", self.key);
+        let vault = e.vault_error();
+        RefreshError::Retry {
+            cause: "login",
+            at_least: vault.and_then(VaultError::retry_after),
+            msg: e.to_string(),
+            server_failing: vault.is_some_and(VaultError::server_failing),
         }
     }
 
@@ -276,7 +556,7 @@ impl Job<'_> {
     fn vault_token(&self, top: &Top) -> Result<(VaultToken, String), RefreshError> {
         let key = self.key;
         if let Some(t) = &top.vault_token {
-            return Ok((t.clone(), key.stem.clone()));
+            return Ok((t.clone(), key.stem.to_string()));
         }
         let parent = policy::parent_stem(&key.stem).map(str::to_owned);
         let found = match &parent {
@@ -319,33 +599,63 @@ impl Job<'_> {
         }
     }
 
-    fn failed(&self, target: &VaultTarget, e: &VaultError) -> RefreshError {
-        if e.status() == Some(429) {
-            let pause = Duration::from_secs(30);
-            self.ctx.pause(&target.host, target.port, pause);
+    fn failed(&self, target: &VaultTarget, e: &AuthError) -> RefreshError {
+        let Some(vault) = e.vault_error() else {
+            return self.login_failed(e);
+        };
+        if vault.server_failing() {
+            let asked = vault
+                .retry_after()
+                .map(|d| format!(" and asks us to wait {} s", d.as_secs()))
+                .unwrap_or_default();
             log::warn!(
-                "Vault at {}:{} asks us to slow down (429); pausing requests to it for {} s",
+                "Vault at {}:{} is failing ({e}){asked}; keeping the old .use of {}, its credentials wait for the server",
                 target.host,
                 target.port,
-                pause.as_secs()
+                self.key
             );
             return RefreshError::Retry {
-                cause: "rate_limited",
-                at_least: Some(pause),
+                cause: if vault.status() == Some(429) {
+                    "rate_limited"
+                } else {
+                    vault_cause(vault)
+                },
+                at_least: vault.retry_after(),
                 msg: e.to_string(),
+                server_failing: true,
             };
+        }
+        if let Some(msg) = self.login_needed(target, vault) {
+            self.ctx
+                .warn_daily(self.key, &format!("{} needs a person: {msg}", self.key));
+            return RefreshError::retry(crate::status::state::NEEDS_LOGIN, msg);
         }
         log::warn!(
             "failed to refresh {}: {e}; keeping the old .use, will retry",
             self.key
         );
-        RefreshError::retry(vault_cause(e), e.to_string())
+        RefreshError::retry(vault_cause(vault), e.to_string())
     }
 
-    fn write_use(&self, bearer: &BearerToken, cause: &'static str) -> Outcome {
+    /// When Vault's answer means only a person can fix the credential (no
+    /// credential for the credkey, or a refused refresh token): one line
+    /// saying so, with the command its user runs.
+    fn login_needed(&self, target: &VaultTarget, e: &VaultError) -> Option<String> {
+        let what = e.login_needed()?;
+        let login = VaultCredential::from_parts(&target.host, target.port, &target.path)?;
+        Some(credmon_message(&self.key.user, &login, what))
+    }
+
+    /// Whether a token from Vault may replace the current `.use` (see [`accept::decide`]).
+    fn accept(&self, bearer: BearerToken, cause: &'static str) -> Accepted {
         let (ctx, key) = (self.ctx, self.key);
         let now = token::unix_seconds(self.ctx.now());
-        let current = read_use(self.udir, &key.stem, self.ctx.euid()).and_then(|u| u.exp);
+        let current = read_use(self.udir, &key.stem, self.ctx.euid())
+            .and_then(|u| u.exp)
+            .map(token::unix_seconds);
+        if let Some(after) = unchanged_expiring(bearer.claims().exp, current, now, cause) {
+            return Ok(Got::Unchanged(after));
+        }
         match accept::decide(bearer.claims(), current, now, ctx.config().minimum) {
             accept::Decision::Replace(Some(warning)) => {
                 ctx.warn_once(key, format!("{key}: {warning}"));
@@ -362,73 +672,27 @@ impl Job<'_> {
                 return Err(RefreshError::retry("token", why.to_string()));
             }
         }
-        let name = format!("{}.use", key.stem);
-        let written = if self.defer_sync {
-            self.udir
-                .write_atomic_deferred(&name, &bearer.file_contents(), ctx.use_opts())
-        } else {
-            self.udir
-                .write_atomic(&name, &bearer.file_contents(), ctx.use_opts())
-        };
-        match written {
-            Ok(()) => {
-                ctx.clear_warning(key);
-                let exp = bearer.claims().exp;
-                log::info!(
-                    "refreshed {key}: token expires {}",
-                    exp.map(|e| format!(
-                        "{} (in {})",
-                        token::format_utc(e),
-                        token::format_remaining(e - token::unix_seconds(self.ctx.now()))
-                    ))
-                    .unwrap_or_else(|| "never (no exp claim)".into())
-                );
-                Ok(Done::Refreshed(exp, cause))
-            }
-            Err(e) => {
-                log::error!("cannot write the token of {key}: {e}");
-                Err(RefreshError::retry("file", e.to_string()))
-            }
-        }
+        Ok(Got::Token(Box::new(bearer), cause))
     }
+}
 
-    fn relogin_and_refresh(
-        &self,
-        target: &VaultTarget,
-        token_stem: &str,
-        source: &CredentialSource,
-        query: &[(&str, String)],
-        client: &VaultClient,
-        cause: &'static str,
-    ) -> Outcome {
-        let key = self.key;
-        log::info!(
-            "the Vault token of {}/{token_stem} is no longer accepted; logging in again as {}",
-            key.user,
-            source.principal().unwrap_or_default()
-        );
-        // Issuer and role of the stored credential: its vault_url says them.
-        let names = auth::resolve(auth::Source::Stored {
-            path: &target.path,
-            service: token_stem,
-        });
-        let token = login(client, &target.host, source, &names).map_err(|e| {
-            log::warn!("cannot log in again for {key}: {e}; will retry");
-            e
-        })?;
-        store_vault_token(self.ctx, self.udir, token_stem, &token).map_err(|e| {
-            log::error!(
-                "cannot store the new Vault token of {}/{token_stem}: {e}",
-                key.user
-            );
-            e
-        })?;
-        log::info!("stored a new Vault token in {}/{token_stem}.top", key.user);
-        match client.read_bearer(&token, &target.path, query) {
-            Ok(bearer) => self.write_use(&bearer, cause),
-            Err(e) => Err(self.failed(target, &e)),
-        }
+/// When a refresh asked because the token in place was expiring and Vault
+/// handed back that same token (same `exp`), Vault's clock says it still
+/// has the minimum left: this host's clock runs ahead. Rewriting it would
+/// change nothing and the next pass would ask again; instead look again
+/// after an eighth of the time it has left by our clock (at least a
+/// minute), so a few minutes of skew cost a few reads, not one per pass.
+fn unchanged_expiring(
+    new: Option<i64>,
+    current: Option<i64>,
+    now: i64,
+    cause: &str,
+) -> Option<std::time::Duration> {
+    if cause != Renew::Expiring.label() || new.is_none() || new != current {
+        return None;
     }
+    let left = new?.saturating_sub(now).max(0).unsigned_abs();
+    Some(std::time::Duration::from_secs((left / 8).max(60)))
 }
 
 /// Removes a credential's `.top` and `.use` (the entries, never what a link points to).

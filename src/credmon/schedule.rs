@@ -16,15 +16,19 @@
 //! every `Waiting` job before any `Missing` one, every `Missing` job before
 //! any `Routine` one, then the earliest deadline,
 //! then the order of arrival. A job whose not-before lies in the future is not
-//! due. A credential is in at most one place at a time: queued, or in flight.
+//! due. A credential is in at most one place at a time: queued, in flight,
+//! parked (unusable until it changes) or held (its Vault server is failing:
+//! released by the server's recovery, see `daemon::servers`).
+//!
+//! Time is monotonic ([`Mono`]): a step of the wall clock neither stretches
+//! a backoff nor makes one end early. Deadlines computed from wall-clock
+//! expiries are turned into monotonic ones when submitted ([`Mono::of_wall`]).
 
 use crate::backoff::Backoff;
+use crate::env::Mono;
 use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
 use std::time::Duration;
-
-/// A point in the scheduler's time: the time since the clock's origin.
-pub type At = Duration;
 
 mod need;
 pub use need::{Need, need};
@@ -44,6 +48,13 @@ pub enum Finish {
     /// it is parked until [`Scheduler::wake_parked`] or a submission that
     /// says it changed.
     Park,
+    /// Nothing to do now, and not before this long (no failure): the job is
+    /// queued again, due then.
+    Later(Duration),
+    /// Its Vault server is failing: it waits, with no backoff of its own,
+    /// until [`Scheduler::release`] (the server answered again, or it is
+    /// this server's probe) or a submission that says it changed.
+    Hold,
 }
 
 /// What [`Scheduler::submit`] did.
@@ -61,16 +72,16 @@ pub enum Submitted {
 }
 
 /// The ordering key of a due job: need, deadline, arrival.
-type ReadyKey<K> = (Need, At, u64, K);
+type ReadyKey<K> = (Need, Mono, u64, K);
 /// The ordering key of a job waiting for its not-before time.
-type DelayedKey<K> = (At, u64, K);
+type DelayedKey<K> = (Mono, u64, K);
 
 #[derive(Debug, Clone)]
 struct Job<T> {
     task: T,
     need: Need,
-    deadline: At,
-    not_before: At,
+    deadline: Mono,
+    not_before: Mono,
     seq: u64,
 }
 
@@ -79,13 +90,13 @@ struct Job<T> {
 struct Again<T> {
     task: T,
     need: Need,
-    deadline: At,
+    deadline: Mono,
     changed: bool,
 }
 
 impl<T> Again<T> {
     /// A new job for this submission, due at once.
-    fn into_job(self, now: At, seq: u64) -> Job<T> {
+    fn into_job(self, now: Mono, seq: u64) -> Job<T> {
         Job {
             task: self.task,
             need: self.need,
@@ -121,6 +132,8 @@ enum State<T> {
     },
     /// Unusable until something changes; the job is kept for [`Scheduler::wake_parked`].
     Parked(Job<T>),
+    /// Waiting for its Vault server; the job is kept for [`Scheduler::release`].
+    Held(Job<T>),
 }
 
 #[derive(Debug, Clone)]
@@ -183,8 +196,13 @@ impl<K: Ord + Hash + Clone, T: Clone> Scheduler<K, T> {
         )
     }
 
+    /// Whether `key` waits for its Vault server ([`Finish::Hold`]).
+    pub fn held(&self, key: &K) -> bool {
+        matches!(self.slots.get(key).map(|s| &s.state), Some(State::Held(_)))
+    }
+
     /// Whether `key` is queued and due at `now` (not backing off).
-    pub fn due(&self, key: &K, now: At) -> bool {
+    pub fn due(&self, key: &K, now: Mono) -> bool {
         matches!(
             self.slots.get(key).map(|s| &s.state),
             Some(State::Queued(job)) if job.not_before <= now
@@ -200,7 +218,7 @@ impl<K: Ord + Hash + Clone, T: Clone> Scheduler<K, T> {
     }
 
     /// Whether a job is due at `now`; with `missing_only`, one with no usable `.use`.
-    pub fn has_due(&mut self, now: At, missing_only: bool) -> bool {
+    pub fn has_due(&mut self, now: Mono, missing_only: bool) -> bool {
         self.promote(now);
         self.ready
             .first()
@@ -208,8 +226,16 @@ impl<K: Ord + Hash + Clone, T: Clone> Scheduler<K, T> {
     }
 
     /// When the first job that is backing off becomes due.
-    pub fn next_delayed(&self) -> Option<At> {
+    pub fn next_delayed(&self) -> Option<Mono> {
         self.delayed.first().map(|d| d.0)
+    }
+
+    /// When `key`'s queued job may run (its backoff), if it is queued.
+    pub fn next_try(&self, key: &K) -> Option<Mono> {
+        match self.slots.get(key).map(|s| &s.state) {
+            Some(State::Queued(job)) => Some(job.not_before),
+            _ => None,
+        }
     }
 
     /// Consecutive failures of `key` (0 when unknown).
@@ -226,9 +252,9 @@ impl<K: Ord + Hash + Clone, T: Clone> Scheduler<K, T> {
         key: K,
         task: T,
         need: Need,
-        deadline: At,
+        deadline: Mono,
         changed: bool,
-        now: At,
+        now: Mono,
     ) -> Submitted {
         let seq = self.next_seq();
         let ask = Again {
@@ -255,8 +281,8 @@ impl<K: Ord + Hash + Clone, T: Clone> Scheduler<K, T> {
                 self.merge_queued(key, job, failures, ask, now);
                 Submitted::Merged
             }
-            State::Parked(_) if !changed => Submitted::Held,
-            State::Parked(_) => {
+            State::Parked(_) | State::Held(_) if !changed => Submitted::Held,
+            State::Parked(_) | State::Held(_) => {
                 self.queue(key, ask.into_job(now, seq), 0, now);
                 Submitted::Queued
             }
@@ -265,7 +291,7 @@ impl<K: Ord + Hash + Clone, T: Clone> Scheduler<K, T> {
 
     /// A queued job asked for again: it takes the sooner need and deadline
     /// (with that submission's task), and a change lifts its backoff.
-    fn merge_queued(&mut self, key: K, mut job: Job<T>, failures: u32, ask: Again<T>, now: At) {
+    fn merge_queued(&mut self, key: K, mut job: Job<T>, failures: u32, ask: Again<T>, now: Mono) {
         let sooner = (ask.need, ask.deadline) < (job.need, job.deadline);
         let unblock = ask.changed && job.not_before > now;
         if !(sooner || unblock) {
@@ -285,7 +311,7 @@ impl<K: Ord + Hash + Clone, T: Clone> Scheduler<K, T> {
 
     /// Takes the most pressing due job. With `missing_only`, only a job whose
     /// need is [`Need::Waiting`] or [`Need::Missing`] (the reserved worker's rule).
-    pub fn take(&mut self, now: At, missing_only: bool) -> Option<(K, T, Need)> {
+    pub fn take(&mut self, now: Mono, missing_only: bool) -> Option<(K, T, Need)> {
         self.promote(now);
         let first = self.ready.first()?.clone();
         if missing_only && first.0 == Need::Routine {
@@ -304,7 +330,7 @@ impl<K: Ord + Hash + Clone, T: Clone> Scheduler<K, T> {
     }
 
     /// Records how the job on `key` ended; `jitter` in `[0, 1]` spreads retries.
-    pub fn finish(&mut self, key: &K, how: Finish, now: At, jitter: f64) {
+    pub fn finish(&mut self, key: &K, how: Finish, now: Mono, jitter: f64) {
         let Some(slot) = self.slots.get(key) else {
             return;
         };
@@ -314,7 +340,7 @@ impl<K: Ord + Hash + Clone, T: Clone> Scheduler<K, T> {
         let (job, again, failures) = (job.clone(), again.clone(), slot.failures);
         let seq = self.next_seq();
         // What runs next: a newer submission wins over the finished job.
-        let next = |not_before: At| match &again {
+        let next = |not_before: Mono| match &again {
             Some(a) => Job {
                 task: a.task.clone(),
                 need: a.need,
@@ -336,11 +362,13 @@ impl<K: Ord + Hash + Clone, T: Clone> Scheduler<K, T> {
                     self.slots.remove(key);
                 }
             },
+            Finish::Later(_) if changed => self.queue(key.clone(), next(now), 0, now),
+            Finish::Later(after) => self.queue(key.clone(), next(now + after), failures, now),
             Finish::Retry { .. } if changed => self.queue(key.clone(), next(now), 0, now),
             Finish::Retry { at_least } => {
                 let delay = self.backoff.delay(failures, jitter);
                 let delay = at_least.map_or(delay, |d| d.max(delay));
-                let not_before = now.saturating_add(delay);
+                let not_before = now + delay;
                 self.queue(
                     key.clone(),
                     next(not_before),
@@ -348,20 +376,43 @@ impl<K: Ord + Hash + Clone, T: Clone> Scheduler<K, T> {
                     now,
                 );
             }
-            Finish::Park if changed => self.queue(key.clone(), next(now), 0, now),
-            Finish::Park => {
+            Finish::Park | Finish::Hold if changed => self.queue(key.clone(), next(now), 0, now),
+            Finish::Park | Finish::Hold => {
                 if let Some(slot) = self.slots.get_mut(key) {
                     slot.failures = failures.saturating_add(1);
-                    slot.state = State::Parked(job);
+                    slot.state = match how {
+                        Finish::Hold => State::Held(next(now)),
+                        _ => State::Parked(job),
+                    };
                 }
             }
         }
     }
 
+    /// Queues a held credential again, due at `now`, keeping its failure
+    /// count; false when `key` is not held (it changed or went meanwhile).
+    pub fn release(&mut self, key: &K, now: Mono) -> bool {
+        let Some(Slot {
+            state: State::Held(job),
+            failures,
+        }) = self.slots.get(key)
+        else {
+            return false;
+        };
+        let (failures, job) = (*failures, job.clone());
+        let job = Job {
+            not_before: now,
+            seq: self.next_seq(),
+            ..job
+        };
+        self.queue(key.clone(), job, failures, now);
+        true
+    }
+
     /// Queues every parked credential again at once (a configuration change
     /// may have made it usable); returns how many.
-    pub fn wake_parked(&mut self, now: At) -> usize {
-        let parked: Vec<(K, Job<T>)> = self
+    pub fn wake_parked(&mut self, now: Mono) -> usize {
+        let mut parked: Vec<(K, Job<T>)> = self
             .slots
             .iter()
             .filter_map(|(k, s)| match &s.state {
@@ -369,6 +420,8 @@ impl<K: Ord + Hash + Clone, T: Clone> Scheduler<K, T> {
                 _ => None,
             })
             .collect();
+        // In their order of arrival, whatever the map's order (replayable runs).
+        parked.sort_by_key(|(_, job)| job.seq);
         let n = parked.len();
         for (key, job) in parked {
             let seq = self.next_seq();
@@ -385,7 +438,7 @@ impl<K: Ord + Hash + Clone, T: Clone> Scheduler<K, T> {
     /// Makes every credential that is backing off due at `now` (a changed
     /// configuration may have fixed what failed); failure counts are kept,
     /// so a failure that persists backs off as before. Returns how many.
-    pub fn retry_now(&mut self, now: At) -> usize {
+    pub fn retry_now(&mut self, now: Mono) -> usize {
         let delayed: Vec<K> = self
             .delayed
             .iter()
@@ -422,7 +475,7 @@ impl<K: Ord + Hash + Clone, T: Clone> Scheduler<K, T> {
                 self.unindex(key, &job);
                 self.slots.remove(key);
             }
-            State::Parked(_) => {
+            State::Parked(_) | State::Held(_) => {
                 self.slots.remove(key);
             }
         }
@@ -430,7 +483,7 @@ impl<K: Ord + Hash + Clone, T: Clone> Scheduler<K, T> {
 
     /// When the next queued job becomes due (`None`: nothing queued, or a
     /// job is due already and `take` should be called).
-    pub fn next_due(&self, now: At) -> Option<At> {
+    pub fn next_due(&self, now: Mono) -> Option<Mono> {
         if !self.ready.is_empty() {
             return Some(now);
         }
@@ -443,7 +496,7 @@ impl<K: Ord + Hash + Clone, T: Clone> Scheduler<K, T> {
     }
 
     /// Puts `job` in the queue of `key` (replacing whatever state it had).
-    fn queue(&mut self, key: K, job: Job<T>, failures: u32, now: At) {
+    fn queue(&mut self, key: K, job: Job<T>, failures: u32, now: Mono) {
         self.index(&key, &job, now);
         self.slots.insert(
             key,
@@ -454,7 +507,7 @@ impl<K: Ord + Hash + Clone, T: Clone> Scheduler<K, T> {
         );
     }
 
-    fn index(&mut self, key: &K, job: &Job<T>, now: At) {
+    fn index(&mut self, key: &K, job: &Job<T>, now: Mono) {
         if job.not_before > now {
             self.delayed.insert((job.not_before, job.seq, key.clone()));
         } else {
@@ -470,7 +523,7 @@ impl<K: Ord + Hash + Clone, T: Clone> Scheduler<K, T> {
     }
 
     /// Moves jobs whose not-before has come into the ready set.
-    fn promote(&mut self, now: At) {
+    fn promote(&mut self, now: Mono) {
         while let Some(first) = self.delayed.first() {
             if first.0 > now {
                 break;

@@ -17,6 +17,15 @@ use std::time::{Duration, Instant, SystemTime};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Mono(Duration);
 
+impl std::ops::Add<Duration> for Mono {
+    type Output = Mono;
+
+    /// The instant `d` later (saturating).
+    fn add(self, d: Duration) -> Mono {
+        self.after(d)
+    }
+}
+
 impl Mono {
     /// The clock's origin.
     pub const ZERO: Mono = Mono(Duration::ZERO);

@@ -2,15 +2,12 @@
 //! last path component, so a process running as root can work inside
 //! directories that other users can write to.
 
+use super::sys::{Dir, File as SysFile};
 use super::{FileError, is_plain_name};
 use nix::errno::Errno;
-use nix::fcntl::AtFlags;
-use nix::fcntl::{OFlag, openat, renameat};
-use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat};
-use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, fsync, unlinkat};
+use nix::fcntl::{OFlag, openat};
+use nix::sys::stat::{FileStat, Mode, SFlag, fstat};
 use std::fs::File;
-use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// Marker in the names of our temporary files, so leftovers can be recognised.
@@ -46,10 +43,12 @@ pub fn is_stale_temp(
         && age >= i64::try_from(min_age.as_secs()).unwrap_or(i64::MAX)
 }
 
-/// An open directory; every operation is relative to it.
+/// An open directory; every operation is relative to it. On the operating
+/// system's file system, or on the simulation's ([`super::simfs`]): the
+/// rules are the same.
 #[derive(Debug)]
 pub struct SafeDir {
-    fd: OwnedFd,
+    dir: Dir,
     path: PathBuf,
 }
 
@@ -83,14 +82,10 @@ impl WriteOptions {
 impl SafeDir {
     /// Opens a directory by path.
     pub fn open(path: &Path) -> Result<Self, FileError> {
-        let fd = nix::fcntl::open(
-            path,
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| FileError::io("cannot open directory", path, e))?;
+        let dir =
+            Dir::open_path(path).map_err(|e| FileError::io("cannot open directory", path, e))?;
         Ok(Self {
-            fd,
+            dir,
             path: path.to_owned(),
         })
     }
@@ -113,17 +108,11 @@ impl SafeDir {
     /// Opens a subdirectory without following a symbolic link.
     pub fn open_child(&self, name: &str) -> Result<Self, FileError> {
         let path = self.join(name)?;
-        let fd = openat(
-            &self.fd,
-            name,
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| match e {
+        let dir = self.dir.open_dir(name).map_err(|e| match e {
             Errno::ELOOP => FileError::Symlink(path.clone()),
             e => FileError::io("cannot open directory", &path, e),
         })?;
-        Ok(Self { fd, path })
+        Ok(Self { dir, path })
     }
 
     /// Creates a subdirectory with `mode` (and `owner`, as root) and opens it without following links.
@@ -134,14 +123,17 @@ impl SafeDir {
         owner: Option<(u32, u32)>,
     ) -> Result<Self, FileError> {
         let path = self.join(name)?;
-        nix::sys::stat::mkdirat(&self.fd, name, Mode::from_bits_truncate(mode & 0o700))
+        self.dir
+            .mkdir(name, mode & 0o700)
             .map_err(|e| FileError::io("cannot create directory", &path, e))?;
         let dir = self.open_child(name)?;
         if let Some((uid, gid)) = owner {
-            fchown(&dir.fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+            dir.dir
+                .chown(uid, gid)
                 .map_err(|e| FileError::io("cannot change the owner of", &path, e))?;
         }
-        fchmod(&dir.fd, Mode::from_bits_truncate(mode))
+        dir.dir
+            .chmod(mode)
             .map_err(|e| FileError::io("cannot set the mode of", &path, e))?;
         Ok(dir)
     }
@@ -153,13 +145,15 @@ impl SafeDir {
 
     /// The directory's own status.
     pub fn stat_self(&self) -> Result<FileStat, FileError> {
-        fstat(&self.fd).map_err(|e| FileError::io("cannot stat", &self.path, e))
+        self.dir
+            .fstat()
+            .map_err(|e| FileError::io("cannot stat", &self.path, e))
     }
 
     /// Status of an entry without following links; `None` when it does not exist.
     pub fn stat(&self, name: &str) -> Result<Option<FileStat>, FileError> {
         let path = self.join(name)?;
-        match fstatat(&self.fd, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        match self.dir.lstat(name) {
             Ok(st) => Ok(Some(st)),
             Err(Errno::ENOENT) => Ok(None),
             Err(e) => Err(FileError::io("cannot stat", path, e)),
@@ -211,18 +205,15 @@ impl SafeDir {
         owner: Option<u32>,
     ) -> Result<Option<(Vec<u8>, FileStat)>, FileError> {
         let path = self.join(name)?;
-        let fd = match openat(
-            &self.fd,
-            name,
-            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
+        let file = match self.dir.open_read(name) {
+            Ok(f) => f,
             Err(Errno::ENOENT) => return Ok(None),
             Err(Errno::ELOOP) => return Err(FileError::Symlink(path)),
             Err(e) => return Err(FileError::io("cannot open", path, e)),
         };
-        let st = fstat(&fd).map_err(|e| FileError::io("cannot stat", &path, e))?;
+        let st = file
+            .fstat()
+            .map_err(|e| FileError::io("cannot stat", &path, e))?;
         if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) != SFlag::S_IFREG {
             return Err(FileError::NotRegular(path));
         }
@@ -238,10 +229,8 @@ impl SafeDir {
         if size > limit {
             return Err(FileError::TooLarge { path, limit });
         }
-        let mut buf = Vec::with_capacity(size);
-        File::from(fd)
-            .take(limit as u64 + 1)
-            .read_to_end(&mut buf)
+        let buf = file
+            .read_capped(limit)
             .map_err(|e| FileError::io("cannot read", &path, e))?;
         if buf.len() > limit {
             return Err(FileError::TooLarge { path, limit });
@@ -277,6 +266,55 @@ impl SafeDir {
         self.write_via_temp(name, contents, &opts)
     }
 
+    /// Writes `contents` to a new temporary file beside `name` (owner and
+    /// mode set first) without syncing it; [`commit_batch`] makes a batch of
+    /// them durable and renames them into place. The target is checked now
+    /// and again at the rename.
+    pub fn stage(
+        &self,
+        name: &str,
+        contents: &[u8],
+        opts: WriteOptions,
+    ) -> Result<Staged, FileError> {
+        let path = self.join(name)?;
+        self.check_target(name, &path, &opts)?;
+        let (tmp, fd) = self.create_temp(name, opts.mode)?;
+        let filled = self.fill(&fd, &tmp, contents, &opts);
+        if let Err(e) = filled {
+            let _ = self.dir.unlink(&tmp);
+            return Err(e);
+        }
+        Ok(Staged {
+            tmp,
+            name: name.to_owned(),
+            opts,
+            fd,
+        })
+    }
+
+    /// Renames a staged file over its target (checked again: it may have
+    /// been swapped for a link); the caller has made its data durable. The
+    /// temporary file is removed when the rename is refused.
+    fn rename_staged(&self, staged: &Staged) -> Result<(), FileError> {
+        let path = self.join(&staged.name)?;
+        let renamed = self
+            .check_target(&staged.name, &path, &staged.opts)
+            .and_then(|()| {
+                self.dir
+                    .rename(&staged.tmp, &staged.name)
+                    .map_err(|e| FileError::io("cannot rename a temporary file onto", &path, e))
+            });
+        if renamed.is_err() {
+            let _ = self.dir.unlink(&staged.tmp);
+        }
+        renamed
+    }
+
+    /// Removes a staged file that will not be committed.
+    pub fn discard(&self, staged: Staged) {
+        let _ = self.dir.unlink(&staged.tmp);
+    }
+
     /// Temporary file, owner and mode, contents, fsync, rename over `name`;
     /// the temporary file is removed when any step fails.
     fn write_via_temp(
@@ -291,27 +329,47 @@ impl SafeDir {
         let result = self.fill_and_rename(&fd, &tmp_name, name, &path, contents, opts);
         if result.is_err() {
             // Best effort: the temporary file must not stay behind.
-            let _ = unlinkat(&self.fd, tmp_name.as_str(), UnlinkatFlags::NoRemoveDir);
+            let _ = self.dir.unlink(&tmp_name);
         }
         result
     }
 
     /// Syncs this directory: earlier renames in it survive a crash.
     pub fn sync_dir(&self) -> Result<(), FileError> {
-        fsync(self.fd.as_fd()).map_err(|e| FileError::io("cannot sync directory", &self.path, e))
+        self.dir
+            .fsync()
+            .map_err(|e| FileError::io("cannot sync directory", &self.path, e))
     }
 
     /// Syncs the whole filesystem this directory is on (`syncfs`): every
     /// earlier rename on it survives a crash, for one system call.
     pub fn sync_filesystem(&self) -> Result<(), FileError> {
-        nix::unistd::syncfs(self.fd.as_fd())
+        self.dir
+            .syncfs()
             .map_err(|e| FileError::io("cannot sync the filesystem of", &self.path, e))
+    }
+
+    /// Creates the empty file `name` with `mode` if it is missing (a marker
+    /// such as `CREDMON_COMPLETE`: not synced, never truncated or written
+    /// through a link; a link in its place is replaced).
+    pub fn touch(&self, name: &str, mode: u32) -> Result<(), FileError> {
+        let path = self.join(name)?;
+        match self.dir.create_keep(name, mode) {
+            Ok(()) => Ok(()),
+            Err(Errno::ELOOP) => {
+                self.remove(name)?;
+                self.dir
+                    .create_keep(name, mode)
+                    .map_err(|e| FileError::io("cannot create", &path, e))
+            }
+            Err(e) => Err(FileError::io("cannot create", &path, e)),
+        }
     }
 
     /// Removes an entry (a link is removed, never followed); `false` if it was absent.
     pub fn remove(&self, name: &str) -> Result<bool, FileError> {
         let path = self.join(name)?;
-        match unlinkat(&self.fd, name, UnlinkatFlags::NoRemoveDir) {
+        match self.dir.unlink(name) {
             Ok(()) => Ok(true),
             Err(Errno::ENOENT) => Ok(false),
             Err(e) => Err(FileError::io("cannot remove", path, e)),
@@ -320,23 +378,9 @@ impl SafeDir {
 
     /// Names of the entries in this directory (without `.` and `..`), unsorted.
     pub fn entries(&self) -> Result<Vec<String>, FileError> {
-        let dup = self
-            .fd
-            .try_clone()
-            .map_err(|e| FileError::io("cannot read directory", &self.path, e))?;
-        let mut dir = nix::dir::Dir::from_fd(dup)
-            .map_err(|e| FileError::io("cannot read directory", &self.path, e))?;
-        let mut out = Vec::new();
-        for entry in dir.iter() {
-            let entry = entry.map_err(|e| FileError::io("cannot read directory", &self.path, e))?;
-            if let Ok(n) = entry.file_name().to_str()
-                && n != "."
-                && n != ".."
-            {
-                out.push(n.to_owned());
-            }
-        }
-        Ok(out)
+        self.dir
+            .entries()
+            .map_err(|e| FileError::io("cannot read directory", &self.path, e))
     }
 
     /// Removes temporary files a crashed earlier run of ours left here; returns how many.
@@ -391,8 +435,15 @@ impl SafeDir {
     /// Opens or creates a file for locking, never through a link.
     pub(crate) fn open_lock(&self, name: &str) -> Result<(File, FileStat), FileError> {
         let path = self.join(name)?;
+        let Some(dirfd) = self.dir.os() else {
+            return Err(FileError::io(
+                "cannot open lock file",
+                &path,
+                std::io::Error::from(std::io::ErrorKind::Unsupported),
+            ));
+        };
         let fd = openat(
-            &self.fd,
+            dirfd,
             name,
             OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
             Mode::from_bits_truncate(0o600),
@@ -433,20 +484,11 @@ impl SafeDir {
         }
     }
 
-    fn create_temp(&self, name: &str, mode: u32) -> Result<(String, OwnedFd), FileError> {
+    fn create_temp(&self, name: &str, mode: u32) -> Result<(String, SysFile), FileError> {
         let prefix = temp_prefix(name);
         for _ in 0..16 {
             let tmp = format!("{prefix}{:016x}", fastrand::u64(..));
-            match openat(
-                &self.fd,
-                tmp.as_str(),
-                OFlag::O_WRONLY
-                    | OFlag::O_CREAT
-                    | OFlag::O_EXCL
-                    | OFlag::O_NOFOLLOW
-                    | OFlag::O_CLOEXEC,
-                Mode::from_bits_truncate(mode & 0o600),
-            ) {
+            match self.dir.create_excl(&tmp, mode & 0o600) {
                 Ok(fd) => return Ok((tmp, fd)),
                 Err(Errno::EEXIST) => continue,
                 Err(e) => {
@@ -467,7 +509,7 @@ impl SafeDir {
 
     fn fill_and_rename(
         &self,
-        fd: &OwnedFd,
+        fd: &SysFile,
         tmp: &str,
         name: &str,
         path: &Path,
@@ -475,24 +517,110 @@ impl SafeDir {
         opts: &WriteOptions,
     ) -> Result<(), FileError> {
         let tmp_path = self.path.join(tmp);
-        if let Some((uid, gid)) = opts.owner {
-            fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
-                .map_err(|e| FileError::io("cannot change the owner of", &tmp_path, e))?;
-        }
-        fchmod(fd, Mode::from_bits_truncate(opts.mode))
-            .map_err(|e| FileError::io("cannot set the mode of", &tmp_path, e))?;
-        let mut file = File::from(
-            fd.try_clone()
-                .map_err(|e| FileError::io("cannot write", &tmp_path, e))?,
-        );
-        file.write_all(contents)
-            .map_err(|e| FileError::io("cannot write", &tmp_path, e))?;
-        fsync(fd).map_err(|e| FileError::io("cannot sync", &tmp_path, e))?;
+        self.fill(fd, tmp, contents, opts)?;
+        fd.fsync()
+            .map_err(|e| FileError::io("cannot sync", &tmp_path, e))?;
         // The target may have been swapped for a link since the first check.
         self.check_target(name, path, opts)?;
-        renameat(&self.fd, tmp, &self.fd, name)
+        self.dir
+            .rename(tmp, name)
             .map_err(|e| FileError::io("cannot rename a temporary file onto", path, e))
     }
+
+    /// Owner and mode, then the contents, of a new temporary file (not synced).
+    fn fill(
+        &self,
+        fd: &SysFile,
+        tmp: &str,
+        contents: &[u8],
+        opts: &WriteOptions,
+    ) -> Result<(), FileError> {
+        let tmp_path = self.path.join(tmp);
+        if let Some((uid, gid)) = opts.owner {
+            fd.chown(uid, gid)
+                .map_err(|e| FileError::io("cannot change the owner of", &tmp_path, e))?;
+        }
+        fd.chmod(opts.mode)
+            .map_err(|e| FileError::io("cannot set the mode of", &tmp_path, e))?;
+        fd.write_all(contents)
+            .map_err(|e| FileError::io("cannot write", &tmp_path, e))
+    }
+}
+
+/// A file written beside its target by [`SafeDir::stage`], not yet synced
+/// nor renamed.
+#[derive(Debug)]
+pub struct Staged {
+    tmp: String,
+    name: String,
+    opts: WriteOptions,
+    fd: SysFile,
+}
+
+impl Staged {
+    /// The target's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Makes a batch of staged files durable and renames each over its target,
+/// then makes the renames durable: a crash leaves every target either as it
+/// was or complete, never partial, and a target reported written here
+/// survives one. A batch of one is synced on its own (`fsync` of the file,
+/// rename, `fsync` of its directory); a larger one with one `syncfs` of
+/// `fs` (any directory on the same filesystem) before the renames and one
+/// after. Returns each file's result, in order; a file that fails is
+/// removed and its target left as it was.
+pub fn commit_batch(fs: &SafeDir, batch: Vec<(&SafeDir, Staged)>) -> Vec<Result<(), FileError>> {
+    if let [(dir, staged)] = batch.as_slice() {
+        let tmp_path = dir.path.join(&staged.tmp);
+        let one = staged
+            .fd
+            .fsync()
+            .map_err(|e| FileError::io("cannot sync", &tmp_path, e))
+            .and_then(|()| dir.rename_staged(staged))
+            .and_then(|()| dir.sync_dir());
+        if one.is_err() {
+            let _ = dir.dir.unlink(&staged.tmp);
+        }
+        return vec![one];
+    }
+    if let Err(e) = fs.sync_filesystem() {
+        let msg = e.to_string();
+        return batch
+            .into_iter()
+            .map(|(dir, staged)| {
+                dir.discard(staged);
+                Err(FileError::io(
+                    "cannot sync",
+                    &dir.path,
+                    std::io::Error::other(msg.clone()),
+                ))
+            })
+            .collect();
+    }
+    let results: Vec<_> = batch
+        .iter()
+        .map(|(dir, staged)| dir.rename_staged(staged))
+        .collect();
+    if results.iter().any(Result::is_ok)
+        && let Err(e) = fs.sync_filesystem()
+    {
+        // The renames happened but may not survive a crash: report none as written.
+        let msg = e.to_string();
+        return results
+            .into_iter()
+            .map(|_| {
+                Err(FileError::io(
+                    "cannot sync",
+                    &fs.path,
+                    std::io::Error::other(msg.clone()),
+                ))
+            })
+            .collect();
+    }
+    results
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! Running HTCondor's tools: `condor_config_val` and `condor_store_cred`,
-//! through [`crate::process`] (bounded in time, stopped by pid when they hang).
+//! Running HTCondor's `condor_store_cred` through [`crate::process`]
+//! (bounded in time, stopped by pid when it hangs). The configuration comes
+//! from the one reader, [`crate::condor::config`].
 
 use crate::env::Env;
 use crate::process::{Output, Tool};
@@ -53,16 +54,4 @@ pub fn run_tool_with(
         stdout: done.stdout,
         stderr: done.stderr,
     })
-}
-
-/// `condor_config_val KNOB`: the value, or `None` when undefined or HTCondor is absent.
-pub fn config_val(knob: &str, env: &Env) -> Option<String> {
-    match run_tool("condor_config_val", &[knob.to_owned()], None, false, env) {
-        Ok(r) if r.code == 0 => Some(r.stdout.trim().to_owned()),
-        Ok(_) => None,
-        Err(e) => {
-            log::debug!("{e}");
-            None
-        }
-    }
 }

@@ -103,6 +103,31 @@ pub fn cred_json(vault_token: Option<&str>, vault_url: &str) -> String {
     }
 }
 
+/// What to say when `condor_store_cred add-oauth` refused `json` with
+/// `said`: HTCondor's own words, and for the credd's untrusted-host refusal
+/// ("Credential requires interacting with an untrusted host") the
+/// `TRUSTED_VAULT_HOSTS` entry to add: the `host:port` of the stored
+/// `vault_url`, exactly as the credd compares it.
+pub fn store_failure_detail(said: &str, json: &str) -> String {
+    if !said.contains("untrusted host") {
+        return said.to_owned();
+    }
+    let url = serde_json::from_str::<serde_json::Value>(json)
+        .ok()
+        .and_then(|v| v.get("vault_url")?.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let authority = url
+        .split_once("://")
+        .map(|(_, rest)| rest.split('/').next().unwrap_or_default())
+        .unwrap_or_default();
+    if authority.is_empty() {
+        return said.to_owned();
+    }
+    format!(
+        "{said} ({url}): the credd compares each TRUSTED_VAULT_HOSTS entry with host:port; add '{authority}' to TRUSTED_VAULT_HOSTS on the credd's host and run condor_reconfig"
+    )
+}
+
 /// What `condor_store_cred query-oauth` said.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Query {
@@ -323,6 +348,28 @@ pub fn mismatch_message(name: &str) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn untrusted_host_refusal_names_the_entry_to_add() {
+        let json = cred_json(
+            Some("hvs.X"),
+            "https://vault.example.org:8200/v1/secret/oauth/creds/igwn/a:b",
+        );
+        let said = "Credential requires interacting with an untrusted host";
+        let d = store_failure_detail(said, &json);
+        assert!(d.starts_with(said), "{d}");
+        assert!(
+            d.contains("add 'vault.example.org:8200' to TRUSTED_VAULT_HOSTS"),
+            "{d}"
+        );
+        assert!(!d.contains("hvs.X"), "{d}");
+        // Other refusals are passed on as they are.
+        assert_eq!(
+            store_failure_detail("Operation failed.", &json),
+            "Operation failed."
+        );
+        assert_eq!(store_failure_detail(said, "not json"), said);
+    }
 
     #[test]
     fn names_and_paths() {

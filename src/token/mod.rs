@@ -202,6 +202,22 @@ pub fn unix_seconds(t: SystemTime) -> i64 {
     }
 }
 
+/// The instant `secs` seconds after the Unix epoch (before it when
+/// negative), clamped to what the system's time type can hold.
+pub fn time_of(secs: i64) -> SystemTime {
+    let d = Duration::from_secs(secs.unsigned_abs());
+    let t = if secs >= 0 {
+        UNIX_EPOCH.checked_add(d)
+    } else {
+        UNIX_EPOCH.checked_sub(d)
+    };
+    t.unwrap_or(if secs >= 0 {
+        UNIX_EPOCH + Duration::from_secs(i64::MAX.unsigned_abs() / 2)
+    } else {
+        UNIX_EPOCH
+    })
+}
+
 /// Formats epoch seconds as an RFC 3339 UTC time, e.g. `2026-11-26T15:00:00Z`;
 /// times outside 1970..=9999 as the bare number with a note.
 pub fn format_utc(secs: i64) -> String {

@@ -25,6 +25,8 @@ pub enum VaultError {
         errors: Vec<String>,
         /// Vault's `warnings` array.
         warnings: Vec<String>,
+        /// How long the server asked us to wait (`Retry-After`), if it did.
+        retry_after: Option<std::time::Duration>,
     },
     /// Vault answered 200 but not with what the protocol promises.
     #[error("unexpected answer from Vault at {server} for {path}: {detail}")]
@@ -70,6 +72,26 @@ impl VaultError {
         }
     }
 
+    /// The server itself is failing, not one credential: it cannot be
+    /// reached, or it answered 429 (slow down) or 502/503/504 (down, sealed,
+    /// no leader, a gateway without a backend). A 500 is not counted: Vault's
+    /// secrets plugins answer it for one credential's trouble.
+    pub fn server_failing(&self) -> bool {
+        match self {
+            VaultError::Transport { .. } => true,
+            VaultError::Status { status, .. } => matches!(status, 429 | 502 | 503 | 504),
+            _ => false,
+        }
+    }
+
+    /// How long the server asked us to wait (`Retry-After`), if it did.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            VaultError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
     /// Vault refused the token: expired, revoked, unknown or not allowed here.
     pub fn is_permission_denied(&self) -> bool {
         matches!(self, VaultError::Status { status: 403, errors, .. }
@@ -91,6 +113,41 @@ impl VaultError {
             _ => &[],
         }
     }
+
+    /// Whether only a person can make this credential work again (an OIDC
+    /// login in a web browser), and why: Vault holds no credential for the
+    /// credkey (404 on a `creds`/`sts` read), or the issuer refused the
+    /// stored refresh token (400 `refresh failed`).
+    pub fn login_needed(&self) -> Option<LoginNeeded> {
+        let VaultError::Status {
+            status,
+            path,
+            errors,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let bearer_read =
+            path.contains("secret/oauth/creds/") || path.contains("secret/oauth/sts/");
+        match status {
+            404 if bearer_read => Some(LoginNeeded::NoCredential),
+            400 if errors.iter().any(|e| e.contains("refresh failed")) => {
+                Some(LoginNeeded::RefreshRefused)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Why a person must log in before a credential works again ([`VaultError::login_needed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginNeeded {
+    /// Vault holds no credential for the credkey: the first login was never done.
+    NoCredential,
+    /// The issuer refused the refresh token Vault holds (expired, revoked, or
+    /// lost in a restart of the issuer).
+    RefreshRefused,
 }
 
 fn status_message(
@@ -186,6 +243,7 @@ mod tests {
             status: code,
             errors: errs.iter().map(|s| s.to_string()).collect(),
             warnings: vec![],
+            retry_after: None,
         }
     }
 

@@ -363,7 +363,7 @@ fn credmon_follows_changed_addresses(w: &mut World) -> R {
     let last = std::cell::RefCell::new(String::new());
     let refresh = || {
         let _ = std::fs::remove_file(&use_);
-        let r = refresh::process(&ctx, &key, &Task::Refresh, false);
+        let r = refresh::process(&ctx, &key, &Task::Refresh).outcome;
         *last.borrow_mut() = format!("{r:?}");
         r.is_ok() && use_.exists()
     };

@@ -8,9 +8,14 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+#[path = "../sim/mod.rs"]
+mod sim;
+
+mod alerts;
 mod cli;
 mod cmd;
 mod completions;
+mod confine;
 mod credmon;
 mod fault;
 mod get;
@@ -24,5 +29,6 @@ mod packaging;
 mod plugin_output;
 mod pool;
 mod props;
+mod sim_invariants;
 mod store;
 mod vault_client;

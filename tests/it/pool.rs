@@ -171,6 +171,24 @@ fn master_sees_the_credmon_ready(w: &World) -> R {
     Ok(())
 }
 
+/// The credmon condor_master started runs confined (docs/security.md): every
+/// scenario of this pool runs with Landlock, no_new_privs and the reduced
+/// capabilities; condor_master's DC_SET_READY above went through the TCP rule.
+fn the_credmon_runs_confined(w: &World) -> R {
+    let pid = std::fs::read_to_string(w.pool.cred_dir.join("pid")).map_err(|e| e.to_string())?;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim()))
+        .map_err(|e| e.to_string())?;
+    ensure!(status.contains("NoNewPrivs:\t1"), "{status}");
+    ensure!(status.contains("CapEff:\t000000000000001b"), "{status}");
+    let log = credmon_log(w);
+    ensure!(
+        log.contains("fully enforced")
+            && log.contains("capabilities CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID"),
+        "{log}"
+    );
+    Ok(())
+}
+
 /// condor_submit -> storer -> .top -> .use -> the job sees a valid token.
 fn submit_gives_the_job_a_valid_token(w: &World) -> R {
     let dir = run_job(
@@ -389,6 +407,180 @@ fn keytab_relogin_uses_the_role_of_the_vault_url(w: &World) -> R {
     ensure!(
         json["vault_token"].as_str() != Some(old.as_str()),
         "the .top still holds the revoked token"
+    );
+    Ok(())
+}
+
+/// `robot-credmon status` (root) on the pool's credential directory, as JSON.
+fn status_json(w: &World) -> Result<serde_json::Value, String> {
+    let out = Pool::run(
+        std::process::Command::new(&w.pool.bin)
+            .args(["status", "--json", "-c"])
+            .arg(&w.pool.cred_dir),
+        Duration::from_secs(20),
+    )?;
+    ensure!(
+        out.status.success(),
+        "status: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
+}
+
+fn state_of(v: &serde_json::Value, user: &str, cred: &str) -> Option<serde_json::Value> {
+    v["credentials"]
+        .as_array()?
+        .iter()
+        .find(|r| r["user"] == user && r["credential"] == cred)
+        .cloned()
+}
+
+/// `status` under the real credmon, and a credential that needs a person:
+/// Vault loses the provisioned robot's credential; the credmon says so once,
+/// `status` and `check --credmon` show the command, the credd says
+/// "waiting for processing", a job is held; a person's login heals it.
+fn status_and_a_credential_that_needs_a_person(w: &World) -> R {
+    let v = status_json(w)?;
+    ensure!(v["credmon"]["running"] == true, "status: {v}");
+    let prov = state_of(&v, &w.prov.name, PROV).ok_or(format!("no {PROV} row: {v}"))?;
+    ensure!(prov["state"] == "fresh" && prov["keytab"] == true, "{prov}");
+    let marks = w.pool.log_marks();
+    ensure!(
+        w.env
+            .vault
+            .remove_credential("igwn", TestEnv::PRINCIPAL, "robot"),
+        "no Vault credential to remove"
+    );
+    w.env.vault.expire_access_tokens();
+    let use_ = use_path(w, &w.prov.name, PROV);
+    let _ = std::fs::remove_file(&use_);
+    kill(
+        Pid::from_raw(w.pool.credmon_pid().unwrap_or(0)),
+        Signal::SIGHUP,
+    )
+    .ok();
+    let mut last = serde_json::Value::Null;
+    let seen = Pool::wait_for(Duration::from_secs(20), || {
+        last = status_json(w).unwrap_or_default();
+        state_of(&last, &w.prov.name, PROV).is_some_and(|r| r["state"] == "needs_login")
+    });
+    let restore = || {
+        w.env
+            .vault
+            .add_credential("igwn", TestEnv::PRINCIPAL, "robot")
+    };
+    if !seen {
+        restore();
+        return Err(format!(
+            "status never showed needs_login: {last}\nlog:\n{}",
+            tail(&credmon_log(w), 20)
+        ));
+    }
+    let row = state_of(&last, &w.prov.name, PROV).unwrap_or_default();
+    let command = format!(
+        "as {}, run on a terminal: htgettoken -a localhost:{} -i igwn -r robot --credkey {}",
+        w.prov.name,
+        w.env.vault.port(),
+        TestEnv::PRINCIPAL
+    );
+    let err = row["last_error"].as_str().unwrap_or_default().to_owned();
+    let text = Pool::run(
+        std::process::Command::new(&w.pool.bin)
+            .args(["status", "-c"])
+            .arg(&w.pool.cred_dir),
+        Duration::from_secs(20),
+    )
+    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())?;
+    eprintln!("pool: robot-credmon status:\n{text}");
+    let check = Pool::run(
+        std::process::Command::new(&w.pool.bin)
+            .args(["check", "--credmon"])
+            .arg(&w.pool.cred_dir),
+        Duration::from_secs(20),
+    )?;
+    let check_line = String::from_utf8_lossy(&check.stdout).into_owned();
+    // The credd: stored, waiting for processing; a job that needs it is held.
+    let query = Pool::run(
+        &mut w.pool.as_user(
+            &w.prov,
+            &w.pool.prefix.join("sbin/condor_store_cred"),
+            &["query-oauth", "-s", PROV],
+            &[],
+        ),
+        Duration::from_secs(20),
+    )?;
+    let query_text = String::from_utf8_lossy(&query.stdout).into_owned();
+    let (sub, _) = w.pool.submit(
+        &w.prov,
+        "held",
+        1,
+        &[PROV],
+        &format!("use_oauth_services = {PROV}"),
+        &[],
+    );
+    let mut hold = String::new();
+    let held = sub.is_ok()
+        && Pool::wait_for(Duration::from_secs(40), || {
+            hold = w
+                .pool
+                .ok(
+                    "condor_q",
+                    &["-allusers", "-af", "HoldReason"],
+                    Duration::from_secs(20),
+                )
+                .unwrap_or_default();
+            hold.contains("Job credentials are not available")
+        });
+    let _ = w.pool.ok("condor_rm", &["-all"], Duration::from_secs(20));
+    let said = w
+        .pool
+        .log_lines_since(&marks)
+        .into_iter()
+        .filter(|(log, l)| log == "CredMonOAuthLog" && l.contains("needs a person"))
+        .map(|(_, l)| l)
+        .collect::<Vec<_>>();
+    // A person logs in (Vault holds the credential again): the next retry heals it.
+    restore();
+    let healed = Pool::wait_for(Duration::from_secs(30), || use_.exists());
+    ensure!(
+        err.contains("holds no credential for credkey") && err.ends_with(&command),
+        "last_error: {err}"
+    );
+    ensure!(row["needs_login"] == true, "{row}");
+    ensure!(text.contains("needs a person"), "{text}");
+    ensure!(
+        check.status.code() == Some(2)
+            && check_line.contains("needs a person")
+            && check_line.contains(&command),
+        "check --credmon: {check_line}"
+    );
+    ensure!(
+        said.len() == 1,
+        "the credmon log should say it once: {said:?}"
+    );
+    eprintln!("pool: CredMonOAuthLog: {}", said[0]);
+    ensure!(
+        query_text.contains("waiting for processing"),
+        "query-oauth: {query_text}"
+    );
+    eprintln!("pool: condor_store_cred query-oauth: {}", query_text.trim());
+    ensure!(held, "no held job: submit {sub:?}, hold reason {hold:?}");
+    eprintln!("pool: condor_q HoldReason: {}", hold.trim());
+    ensure!(
+        healed,
+        "no .use after the credential came back; log:\n{}",
+        tail(&credmon_log(w), 20)
+    );
+    let fresh = Pool::wait_for(Duration::from_secs(15), || {
+        status_json(w)
+            .ok()
+            .and_then(|v| state_of(&v, &w.prov.name, PROV))
+            .is_some_and(|r| r["state"] == "fresh")
+    });
+    ensure!(
+        fresh,
+        "status did not return to fresh: {}",
+        status_json(w).unwrap_or_default()
     );
     Ok(())
 }
@@ -663,9 +855,21 @@ fn trusted_vault_hosts_forms(w: &World) -> R {
         &format!("use_oauth_services = {SVC}"),
         &krb_env(w, &w.robot),
     );
+    let refused = r
+        .err()
+        .ok_or("bare host: the credd accepted a vault_url with a port")?;
+    let entry = format!("add '{hostport}' to TRUSTED_VAULT_HOSTS");
     ensure!(
-        r.is_err(),
-        "bare host: the credd accepted a vault_url with a port"
+        refused.contains("Credential requires interacting with an untrusted host")
+            && refused.contains(&entry),
+        "bare host: the storer does not name the entry to add ({entry}):\n{refused}"
+    );
+    eprintln!(
+        "pool: the storer under condor_submit: {}",
+        refused
+            .lines()
+            .find(|l| l.contains("untrusted host"))
+            .unwrap_or_default()
     );
     ensure!(
         w.pool
@@ -1126,6 +1330,7 @@ fn htcondor_pool_end_to_end() {
         &master_sees_the_credmon_ready,
         &w,
     );
+    step("the_credmon_runs_confined", &the_credmon_runs_confined, &w);
     step(
         "submit_gives_the_job_a_valid_token",
         &submit_gives_the_job_a_valid_token,
@@ -1155,6 +1360,11 @@ fn htcondor_pool_end_to_end() {
     step(
         "keytab_relogin_uses_the_role_of_the_vault_url",
         &keytab_relogin_uses_the_role_of_the_vault_url,
+        &w,
+    );
+    step(
+        "status_and_a_credential_that_needs_a_person",
+        &status_and_a_credential_that_needs_a_person,
         &w,
     );
     step("delete_oauth", &delete_oauth, &w);

@@ -54,6 +54,9 @@ fn first_store_logs_in_and_stores_a_28_day_token_with_the_creds_url() {
     let r = store(&e, &sc, &["igwn"]);
     assert_eq!(r.code, 0, "stderr: {}", r.stderr);
     assert_eq!(r.stderr, "", "nothing to say, not even a newline");
+    // Issue 16: the one configuration reader, one `condor_config_val -dump`
+    // (not one process per knob).
+    assert_eq!(sc.config_calls(), ["-dump"]);
     assert_eq!(e.vault.count("POST", LOGIN), 1);
     assert_eq!(
         sc.calls(),
@@ -492,6 +495,8 @@ fn get_condor_with_matching_config_stores_the_credential() {
     assert_eq!(r.code, 0, "stderr: {}", r.stderr);
     assert_eq!(sc.count("add-oauth"), 1, "{:?}", sc.calls());
     assert_eq!(sc.top("igwn").unwrap()["vault_url"], e.creds_url());
+    // Issue 16: `get --condor` and the storer it calls share one read of the configuration.
+    assert_eq!(sc.config_calls(), ["-dump"]);
     // The cron line again: nothing new to store.
     let r = condor_get(&e, &sc);
     assert_eq!(r.code, 0, "stderr: {}", r.stderr);

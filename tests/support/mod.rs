@@ -19,6 +19,7 @@ pub mod openbao_ha;
 pub mod pki;
 pub mod store_cred;
 pub mod vault;
+pub mod wait;
 
 use std::path::{Path, PathBuf};
 

@@ -21,18 +21,29 @@ use std::time::{Duration, Instant};
 /// The default prefix of `../shared/htcondor/build.sh`.
 pub const DEFAULT_PREFIX: &str = "/var/cache/robot-credmon/htcondor-25.14.0-7491a145f6";
 
-/// The HTCondor installation: `$HTCONDOR_PREFIX`, else build.sh's default.
-/// Fails with what to run when there is none.
+/// The HTCondor installation: `$HTCONDOR_PREFIX`, else build.sh's default
+/// when it is built, else the one whose `condor_master` is on `PATH` (from
+/// HTCondor's packages: `/usr`). Fails with what to do when there is none.
 pub fn prefix() -> Result<PathBuf, String> {
-    let p = std::env::var_os("HTCONDOR_PREFIX")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_PREFIX));
-    if p.join("sbin/condor_master").is_file() && p.join("bin/condor_submit").is_file() {
+    let usable =
+        |p: &Path| p.join("sbin/condor_master").is_file() && p.join("bin/condor_submit").is_file();
+    let on_path = || {
+        std::env::split_paths(&std::env::var_os("PATH")?)
+            .map(|d| d.join("condor_master"))
+            .find(|m| m.is_file())
+            .and_then(|m| Some(m.parent()?.parent()?.to_path_buf()))
+    };
+    let p = match std::env::var_os("HTCONDOR_PREFIX") {
+        Some(p) => PathBuf::from(p),
+        None if usable(Path::new(DEFAULT_PREFIX)) => PathBuf::from(DEFAULT_PREFIX),
+        None => on_path().unwrap_or_else(|| PathBuf::from(DEFAULT_PREFIX)),
+    };
+    if usable(&p) {
         Ok(p)
     } else {
         Err(format!(
-            "no HTCondor under '{}': run ../shared/htcondor/build.sh (scripts/test.sh does) and \
-             set HTCONDOR_PREFIX to the prefix it prints",
+            "no HTCondor under '{}': set HTCONDOR_PREFIX to an HTCondor 25 installation, install \
+             HTCondor 25 (condor_master on PATH), or run ../shared/htcondor/build.sh (scripts/test.sh does)",
             p.display()
         ))
     }
@@ -190,15 +201,22 @@ impl Pool {
     /// Starts a pool for `env`'s Vault and KDC and waits (bounded) until the
     /// collector, negotiator, schedd, startd and credd are alive.
     pub fn start(env: &TestEnv) -> Result<Pool, String> {
-        Self::start_role(env, Role::Central)
+        let bin = option_env!("CARGO_BIN_EXE_robot-credmon")
+            .ok_or("Pool::start runs from the integration tests; elsewhere use Pool::start_with")?;
+        Self::start_with(env, Path::new(bin))
+    }
+
+    /// [`Pool::start`] with the robot-credmon binary `robot_credmon` (copied into the pool).
+    pub fn start_with(env: &TestEnv, robot_credmon: &Path) -> Result<Pool, String> {
+        Self::start_role(env, robot_credmon, Role::Central)
     }
 
     /// Starts another access point (schedd, credd, credmon under a second
-    /// condor_master) in `central`'s pool and waits (bounded) until its
-    /// schedd and credd are alive, its credd is in the collector and its
-    /// credmon has done a pass.
+    /// condor_master, with `central`'s robot-credmon) in `central`'s pool and
+    /// waits (bounded) until its schedd and credd are alive, its credd is in
+    /// the collector and its credmon has done a pass.
     pub fn start_ap(env: &TestEnv, central: &Pool, name: &str) -> Result<Pool, String> {
-        let ap = Self::start_role(env, Role::Ap { name, central })?;
+        let ap = Self::start_role(env, &central.bin, Role::Ap { name, central })?;
         let credd = format!("{name}@pool");
         let found = Self::wait_for(Duration::from_secs(30), || {
             central
@@ -218,7 +236,7 @@ impl Pool {
         Ok(ap)
     }
 
-    fn start_role(env: &TestEnv, role: Role) -> Result<Pool, String> {
+    fn start_role(env: &TestEnv, robot_credmon: &Path, role: Role) -> Result<Pool, String> {
         let prefix = prefix()?;
         let condor = ensure_user("condor", true)?;
         let tmp = tempfile::Builder::new()
@@ -241,12 +259,7 @@ impl Pool {
         mkdir(&dir.join("bin"), 0o755, None);
         mkdir(&dir.join("jobs"), 0o755, None);
         let bin = dir.join("bin/robot-credmon");
-        install(
-            Path::new(env!("CARGO_BIN_EXE_robot-credmon")),
-            &bin,
-            0o755,
-            (0, 0),
-        );
+        install(robot_credmon, &bin, 0o755, (0, 0));
         std::os::unix::fs::symlink("robot-credmon", dir.join("bin/robot-credmon-storer"))
             .map_err(|e| e.to_string())?;
         std::fs::write(dir.join("bin/job.sh"), JOB).map_err(|e| e.to_string())?;
@@ -279,7 +292,7 @@ impl Pool {
         let text = format!(
             r#"# A personal pool for robot-credmon's integration tests (tests/support/pool.rs).
 RELEASE_DIR = {release}
-{role_lines}CONDOR_HOST = 127.0.0.1
+{libexec}{role_lines}CONDOR_HOST = 127.0.0.1
 NETWORK_INTERFACE = 127.0.0.1
 LOCAL_DIR = {local}
 LOG = $(LOCAL_DIR)/log
@@ -290,10 +303,10 @@ RUN = $(LOCAL_DIR)/run
 CONDOR_IDS = {uid}.{gid}
 SHARED_PORT_PORT = {port}
 COLLECTOR_HOST = 127.0.0.1:{collector_port}
-# Every tool authenticates (FS on this host); root administers the pool; the
-# daemons of every condor_master (the condor user) may advertise.
+# Every tool authenticates (FS on this host); root administers the pool.
 SEC_DEFAULT_AUTHENTICATION = REQUIRED
 ALLOW_ADMINISTRATOR = root@*, condor@*
+# The daemons of every condor_master (the condor user) may advertise.
 ALLOW_DAEMON = condor@*, root@*
 ALLOW_READ = 127.0.0.1, localhost
 ALLOW_WRITE = 127.0.0.1, localhost
@@ -338,6 +351,12 @@ CREDMON_OAUTH_ENVIRONMENT = "KRB5_CONFIG={krb5}"
 include : {dynamic}
 "#,
             release = prefix.display(),
+            // HTCondor's packages keep their helpers in /usr/libexec/condor.
+            libexec = if prefix.join("libexec/condor/condor_shared_port").exists() {
+                format!("LIBEXEC = {}/libexec/condor\n", prefix.display())
+            } else {
+                String::new()
+            },
             local = local.display(),
             uid = condor.uid,
             gid = condor.gid,

@@ -6,12 +6,14 @@
 //!   otherwise the JSON with `"scopes"`/`"audience"` added.
 //! * `query-oauth -s NAME [-S][-A]`: exit 1 when there is no `.top`, 2 when the
 //!   stored scopes/audience differ (absent == ""), else 0.
-//! * Every call is appended to `calls` (one line of arguments).
+//! * Every call is appended to `calls` (one line of arguments), and every
+//!   `condor_config_val` call to `config-calls`.
 //! * With `_CONDOR_CREDD_HOST=C` (a credd by name) the credentials are those
 //!   of credd C (`creds/@C/`), the call line ends in ` @C`, and a file
 //!   `fail-add@C` makes adding fail at that credd only.
 //! * `condor_config_val KNOB` prints `$_CONDOR_KNOB`, else the last `KNOB = value`
-//!   of `$HOME/.condor/user_config`, else fails like the real one.
+//!   of `$HOME/.condor/user_config`, else fails like the real one; `-dump`
+//!   prints the `KNOB = value` lines of both (the environment's last).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -68,9 +70,16 @@ exit 1
 "#;
 
 const CONFIG_VAL: &str = r#"#!/bin/sh
+echo "$*" >> "$(dirname "$0")/config-calls"
 knob=$1
-v=$(printenv "_CONDOR_$knob") && { printf '%s\n' "$v"; exit 0; }
 f="$HOME/.condor/user_config"
+if [ "$knob" = "-dump" ]; then
+  echo '# Configuration from machine: stand-in'
+  [ -f "$f" ] && grep -E '^[[:space:]]*[A-Za-z_][A-Za-z0-9_.]*[[:space:]]*=' "$f"
+  env | sed -n 's/^_CONDOR_\([^=]*\)=\(.*\)$/\1 = \2/p'
+  exit 0
+fi
+v=$(printenv "_CONDOR_$knob") && { printf '%s\n' "$v"; exit 0; }
 if [ -f "$f" ]; then
   line=$(grep -E "^[[:space:]]*$knob[[:space:]]*=" "$f" | tail -n 1)
   if [ -n "$line" ]; then printf '%s\n' "${line#*=}" | sed 's/^[[:space:]]*//'; exit 0; fi
@@ -113,6 +122,15 @@ impl StoreCred {
     /// The recorded calls, one per line.
     pub fn calls(&self) -> Vec<String> {
         std::fs::read_to_string(self.bin.join("calls"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The `condor_config_val` calls, one per line (its arguments).
+    pub fn config_calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.bin.join("config-calls"))
             .unwrap_or_default()
             .lines()
             .map(str::to_owned)

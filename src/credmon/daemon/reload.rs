@@ -9,11 +9,18 @@ use std::sync::Arc;
 /// Re-reads the configuration (SIGHUP); `None` keeps the current one.
 type ReadConfig = Box<dyn FnMut() -> Option<Config> + Send>;
 
+/// A read in progress: on its thread, or done already (inline).
+pub(super) enum Running {
+    Thread(std::thread::JoinHandle<(ReadConfig, Option<Config>)>),
+    Done(ReadConfig, Box<Option<Config>>),
+}
+
 /// The configuration reader and its run on a background thread.
 pub struct Reload {
     read: Option<ReadConfig>,
-    pub(super) running: Option<std::thread::JoinHandle<(ReadConfig, Option<Config>)>>,
+    pub(super) running: Option<Running>,
     pub(super) again: bool,
+    inline: bool,
 }
 
 impl Reload {
@@ -23,6 +30,16 @@ impl Reload {
             read: Some(Box::new(read)),
             running: None,
             again: false,
+            inline: false,
+        }
+    }
+
+    /// Like [`Reload::new`], but the read runs on the coordinator's own
+    /// thread (the single-threaded simulation: no thread, no race).
+    pub fn inline(read: impl FnMut() -> Option<Config> + Send + 'static) -> Self {
+        Reload {
+            inline: true,
+            ..Reload::new(read)
         }
     }
 }
@@ -38,17 +55,22 @@ impl Coordinator {
         let Some(mut read) = self.reload.read.take() else {
             return;
         };
+        if self.reload.inline {
+            let new = read();
+            self.reload.running = Some(Running::Done(read, Box::new(new)));
+            self.shared.reload_done();
+            return;
+        }
         let shared = self.shared.clone();
         let started = std::thread::Builder::new()
             .name("reload".into())
             .spawn(move || {
                 let new = read();
-                shared.lock().reload_done = true;
-                shared.coord.notify_all();
+                shared.reload_done();
                 (read, new)
             });
         match started {
-            Ok(h) => self.reload.running = Some(h),
+            Ok(h) => self.reload.running = Some(Running::Thread(h)),
             Err(e) => log::error!("cannot start the configuration reader: {e}"),
         }
     }
@@ -59,12 +81,16 @@ impl Coordinator {
     /// credential backing off is retried at once. Returns whether the
     /// configuration changed.
     pub(super) fn reload_finished(&mut self) -> bool {
-        let Some(h) = self.reload.running.take() else {
-            return false;
-        };
-        let Ok((read, new)) = h.join() else {
-            log::error!("the configuration reader failed");
-            return false;
+        let (read, new) = match self.reload.running.take() {
+            None => return false,
+            Some(Running::Done(read, new)) => (read, *new),
+            Some(Running::Thread(h)) => match h.join() {
+                Ok(done) => done,
+                Err(_) => {
+                    log::error!("the configuration reader failed");
+                    return false;
+                }
+            },
         };
         self.reload.read = Some(read);
         let cfg = self.ctx.config();
@@ -75,7 +101,10 @@ impl Coordinator {
             self.ctx.set_config(new.clone());
             if changed {
                 log::info!("configuration changed; re-read on SIGHUP");
-                self.shared.set_workers(new.max_in_flight);
+                self.shared
+                    .lock()
+                    .reconfigure(backoff(&new), new.max_in_flight);
+                self.shared.notify_work();
                 if self.spawned > 0 {
                     self.spawn_workers(new.max_in_flight);
                 }
@@ -85,12 +114,9 @@ impl Coordinator {
         }
         let now = self.now();
         let (woken, retried) = {
-            let mut st = self.shared.lock();
-            if changed {
-                st.sched.set_backoff(backoff(&self.ctx.config()));
-            }
-            let woken = st.sched.wake_parked(now);
-            (woken, if changed { st.sched.retry_now(now) } else { 0 })
+            let mut core = self.shared.lock();
+            let woken = core.wake_parked(now);
+            (woken, if changed { core.retry_now(now) } else { 0 })
         };
         if woken + retried > 0 {
             log::info!(

@@ -1,16 +1,33 @@
 //! The directory scan: which credentials under `<cred_dir>/<user>/` need
 //! work, with their need and deadline, remembering directory stamps and
-//! `.use` states so that repeated passes cost few system calls.
+//! `.use` states in the [`Table`] so that repeated passes cost few system
+//! calls and little memory.
+//!
+//! A directory stamp (mtime, ctime) younger than [`SETTLE`] is never
+//! trusted: filesystems stamp with a coarse clock, so a second change in
+//! the same tick (a second `.top` the credd writes right after the first)
+//! leaves the stamp as it was.
 
+use super::table::{Cred, Ns, Stamp, Table, UseFile};
 use crate::credmon::config::{Config, MAX_TOP_BYTES};
-use crate::credmon::policy::{self, NotOurs};
+use crate::credmon::policy::{self, NotOurs, UseState};
 use crate::credmon::refresh::{self, Key, Task};
-use crate::credmon::schedule::{self, At, Need};
+use crate::credmon::schedule::{self, Need};
 use crate::files::SafeDir;
 use nix::sys::stat::{FileStat, SFlag};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+use std::time::{Duration, SystemTime};
+
+/// A directory stamp younger than this may hide a second change in the same
+/// clock tick: such a directory is read again.
+pub const SETTLE: Duration = Duration::from_secs(1);
+
+/// Every this many full passes, every user directory is read again even if
+/// its stamp did not change (a `.top` rewritten in place, a touched `.use`).
+const COMPLETE_SCAN_EVERY: u64 = 10;
 
 /// A credential the scan found in need of work.
+#[derive(Debug, Clone)]
 pub struct Found {
     /// The credential.
     pub key: Key,
@@ -18,26 +35,20 @@ pub struct Found {
     pub task: Task,
     /// How badly jobs need it.
     pub need: Need,
-    /// When its `.use` stops being good for jobs.
-    pub deadline: At,
-    /// The `.top`'s ctime (0 for a provision).
-    pub top_ctime: i128,
+    /// When its `.use` stops being good for jobs (wall time).
+    pub deadline: SystemTime,
+    /// The credd replaced its `.top` since it was last queued.
+    pub changed: bool,
 }
-
-/// A directory's (mtime, ctime) in nanoseconds: changed when either moves.
-type Stamp = (i128, i128);
 
 /// What the coordinator remembers between scans.
 #[derive(Default)]
 pub struct Scanner {
-    dir_stamps: HashMap<String, Stamp>,
-    /// Per user directory, as of a full look: its stamp and its credentials.
-    full_cache: HashMap<String, (Stamp, Vec<Cached>)>,
+    /// Users and credentials as last seen.
+    pub table: Table,
     full_scans: u64,
     /// Credentials in flight, skipped by quick looks (set around them).
     pub known: HashSet<Key>,
-    use_cache: HashMap<Key, (u64, i128, i64, Option<i64>)>,
-    cleaned: HashSet<String>,
     warned: HashSet<String>,
     /// Problems (bad names, unusable files) found by the last scan.
     pub problems: usize,
@@ -45,51 +56,34 @@ pub struct Scanner {
     owner: u32,
 }
 
-/// What a full look found about one credential.
-#[derive(Clone)]
-pub struct Cached {
-    /// The file stem.
-    pub stem: String,
-    top_ctime: i128,
-    /// The `.use` as the scan saw it.
-    pub use_state: Option<policy::UseState>,
+fn kind(st: &FileStat) -> SFlag {
+    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits())
+}
+
+/// Whether a stamp has settled at `now` (see [`SETTLE`]).
+fn settled(stamp: Stamp, now: SystemTime) -> bool {
+    let newest = stamp.0.max(stamp.1).time();
+    newest.checked_add(SETTLE).is_some_and(|t| t <= now)
 }
 
 /// The work a credential needs at `now`, if any: the renewal rules of
 /// [`policy::should_renew`], and the need and deadline of [`schedule::need`].
-fn needs_work(
-    cfg: &Config,
-    key: Key,
-    use_state: Option<policy::UseState>,
-    top_ctime: i128,
-    now: At,
-) -> Option<Found> {
-    let now_ns = i128::try_from(now.as_nanos()).unwrap_or(i128::MAX);
-    policy::should_renew(use_state, top_ctime, now_ns, cfg.minimum, cfg.refresh)?;
-    let (need, deadline) = schedule::need(use_state, top_ctime, now, cfg.minimum, cfg.refresh);
-    Some(Found {
+fn needs_work(cfg: &Config, key: Key, cred: &mut Cred, now: SystemTime, out: &mut Vec<Found>) {
+    let use_state = cred.use_file.map(|u| u.state());
+    let top = cred.top_ctime.time();
+    if policy::should_renew(use_state, top, now, cfg.minimum, cfg.refresh).is_none() {
+        return;
+    }
+    let (need, deadline) = schedule::need(use_state, top, now, cfg.minimum, cfg.refresh);
+    let changed = cred.queued_top != Ns::NEVER && cred.queued_top != cred.top_ctime;
+    cred.queued_top = cred.top_ctime;
+    out.push(Found {
         key,
         task: Task::Refresh,
         need,
         deadline,
-        top_ctime,
-    })
-}
-
-/// Every this many full passes, every user directory is read again even if
-/// its stamp did not change (a `.top` rewritten in place, a touched `.use`).
-const COMPLETE_SCAN_EVERY: u64 = 10;
-
-fn is_dir(st: &nix::sys::stat::FileStat) -> bool {
-    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR
-}
-
-fn kind(st: &nix::sys::stat::FileStat) -> SFlag {
-    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits())
-}
-
-fn ns(s: i64, n: i64) -> i128 {
-    i128::from(s) * 1_000_000_000 + i128::from(n)
+        changed,
+    });
 }
 
 impl Scanner {
@@ -109,13 +103,13 @@ impl Scanner {
     }
 
     /// Looks at every user directory (or only those changed since the last
-    /// look) and returns the credentials that need work.
+    /// look) and returns the credentials that need work at wall time `now`.
     pub fn scan(
         &mut self,
         cfg: &Config,
         root: &SafeDir,
         only_changed: bool,
-        now: At,
+        now: SystemTime,
     ) -> Vec<Found> {
         self.problems = 0;
         let mut out = Vec::new();
@@ -127,37 +121,29 @@ impl Scanner {
                 return out;
             }
         };
-        let mut seen = HashSet::new();
-        let use_full_cache = if only_changed {
-            false
-        } else {
+        let use_cache = !only_changed && {
             self.full_scans += 1;
             self.full_scans % COMPLETE_SCAN_EVERY != 1
         };
-        for user in names {
-            let Some(stamp) = self.user_dir(root, &user) else {
+        for name in names {
+            let Some(stamp) = self.user_dir(root, &name) else {
                 continue;
             };
-            seen.insert(user.clone());
-            if only_changed && self.dir_stamps.get(&user) == Some(&stamp) {
+            let user = self.table.user(&name);
+            user.seen = true;
+            let fresh = settled(stamp, now);
+            if only_changed && user.stamp == Some(stamp) && fresh {
                 continue;
             }
-            self.dir_stamps.insert(user.clone(), stamp);
-            if !only_changed
-                && use_full_cache
-                && self.decide_from_cache(cfg, &user, stamp, now, &mut out)
-            {
+            user.stamp = Some(stamp);
+            if !only_changed && use_cache && fresh && user.looked == Some(stamp) {
+                self.decide_from_table(cfg, &name, now, &mut out);
                 continue;
             }
-            let creds = self.scan_user(cfg, root, &user, now, only_changed, &mut out);
-            if !only_changed {
-                self.full_cache.insert(user.clone(), (stamp, creds));
-            }
+            self.scan_user(cfg, root, &name, stamp, now, only_changed, &mut out);
         }
         if !only_changed {
-            self.dir_stamps.retain(|u, _| seen.contains(u));
-            self.full_cache.retain(|u, _| seen.contains(u));
-            self.use_cache.retain(|k, _| seen.contains(&k.user));
+            self.table.sweep();
         }
         out
     }
@@ -176,7 +162,7 @@ impl Scanner {
             ));
             return None;
         }
-        if !is_dir(&st) {
+        if kind(&st) != SFlag::S_IFDIR {
             return None;
         }
         if !policy::valid_cred_name(user) {
@@ -187,103 +173,136 @@ impl Scanner {
             }
             return None;
         }
-        Some((
-            ns(st.st_mtime, st.st_mtime_nsec),
-            ns(st.st_ctime, st.st_ctime_nsec),
-        ))
+        Some((Ns::mtime(&st), Ns::ctime(&st)))
     }
 
-    /// Decides from memory, with no system calls, for a user directory
-    /// unchanged (`stamp`) since the last full look; false when nothing is
-    /// remembered for that stamp.
-    fn decide_from_cache(
-        &self,
+    /// Decides from the table, with no system calls, for a user directory
+    /// unchanged since its last full look.
+    fn decide_from_table(
+        &mut self,
         cfg: &Config,
-        user: &str,
-        stamp: Stamp,
-        now: At,
+        name: &str,
+        now: SystemTime,
         out: &mut Vec<Found>,
-    ) -> bool {
-        let Some((s, creds)) = self.full_cache.get(user) else {
-            return false;
-        };
-        if *s != stamp {
-            return false;
-        }
-        for c in creds {
+    ) {
+        let user = self.table.user(name);
+        let user_name = user.name.clone();
+        for c in &mut user.creds {
             let key = Key {
-                user: user.to_owned(),
+                user: user_name.clone(),
                 stem: c.stem.clone(),
             };
-            out.extend(needs_work(cfg, key, c.use_state, c.top_ctime, now));
+            needs_work(cfg, key, c, now, out);
         }
-        true
     }
 
+    /// Reads a user directory: a full look records every credential; a quick
+    /// one (SIGHUP) only new or replaced credentials.
+    #[allow(clippy::too_many_arguments)] // one call site; the scan's state in one place
     fn scan_user(
         &mut self,
         cfg: &Config,
         root: &SafeDir,
-        user: &str,
-        now: At,
+        name: &str,
+        stamp: Stamp,
+        now: SystemTime,
         quick: bool,
         out: &mut Vec<Found>,
-    ) -> Vec<Cached> {
-        let mut creds = Vec::new();
-        let dir = match root.open_child(user) {
+    ) {
+        let dir = match root.open_child(name) {
             Ok(d) => d,
             Err(e) => {
-                self.warn(format!("skipping user {user}: {e}"));
-                return creds;
+                self.warn(format!("skipping user {name}: {e}"));
+                return;
             }
         };
-        self.clean_once(&dir, user);
+        self.clean_once(&dir, name);
         let entries = match dir.entries() {
             Ok(e) => e,
             Err(e) => {
                 self.warn(e.to_string());
-                return creds;
+                return;
             }
         };
-        for name in entries {
-            let Some(stem) = self.credential_stem(cfg, user, &name) else {
+        let mut present = Vec::new();
+        for entry in entries {
+            let Some(stem) = self.credential_stem(cfg, name, &entry) else {
                 continue;
             };
+            let stem = self.table.intern(stem);
+            let user_name = self.table.user(name).name.clone();
             let key = Key {
-                user: user.to_owned(),
-                stem: stem.to_owned(),
+                user: user_name,
+                stem: stem.clone(),
             };
             if quick && self.known.contains(&key) {
                 continue;
             }
-            let Some(top) = self.top_stat(&dir, &name) else {
+            let Some(top) = self.top_stat(&dir, &entry) else {
                 continue;
             };
-            let top_ctime = refresh::ctime_ns(&top);
-            if quick {
-                // Only new or replaced credentials: a stat is enough.
-                let fresh = matches!(dir.stat(&format!("{stem}.use")), Ok(Some(u))
-                    if kind(&u) == SFlag::S_IFREG && refresh::ctime_ns(&u) >= top_ctime);
-                if !fresh {
-                    let use_state = self.use_state(&dir, &key);
-                    out.extend(needs_work(cfg, key, use_state, top_ctime, now));
-                }
-                continue;
-            }
-            let use_state = self.use_state(&dir, &key);
-            creds.push(Cached {
-                stem: key.stem.clone(),
-                top_ctime,
-                use_state,
-            });
-            out.extend(needs_work(cfg, key, use_state, top_ctime, now));
+            present.push(stem.clone());
+            self.look_at(cfg, &dir, key, Ns::ctime(&top), now, quick, out);
         }
-        creds
+        let user = self.table.user(name);
+        if !quick {
+            user.creds.retain(|c| present.contains(&c.stem));
+            user.looked = Some(stamp);
+        }
+    }
+
+    /// One credential of a user directory: its `.use` (read only when it
+    /// changed), its record in the table, and work when it needs some.
+    #[allow(clippy::too_many_arguments)] // one call site
+    fn look_at(
+        &mut self,
+        cfg: &Config,
+        dir: &SafeDir,
+        key: Key,
+        top_ctime: Ns,
+        now: SystemTime,
+        quick: bool,
+        out: &mut Vec<Found>,
+    ) {
+        if quick {
+            // Only new or replaced credentials: a stat is enough.
+            let fresh = matches!(dir.stat(&format!("{}.use", key.stem)), Ok(Some(u))
+                if kind(&u) == SFlag::S_IFREG && Ns::ctime(&u) >= top_ctime);
+            if fresh {
+                return;
+            }
+        }
+        let cached = self
+            .table
+            .get(&key.user)
+            .and_then(|u| u.cred(&key.stem))
+            .and_then(|c| c.use_file);
+        let use_file = self.use_file(dir, &key, cached);
+        let user = self.table.user(&key.user);
+        let cred = match user.cred_mut(&key.stem) {
+            Some(c) => c,
+            None => {
+                user.creds.push(Cred {
+                    stem: key.stem.clone(),
+                    top_ctime,
+                    queued_top: Ns::NEVER,
+                    use_file: None,
+                });
+                let Some(c) = user.creds.last_mut() else {
+                    return;
+                };
+                c
+            }
+        };
+        cred.top_ctime = top_ctime;
+        cred.use_file = use_file;
+        needs_work(cfg, key, cred, now, out);
     }
 
     /// Removes a user directory's leftover temporary files, once per run.
-    fn clean_once(&mut self, dir: &SafeDir, user: &str) {
-        if !self.cleaned.insert(user.to_owned()) {
+    fn clean_once(&mut self, dir: &SafeDir, name: &str) {
+        let user = self.table.user(name);
+        if std::mem::replace(&mut user.cleaned, true) {
             return;
         }
         match dir.remove_stale_temps() {
@@ -347,31 +366,30 @@ impl Scanner {
         Some(top)
     }
 
-    /// The `.use` state, reading the file only when it changed since last time.
-    fn use_state(&mut self, dir: &SafeDir, key: &Key) -> Option<policy::UseState> {
+    /// The `.use` file, read only when it changed since `cached`.
+    fn use_file(&self, dir: &SafeDir, key: &Key, cached: Option<UseFile>) -> Option<UseFile> {
         let name = format!("{}.use", key.stem);
         let st = dir.stat(&name).ok().flatten()?;
         if kind(&st) != SFlag::S_IFREG {
             return None;
         }
-        let ctime = refresh::ctime_ns(&st);
-        let id = (st.st_ino, ctime, st.st_size);
-        if let Some(&(ino, c, size, exp)) = self.use_cache.get(key)
-            && (ino, c, size) == id
+        let (ino, ctime, size) = (st.st_ino, Ns::ctime(&st), st.st_size);
+        if let Some(c) = cached
+            && (c.ino, c.ctime, c.size) == (ino, ctime, size)
         {
-            return Some(policy::UseState {
-                ctime_ns: ctime,
-                exp,
-            });
+            return Some(c);
         }
-        let state = refresh::read_use(dir, &key.stem, self.owner)?;
-        self.use_cache
-            .insert(key.clone(), (st.st_ino, ctime, st.st_size, state.exp));
-        Some(state)
+        let UseState { exp, .. } = refresh::read_use(dir, &key.stem, self.owner)?;
+        Some(UseFile {
+            ino,
+            ctime,
+            size,
+            exp: exp.map_or(i64::MIN, crate::token::unix_seconds),
+        })
     }
 
-    /// Keytab users' missing provisioned `.top` files.
-    pub fn provision(&mut self, cfg: &Config, root: &SafeDir, now: At) -> Vec<Found> {
+    /// Keytab users' missing provisioned `.top` files, due at `now`.
+    pub fn provision(&mut self, cfg: &Config, root: &SafeDir, now: SystemTime) -> Vec<Found> {
         let mut out = Vec::new();
         let Some(kdir) = &cfg.keytab_dir else {
             return out;
@@ -405,33 +423,23 @@ impl Scanner {
                 if !exists {
                     out.push(Found {
                         key: Key {
-                            user: user.to_owned(),
-                            stem: p.service.clone(),
+                            user: user.into(),
+                            stem: p.service.as_str().into(),
                         },
                         task: Task::Provision(p.server.clone()),
                         need: Need::Missing,
                         deadline: now,
-                        top_ctime: 0,
+                        changed: false,
                     });
                 }
             }
         }
         out
     }
-}
 
-impl Scanner {
     /// Forgets what the directories looked like: the next pass reads them all
     /// (settings that change which credentials are ours).
     pub fn forget_stamps(&mut self) {
-        self.dir_stamps.clear();
-        self.full_cache.clear();
-    }
-
-    /// Every credential the last full look found, by user.
-    pub fn credentials(&self) -> impl Iterator<Item = (&String, &Cached)> {
-        self.full_cache
-            .iter()
-            .flat_map(|(user, (_, creds))| creds.iter().map(move |c| (user, c)))
+        self.table.forget_stamps();
     }
 }

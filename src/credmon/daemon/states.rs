@@ -2,15 +2,14 @@
 //! the per-state counts of the metrics and of systemd's status line.
 
 use super::Coordinator;
-use super::pool::Seen;
-use crate::credmon::refresh::Key;
+use super::core::Seen;
 use std::collections::{BTreeMap, HashSet};
 
 impl Coordinator {
     /// Credentials by state and the soonest token expiry, from the scan of the
     /// pass and the workers' results since.
     pub(super) fn credential_states(&self) -> (BTreeMap<String, u64>, Option<i64>) {
-        let st = self.shared.lock();
+        let core = self.shared.lock();
         let mut states: BTreeMap<String, u64> = BTreeMap::new();
         let mut soonest: Option<i64> = None;
         let mut count = |state: &str, exp: Option<i64>| {
@@ -20,19 +19,16 @@ impl Coordinator {
             }
         };
         let mut counted = HashSet::new();
-        for (user, c) in self.scanner.credentials() {
-            let key = Key {
-                user: user.clone(),
-                stem: c.stem.clone(),
-            };
-            let (has_use, exp) = match st.seen.get(&key) {
+        for (key, c) in self.scanner.table.credentials() {
+            let use_exp = c.use_file.map(|u| u.exp).filter(|e| *e != i64::MIN);
+            let (has_use, exp) = match core.seen(&key) {
                 Some(Seen::Removed) => continue,
-                Some(Seen::Refreshed(exp)) => (true, *exp),
-                None => (c.use_state.is_some(), c.use_state.and_then(|u| u.exp)),
+                Some(Seen::Refreshed(exp)) => (true, exp),
+                None => (c.use_file.is_some(), use_exp),
             };
-            let state = if st.sched.parked(&key) {
+            let state = if core.parked(&key) {
                 "unusable"
-            } else if st.sched.failures(&key) > 0 {
+            } else if core.failures(&key) > 0 {
                 "failing"
             } else if has_use {
                 "fresh"
@@ -43,11 +39,11 @@ impl Coordinator {
             counted.insert(key);
         }
         // Credentials the scan did not see (provisioned during the pass).
-        for (key, seen) in &st.seen {
+        for (key, seen) in core.seen_all() {
             if let Seen::Refreshed(exp) = seen
                 && !counted.contains(key)
             {
-                let state = if st.sched.failures(key) > 0 {
+                let state = if core.failures(key) > 0 {
                     "failing"
                 } else {
                     "fresh"
@@ -71,13 +67,38 @@ impl Coordinator {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        self.shared
-            .lock()
-            .metrics
-            .end_pass(self.shared.clock.now(), states, soonest);
+        let wall = self.shared.clock.now();
+        let needs_login = self.ctx.status().needs_login();
+        {
+            let mut core = self.shared.lock();
+            let metrics = core.metrics_mut();
+            metrics.end_pass(wall, states, soonest);
+            metrics.needs_login = needs_login
+                .into_iter()
+                .map(|k| (k.user.to_string(), k.stem.to_string()))
+                .collect();
+        }
         if let Some(path) = &self.ctx.config().metrics_file {
             drop(self.shared.write_metrics(path, self.ctx.euid()));
         }
         summary
+    }
+}
+
+impl Coordinator {
+    /// The end of a pass for the state file: skipped credentials whose
+    /// `.top` is gone are forgotten.
+    pub(super) fn status_pass_done(&self) {
+        let tracker = self.ctx.status();
+        if let Some(root) = self.root() {
+            tracker.prune_skipped(|k| {
+                !matches!(
+                    root.open_child(&k.user)
+                        .and_then(|d| d.stat(&format!("{}.top", k.stem))),
+                    Ok(Some(_))
+                )
+            });
+        }
+        tracker.pass_done(crate::token::unix_seconds(self.shared.clock.now()));
     }
 }

@@ -6,10 +6,10 @@
 // Bounded waits for the filesystem's real clock.
 #![allow(clippy::disallowed_methods)]
 
+use super::core::{Job, Worker};
 use super::*;
 use crate::credmon::config::{self, knobs::Knobs};
-use crate::credmon::refresh::{Done, RefreshError, Task};
-use crate::env::Clock;
+use crate::credmon::refresh::{Done, Key, Ran, RefreshError, Task};
 use base64::prelude::*;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -64,10 +64,7 @@ fn rig(extra: &[(&str, &str)]) -> Rig {
 }
 
 fn key(user: &str) -> Key {
-    Key {
-        user: user.into(),
-        stem: "igwn_robot".into(),
-    }
+    Key::new(user, "igwn_robot")
 }
 
 /// Writes a file as the credd does: temporary file, then rename.
@@ -97,14 +94,13 @@ fn next_tick(dir: &Path) {
 }
 
 impl Rig {
-    fn now(&self) -> At {
-        clock::now(&self.clock)
+    fn now(&self) -> Mono {
+        self.clock.mono()
     }
 
-    /// Moves virtual time on to the scheduler's `t`.
-    fn advance_to(&self, t: At) {
-        let left = t.saturating_sub(self.now());
-        self.clock.advance(left);
+    /// Moves virtual time on to `t`.
+    fn advance_to(&self, t: Mono) {
+        self.clock.advance_to(t);
     }
 
     fn top(&self, user: &str) {
@@ -114,7 +110,7 @@ impl Rig {
 
     /// A `.use` whose token expires `left` after the virtual now.
     fn use_file(&self, user: &str, left: Duration) {
-        let exp = (self.now() + left).as_secs();
+        let exp = crate::token::unix_seconds(self.clock.now() + left);
         let h = BASE64_URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
         let p = BASE64_URL_SAFE_NO_PAD.encode(format!(r#"{{"sub":"s","exp":{exp}}}"#));
         put(
@@ -125,26 +121,42 @@ impl Rig {
 
     /// Takes a job as a regular worker (or the reserved one) at the virtual now.
     fn take(&self, reserved: bool) -> Option<(Key, Task)> {
-        let sh = &self.coord.shared;
-        let mut st = sh.lock();
-        let index = if reserved { None } else { Some(0) };
-        sh.take(&mut st, index, self.now())
+        let worker = if reserved {
+            Worker::Reserved
+        } else {
+            Worker::Regular(0)
+        };
+        let job = self.coord.shared.lock().take(worker, self.now())?;
+        Some((job.key, job.task))
+    }
+
+    /// Records `outcome` for `key`'s job.
+    fn finish(&self, key: &Key, task: Task, outcome: Outcome) {
+        let job = Job {
+            key: key.clone(),
+            task,
+        };
+        self.coord
+            .shared
+            .record(&job, &Ran::local(outcome), Duration::ZERO);
     }
 
     /// Takes a job and finishes it with `outcome`; a refresh writes the `.use`.
     fn run(&self, outcome: Outcome) -> Option<Key> {
-        let (k, _) = self.take(false)?;
+        let (k, task) = self.take(false)?;
         if matches!(outcome, Ok(Done::Refreshed(..))) {
             self.use_file(&k.user, 3600 * S);
         }
-        self.coord.shared.finish(&k, &outcome, Duration::ZERO);
+        self.finish(&k, task, outcome);
         Some(k)
     }
 
     /// When an idle regular worker would look again.
-    fn next_look(&self) -> At {
-        let st = self.coord.shared.lock();
-        pool::Shared::next_look(&st, Some(0), self.now())
+    fn next_look(&self) -> Mono {
+        self.coord
+            .shared
+            .lock()
+            .next_look(Worker::Regular(0), self.now())
     }
 
     /// SIGHUP: the coordinator's quick look, then (once the configuration
@@ -159,10 +171,10 @@ impl Rig {
 
 /// Blocks (at most 10 s) until the configuration reader's thread has
 /// finished, on the condition variable it signals: no sleeping.
-fn wait_for_reload(shared: &pool::Shared) {
+fn wait_for_reload(shared: &Shared) {
     let t0 = std::time::Instant::now();
     let mut st = shared.lock();
-    while !st.reload_done {
+    while !st.events().reload_done {
         let left = (10 * S).saturating_sub(t0.elapsed());
         assert!(!left.is_zero(), "the configuration read never ended");
         st = shared
@@ -174,6 +186,7 @@ fn wait_for_reload(shared: &pool::Shared) {
 }
 
 use crate::credmon::refresh::Outcome;
+use crate::env::Mono;
 
 fn refreshed() -> Outcome {
     Ok(Done::Refreshed(None, "missing"))
@@ -183,7 +196,8 @@ fn retry() -> Outcome {
     Err(RefreshError::Retry {
         cause: "vault",
         at_least: None,
-        msg: "503".into(),
+        msg: "500".into(),
+        server_failing: false,
     })
 }
 
@@ -252,12 +266,12 @@ fn a_failed_credential_is_retried_after_its_backoff_not_at_the_next_pass() {
     r.clock.advance(Duration::from_millis(4900));
     assert_eq!(r.take(false), None, "retried before its backoff");
     let wake = r.next_look();
-    assert!(wake <= t0 + 10 * S, "{:?}", wake - t0);
+    assert!(wake <= t0 + 10 * S, "{:?}", wake.since(t0));
     r.advance_to(wake);
     r.coord.step();
     assert_eq!(r.run(refreshed()), Some(key("alice")));
-    assert!(r.now() - t0 <= 15 * S);
-    assert!(r.now() - t0 < r.coord.ctx.config().scan_interval);
+    assert!(r.now().since(t0) <= 15 * S);
+    assert!(r.now().since(t0) < r.coord.ctx.config().scan_interval);
 }
 
 #[test]
@@ -296,8 +310,9 @@ fn provisioning_retries_honour_the_backoff_and_stay_provisions() {
         cause: "provision",
         at_least: None,
         msg: "KDC down".into(),
+        server_failing: false,
     });
-    r.coord.shared.finish(&k, &failed, Duration::ZERO);
+    r.finish(&k, task, failed);
     r.clock.advance(4 * S);
     r.coord.step();
     assert_eq!(r.take(false), None, "retried before its backoff");
@@ -332,7 +347,8 @@ fn every_sighup_requeues_every_skipped_credential() {
     assert_eq!(r.take(false), None);
     // A SIGHUP, with or without a configuration change: all three at once.
     r.sighup();
-    let mut got: Vec<_> = std::iter::from_fn(|| r.run(unusable()).map(|k| k.user)).collect();
+    let mut got: Vec<_> =
+        std::iter::from_fn(|| r.run(unusable()).map(|k| k.user.to_string())).collect();
     got.sort();
     assert_eq!(got, ["a", "b", "c"]);
     r.knobs
@@ -383,7 +399,7 @@ fn a_slow_configuration_read_does_not_hold_up_new_credentials() {
     r.coord.shared.hup();
     r.coord.step();
     assert_eq!(r.run(refreshed()), Some(key("new")));
-    assert!(!r.coord.shared.lock().reload_done);
+    assert!(!r.coord.shared.lock().events().reload_done);
     drop(held);
     // The read asked for meanwhile runs after the first one.
     for _ in 0..2 {
@@ -424,7 +440,7 @@ fn credmon_complete_after_every_pass_member_was_tried() {
     assert!(r.dir.path().join("CREDMON_COMPLETE").exists());
     // The next pass is due one scan interval later.
     let next = r.coord.step().unwrap();
-    assert_eq!(next - r.now(), r.coord.ctx.config().scan_interval);
+    assert_eq!(next.since(r.now()), r.coord.ctx.config().scan_interval);
 }
 
 #[test]
@@ -435,4 +451,245 @@ fn stop_ends_the_coordinator_and_hands_out_no_more_jobs() {
     assert_eq!(r.coord.step(), None);
     assert_eq!(r.take(false), None);
     assert_eq!(r.coord.shared.drain(Duration::ZERO), 0);
+}
+
+/// How a job met a failing Vault server (`at_least`: its `Retry-After`).
+fn server_failing(at_least: Option<Duration>) -> Ran {
+    Ran {
+        outcome: Err(RefreshError::Retry {
+            cause: "vault",
+            at_least,
+            msg: "503".into(),
+            server_failing: true,
+        }),
+        server: Some("vault.example:8200".into()),
+        answered: true,
+        disk_failing: false,
+        kdc: None,
+    }
+}
+
+/// A job the server answered with a token.
+fn server_answered() -> Ran {
+    Ran {
+        outcome: refreshed(),
+        server: Some("vault.example:8200".into()),
+        answered: true,
+        disk_failing: false,
+        kdc: None,
+    }
+}
+
+impl Rig {
+    /// Takes a job as a regular worker and records `ran` for it.
+    fn run_ran(&self, ran: Ran) -> Option<Key> {
+        let (key, task) = self.take(false)?;
+        let job = Job {
+            key: key.clone(),
+            task,
+        };
+        self.coord.shared.record(&job, &ran, Duration::ZERO);
+        Some(key)
+    }
+}
+
+#[test]
+fn a_failing_server_holds_its_credentials_until_its_first_answer() {
+    // Each credential's own backoff is two minutes: only the server's
+    // probes can bring them back sooner.
+    let mut r = rig(&[("ROBOT_CREDMON_BACKOFF_BASE", "120")]);
+    for u in ["a", "b", "c", "d"] {
+        r.top(u);
+    }
+    r.coord.step();
+    let t0 = r.now();
+    let mut tried = 0;
+    while r.run_ran(server_failing(None)).is_some() {
+        tried += 1;
+    }
+    assert_eq!(tried, 4, "each tried once");
+    // Held: nothing is due, and no pass brings them back on its own.
+    assert_eq!(r.take(false), None);
+    // One probe at a time, after the server's first backoff (at most 1 s).
+    let wake = r.next_look();
+    assert!(wake.since(t0) <= S, "{:?}", wake.since(t0));
+    r.advance_to(wake);
+    let probe = r.take(false).expect("a probe");
+    assert_eq!(r.take(false), None, "only one probe out");
+    let job = Job {
+        key: probe.0,
+        task: probe.1,
+    };
+    r.coord
+        .shared
+        .record(&job, &server_failing(None), Duration::ZERO);
+    assert_eq!(r.take(false), None, "the failed probe waits again");
+    // The next probe comes within the cap; this one gets an answer.
+    let wake = r.next_look();
+    assert!(wake.since(r.now()) <= servers::PROBE_CAP);
+    r.advance_to(wake);
+    assert!(r.run_ran(server_answered()).is_some());
+    // Every other credential is due at once, at the same instant.
+    let released: Vec<_> = std::iter::from_fn(|| r.run(refreshed())).collect();
+    assert!(released.len() >= 2, "{released:?}");
+    assert!(
+        r.now().since(t0) < 60 * S,
+        "the backlog waited {:?}",
+        r.now().since(t0)
+    );
+}
+
+#[test]
+fn retry_after_is_never_cut_short() {
+    let mut r = rig(&[]);
+    r.top("a");
+    r.top("b");
+    r.coord.step();
+    let t0 = r.now();
+    assert!(r.run_ran(server_failing(Some(30 * S))).is_some());
+    assert!(r.run_ran(server_failing(None)).is_some());
+    // Not before the 30 s the server asked for, and then one probe.
+    let wake = r.next_look();
+    assert!(wake.since(t0) >= 30 * S, "{:?}", wake.since(t0));
+    r.advance_to(t0 + 29 * S);
+    assert_eq!(r.take(false), None);
+    r.advance_to(t0 + 30 * S);
+    assert!(r.run_ran(server_answered()).is_some());
+    assert!(r.run(refreshed()).is_some(), "the other one released");
+}
+
+#[test]
+fn a_long_pass_never_makes_the_coordinator_wake_in_the_past() {
+    // Found by the simulation: while a pass outlived its interval (a
+    // request hanging), every step asked to wake at the past pass time and
+    // the real loop spun every millisecond.
+    let mut r = rig(&[]);
+    r.top("slow");
+    r.coord.step();
+    let (k, task) = r.take(false).expect("the pass's job");
+    // The request hangs far past the next pass time.
+    r.clock.advance(300 * S);
+    for _ in 0..3 {
+        let wake = r.coord.step().expect("running");
+        assert!(
+            wake > r.now(),
+            "woke in the past: {wake:?} at {:?}",
+            r.now()
+        );
+    }
+    r.finish(&k, task, refreshed());
+    r.coord.step();
+    assert_eq!(r.coord.passes, 1);
+}
+
+#[test]
+fn a_full_disk_holds_its_credentials_until_a_write_succeeds() {
+    // Found by the simulation (seed 1, two days, 30 credentials): after a
+    // full disk each credential waited out its own backoff (up to 5 min)
+    // and a token expired after the disk had room again.
+    let mut r = rig(&[("ROBOT_CREDMON_BACKOFF_BASE", "120")]);
+    for u in ["a", "b", "c"] {
+        r.top(u);
+    }
+    r.coord.step();
+    let t0 = r.now();
+    let full = || Ran {
+        outcome: Err(RefreshError::Retry {
+            cause: "file",
+            at_least: None,
+            msg: "No space left on device".into(),
+            server_failing: false,
+        }),
+        server: Some("vault.example:8200".into()),
+        answered: true,
+        disk_failing: true,
+        kdc: None,
+    };
+    while r.run_ran(full()).is_some() {}
+    // One probe after the first backoff (at most 1 s), which succeeds: the
+    // other two are released at once, not after their two minutes.
+    r.advance_to(r.next_look());
+    assert!(r.now().since(t0) <= S);
+    assert!(r.run_ran(server_answered()).is_some());
+    let back: Vec<_> = std::iter::from_fn(|| r.run(refreshed())).collect();
+    assert_eq!(back.len(), 2, "{back:?}");
+}
+
+#[test]
+fn a_kdc_outage_holds_the_robots_until_a_login_succeeds() {
+    // Found by the simulation (seed 114, 30 days, 60 credentials): robots
+    // whose keytab logins failed while the KDC was down each waited out
+    // their own backoff after it came back, past their tokens' expiry.
+    let mut r = rig(&[("ROBOT_CREDMON_BACKOFF_BASE", "120")]);
+    for u in ["a", "b", "c"] {
+        r.top(u);
+    }
+    r.coord.step();
+    let t0 = r.now();
+    let no_kdc = || Ran {
+        outcome: Err(RefreshError::Retry {
+            cause: "login",
+            at_least: None,
+            msg: "cannot contact any KDC".into(),
+            server_failing: false,
+        }),
+        server: Some("vault.example:8200".into()),
+        answered: true,
+        disk_failing: false,
+        kdc: Some(false),
+    };
+    while r.run_ran(no_kdc()).is_some() {}
+    assert_eq!(r.take(false), None, "held, not retried on their own");
+    r.advance_to(r.next_look());
+    assert!(r.now().since(t0) <= S, "the first probe within a second");
+    let logged_in = Ran {
+        kdc: Some(true),
+        ..server_answered()
+    };
+    assert!(r.run_ran(logged_in).is_some());
+    let back: Vec<_> = std::iter::from_fn(|| r.run(refreshed())).collect();
+    assert_eq!(back.len(), 2, "{back:?}");
+}
+
+#[test]
+fn a_credential_failing_again_and_again_waits_longer_each_time() {
+    // What `credmon::vault_500_keeps_the_old_use_and_backs_off` cannot show
+    // in real time: with a pass every second and the age rule asking for a
+    // refresh at each, a failing credential is tried again only after its
+    // backoff, which doubles with every failure; no pass cuts it short.
+    let mut r = rig(&[
+        ("ROBOT_CREDMON_BACKOFF_BASE", "2"),
+        ("ROBOT_CREDMON_SCAN_INTERVAL", "1"),
+        ("CREDMON_OAUTH_TOKEN_REFRESH", "1"),
+    ]);
+    r.top("a");
+    r.use_file("a", 3600 * S);
+    let end = r.now() + 120 * S;
+    let mut tries = Vec::new();
+    for _ in 0..10_000 {
+        if r.now() >= end {
+            break;
+        }
+        r.coord.step();
+        while let Some((k, task)) = r.take(false) {
+            tries.push(r.now());
+            r.finish(&k, task, retry());
+        }
+        // The coordinator takes note of a pass's end at once, as it does
+        // when the last job of a pass wakes it.
+        let wake = r.coord.step().expect("running");
+        r.advance_to(wake.min(r.next_look()));
+    }
+    assert!(r.now() >= end, "virtual time stood still at {:?}", r.now());
+    assert!(r.coord.passes >= 100, "{} passes", r.coord.passes);
+    let policy = backoff(&r.coord.ctx.config());
+    let gaps: Vec<Duration> = tries.windows(2).map(|w| w[1].since(w[0])).collect();
+    assert!(gaps.len() >= 5, "{gaps:?}");
+    for (n, gap) in gaps.iter().enumerate() {
+        let ceiling = policy.ceiling(n as u32);
+        assert!(
+            (ceiling / 2..=ceiling).contains(gap),
+            "retry {n} after {gap:?}, not within its backoff (ceiling {ceiling:?}): {gaps:?}"
+        );
+    }
 }

@@ -57,34 +57,28 @@ fn parents_and_roles() {
 
 #[test]
 fn renew_rules() {
-    const S: i128 = 1_000_000_000;
-    let now = 10_000 * S;
-    let fresh = |ctime: i128, exp: Option<i64>| {
+    // Seconds since the epoch; the decision is made at 10,000 s.
+    let t = |s: u64| std::time::UNIX_EPOCH + std::time::Duration::from_secs(s);
+    let now = t(10_000);
+    let fresh = |ctime: u64, exp: Option<u64>| {
         Some(UseState {
-            ctime_ns: ctime,
-            exp,
+            ctime: t(ctime),
+            exp: exp.map(t),
         })
     };
     for (use_state, top, want) in [
         (None, 0, Some(Renew::Missing)),
-        (
-            fresh(now - 10 * S, Some(20_000)),
-            now - 5 * S,
-            Some(Renew::TopNewer),
-        ),
-        (fresh(now - 1201 * S, Some(20_000)), 0, Some(Renew::Age)),
-        (fresh(now - 1199 * S, Some(20_000)), 0, None),
-        (
-            fresh(now - 10 * S, Some(10_000 + 2399)),
-            0,
-            Some(Renew::Expiring),
-        ),
-        (fresh(now - 10 * S, Some(10_000 + 2400)), 0, None),
-        (fresh(now - 10 * S, None), 0, Some(Renew::Expiring)),
-        (fresh(now, Some(20_000)), now, None),
+        (fresh(9_990, Some(20_000)), 9_995, Some(Renew::TopNewer)),
+        (fresh(10_000 - 1201, Some(20_000)), 0, Some(Renew::Age)),
+        (fresh(10_000 - 1199, Some(20_000)), 0, None),
+        (fresh(9_990, Some(10_000 + 2399)), 0, Some(Renew::Expiring)),
+        (fresh(9_990, Some(10_000 + 2400)), 0, None),
+        (fresh(9_990, Some(9_000)), 0, Some(Renew::Expiring)),
+        (fresh(9_990, None), 0, Some(Renew::Expiring)),
+        (fresh(10_000, Some(20_000)), 10_000, None),
     ] {
         assert_eq!(
-            should_renew(use_state, top, now, 2400, 1200),
+            should_renew(use_state, t(top), now, 2400, 1200),
             want,
             "{use_state:?} top {top}"
         );

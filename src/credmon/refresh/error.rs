@@ -14,10 +14,13 @@ pub enum RefreshError {
     Retry {
         /// The `cause` label of the failure metrics.
         cause: &'static str,
-        /// The server's own wait (`429`), if any.
+        /// The server's own wait (`Retry-After`), if any.
         at_least: Option<Duration>,
         /// What failed.
         msg: String,
+        /// The Vault server itself is failing (unreachable, 429, 502-504):
+        /// the credential waits for the server rather than its own backoff.
+        server_failing: bool,
     },
     /// Vault no longer accepts the credential's Vault token: log in again
     /// with the user's keytab (handled inside [`super::process`]; without a keytab
@@ -49,9 +52,6 @@ impl RefreshError {
     /// The `cause` label of the failure metrics.
     pub fn cause(&self) -> &'static str {
         match self {
-            RefreshError::Retry {
-                at_least: Some(_), ..
-            } => "rate_limited",
             RefreshError::Retry { cause, .. } | RefreshError::Remove { cause, .. } => cause,
             RefreshError::Relogin { .. } => "permission_denied",
             RefreshError::WaitForTop { .. } => "unusable",
@@ -63,6 +63,7 @@ impl RefreshError {
             cause,
             at_least: None,
             msg: msg.into(),
+            server_failing: false,
         }
     }
 

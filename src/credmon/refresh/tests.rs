@@ -23,3 +23,37 @@ fn top_parsing() {
         assert!(parse_top(bad).is_err());
     }
 }
+
+#[test]
+fn the_token_in_place_handed_back_means_look_again_later() {
+    let expiring = Renew::Expiring.label();
+    let m = |s: u64| Some(std::time::Duration::from_secs(s));
+    // (new exp, current exp, now, why asked, look again after)
+    let table = [
+        // same token, asked because expiring: an eighth of what is left
+        (Some(10_000), Some(10_000), 10_000 - 2_400, expiring, m(300)),
+        // close to the end: at least a minute
+        (Some(10_000), Some(10_000), 10_000 - 100, expiring, m(60)),
+        // a new token: write it
+        (Some(12_000), Some(10_000), 7_600, expiring, None),
+        // asked for another reason (age, new .top): write it as before
+        (Some(10_000), Some(10_000), 7_600, Renew::Age.label(), None),
+        (
+            Some(10_000),
+            Some(10_000),
+            7_600,
+            Renew::TopNewer.label(),
+            None,
+        ),
+        // nothing in place, or no expiry: write it
+        (Some(10_000), None, 7_600, expiring, None),
+        (None, None, 7_600, expiring, None),
+    ];
+    for (new, current, now, cause, want) in table {
+        assert_eq!(
+            unchanged_expiring(new, current, now, cause),
+            want,
+            "{new:?} {current:?} {now} {cause}"
+        );
+    }
+}

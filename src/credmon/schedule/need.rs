@@ -1,38 +1,33 @@
 //! A credential's need and deadline, from its `.use` and `.top` and the
 //! renewal knobs: the input the scheduler orders by.
 
-use super::At;
 use crate::credmon::policy::UseState;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-/// A credential's need and deadline (time since the Unix epoch) from its
-/// `.use` (`None`: missing), its `.top`'s ctime, the time now and the knobs
+/// A credential's need and deadline (wall time) from its `.use` (`None`:
+/// missing), its `.top`'s ctime, the wall time now and the knobs
 /// `CREDMON_OAUTH_TOKEN_MINIMUM` / `_REFRESH` (seconds): the same rules as
 /// [`crate::credmon::policy::should_renew`], turned into a time.
 pub fn need(
     use_state: Option<UseState>,
-    top_ctime_ns: i128,
-    now: At,
+    top_ctime: SystemTime,
+    now: SystemTime,
     minimum: u64,
     refresh: u64,
-) -> (Need, At) {
+) -> (Need, SystemTime) {
     let Some(u) = use_state else {
         return (Need::Missing, now);
     };
-    let Some(exp) = u.exp.and_then(|e| u64::try_from(e).ok()) else {
+    let Some(exp) = u.exp.filter(|e| *e > now) else {
         return (Need::Missing, now);
     };
-    let exp = Duration::from_secs(exp);
-    if exp <= now {
-        return (Need::Missing, now);
-    }
-    if top_ctime_ns > u.ctime_ns {
+    if top_ctime > u.ctime {
         return (Need::Routine, now);
     }
-    let written = u64::try_from(u.ctime_ns).map_or(Duration::ZERO, Duration::from_nanos);
-    let by_age = written.saturating_add(Duration::from_secs(refresh));
-    let by_exp = exp.saturating_sub(Duration::from_secs(minimum));
-    (Need::Routine, by_age.min(by_exp))
+    let by_age = u.ctime.checked_add(Duration::from_secs(refresh));
+    let by_exp = exp.checked_sub(Duration::from_secs(minimum)).unwrap_or(now);
+    let deadline = by_age.map_or(by_exp, |a| a.min(by_exp));
+    (Need::Routine, deadline)
 }
 
 /// How badly jobs need a credential's `.use`.

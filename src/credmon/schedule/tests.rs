@@ -1,7 +1,13 @@
 use super::*;
 use crate::credmon::policy::UseState;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 const S: Duration = Duration::from_secs(1);
+
+/// Monotonic time `d` after the origin.
+fn t(d: Duration) -> Mono {
+    Mono::ZERO + d
+}
 
 fn sched() -> Scheduler<&'static str, ()> {
     Scheduler::new(Backoff {
@@ -11,7 +17,7 @@ fn sched() -> Scheduler<&'static str, ()> {
 }
 
 /// Takes everything due at `now`, in order.
-fn drain(s: &mut Scheduler<&'static str, ()>, now: At) -> Vec<&'static str> {
+fn drain(s: &mut Scheduler<&'static str, ()>, now: Mono) -> Vec<&'static str> {
     let mut out = Vec::new();
     while let Some((k, (), _)) = s.take(now, false) {
         out.push(k);
@@ -22,12 +28,12 @@ fn drain(s: &mut Scheduler<&'static str, ()>, now: At) -> Vec<&'static str> {
 
 #[test]
 fn need_and_deadline_from_the_use_file() {
-    const NS: i128 = 1_000_000_000;
-    let now = 10_000 * S;
-    let u = |ctime_s: i128, exp: Option<i64>| {
+    let w = |secs: u64| -> SystemTime { UNIX_EPOCH + Duration::from_secs(secs) };
+    let now = w(10_000);
+    let u = |ctime: u64, exp: Option<u64>| {
         Some(UseState {
-            ctime_ns: ctime_s * NS,
-            exp,
+            ctime: w(ctime),
+            exp: exp.map(w),
         })
     };
     // (.use, .top ctime in s, want need, want deadline in s); minimum 2400, refresh 1200
@@ -35,19 +41,24 @@ fn need_and_deadline_from_the_use_file() {
         (None, 0, Need::Missing, 10_000),
         (u(9_000, None), 0, Need::Missing, 10_000),
         (u(9_000, Some(9_999)), 0, Need::Missing, 10_000),
-        (u(9_000, Some(-5)), 0, Need::Missing, 10_000),
+        (u(9_000, Some(0)), 0, Need::Missing, 10_000),
         // a replaced .top with a good .use is routine work, due now
         (u(9_000, Some(20_000)), 9_500, Need::Routine, 10_000),
         // the age rule comes first
         (u(9_000, Some(20_000)), 0, Need::Routine, 10_200),
         // the expiry rule comes first
         (u(9_900, Some(12_000)), 0, Need::Routine, 9_600),
-        (u(9_900, Some(i64::MAX)), 0, Need::Routine, 11_100),
+        (
+            u(9_900, Some(u64::from(u32::MAX))),
+            0,
+            Need::Routine,
+            11_100,
+        ),
     ];
     for (use_state, top, want_need, want_deadline) in table {
         assert_eq!(
-            need(use_state, top * NS, now, 2400, 1200),
-            (want_need, S * want_deadline),
+            need(use_state, w(top), now, 2400, 1200),
+            (want_need, w(want_deadline)),
             "{use_state:?} top {top}"
         );
     }
@@ -86,9 +97,9 @@ fn ordering_rules() {
     for (subs, want) in table {
         let mut s = sched();
         for (k, need, d) in subs.iter() {
-            s.submit(*k, (), *need, S * (*d as u32), false, 1000 * S);
+            s.submit(*k, (), *need, t(S * (*d as u32)), false, t(1000 * S));
         }
-        assert_eq!(drain(&mut s, 1000 * S), *want, "{subs:?}");
+        assert_eq!(drain(&mut s, t(1000 * S)), *want, "{subs:?}");
         assert_eq!(s.queued(), 0);
     }
 }
@@ -96,14 +107,14 @@ fn ordering_rules() {
 #[test]
 fn the_reserved_worker_takes_only_missing_jobs() {
     let mut s = sched();
-    s.submit("waiting", (), Need::Waiting, S, false, S);
-    assert_eq!(s.take(S, true), Some(("waiting", (), Need::Waiting)));
-    s.submit("routine", (), Need::Routine, S, false, S);
-    assert_eq!(s.take(S, true), None);
-    s.submit("new", (), Need::Missing, 9 * S, false, S);
-    assert_eq!(s.take(S, true), Some(("new", (), Need::Missing)));
-    assert_eq!(s.take(S, true), None);
-    assert_eq!(s.take(S, false), Some(("routine", (), Need::Routine)));
+    s.submit("waiting", (), Need::Waiting, t(S), false, t(S));
+    assert_eq!(s.take(t(S), true), Some(("waiting", (), Need::Waiting)));
+    s.submit("routine", (), Need::Routine, t(S), false, t(S));
+    assert_eq!(s.take(t(S), true), None);
+    s.submit("new", (), Need::Missing, t(9 * S), false, t(S));
+    assert_eq!(s.take(t(S), true), Some(("new", (), Need::Missing)));
+    assert_eq!(s.take(t(S), true), None);
+    assert_eq!(s.take(t(S), false), Some(("routine", (), Need::Routine)));
 }
 
 #[test]
@@ -112,7 +123,7 @@ fn a_new_credential_beats_ten_thousand_routine_refreshes() {
         base: 10 * S,
         cap: 300 * S,
     });
-    let now = 100 * S;
+    let now = t(100 * S);
     for i in 0..10_000u32 {
         s.submit(i, (), Need::Routine, now, true, now);
     }
@@ -126,7 +137,7 @@ fn a_new_credential_beats_ten_thousand_routine_refreshes() {
 #[test]
 fn a_failure_is_retried_after_its_backoff_not_at_the_next_pass() {
     let mut s = sched();
-    let t0 = 50 * S;
+    let t0 = t(50 * S);
     s.submit("new", (), Need::Missing, t0, false, t0);
     assert!(s.take(t0, false).is_some());
     // jitter 1.0: the full first ceiling, the documented base of 10 s
@@ -159,94 +170,108 @@ fn a_failure_is_retried_after_its_backoff_not_at_the_next_pass() {
 #[test]
 fn a_pass_does_not_cut_a_backoff_short() {
     let mut s = sched();
-    s.submit("k", (), Need::Missing, S, false, S);
-    s.take(S, false);
-    s.finish(&"k", Finish::Retry { at_least: None }, S, 0.0);
+    s.submit("k", (), Need::Missing, t(S), false, t(S));
+    s.take(t(S), false);
+    s.finish(&"k", Finish::Retry { at_least: None }, t(S), 0.0);
     // the next pass finds it again, unchanged: still backing off
     assert_eq!(
-        s.submit("k", (), Need::Missing, S, false, 2 * S),
+        s.submit("k", (), Need::Missing, t(S), false, t(2 * S)),
         Submitted::Merged
     );
-    assert_eq!(s.take(2 * S, false), None);
-    assert_eq!(s.take(6 * S, false), Some(("k", (), Need::Missing)));
+    assert_eq!(s.take(t(2 * S), false), None);
+    assert_eq!(s.take(t(6 * S), false), Some(("k", (), Need::Missing)));
 }
 
 #[test]
 fn parked_credentials_wait_for_a_change_or_a_reconfig() {
     let mut s = sched();
-    s.submit("bad", (), Need::Missing, S, false, S);
-    s.take(S, false);
-    s.finish(&"bad", Finish::Park, S, 0.0);
+    s.submit("bad", (), Need::Missing, t(S), false, t(S));
+    s.take(t(S), false);
+    s.finish(&"bad", Finish::Park, t(S), 0.0);
     assert_eq!(
-        s.submit("bad", (), Need::Missing, S, false, 2 * S),
+        s.submit("bad", (), Need::Missing, t(S), false, t(2 * S)),
         Submitted::Held
     );
-    assert_eq!(s.take(10_000 * S, false), None);
-    assert_eq!(s.next_due(3 * S), None);
+    assert_eq!(s.take(t(10_000 * S), false), None);
+    assert_eq!(s.next_due(t(3 * S)), None);
     // SIGHUP with a configuration change: every parked one at once
-    assert_eq!(s.wake_parked(3 * S), 1);
-    assert_eq!(s.take(3 * S, false), Some(("bad", (), Need::Missing)));
-    s.finish(&"bad", Finish::Park, 3 * S, 0.0);
+    assert_eq!(s.wake_parked(t(3 * S)), 1);
+    assert_eq!(s.take(t(3 * S), false), Some(("bad", (), Need::Missing)));
+    s.finish(&"bad", Finish::Park, t(3 * S), 0.0);
     // a replaced .top also wakes it
     assert_eq!(
-        s.submit("bad", (), Need::Missing, S, true, 4 * S),
+        s.submit("bad", (), Need::Missing, t(S), true, t(4 * S)),
         Submitted::Queued
     );
-    assert!(s.take(4 * S, false).is_some());
+    assert!(s.take(t(4 * S), false).is_some());
 }
 
 #[test]
 fn a_reconfig_retries_backing_off_credentials_at_once_keeping_their_count() {
     let mut s = sched();
-    s.submit("down", (), Need::Routine, S, false, S);
-    s.submit("fine", (), Need::Routine, S, false, S);
-    s.take(S, false);
-    s.finish(&"down", Finish::Retry { at_least: None }, S, 0.0);
-    assert_eq!(s.take(2 * S, false), Some(("fine", (), Need::Routine)));
-    assert_eq!(s.take(2 * S, false), None, "backing off");
-    assert_eq!(s.retry_now(2 * S), 1);
-    assert_eq!(s.take(2 * S, false), Some(("down", (), Need::Routine)));
+    s.submit("down", (), Need::Routine, t(S), false, t(S));
+    s.submit("fine", (), Need::Routine, t(S), false, t(S));
+    s.take(t(S), false);
+    s.finish(&"down", Finish::Retry { at_least: None }, t(S), 0.0);
+    assert_eq!(s.take(t(2 * S), false), Some(("fine", (), Need::Routine)));
+    assert_eq!(s.take(t(2 * S), false), None, "backing off");
+    assert_eq!(s.retry_now(t(2 * S)), 1);
+    assert_eq!(s.take(t(2 * S), false), Some(("down", (), Need::Routine)));
     assert_eq!(s.failures(&"down"), 1);
-    s.finish(&"down", Finish::Retry { at_least: None }, 2 * S, 0.0);
+    s.finish(&"down", Finish::Retry { at_least: None }, t(2 * S), 0.0);
     assert_eq!(s.failures(&"down"), 2);
-    assert_eq!(s.retry_now(2 * S), 1);
-    assert_eq!(s.retry_now(2 * S), 0, "nothing left backing off");
+    assert_eq!(s.retry_now(t(2 * S)), 1);
+    assert_eq!(s.retry_now(t(2 * S)), 0, "nothing left backing off");
 }
 
 #[test]
 fn a_submission_during_flight_runs_once_more_afterwards() {
     let mut s = sched();
-    s.submit("k", (), Need::Routine, S, false, S);
-    s.take(S, false);
+    s.submit("k", (), Need::Routine, t(S), false, t(S));
+    s.take(t(S), false);
     assert!(s.in_flight(&"k"));
-    assert_eq!(s.take(S, false), None);
+    assert_eq!(s.take(t(S), false), None);
     assert_eq!(
-        s.submit("k", (), Need::Missing, S, true, S),
+        s.submit("k", (), Need::Missing, t(S), true, t(S)),
         Submitted::Again
     );
     assert_eq!(
-        s.submit("k", (), Need::Routine, S, false, S),
+        s.submit("k", (), Need::Routine, t(S), false, t(S)),
         Submitted::Again
     );
     // the finished job does not cancel the newer request, and a failure
     // does not delay it (the .top changed meanwhile)
-    s.finish(&"k", Finish::Retry { at_least: None }, 2 * S, 1.0);
-    assert_eq!(s.take(2 * S, false), Some(("k", (), Need::Missing)));
-    s.finish(&"k", Finish::Done, 2 * S, 0.0);
-    assert_eq!(s.take(2 * S, false), None);
+    s.finish(&"k", Finish::Retry { at_least: None }, t(2 * S), 1.0);
+    assert_eq!(s.take(t(2 * S), false), Some(("k", (), Need::Missing)));
+    s.finish(&"k", Finish::Done, t(2 * S), 0.0);
+    assert_eq!(s.take(t(2 * S), false), None);
     assert_eq!(s.queued(), 0);
 }
 
 #[test]
 fn forgetting_drops_queued_and_parked_but_not_in_flight() {
     let mut s = sched();
-    s.submit("q", (), Need::Routine, S, false, S);
-    s.submit("f", (), Need::Missing, S, false, S);
-    assert_eq!(s.take(S, false).map(|t| t.0), Some("f"));
+    s.submit("q", (), Need::Routine, t(S), false, t(S));
+    s.submit("f", (), Need::Missing, t(S), false, t(S));
+    assert_eq!(s.take(t(S), false).map(|t| t.0), Some("f"));
     s.forget(&"q");
     s.forget(&"f");
     assert_eq!(s.queued(), 0);
     assert!(s.in_flight(&"f"));
-    s.finish(&"f", Finish::Done, S, 0.0);
+    s.finish(&"f", Finish::Done, t(S), 0.0);
     assert!(!s.in_flight(&"f"));
+}
+
+#[test]
+fn later_requeues_without_a_failure_and_a_pass_does_not_cut_it_short() {
+    let mut s = sched();
+    s.submit("k", (), Need::Routine, t(S), false, t(S));
+    s.take(t(S), false);
+    s.finish(&"k", Finish::Later(300 * S), t(S), 0.0);
+    assert_eq!(s.failures(&"k"), 0);
+    assert_eq!(s.take(t(2 * S), false), None);
+    // the next pass finds it due again: it still waits
+    s.submit("k", (), Need::Routine, t(S), false, t(60 * S));
+    assert_eq!(s.take(t(60 * S), false), None);
+    assert_eq!(s.take(t(301 * S), false), Some(("k", (), Need::Routine)));
 }
