@@ -29,7 +29,7 @@
 //! one name in a private `/etc/hosts`, down as every node killed (connection
 //! refused), back as every node restarted and unsealed. The test Vault
 //! counts requests itself; with OpenBao the tries are counted from the
-//! credmon's log (its "failed to refresh" lines) and requests at once are
+//! credmon's log (its lines about failed tries) and requests at once are
 //! not measured. Knobs for experiments pass through as `_CONDOR_*`
 //! variables (e.g. `_CONDOR_ROBOT_CREDMON_MAX_IN_FLIGHT=16`,
 //! `_CONDOR_ROBOT_CREDMON_BACKOFF_BASE=10`). Must run as root. Prints one
@@ -305,14 +305,20 @@ fn wait(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     f()
 }
 
-/// The credmon's "failed to refresh <user>/<service>" lines, by credential, with their times.
+/// The credmon's lines about a failed try of `<user>/<service>`, by credential, with their times.
 fn log_tries(log: &str) -> HashMap<String, Vec<f64>> {
     let mut by: HashMap<String, Vec<f64>> = HashMap::new();
     for line in log.lines() {
-        let Some(rest) = line.split("failed to refresh ").nth(1) else {
+        // "failed to refresh <key>: ..." or "Vault at ... is failing (...);
+        // keeping the old .use of <key>, its credentials wait for the server".
+        let key = if let Some(rest) = line.split("failed to refresh ").nth(1) {
+            rest.split(':').next()
+        } else if let Some(rest) = line.split("keeping the old .use of ").nth(1) {
+            rest.split(',').next()
+        } else {
             continue;
         };
-        let key = rest.split(':').next().unwrap_or_default().to_owned();
+        let key = key.unwrap_or_default().to_owned();
         // "MM/DD/YY HH:MM:SS.mmm LEVEL ...": seconds of the day.
         let t = line
             .split_whitespace()

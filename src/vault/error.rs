@@ -74,12 +74,20 @@ impl VaultError {
 
     /// The server itself is failing, not one credential: it cannot be
     /// reached, or it answered 429 (slow down) or 502/503/504 (down, sealed,
-    /// no leader, a gateway without a backend). A 500 is not counted: Vault's
+    /// no leader, a gateway without a backend), or it is an HA standby with
+    /// no active node to forward to (a leader election: 307, or 500 "active
+    /// cluster node not found"). Any other 500 is not counted: Vault's
     /// secrets plugins answer it for one credential's trouble.
     pub fn server_failing(&self) -> bool {
         match self {
             VaultError::Transport { .. } => true,
-            VaultError::Status { status, .. } => matches!(status, 429 | 502 | 503 | 504),
+            VaultError::Status { status, errors, .. } => {
+                matches!(status, 307 | 429 | 502 | 503 | 504)
+                    || (*status == 500
+                        && errors
+                            .iter()
+                            .any(|e| e.contains("active cluster node not found")))
+            }
             _ => false,
         }
     }
@@ -253,28 +261,49 @@ mod tests {
             server: "s".into(),
             detail: "d".into(),
         };
-        // (error, transient, permission denied)
+        // (error, transient, permission denied, the server is failing)
         let cases = [
-            (transport, true, false),
-            (status(500, &["could not connect to LDAP"]), true, false),
-            (status(503, &["Vault is sealed"]), true, false),
-            (status(429, &["rate limit quota exceeded"]), true, false),
-            (status(403, &["permission denied"]), false, true),
+            (transport, true, false, true),
+            (
+                status(500, &["could not connect to LDAP"]),
+                true,
+                false,
+                false,
+            ),
+            (status(503, &["Vault is sealed"]), true, false, true),
+            (
+                status(429, &["rate limit quota exceeded"]),
+                true,
+                false,
+                true,
+            ),
+            (status(403, &["permission denied"]), false, true, false),
             (
                 status(403, &["1 error occurred:\n\t* permission denied\n\n"]),
                 false,
                 true,
+                false,
             ),
-            (status(403, &["invalid token"]), false, true),
-            (status(404, &[]), false, false),
-            (status(400, &["token expired"]), false, false),
+            (status(403, &["invalid token"]), false, true, false),
+            (status(404, &[]), false, false, false),
+            (status(400, &["token expired"]), false, false, false),
             // An HA standby during a leader election (observed on OpenBao 2.6.2).
-            (status(307, &[]), true, false),
-            (status(301, &[]), false, false),
+            (status(307, &[]), true, false, true),
+            (
+                status(
+                    500,
+                    &["local node not active but active cluster node not found"],
+                ),
+                true,
+                false,
+                true,
+            ),
+            (status(301, &[]), false, false, false),
         ];
-        for (e, transient, denied) in cases {
+        for (e, transient, denied, failing) in cases {
             assert_eq!(e.is_transient(), transient, "{e}");
             assert_eq!(e.is_permission_denied(), denied, "{e}");
+            assert_eq!(e.server_failing(), failing, "{e}");
         }
     }
 

@@ -449,7 +449,9 @@ fn active_node_killed_during_a_fill(w: &mut World) -> R {
     );
     let killed = t0.elapsed();
     let log = cm.log();
-    let retried = log.matches("will retry").count();
+    // "failed to refresh ...; keeping the old .use, will retry" and "Vault at
+    // ... is failing (...); keeping the old .use of ...".
+    let retried = log.matches("keeping the old .use").count();
     eprintln!(
         "ha: fill of 1,000: {:.2} s; with node {leader} (active) killed at {at} .use ({:.2} s, election {:.2} s): {:.2} s, {retried} failed attempts retried",
         quiet.as_secs_f64(),
