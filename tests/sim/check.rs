@@ -361,7 +361,10 @@ impl Checker {
             .collect();
         for (user, at) in late {
             self.new.remove(&user);
-            let slow = self.slow.iter().any(|(b, e)| *b <= at + NEW_WITHIN && *e >= at);
+            let slow = self
+                .slow
+                .iter()
+                .any(|(b, e)| *b <= at + NEW_WITHIN && *e >= at);
             if !slow && !self.troubled(at, at + NEW_WITHIN) {
                 self.violate(
                     "I3",
