@@ -1,6 +1,7 @@
-//! `simulate [--seeds N] [--first-seed S] [--days D] [--credentials C] [--mutant M]`:
-//! the deterministic simulation of the credmon (tests/sim), seed after seed
-//! on every core; `scripts/simulate.sh` builds and runs it. Prints a line per
+//! `simulate [--seeds N] [--first-seed S] [--days D] [--credentials C] [--mutant M] [--get]`:
+//! the deterministic simulation of the credmon (tests/sim), or with `--get`
+//! of `get` run by cron (tests/sim/get.rs), seed after seed on every core;
+//! `scripts/simulate.sh` builds and runs it. Prints a line per
 //! failing seed with the one command that replays it, then
 //! `simulated: N seeds x D days x C credentials, V invariant violations`;
 //! exits 1 when V > 0.
@@ -23,6 +24,8 @@ struct Args {
     days: u32,
     credentials: usize,
     mutant: Option<sim::Mutant>,
+    get: bool,
+    get_mutant: Option<sim::get::GetMutant>,
 }
 
 fn args() -> Result<Args, String> {
@@ -32,6 +35,8 @@ fn args() -> Result<Args, String> {
         days: 365,
         credentials: 1000,
         mutant: None,
+        get: false,
+        get_mutant: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -53,9 +58,19 @@ fn args() -> Result<Args, String> {
                     "Stampede" => sim::Mutant::Stampede,
                     "NoKeytabs" => sim::Mutant::NoKeytabs,
                     "Leak" => sim::Mutant::Leak,
-                    _ => return Err(format!("unknown mutant {m}")),
+                    _ => {
+                        a.get_mutant = Some(match m.as_str() {
+                            "TinyMinsecs" => sim::get::GetMutant::TinyMinsecs,
+                            "PartialToken" => sim::get::GetMutant::PartialToken,
+                            "NoTokenRenewal" => sim::get::GetMutant::NoTokenRenewal,
+                            "HiddenNeedsPerson" => sim::get::GetMutant::HiddenNeedsPerson,
+                            _ => return Err(format!("unknown mutant {m}")),
+                        });
+                        continue;
+                    }
                 });
             }
+            "--get" => a.get = true,
             _ => return Err(format!("unknown option {k}")),
         }
     }
@@ -90,12 +105,20 @@ fn main() -> ExitCode {
                     if seed >= a.first + a.seeds {
                         return;
                     }
-                    let report = sim::run(&sim::Params {
-                        seed,
-                        days: a.days,
-                        credentials: a.credentials,
-                        mutant: a.mutant,
-                    });
+                    let report = if a.get {
+                        sim::get::run_get(&sim::get::GetParams {
+                            seed,
+                            days: a.days,
+                            mutant: a.get_mutant,
+                        })
+                    } else {
+                        sim::run(&sim::Params {
+                            seed,
+                            days: a.days,
+                            credentials: a.credentials,
+                            mutant: a.mutant,
+                        })
+                    };
                     let _lock = out.lock();
                     if !report.violations.is_empty() {
                         violations.fetch_add(report.violations.len() as u64, Ordering::Relaxed);
@@ -103,7 +126,8 @@ fn main() -> ExitCode {
                         for v in report.violations.iter().take(5) {
                             println!("  {} at {} s: {}", v.invariant, v.at_secs, v.what);
                         }
-                        println!("  replay: {}", report.replay());
+                        let get = if a.get { " --get" } else { "" };
+                        println!("  replay: {}{get}", report.replay());
                     }
                     eprintln!(
                         "seed {seed}: {} steps, {} requests, {} writes, {} crashes, digest {:016x}",
@@ -119,10 +143,17 @@ fn main() -> ExitCode {
     });
     let v = violations.load(Ordering::Relaxed);
     eprintln!("({:.1} s)", t0.elapsed().as_secs_f64());
-    println!(
-        "simulated: {} seeds x {} days x {} credentials, {v} invariant violations",
-        a.seeds, a.days, a.credentials
-    );
+    if a.get {
+        println!(
+            "simulated get under cron: {} seeds x {} days, {v} invariant violations",
+            a.seeds, a.days
+        );
+    } else {
+        println!(
+            "simulated: {} seeds x {} days x {} credentials, {v} invariant violations",
+            a.seeds, a.days, a.credentials
+        );
+    }
     if v > 0 {
         ExitCode::FAILURE
     } else {

@@ -47,7 +47,9 @@ simlog=$(mktemp)
 trap 'rm -f "$log" "$simlog"' EXIT
 sim_status=0
 scripts/simulate.sh --seeds "${SIM_SEEDS:-200}" --days "${SIM_DAYS:-7}" --credentials "${SIM_CREDENTIALS:-50}" | tee "$simlog" || sim_status=$?
+# And `get` under cron: 200 seeds of a month each (tests/sim/get.rs).
+target/release/examples/simulate --get --seeds "${SIM_SEEDS:-200}" --days 30 | tee -a "$simlog" || sim_status=$?
 # One closing line for the whole suite, and the simulation's.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
-tail -n 1 "$simlog"
+grep '^simulated' "$simlog"
 exit "$sim_status"

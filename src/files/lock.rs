@@ -8,10 +8,11 @@ use std::fs::{File, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::time::Duration;
 
-/// A held exclusive lock; released when dropped.
+/// A held exclusive lock; released when dropped. (On the simulation's file
+/// system, which one thread drives, there is no file to lock.)
 #[derive(Debug)]
 pub struct LockFile {
-    file: File,
+    file: Option<File>,
 }
 
 /// How long to wait for a held lock, and what to do meanwhile.
@@ -60,12 +61,15 @@ impl LockFile {
         {
             return Err(dir.distrust(lock_name, why));
         }
+        let Some(file) = file else {
+            return Ok(Self { file: None });
+        };
         let start = wait.clock.mono();
         let mut pause = Duration::from_millis(2);
         let mut told = false;
         loop {
             match file.try_lock() {
-                Ok(()) => return Ok(Self { file }),
+                Ok(()) => return Ok(Self { file: Some(file) }),
                 Err(TryLockError::WouldBlock) if wait.clock.mono().since(start) < wait.timeout => {
                     if !told {
                         (wait.on_wait)(holder(&file));
@@ -89,9 +93,12 @@ impl LockFile {
     /// Writes `pid` into the held lock file, so that a process waiting for
     /// it can name the holder.
     pub fn record_holder(&mut self, pid: u32) -> std::io::Result<()> {
-        self.file.set_len(0)?;
-        self.file.rewind()?;
-        self.file.write_all(format!("{pid}\n").as_bytes())
+        let Some(file) = self.file.as_mut() else {
+            return Ok(());
+        };
+        file.set_len(0)?;
+        file.rewind()?;
+        file.write_all(format!("{pid}\n").as_bytes())
     }
 }
 

@@ -11,6 +11,7 @@
 #![allow(dead_code)]
 
 pub mod check;
+pub mod get;
 pub mod world;
 
 use check::{Checker, Violation};
@@ -172,10 +173,10 @@ impl PartialOrd for At {
 }
 
 /// Vault through the world's model: the credmon's [`Api`].
-struct SimApi {
-    vault: Arc<Vault>,
-    clock: Clock,
-    origin: SystemTime,
+pub(crate) struct SimApi {
+    pub(crate) vault: Arc<Vault>,
+    pub(crate) clock: Clock,
+    pub(crate) origin: SystemTime,
 }
 
 impl SimApi {
@@ -254,12 +255,20 @@ impl Api for SimApi {
         }
     }
 
-    fn create_token(&self, _: &VaultToken, _: u64) -> Result<AuthInfo, VaultError> {
-        Err(unmodelled("auth/token/create"))
+    fn create_token(&self, token: &VaultToken, ttl_secs: u64) -> Result<AuthInfo, VaultError> {
+        let (token, lease) =
+            self.vault
+                .create_token(token, Duration::from_secs(ttl_secs), self.now())?;
+        Ok(AuthInfo {
+            token,
+            lease_duration: Some(lease.as_secs()),
+            policies: Vec::new(),
+            user: None,
+        })
     }
 
-    fn lookup_self_ttl(&self, _: &VaultToken) -> Result<u64, VaultError> {
-        Err(unmodelled("auth/token/lookup-self"))
+    fn lookup_self_ttl(&self, token: &VaultToken) -> Result<u64, VaultError> {
+        self.vault.lookup_self_ttl(token, self.now())
     }
 
     fn oidc_auth_url(
@@ -1186,7 +1195,7 @@ fn user_of(name: &str) -> Option<usize> {
 }
 
 /// A keytab file (format 0x0502) with one entry for `principal@realm`.
-fn keytab_bytes(principal: &str, realm: &str, kvno: u32) -> Vec<u8> {
+pub(crate) fn keytab_bytes(principal: &str, realm: &str, kvno: u32) -> Vec<u8> {
     let mut e = Vec::new();
     let comps: Vec<&str> = principal.split('/').collect();
     e.extend_from_slice(&(comps.len() as u16).to_be_bytes());

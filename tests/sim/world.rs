@@ -45,6 +45,8 @@ struct TokenState {
     revoked: bool,
     /// The credential path it may read (`creds/igwn/<user>:robot`).
     path: String,
+    /// The token it was made from (revoking that revokes this one).
+    parent: Option<String>,
 }
 
 /// The issuer's side of one credential (oauthapp's cached access token).
@@ -86,6 +88,9 @@ struct State {
     /// installed in its keytab file.
     kdc_up: bool,
     kvno: HashMap<String, (u32, u32)>,
+    /// Credential paths whose issuer refresh token is gone: only a
+    /// person's OIDC login brings them back.
+    needs_person: std::collections::BTreeSet<String>,
     /// The latency of the requests since the driver last asked.
     latency: Duration,
     rng: fastrand::Rng,
@@ -118,6 +123,7 @@ impl Vault {
                 requests_while_bad: 0,
                 kdc_up: true,
                 kvno: HashMap::new(),
+                needs_person: std::collections::BTreeSet::new(),
                 latency: Duration::ZERO,
                 rng: fastrand::Rng::with_seed(seed ^ 0x5eed_0f7a),
             }),
@@ -170,6 +176,7 @@ impl Vault {
                 expires: now + self.token_ttl,
                 revoked: false,
                 path: cred_path(user),
+                parent: None,
             },
         );
         VaultToken::new(&text).expect("a well-formed Vault token")
@@ -178,11 +185,103 @@ impl Vault {
     /// Revokes every Vault token of `user`.
     pub fn revoke(&self, user: &str) {
         let path = cred_path(user);
-        for t in self.lock().tokens.values_mut() {
+        let mut st = self.lock();
+        for t in st.tokens.values_mut() {
             if t.path == path {
                 t.revoked = true;
             }
         }
+    }
+
+    /// Whether `token` is good at `now` (neither expired nor revoked, nor
+    /// made from a revoked one).
+    fn valid(st: &State, token: &str, now: Mono) -> bool {
+        let mut t = Some(token.to_owned());
+        while let Some(name) = t {
+            match st.tokens.get(&name) {
+                Some(s) if !s.revoked && s.expires > now => t = s.parent.clone(),
+                _ => return false,
+            }
+        }
+        true
+    }
+
+    fn denied(path: &str) -> VaultError {
+        VaultError::Status {
+            server: SERVER.into(),
+            path: path.into(),
+            status: 403,
+            errors: vec!["permission denied".into()],
+            warnings: vec![],
+            retry_after: None,
+        }
+    }
+
+    /// `auth/token/lookup-self`: the seconds `token` has left.
+    pub fn lookup_self_ttl(&self, token: &VaultToken, now: Mono) -> Result<u64, VaultError> {
+        self.begin(now)?;
+        let st = self.lock();
+        if !Self::valid(&st, token.expose(), now) {
+            return Err(Self::denied("auth/token/lookup-self"));
+        }
+        let left = st
+            .tokens
+            .get(token.expose())
+            .map_or(Duration::ZERO, |t| t.expires.since(now));
+        Ok(left.as_secs())
+    }
+
+    /// `auth/token/create`: a child of `parent` living `ttl` (no longer
+    /// than its parent).
+    pub fn create_token(
+        &self,
+        parent: &VaultToken,
+        ttl: Duration,
+        now: Mono,
+    ) -> Result<(VaultToken, Duration), VaultError> {
+        self.begin(now)?;
+        let mut st = self.lock();
+        if !Self::valid(&st, parent.expose(), now) {
+            return Err(Self::denied("auth/token/create"));
+        }
+        let Some(p) = st.tokens.get(parent.expose()).cloned() else {
+            return Err(Self::denied("auth/token/create"));
+        };
+        let expires = (now + ttl).min(p.expires);
+        let n = st.next_token;
+        st.next_token += 1;
+        let text = format!("hvs.sim{n:016x}");
+        st.tokens.insert(
+            text.clone(),
+            TokenState {
+                expires,
+                revoked: false,
+                path: p.path,
+                parent: Some(parent.expose().to_owned()),
+            },
+        );
+        let token = VaultToken::new(&text).expect("a well-formed Vault token");
+        Ok((token, expires.since(now)))
+    }
+
+    /// The issuer's refresh token of `user`'s credential is gone (or back).
+    pub fn set_needs_person(&self, user: &str, gone: bool) {
+        let path = cred_path(user);
+        let mut st = self.lock();
+        if gone {
+            st.needs_person.insert(path);
+        } else {
+            st.needs_person.remove(&path);
+        }
+    }
+
+    /// How long `token` has left at `now`, if Vault knows it and it is good.
+    pub fn token_left(&self, token: &str, now: Mono) -> Option<Duration> {
+        let st = self.lock();
+        if !Self::valid(&st, token, now) {
+            return None;
+        }
+        st.tokens.get(token).map(|t| t.expires.since(now))
     }
 
     /// A request starts at `now` (its latency is added up for the driver):
@@ -257,16 +356,20 @@ impl Vault {
         self.begin(now)?;
         let mut st = self.lock();
         *st.reads.entry(path.to_owned()).or_insert(0) += 1;
-        let ok = st
-            .tokens
-            .get(token.expose())
-            .is_some_and(|t| !t.revoked && t.expires > now && path.ends_with(&t.path));
+        let ok = Self::valid(&st, token.expose(), now)
+            && st
+                .tokens
+                .get(token.expose())
+                .is_some_and(|t| path.ends_with(&t.path));
         if !ok {
+            return Err(Self::denied(path));
+        }
+        if st.needs_person.iter().any(|p| path.ends_with(p.as_str())) {
             return Err(VaultError::Status {
                 server: SERVER.into(),
                 path: path.into(),
-                status: 403,
-                errors: vec!["permission denied".into()],
+                status: 400,
+                errors: vec!["1 error occurred: refresh failed: invalid_grant".into()],
                 warnings: vec![],
                 retry_after: None,
             });
