@@ -134,33 +134,33 @@ fn get_with(w: &World, tag: &str, krb5: &Path) -> (crate::cmd::Run, Duration) {
 struct Silent {
     stop: Arc<AtomicBool>,
     accepted: Arc<AtomicUsize>,
+    address: std::net::SocketAddr,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Silent {
     fn start(ip: IpAddr, port: u16) -> Result<Silent, String> {
         let l = TcpListener::bind((ip, port)).map_err(|e| format!("bind {ip}:{port}: {e}"))?;
-        l.set_nonblocking(true).unwrap();
         let (stop, accepted) = (
             Arc::new(AtomicBool::new(false)),
             Arc::new(AtomicUsize::new(0)),
         );
         let (s, a) = (stop.clone(), accepted.clone());
+        // Blocks in accept; Drop wakes it with a connection of its own.
         let thread = std::thread::spawn(move || {
             let mut held = Vec::new();
-            while !s.load(Ordering::Relaxed) {
-                match l.accept() {
-                    Ok((conn, _)) => {
-                        held.push(conn);
-                        a.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            while let Ok((conn, _)) = l.accept() {
+                if s.load(Ordering::Relaxed) {
+                    return;
                 }
+                held.push(conn);
+                a.fetch_add(1, Ordering::Relaxed);
             }
         });
         Ok(Silent {
             stop,
             accepted,
+            address: (ip, port).into(),
             thread: Some(thread),
         })
     }
@@ -173,7 +173,9 @@ impl Silent {
 impl Drop for Silent {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
+        if let Some(t) = self.thread.take()
+            && std::net::TcpStream::connect_timeout(&self.address, Duration::from_secs(2)).is_ok()
+        {
             let _ = t.join();
         }
     }
@@ -672,15 +674,8 @@ impl Drop for Credmon {
 }
 
 /// Waits (bounded) for `f` to hold.
-fn wait(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let t0 = Instant::now();
-    while t0.elapsed() < limit {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    f()
+fn wait(limit: Duration, f: impl FnMut() -> bool) -> bool {
+    crate::support::wait::until(limit, f)
 }
 
 fn setup<'h>(dir: &Path, hosts: &'h PrivateHosts) -> World<'h> {

@@ -59,20 +59,16 @@ fn machine_lock() -> std::fs::File {
         .custom_flags(nix::libc::O_NOFOLLOW)
         .open(path)
         .unwrap_or_else(|e| panic!("cannot open {path}: {e}"));
-    let t0 = Instant::now();
-    loop {
-        match f.try_lock() {
-            Ok(()) => return f,
-            Err(std::fs::TryLockError::WouldBlock) => {
-                assert!(
-                    t0.elapsed() < Duration::from_secs(1200),
-                    "another HTCondor pool test held {path} for 20 minutes"
-                );
-                std::thread::sleep(Duration::from_secs(1));
-            }
-            Err(std::fs::TryLockError::Error(e)) => panic!("cannot lock {path}: {e}"),
-        }
-    }
+    let locked = crate::support::wait::until(Duration::from_secs(1200), || match f.try_lock() {
+        Ok(()) => true,
+        Err(std::fs::TryLockError::WouldBlock) => false,
+        Err(std::fs::TryLockError::Error(e)) => panic!("cannot lock {path}: {e}"),
+    });
+    assert!(
+        locked,
+        "another HTCondor pool test held {path} for 20 minutes"
+    );
+    f
 }
 
 fn claims(token: &str) -> serde_json::Value {
@@ -118,8 +114,55 @@ fn krb_env(w: &World, user: &User) -> Vec<(&'static str, String)> {
 /// The dynamic configuration every scenario starts from.
 const BASE: &str = "ROBOT_CREDMON_PROVISION = igwn_robot\n";
 
+/// Rewrites the tests' configuration and runs `condor_reconfig`, which
+/// returns before the daemons re-read theirs: then waits (bounded) until the
+/// credd serves the `TRUSTED_VAULT_HOSTS` set in `extra` (the credd knob the
+/// scenarios change) and the credmon has re-read its configuration.
 fn reconfig(w: &World, extra: &str) -> R {
-    w.pool.reconfig(&format!("{BASE}{extra}"))
+    let mark = credmon_log(w).len();
+    w.pool.reconfig(&format!("{BASE}{extra}"))?;
+    for (knob, value) in extra.lines().filter_map(|l| l.split_once('=')) {
+        let (knob, value) = (knob.trim(), value.trim());
+        if knob != "TRUSTED_VAULT_HOSTS" {
+            continue;
+        }
+        ensure!(
+            crate::support::wait::until(Duration::from_secs(20), || w
+                .pool
+                .credd_config(knob)
+                .as_deref()
+                == Some(value)),
+            "the credd does not have {knob} = {value} 20 s after condor_reconfig"
+        );
+    }
+    ensure!(
+        crate::support::wait::until(Duration::from_secs(20), || credmon_log(w)
+            .get(mark..)
+            .is_some_and(|t| t.contains("re-read on SIGHUP"))),
+        "the credmon did not re-read its configuration within 20 s of condor_reconfig; log:\n{}",
+        tail(&credmon_log(w), 20)
+    );
+    Ok(())
+}
+
+/// Waits (bounded) until the credmon has ended `n` more full passes: each
+/// touches `CREDMON_COMPLETE` (every `ROBOT_CREDMON_SCAN_INTERVAL`, 2 s here).
+fn full_passes(w: &World, n: u32, limit: Duration) -> bool {
+    let stamp = || {
+        std::fs::metadata(w.pool.cred_dir.join("CREDMON_COMPLETE"))
+            .and_then(|m| m.modified())
+            .ok()
+    };
+    let mut last = stamp();
+    let mut seen = 0;
+    crate::support::wait::until(limit, || {
+        let now = stamp();
+        if now != last {
+            last = now;
+            seen += 1;
+        }
+        seen >= n
+    })
 }
 
 fn credmon_log(w: &World) -> String {
@@ -611,7 +654,12 @@ fn delete_oauth(w: &World) -> R {
         .exists()),
         "the .top is still there"
     );
-    std::thread::sleep(Duration::from_secs(5));
+    // Two full passes end (the first may have begun before the deletion).
+    ensure!(
+        full_passes(w, 2, Duration::from_secs(30)),
+        "the credmon ended no two passes in 30 s; log:\n{}",
+        tail(&credmon_log(w), 20)
+    );
     ensure!(
         !use_path(w, &w.robot.name, "igwn_readonly").exists(),
         "the .use came back"
@@ -812,7 +860,12 @@ fn trusted_vault_hosts_forms(w: &World) -> R {
         ),
         Duration::from_secs(20),
     );
-    std::thread::sleep(Duration::from_secs(2));
+    ensure!(
+        Pool::wait_for(Duration::from_secs(10), || !top_path(w, &w.robot.name, SVC)
+            .exists()
+            && !use_path(w, &w.robot.name, SVC).exists()),
+        "the deleted credential is still there"
+    );
     run_job(
         w,
         &w.robot,
@@ -824,7 +877,6 @@ fn trusted_vault_hosts_forms(w: &World) -> R {
     .map_err(|e| format!("host:port form: {e}"))?;
     // Both forms listed: works too.
     reconfig(w, &format!("TRUSTED_VAULT_HOSTS = localhost, {hostport}\n"))?;
-    std::thread::sleep(Duration::from_secs(2));
     run_job(
         w,
         &w.robot,
@@ -837,7 +889,6 @@ fn trusted_vault_hosts_forms(w: &World) -> R {
     // The bare host: the credd refuses to store a vault_url with a port
     // (documented); the credmon still accepts the credentials it provisions.
     reconfig(w, "TRUSTED_VAULT_HOSTS = localhost\n")?;
-    std::thread::sleep(Duration::from_secs(2));
     let _ = Pool::run(
         &mut w.pool.as_user(
             &w.robot,
@@ -903,7 +954,6 @@ fn reconfig_heals_a_skipped_credential(w: &World) -> R {
         )?;
     }
     reconfig(w, "TRUSTED_VAULT_HOSTS = elsewhere.example:8200\n")?;
-    std::thread::sleep(Duration::from_secs(2));
     let _ = std::fs::remove_file(&use_);
     ensure!(
         Pool::wait_for(Duration::from_secs(15), || credmon_log(w)
@@ -934,16 +984,21 @@ fn reconfig_heals_a_skipped_credential(w: &World) -> R {
 /// robot-credmon: the log named by `SEC_CREDENTIAL_MONITOR_OAUTH_LOG`, the
 /// level by `CREDMON_OAUTH_LOG_LEVEL` (after condor_reconfig).
 fn htcondors_credmon_log_knobs(w: &World) -> R {
-    reconfig(
-        w,
-        "CREDMON_OAUTH_LOG =\nCREDMON_OAUTH_DEBUG =\nSEC_CREDENTIAL_MONITOR_OAUTH_LOG = $(LOG)/VaultCredmonLog\nCREDMON_OAUTH_LOG_LEVEL = DEBUG\n",
-    )?;
+    // The credmon's log moves, so the waits are for the log files themselves.
+    w.pool.reconfig(&format!(
+        "{BASE}CREDMON_OAUTH_LOG =\nCREDMON_OAUTH_DEBUG =\nSEC_CREDENTIAL_MONITOR_OAUTH_LOG = $(LOG)/VaultCredmonLog\nCREDMON_OAUTH_LOG_LEVEL = DEBUG\n",
+    ))?;
     let ok = Pool::wait_for(Duration::from_secs(15), || {
         w.pool.log("VaultCredmonLog").contains("DEBUG")
     });
     let text = w.pool.log("VaultCredmonLog");
-    reconfig(w, "")?;
+    let mark = credmon_log(w).len();
+    w.pool.reconfig(BASE)?;
     ensure!(ok, "no DEBUG lines in $(LOG)/VaultCredmonLog: {text:?}");
+    ensure!(
+        Pool::wait_for(Duration::from_secs(20), || credmon_log(w).len() > mark),
+        "the credmon did not log to CredMonOAuthLog again within 20 s of restoring its knobs"
+    );
     Ok(())
 }
 

@@ -657,7 +657,7 @@ fn wait_child(child: &mut Child, timeout: Duration) -> bool {
 /// (`None`). A helper thread blocks in `waitid(WNOWAIT)`, which sees the exit
 /// without reaping, and says so on a channel the caller waits on with the
 /// timeout. After a timeout the thread ends when the caller kills and reaps.
-pub(super) fn wait_status(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+pub(crate) fn wait_status(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     if let Ok(Some(status)) = child.try_wait() {
         return Some(status);
     }

@@ -10,7 +10,7 @@ use super::kdc::Kdc;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The issuer, role and mount the tests use.
 pub const ISSUER: &str = "igwn";
@@ -124,31 +124,32 @@ impl OpenBao {
     }
 
     fn wait_ready(&mut self, ldap_port: u16) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(20);
         let mut ldap_up = false;
-        loop {
+        let mut failed = None;
+        let ready = super::wait::until(Duration::from_secs(20), || {
             if !ldap_up {
                 ldap_up = std::net::TcpStream::connect(("127.0.0.1", ldap_port)).is_ok();
             }
             if ldap_up && self.bao(&["status"]).is_ok() {
-                return Ok(());
+                return true;
             }
             if let Ok(Some(st)) = self.bao.try_wait() {
-                return Err(format!(
+                failed = Some(format!(
                     "bao exited early ({st}); see {}",
                     self.dir.join("bao/server.log").display()
                 ));
-            }
-            if let Ok(Some(st)) = self.slapd.try_wait() {
-                return Err(format!(
+            } else if let Ok(Some(st)) = self.slapd.try_wait() {
+                failed = Some(format!(
                     "slapd exited early ({st}); see {}",
                     self.dir.join("ldap/slapd.log").display()
                 ));
             }
-            if Instant::now() > deadline {
-                return Err("OpenBao or slapd did not become ready within 20 s".into());
-            }
-            std::thread::sleep(Duration::from_millis(50));
+            failed.is_some()
+        });
+        match failed {
+            Some(e) => Err(e),
+            None if ready => Ok(()),
+            None => Err("OpenBao or slapd did not become ready within 20 s".into()),
         }
     }
 }

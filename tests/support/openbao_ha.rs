@@ -336,17 +336,17 @@ impl BaoCluster {
     /// Waits (at most `limit`) until some running node is active; the time it took.
     pub fn wait_leader(&self, limit: Duration) -> Result<(usize, Duration), String> {
         let t0 = Instant::now();
-        loop {
-            if let Some(i) = self.leader() {
-                return Ok((i, t0.elapsed()));
-            }
-            if t0.elapsed() > limit {
-                return Err(self.failed(
-                    "waiting for an active node",
-                    &format!("none within {limit:?}"),
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let mut found = None;
+        super::wait::until(limit, || {
+            found = self.leader();
+            found.is_some()
+        });
+        match found {
+            Some(i) => Ok((i, t0.elapsed())),
+            None => Err(self.failed(
+                "waiting for an active node",
+                &format!("none within {limit:?}"),
+            )),
         }
     }
 
@@ -458,13 +458,12 @@ impl Drop for BaoCluster {
 
 /// Calls `f` until it succeeds or `deadline` passes (then its last error).
 fn wait_ok<T>(deadline: Instant, mut f: impl FnMut() -> Result<T, String>) -> Result<T, String> {
-    loop {
-        match f() {
-            Ok(v) => return Ok(v),
-            Err(e) if Instant::now() > deadline => return Err(e),
-            Err(_) => std::thread::sleep(Duration::from_millis(50)),
-        }
-    }
+    let mut last = Err(String::from("not tried"));
+    super::wait::until(deadline.saturating_duration_since(Instant::now()), || {
+        last = f();
+        last.is_ok()
+    });
+    last
 }
 
 /// A TCP port free on every one of `ips` right now.

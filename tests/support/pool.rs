@@ -484,26 +484,32 @@ include : {dynamic}
 
     /// Runs `c` with a time limit; returns its output or a message.
     pub fn run(c: &mut Command, limit: Duration) -> Result<Output, String> {
-        let mut child = c
+        let child = c
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("cannot run {c:?}: {e}"))?;
-        let t0 = Instant::now();
-        loop {
-            if child.try_wait().map_err(|e| e.to_string())?.is_some() {
-                return child.wait_with_output().map_err(|e| e.to_string());
-            }
-            if t0.elapsed() > limit {
-                let _ = child.kill();
-                let out = child.wait_with_output().map_err(|e| e.to_string())?;
-                return Err(format!(
+        // The output is read to the end on a thread (no pipe fills up); the
+        // caller waits for it with the bound, and kills the tool past it.
+        let pid = Pid::from_raw(child.id() as i32);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        match rx.recv_timeout(limit) {
+            Ok(out) => out.map_err(|e| e.to_string()),
+            Err(_) => {
+                let _ = kill(pid, Signal::SIGKILL);
+                let out = rx
+                    .recv_timeout(Duration::from_secs(10))
+                    .map_err(|_| format!("{c:?} outlived SIGKILL"))?
+                    .map_err(|e| e.to_string())?;
+                Err(format!(
                     "{c:?} did not finish within {limit:?}; stdout: {} stderr: {}",
                     String::from_utf8_lossy(&out.stdout),
                     String::from_utf8_lossy(&out.stderr)
-                ));
+                ))
             }
-            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -527,28 +533,40 @@ include : {dynamic}
     /// every line of `expect` (e.g. `IsReady = true`).
     pub fn who_wait(&self, secs: u64, constraint: &str, expect: &[&str]) -> Result<String, String> {
         // condor_who returns at once while the master has not written its
-        // address yet: ask again until the time is up.
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
+        // address yet: wait for the address file, then ask until the time is up.
+        let limit = Duration::from_secs(secs);
+        let deadline = Instant::now() + limit;
+        let address = self.log_dir.join(".master_address");
+        if !crate::support::wait::until(limit, || address.exists()) {
+            return Err(format!(
+                "condor_master wrote no {} in {secs} s",
+                address.display()
+            ));
+        }
+        let mut last = Err(String::new());
+        crate::support::wait::until(limit, || {
             let left = deadline
                 .saturating_duration_since(Instant::now())
                 .as_secs()
                 .max(1);
-            let ad = self.ok(
+            last = self.ok(
                 "condor_who",
                 &[&format!("-wait:{left}"), constraint],
                 Duration::from_secs(left + 15),
-            )?;
+            );
+            let Ok(ad) = &last else { return true };
             let lines: Vec<&str> = ad.lines().map(str::trim).collect();
-            match expect.iter().find(|e| !lines.contains(e)) {
-                None => return Ok(ad),
-                Some(missing) if Instant::now() >= deadline => {
-                    return Err(format!(
-                        "condor_who -wait:{secs} '{constraint}': no '{missing}' in the ready ad:\n{ad}"
-                    ));
-                }
-                Some(_) => std::thread::sleep(Duration::from_millis(500)),
-            }
+            expect.iter().all(|e| lines.contains(e))
+        });
+        let ad = last?;
+        match expect
+            .iter()
+            .find(|e| !ad.lines().map(str::trim).any(|l| l == **e))
+        {
+            None => Ok(ad),
+            Some(missing) => Err(format!(
+                "condor_who -wait:{secs} '{constraint}': no '{missing}' in the ready ad:\n{ad}"
+            )),
         }
     }
 
@@ -580,6 +598,20 @@ include : {dynamic}
             .map_err(|e| e.to_string())?;
         self.ok("condor_reconfig", &[], Duration::from_secs(20))
             .map(|_| ())
+    }
+
+    /// `knob` as the running credd has it (asked at the address it wrote
+    /// in `$(LOG)/.credd_address`), or `None` while it cannot say.
+    pub fn credd_config(&self, knob: &str) -> Option<String> {
+        let address = std::fs::read_to_string(self.log_dir.join(".credd_address")).ok()?;
+        let address = address.lines().next()?.trim().to_owned();
+        self.ok(
+            "condor_config_val",
+            &["-address", &address, knob],
+            Duration::from_secs(10),
+        )
+        .ok()
+        .map(|v| v.trim().to_owned())
     }
 
     /// The text of a log in `$(LOG)`.
@@ -625,15 +657,8 @@ include : {dynamic}
     }
 
     /// Waits (bounded) for `f` to hold.
-    pub fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-        let t0 = Instant::now();
-        while t0.elapsed() < limit {
-            if f() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        f()
+    pub fn wait_for(limit: Duration, f: impl FnMut() -> bool) -> bool {
+        crate::support::wait::until(limit, f)
     }
 
     /// A fresh job directory for `user`.
@@ -736,14 +761,7 @@ include : {dynamic}
         };
         let pid = Pid::from_raw(master.id() as i32);
         let _ = kill(pid, Signal::SIGQUIT);
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(30) {
-            if let Ok(Some(_)) = master.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if !matches!(master.try_wait(), Ok(Some(_))) {
+        if crate::support::kdc::wait_status(&mut master, Duration::from_secs(30)).is_none() {
             let _ = master.kill();
             let _ = master.wait();
         }

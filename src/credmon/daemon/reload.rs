@@ -110,6 +110,8 @@ impl Coordinator {
                 }
                 // Settings that change which credentials are ours need a full look.
                 self.scanner.forget_stamps();
+            } else {
+                log::debug!("configuration unchanged; re-read on SIGHUP");
             }
         }
         let now = self.now();
