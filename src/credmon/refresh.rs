@@ -219,9 +219,15 @@ pub fn read_use(dir: &SafeDir, stem: &str, owner: u32) -> Option<UseState> {
 /// A panic (a bug; no input should cause one) fails only this credential: it
 /// is caught here and the worker goes on with the next job. This is why the
 /// release profile unwinds instead of aborting.
-pub fn fetch(ctx: &Ctx, key: &Key, task: &Task) -> Fetched {
+///
+/// `may_ask(server)` says whether this job may send its request to the
+/// credential's Vault server (`host:port`): while the server is failing only
+/// its probe may, and the others wait for it without asking.
+pub fn fetch(ctx: &Ctx, key: &Key, task: &Task, may_ask: &dyn Fn(&str) -> bool) -> Fetched {
     crate::confine::test_escape();
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fetch_one(ctx, key, task)))
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        fetch_one(ctx, key, task, may_ask)
+    }))
         .unwrap_or_else(|_| {
             log::error!(
                 "internal error while refreshing {key} (a bug: please report it); keeping its old .use, will retry"
@@ -236,7 +242,7 @@ pub fn fetch(ctx: &Ctx, key: &Key, task: &Task) -> Fetched {
 /// Both steps for one job on its own (`--once` and tests): fetch, then a
 /// batch of one write.
 pub fn process(ctx: &Ctx, key: &Key, task: &Task) -> Ran {
-    match fetch(ctx, key, task) {
+    match fetch(ctx, key, task, &|_| true) {
         Fetched::Done(ran) => ran,
         Fetched::Write(w) => {
             let written = match (w.stage(ctx), SafeDir::open(&ctx.config().cred_dir)) {
@@ -271,7 +277,7 @@ fn open_user(ctx: &Ctx, root: &SafeDir, key: &Key) -> Result<Option<SafeDir>, Re
     }
 }
 
-fn fetch_one(ctx: &Ctx, key: &Key, task: &Task) -> Fetched {
+fn fetch_one(ctx: &Ctx, key: &Key, task: &Task, may_ask: &dyn Fn(&str) -> bool) -> Fetched {
     let cfg = ctx.config();
     let (udir, top, top_st) = match open_credential(ctx, &cfg, key, task) {
         Ok(Some(found)) => found,
@@ -293,6 +299,7 @@ fn fetch_one(ctx: &Ctx, key: &Key, task: &Task) -> Fetched {
         cfg: &cfg,
         udir: &udir,
         key,
+        may_ask,
         server: None,
         answered: std::cell::Cell::new(false),
         kdc: std::cell::Cell::new(None),
@@ -411,6 +418,8 @@ struct Job<'a> {
     cfg: &'a Config,
     udir: &'a SafeDir,
     key: &'a Key,
+    /// Whether the job may ask a server now (see [`fetch`]).
+    may_ask: &'a dyn Fn(&str) -> bool,
     /// The Vault server (`host:port`), once the `.top` named one that passed the checks.
     server: Option<Arc<str>>,
     /// The server answered a request (a token or any HTTP status).
@@ -440,7 +449,12 @@ impl Job<'_> {
                     ctx.warn_once(key, msg.clone());
                     RefreshError::wait(msg)
                 })?;
-        self.server = Some(format!("{}:{}", target.host, target.port).into());
+        let server: Arc<str> = format!("{}:{}", target.host, target.port).into();
+        self.server = Some(server.clone());
+        if !(self.may_ask)(&server) {
+            log::debug!("{key}: Vault at {server} is failing; waiting for it without asking");
+            return Err(RefreshError::waiting_for(&server));
+        }
         let (vault_token, token_stem) = self.vault_token(&top)?;
         let client = ctx.client(&target.host, target.port).map_err(|e| {
             ctx.warn_once(key, format!("cannot refresh {key}: {e}"));

@@ -823,7 +823,8 @@ impl Sim {
                 continue;
             };
             self.vault.take_latency();
-            let fetched = refresh::fetch(&c.ctx, &job.key, &job.task);
+            let may_ask = |server: &str| c.coord.shared.lock().may_ask(server, &job.key);
+            let fetched = refresh::fetch(&c.ctx, &job.key, &job.task, &may_ask);
             let latency = self.vault.take_latency();
             if latency > Duration::from_millis(500) {
                 self.check.slow(now, now + latency);

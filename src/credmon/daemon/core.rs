@@ -237,6 +237,12 @@ impl Core {
         Some(Job { key, task })
     }
 
+    /// Whether `key`'s job may send its request to `server` now: not while
+    /// the server is failing, unless the job is its probe.
+    pub fn may_ask(&self, server: &str, key: &Key) -> bool {
+        self.servers.may_ask(server, key)
+    }
+
     /// Whether `worker` has a job due at `now`.
     pub fn has_due(&mut self, worker: Worker, now: Mono) -> bool {
         !self.stop && self.sched.has_due(now, worker == Worker::Reserved)
@@ -372,6 +378,13 @@ impl Core {
         } else {
             return None;
         };
+        if ran.outcome.as_ref().is_err_and(RefreshError::not_asked)
+            && !self.servers.is_failing(&failing)
+        {
+            // It waited for the server without asking, and the server
+            // answered someone meanwhile: its turn is now.
+            return Some(Finish::Later(Duration::ZERO));
+        }
         self.servers.failed(&failing, key, *at_least, now, jitter);
         Some(Finish::Hold)
     }

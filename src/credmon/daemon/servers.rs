@@ -57,6 +57,13 @@ impl Servers {
         self.failing.contains_key(server)
     }
 
+    /// Whether `key` may ask `server` now: it is healthy, or `key` is its probe.
+    pub fn may_ask(&self, server: &str, key: &Key) -> bool {
+        self.failing
+            .get(server)
+            .is_none_or(|t| t.probe.as_ref() == Some(key))
+    }
+
     /// How many servers are failing.
     pub fn failing_count(&self) -> usize {
         self.failing.len()
@@ -179,6 +186,26 @@ mod tests {
 
     fn k(n: &str) -> Key {
         Key::new(n, "igwn")
+    }
+
+    #[test]
+    fn only_the_probe_may_ask_a_failing_server() {
+        let v: Arc<str> = "vault:8200".into();
+        let mut s = Servers::default();
+        assert!(s.may_ask("vault:8200", &k("a")), "healthy");
+        s.failed(&v, &k("a"), None, t(S), 1.0);
+        s.failed(&v, &k("b"), None, t(S), 1.0);
+        // (credential, may ask vault:8200, may ask another server)
+        let before_probe = [("a", false, true), ("b", false, true), ("c", false, true)];
+        for (key, vault, other) in before_probe {
+            assert_eq!(s.may_ask("vault:8200", &k(key)), vault, "{key}");
+            assert_eq!(s.may_ask("other:8200", &k(key)), other, "{key}");
+        }
+        s.probe(t(10 * S), |_| true);
+        assert!(s.may_ask("vault:8200", &k("a")), "the probe");
+        assert!(!s.may_ask("vault:8200", &k("b")));
+        s.answered("vault:8200");
+        assert!(s.may_ask("vault:8200", &k("b")), "released");
     }
 
     #[test]

@@ -540,6 +540,32 @@ fn a_failing_server_holds_its_credentials_until_its_first_answer() {
 }
 
 #[test]
+fn a_job_that_waited_without_asking_goes_again_once_the_server_is_back() {
+    let mut r = rig(&[("ROBOT_CREDMON_BACKOFF_BASE", "120")]);
+    r.top("a");
+    r.coord.step();
+    // Its worker saw the server failing and did not ask; by the time the job
+    // is recorded the server has answered someone else.
+    let not_asked = Ran {
+        outcome: Err(RefreshError::Retry {
+            cause: "waiting_for_server",
+            at_least: None,
+            msg: "Vault at vault.example:8200 is failing; waiting for it".into(),
+            server_failing: true,
+        }),
+        server: Some("vault.example:8200".into()),
+        answered: false,
+        disk_failing: false,
+        kdc: None,
+    };
+    assert!(r.run_ran(not_asked).is_some());
+    assert!(
+        r.take(false).is_some(),
+        "held behind a server that is not failing"
+    );
+}
+
+#[test]
 fn retry_after_is_never_cut_short() {
     let mut r = rig(&[]);
     r.top("a");

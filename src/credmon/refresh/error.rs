@@ -58,6 +58,28 @@ impl RefreshError {
         }
     }
 
+    /// The job did not ask its server: the server was failing and another
+    /// credential probes it ([`RefreshError::waiting_for`]).
+    pub fn not_asked(&self) -> bool {
+        matches!(
+            self,
+            RefreshError::Retry {
+                cause: WAITING_FOR_SERVER,
+                ..
+            }
+        )
+    }
+
+    /// The job waits for `server`, failing, without asking it.
+    pub(super) fn waiting_for(server: &str) -> Self {
+        RefreshError::Retry {
+            cause: WAITING_FOR_SERVER,
+            at_least: None,
+            msg: format!("Vault at {server} is failing; waiting for it"),
+            server_failing: true,
+        }
+    }
+
     pub(super) fn retry(cause: &'static str, msg: impl Into<String>) -> Self {
         RefreshError::Retry {
             cause,
@@ -71,6 +93,9 @@ impl RefreshError {
         RefreshError::WaitForTop { msg: msg.into() }
     }
 }
+
+/// The failure cause of a job that waited for its failing server without asking it.
+const WAITING_FOR_SERVER: &str = "waiting_for_server";
 
 /// The result of one job.
 pub type Outcome = Result<super::Done, RefreshError>;
