@@ -47,6 +47,11 @@ simlog=$(mktemp)
 trap 'rm -f "$log" "$simlog"' EXIT
 sim_status=0
 scripts/simulate.sh --seeds "${SIM_SEEDS:-200}" --days "${SIM_DAYS:-7}" --credentials "${SIM_CREDENTIALS:-50}" | tee "$simlog" || sim_status=$?
+# Seeds that once broke an invariant, at the size that showed them
+# (docs/reliability.md, "What it found"): each replays the fixed bug.
+for seed in 111 114 124 131; do
+  target/release/examples/simulate --seeds 1 --first-seed "$seed" --days 30 --credentials 60 | tee -a "$simlog" || sim_status=$?
+done
 # And `get` under cron: 200 seeds of a month each (tests/sim/get.rs).
 target/release/examples/simulate --get --seeds "${SIM_SEEDS:-200}" --days 30 | tee -a "$simlog" || sim_status=$?
 # One closing line for the whole suite, and the simulation's.

@@ -181,7 +181,7 @@ impl Write {
             }
             Err(e) => {
                 log::error!("cannot write the token of {key}: {e}");
-                Err(RefreshError::retry("file", e.to_string()))
+                Err(RefreshError::file(&e))
             }
         };
         Ran {
@@ -388,10 +388,10 @@ fn fetched(
             kdc,
         })),
         Err(e) => Fetched::Done(Ran {
+            disk_failing: e.disk_trouble(),
             outcome: Err(e),
             server,
             answered,
-            disk_failing: false,
             kdc,
         }),
     }
