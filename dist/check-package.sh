@@ -2,7 +2,8 @@
 # Package checks (CI runs `dist/check-package.sh --all` from scripts/test.sh):
 #  * one release build, shared by everything below;
 #  * third-party notices and the spec's License: match Cargo.lock;
-#  * dist/install.sh into a clean root; systemd-analyze verify on the units;
+#  * dist/install.sh into a clean root; systemd-analyze verify on the units,
+#    and `systemd-analyze security --offline=true` no worse than MAX_EXPOSURE;
 #  * --deb: dpkg-buildpackage (debhelper) makes robot-credmon and
 #    robot-credmon-condor; lintian (errors fail; warnings must be overridden
 #    in debian/*.lintian-overrides with a reason); file lists; conffiles;
@@ -28,6 +29,13 @@ for a in "$@"; do
         *) echo "usage: dist/check-package.sh [--deb] [--rpm] [--all]" >&2; exit 2 ;;
     esac
 done
+
+# The highest `systemd-analyze security` exposure each unit may have (lower is
+# better; docs/security.md). Lower a number when a unit gets tighter, never raise it.
+declare -A MAX_EXPOSURE=(
+    [robot-credmon-get@robot.service]=1.5
+    [robot-credmon-credmon.service]=1.9
+)
 
 fail() { echo "check-package: FAIL: $*" >&2; exit 1; }
 need() { command -v "$1" >/dev/null || fail "'$1' is missing: $2"; }
@@ -62,8 +70,10 @@ main_files() {
     echo usr/lib/systemd/system/robot-credmon-get@.timer
     echo etc/robot-credmon/get.env
     echo etc/logrotate.d/robot-credmon
-    for f in README.md operations.md credmon.md htcondor.md; do echo "usr/share/doc/robot-credmon/$f"; done
-    for f in condor-config/*.conf dist/env/*.env; do echo "usr/share/doc/robot-credmon/examples/$(basename "$f")"; done
+    for f in README.md operations.md credmon.md htcondor.md troubleshooting.md; do echo "usr/share/doc/robot-credmon/$f"; done
+    for f in condor-config/*.conf dist/env/*.env dist/prometheus/robot-credmon.rules.yml dist/grafana/robot-credmon.json; do
+        echo "usr/share/doc/robot-credmon/examples/$(basename "$f")"
+    done
 }
 condor_files() {
     echo etc/condor/config.d/50-robot-credmon.conf
@@ -119,6 +129,17 @@ check_units() {
         fail "$label: systemd-analyze verify complained"
     fi
     echo "check-package: $label: systemd-analyze verify: ${#units[@]} units OK"
+    local name score
+    for name in "${!MAX_EXPOSURE[@]}"; do
+        [ -e "$work/units/$name" ] || cp "$work/units/${name%@*}@.service" "$work/units/$name" 2>/dev/null \
+            || fail "$label: no unit $name"
+        score=$(cd "$work/units" && systemd-analyze security --offline=true --no-pager "$name" 2>/dev/null \
+            | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+        [ -n "$score" ] || fail "$label: systemd-analyze security gave no score for $name"
+        awk -v s="$score" -v m="${MAX_EXPOSURE[$name]}" 'BEGIN { exit !(s <= m) }' \
+            || fail "$label: $name: exposure $score is worse than ${MAX_EXPOSURE[$name]} (systemd-analyze security --offline=true)"
+        echo "check-package: $label: $name: exposure $score (at most ${MAX_EXPOSURE[$name]})"
+    done
 }
 
 # The staged layout (what both packages are made of).

@@ -51,9 +51,11 @@ install -m 0644 "$here"/condor-config/*.conf "$destdir$datadir/robot-credmon/con
 install -m 0644 "$here"/dist/condor-etc/*.conf "$destdir/etc/condor/config.d/"
 
 install -d -m 0755 "$destdir$docdir/examples"
-for f in README.md docs/operations.md docs/credmon.md docs/htcondor.md; do
+for f in README.md docs/operations.md docs/credmon.md docs/htcondor.md docs/troubleshooting.md; do
     install -m 0644 "$here/$f" "$destdir$docdir/"
 done
 install -m 0644 "$here"/condor-config/*.conf "$here"/dist/env/*.env "$destdir$docdir/examples/"
+# Prometheus alert rules and a Grafana dashboard for the metrics files (examples).
+install -m 0644 "$here/dist/prometheus/robot-credmon.rules.yml" "$here/dist/grafana/robot-credmon.json" "$destdir$docdir/examples/"
 install -m 0644 "$here/dist/licenses/THIRD-PARTY-LICENSES" "$destdir$docdir/"
 exit 0

@@ -1,15 +1,17 @@
-//! `bench_credmon [BINARY] [--idle-seconds N] [--latency-ms N] [--dir BASE] [--python VENV_PYTHON:SRC_DIR]`:
-//! the credmon benchmark of issues 3 and 10.
+//! `bench_credmon [BINARY] [--credentials N] [--idle-seconds N] [--latency-ms N] [--dir BASE] [--python VENV_PYTHON:SRC_DIR]`:
+//! the credmon benchmark of issues 3, 10 and 16.
 //!
 //! Starts the test KDC + Vault from `tests/support` in this process (every
 //! bearer read delayed by `--latency-ms`, default 20 ms, like a real Vault
-//! behind LDAP), fills a credential directory with 2,000 users x 5 services
-//! (10,000 `.top` files, each with its own Vault token), then runs the
+//! behind LDAP), fills a credential directory with N/5 users x 5 services
+//! (`--credentials N`, default 10,000 `.top` files, each with its own Vault
+//! token), then runs the
 //! credmon binary (default `target/release/robot-credmon`) and measures:
 //!
 //! 1. fill: start → `CREDMON_COMPLETE` with all 10,000 `.use` written; CPU per credential;
 //! 2. SIGHUP → `.use` for a new credential while idle (10 samples);
-//! 3. CPU while idle over `--idle-seconds` (default 300) after the first pass settled;
+//! 3. CPU and context switches (all threads) while idle over `--idle-seconds`
+//!    (default 300) after the first pass settled;
 //! 4. SIGHUP → `.use` for a new credential right after every `.top` was replaced (5 samples);
 //! 5. the same after a restart with every `.use` near expiry
 //!    (`CREDMON_OAUTH_TOKEN_MINIMUM` 60 s below the token lifetime of 3 h, so
@@ -41,7 +43,6 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 use support::{Fault, TestEnv};
 
-const USERS: usize = 2000;
 const SERVICES: [&str; 5] = [
     "igwn_robot",
     "igwn_robot_a",
@@ -252,8 +253,31 @@ fn wait_pid(credd: &Credd, child: &Child) -> Result<(), String> {
     Ok(())
 }
 
-fn all_use(credd: &Credd) -> usize {
-    (0..USERS)
+/// Context switches (voluntary and not) of every thread of `pid`.
+fn context_switches(pid: u32) -> Option<u64> {
+    let mut total = 0;
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let s = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
+        for l in s.lines() {
+            if l.starts_with("voluntary_ctxt_switches:")
+                || l.starts_with("nonvoluntary_ctxt_switches:")
+            {
+                total += l
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+    }
+    Some(total)
+}
+
+fn all_use(credd: &Credd, users: usize) -> usize {
+    (0..users)
         .flat_map(|u| SERVICES.iter().map(move |s| (u, *s)))
         .filter(|(u, s)| credd.use_path(&format!("user{u}"), s).exists())
         .count()
@@ -281,6 +305,8 @@ struct Opts {
     latency: Duration,
     only_python: bool,
     base: Option<PathBuf>,
+    /// User directories (5 credentials each).
+    users: usize,
 }
 
 fn opts() -> Result<Opts, String> {
@@ -292,6 +318,7 @@ fn opts() -> Result<Opts, String> {
         latency: Duration::from_millis(20),
         only_python: false,
         base: None,
+        users: 2000,
     };
     while let Some(a) = args.next() {
         let mut value = || args.next().ok_or(format!("{a} needs a value"));
@@ -305,6 +332,10 @@ fn opts() -> Result<Opts, String> {
                     Duration::from_millis(value()?.parse().map_err(|_| "--latency-ms: a number")?)
             }
             "--only-python" => o.only_python = true,
+            "--credentials" => {
+                let n: usize = value()?.parse().map_err(|_| "--credentials: a number")?;
+                o.users = n.div_ceil(SERVICES.len()).max(1);
+            }
             "--python" => {
                 let v = value()?;
                 let (py, dir) = v.split_once(':').ok_or("--python PY:DIR")?;
@@ -323,6 +354,7 @@ fn fill(
     env: &TestEnv,
     credd: &Credd,
     url: &str,
+    users: usize,
 ) -> Result<Running, String> {
     let complete = credd.dir.join("CREDMON_COMPLETE");
     let _ = std::fs::remove_file(&complete);
@@ -331,8 +363,8 @@ fn fill(
     let pid = child.id();
     wait_for(&complete, Duration::from_secs(1200)).ok_or("no CREDMON_COMPLETE within 1200 s")?;
     let took = t0.elapsed();
-    let n = all_use(credd);
-    if n < USERS * SERVICES.len() {
+    let n = all_use(credd, users);
+    if n < users * SERVICES.len() {
         let log = std::fs::read_to_string(env.path().join("CredMonOAuthLog")).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(8).collect();
         return Err(format!(
@@ -384,9 +416,10 @@ fn run() -> Result<(), String> {
     };
     let credd = Credd::new(&cred_dir);
     let url = env.creds_url();
-    eprintln!("creating {} credentials...", USERS * SERVICES.len());
+    eprintln!("creating {} credentials...", o.users * SERVICES.len());
+    report("credentials", (o.users * SERVICES.len()).to_string());
     let mut tops = Vec::new();
-    for u in 0..USERS {
+    for u in 0..o.users {
         for s in SERVICES {
             let token = env.provision_token(86400);
             let top = Credd::vault_top(Some(&token), &url);
@@ -412,7 +445,7 @@ fn run() -> Result<(), String> {
         for (u, s, _) in &tops {
             let _ = std::fs::remove_file(credd.use_path(u, s));
         }
-        let mut child = fill("python", py, &env, &credd, &url)?;
+        let mut child = fill("python", py, &env, &credd, &url, o.users)?;
         report(
             "python peak RSS MB",
             format!(
@@ -437,14 +470,25 @@ fn robot_credmon(
     tops: &[(String, &str, String)],
 ) -> Result<(), String> {
     // 1-3. Fill, idle latency, idle CPU.
-    let mut child = fill("rust", &o.subject, env, credd, url)?;
+    let mut child = fill("rust", &o.subject, env, credd, url, o.users)?;
     let pid = child.id();
+    let fill_rss = status_kb(pid, "VmHWM:").unwrap_or(0);
+    report(
+        "rust peak RSS after the fill MB",
+        format!("{:.1}", fill_rss as f64 / 1024.0),
+    );
     let c0 = cpu_seconds(pid).ok_or("cannot read /proc stat")?;
+    let s0 = context_switches(pid).ok_or("cannot read /proc task status")?;
     std::thread::sleep(Duration::from_secs(o.idle_secs));
     let idle_cpu = cpu_seconds(pid).ok_or("cannot read /proc stat")? - c0;
+    let switches = context_switches(pid).ok_or("cannot read /proc task status")? - s0;
     report(
         "rust idle CPU s per 5 min",
         format!("{:.3}", idle_cpu * 300.0 / o.idle_secs as f64),
+    );
+    report(
+        "rust idle context switches per minute",
+        format!("{:.1}", switches as f64 * 60.0 / o.idle_secs as f64),
     );
 
     // 4. Every .top replaced (the credd re-stored everything), then a new credential.

@@ -5,7 +5,8 @@
 # fish and zsh for the completion tests, and for the package checks
 # (dist/check-package.sh): debhelper, lintian, rpm (rpmbuild), rpmlint,
 # debugedit and elfutils (find-debuginfo, eu-strip), systemd (systemd-analyze) and HTCondor's
-# Python bindings (PyPI htcondor 25.x) for its configuration parser.
+# Python bindings (PyPI htcondor 25.x) for its configuration parser; and promtool (Debian
+# package prometheus, 2.42 in bookworm: `promtool test rules`) for the shipped alert rules.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 if ! command -v cargo >/dev/null; then
@@ -18,7 +19,7 @@ apt-get install -y -q --no-install-recommends \
   krb5-kdc krb5-admin-server krb5-user \
   slapd openssl time python3-pip systemd \
   bash-completion fish zsh \
-  debhelper dpkg-dev fakeroot lintian rpm rpmlint debugedit elfutils cpio >/dev/null
+  debhelper dpkg-dev fakeroot lintian rpm rpmlint debugedit elfutils cpio prometheus >/dev/null
 pip_install() {
   python3 -m pip install -q "$@" 2>/dev/null || python3 -m pip install -q --break-system-packages "$@"
 }

@@ -40,6 +40,8 @@ pub enum Command {
     Credmon(CredmonArgs),
     /// Monitoring check (Nagios/Icinga plugin) for a token file or a credmon.
     Check(CheckArgs),
+    /// Every credential the credmon keeps, one line each, most urgent first.
+    Status(StatusArgs),
     /// Write man pages and shell completions (for packagers).
     #[command(hide = true)]
     Generate(GenerateArgs),
@@ -133,6 +135,10 @@ pub struct GetArgs {
     #[arg(long)]
     pub condor: bool,
 
+    /// With --condor: store into the credd of this name (as in the collector; repeatable) [default: the names in ROBOT_CREDMON_CREDDS, else the local credd].
+    #[arg(long = "credd", value_name = "NAME", requires = "condor")]
+    pub credd: Vec<String>,
+
     /// CA bundle for the Vault server certificate [default: the system bundle].
     #[arg(long, value_name = "FILE")]
     pub cafile: Option<PathBuf>,
@@ -217,6 +223,10 @@ pub struct StoreArgs {
     /// Re-store a credential whose stored Vault token has less than this left.
     #[arg(long, default_value = "7d", value_parser = parse_ttl, value_name = "DURATION")]
     pub restore_before: Duration,
+
+    /// Store into the credd of this name (as in the collector; repeatable) [default: the names in ROBOT_CREDMON_CREDDS, else the local credd].
+    #[arg(long = "credd", value_name = "NAME")]
+    pub credd: Vec<String>,
 
     /// Command that opens the OIDC URL [default: xdg-open, none when $SSH_CLIENT is set].
     #[arg(long, value_name = "COMMAND")]
@@ -364,6 +374,39 @@ pub struct CheckArgs {
     /// UNKNOWN when the check takes longer than this (seconds or a duration).
     #[arg(short = 't', long, default_value = "10s", value_parser = parse_timeout, value_name = "DURATION")]
     pub timeout: Duration,
+}
+
+/// Options of `robot-credmon status`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(
+    about = "Every credential the credmon keeps, one line each, most urgent first",
+    after_help = "States: needs a person, failing, skipped, waiting (no .use yet), due, fresh. \
+Reads the credential files and the credmon's state file (.robot-credmon-state.json) as root; \
+works while the credmon is down."
+)]
+pub struct StatusArgs {
+    /// Credential directory [default: /var/lib/condor/oauth_credentials].
+    #[arg(short = 'c', long = "cred-dir", value_name = "DIR")]
+    pub cred_dir: Option<PathBuf>,
+    /// Print one JSON object (stable form, see docs/operations.md).
+    #[arg(long)]
+    pub json: bool,
+    /// Only this user's credentials.
+    #[arg(short = 'u', long, value_name = "USER", value_parser = parse_user)]
+    pub user: Option<String>,
+}
+
+/// A user name as the credd writes directory names: `[A-Za-z0-9-+=_.]`, not starting with a dot.
+fn parse_user(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && !s.starts_with('.')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-+=_.".contains(c));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("'{s}' is not a user name the credd uses"))
+    }
 }
 
 /// A `-t/--timeout`: a duration of at least one second.

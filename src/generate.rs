@@ -51,6 +51,10 @@ const SECTIONS: &[(&str, &str)] = &[
         "robot-credmon-check",
         include_str!("../dist/man-sections/check.roff"),
     ),
+    (
+        "robot-credmon-status",
+        include_str!("../dist/man-sections/status.roff"),
+    ),
 ];
 
 /// The program names with their own command line, without hidden subcommands
@@ -234,6 +238,7 @@ mod tests {
                 "robot-credmon-check.1",
                 "robot-credmon-credmon.1",
                 "robot-credmon-get.1",
+                "robot-credmon-status.1",
                 "robot-credmon-store.1",
                 "robot-credmon-storer.1",
                 "robot-credmon-token.1",

@@ -1,11 +1,12 @@
 //! `robot-credmon token`: show a bearer token file's claims and remaining
-//! lifetime, optionally verifying its signature against the issuer's JWKS.
+//! lifetime, optionally verifying its signature against the issuer's JWKS
+//! (fetched through the Vault HTTP layer, the crate's one HTTP client).
 
 use crate::cli::TokenArgs;
 use crate::env::Env;
 use crate::files::{self, FileError, discovery};
 use crate::token::{self, BearerToken, MAX_TOKEN_BYTES, verify};
-use crate::vault::tls;
+use crate::vault::{Connector, Https, Limits, ServerAddress, Trust, VaultError};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -100,8 +101,36 @@ pub fn run(args: &TokenArgs, env: &Env) -> Result<Report, InspectError> {
     Ok(Report { text, stale })
 }
 
-/// Largest issuer document (configuration or JWKS) we read.
-const MAX_DOC: u64 = 1024 * 1024;
+/// Fetches `url` (https) through the one HTTP client type, [`crate::vault::VaultClient`]:
+/// the same trust, pinning, time limits and body limit as Vault requests.
+fn fetch(url: &str, trust: &Trust, env: &Env) -> Result<Vec<u8>, String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("'{url}' is not a URL: {e}"))?;
+    let host = match (parsed.scheme(), parsed.host_str()) {
+        ("https", Some(h)) => h.trim_start_matches('[').trim_end_matches(']').to_owned(),
+        _ => return Err(format!("'{url}' is not an https URL")),
+    };
+    let server = ServerAddress {
+        host,
+        port: parsed.port_or_known_default().unwrap_or(443),
+    };
+    let limits = Limits {
+        connect_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(15),
+        ..Limits::default()
+    };
+    let client = Https::new(env)
+        .client(&server, None, trust, &limits)
+        .map_err(|e| e.to_string())?;
+    let path = match parsed.query() {
+        Some(q) => format!("{}?{q}", parsed.path()),
+        None => parsed.path().to_owned(),
+    };
+    client.fetch_document(&path).map_err(|e| match e {
+        VaultError::Status { status, .. } => format!("{url} answered {status}"),
+        VaultError::Transport { detail, .. } => format!("cannot fetch {url}: {detail}"),
+        other => format!("cannot fetch {url}: {other}"),
+    })
+}
 
 /// Downloads the issuer's JWKS (`iss` + `/.well-known/openid-configuration`) and verifies.
 fn verify_online(tok: &BearerToken, args: &TokenArgs, env: &Env) -> Result<(), String> {
@@ -113,40 +142,18 @@ fn verify_online(tok: &BearerToken, args: &TokenArgs, env: &Env) -> Result<(), S
     if !iss.starts_with("https://") {
         return Err(format!("the issuer '{iss}' is not an https URL"));
     }
-    let tls = tls::client_config_for(args.cafile.clone(), args.capath.clone(), env)
+    let trust = Https::new(env)
+        .share(Trust::Files(args.cafile.clone(), args.capath.clone()))
         .map_err(|e| e.to_string())?;
-    let http = reqwest::blocking::Client::builder()
-        .tls_backend_preconfigured((*tls).clone())
-        .no_proxy()
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(15))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let fetch = |url: &str| -> Result<Vec<u8>, String> {
-        let resp = http
-            .get(url)
-            .send()
-            .map_err(|e| format!("cannot fetch {url}: {e}"))?;
-        if !resp.status().is_success() {
-            return Err(format!("{url} answered {}", resp.status()));
-        }
-        let mut body = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::Read::take(resp, MAX_DOC + 1), &mut body)
-            .map_err(|e| format!("cannot fetch {url}: {e}"))?;
-        if body.len() as u64 > MAX_DOC {
-            return Err(format!("{url} sent more than {MAX_DOC} bytes"));
-        }
-        Ok(body)
-    };
     let conf_url = format!(
         "{}/.well-known/openid-configuration",
         iss.trim_end_matches('/')
     );
-    let conf: serde_json::Value =
-        serde_json::from_slice(&fetch(&conf_url)?).map_err(|e| format!("{conf_url}: {e}"))?;
+    let conf: serde_json::Value = serde_json::from_slice(&fetch(&conf_url, &trust, env)?)
+        .map_err(|e| format!("{conf_url}: {e}"))?;
     let jwks_uri = conf
         .get("jwks_uri")
         .and_then(|u| u.as_str())
         .ok_or_else(|| format!("{conf_url} has no jwks_uri"))?;
-    verify::verify_with_jwks(tok, &fetch(jwks_uri)?).map_err(|e| e.to_string())
+    verify::verify_with_jwks(tok, &fetch(jwks_uri, &trust, env)?).map_err(|e| e.to_string())
 }

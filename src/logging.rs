@@ -93,6 +93,14 @@ pub fn print_error(e: &dyn std::fmt::Display) {
     );
 }
 
+/// Prints one warning line on stderr (`<program>: warning: ...`).
+pub fn print_warning(message: &str) {
+    eprintln!(
+        "{}",
+        format_line(program(), log::Level::Warn, stderr_is_journal(), message)
+    );
+}
+
 /// Logs to stderr as `<program>: message`: warnings by default, `-v` info,
 /// `-vv` debug, `-vvv` trace; `quiet` keeps only errors.
 pub fn init_cli(verbose: u8, quiet: bool) {

@@ -79,6 +79,8 @@ pub struct Tool {
     /// The `$PATH` to search (the caller's environment's; none: only
     /// `/usr/sbin` and `/usr/bin`).
     pub path_var: Option<OsString>,
+    /// Variables set for the program on top of the ones it inherits.
+    pub vars: Vec<(OsString, OsString)>,
 }
 
 /// A finished run.
@@ -115,6 +117,7 @@ impl Tool {
             output: Output::Capture,
             max_output: DEFAULT_MAX_OUTPUT,
             path_var,
+            vars: Vec::new(),
         }
     }
 
@@ -183,6 +186,7 @@ impl Tool {
         };
         Command::new(path)
             .args(&self.args)
+            .envs(self.vars.iter().map(|(k, v)| (k, v)))
             // Its own process group, so that a hung tool and what it started stop together.
             .process_group(0)
             .stdin(if self.input.is_some() {

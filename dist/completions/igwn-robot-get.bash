@@ -23,7 +23,7 @@ _igwn__robot__get() {
 
     case "${cmd}" in
         igwn__robot__get)
-            opts="-v -q -k -c -a -i -r -m -o -h -V --verbose --quiet --kerberos-keytab --keytab --kerberos-ccache --ccache --vaultserver --issuer --credkey --role --minsecs --vaulttokenfile --bearertokenfile --outfile --vaulttokenminttl --vaulttokenttl --condor --cafile --capath --vaultalias --vaultcertname --scopes --audience --retry-time --request-timeout --metrics-file --oidc --nooidc --web-open-command --oidc-timeout --help --version"
+            opts="-v -q -k -c -a -i -r -m -o -h -V --verbose --quiet --kerberos-keytab --keytab --kerberos-ccache --ccache --vaultserver --issuer --credkey --role --minsecs --vaulttokenfile --bearertokenfile --outfile --vaulttokenminttl --vaulttokenttl --condor --credd --cafile --capath --vaultalias --vaultcertname --scopes --audience --retry-time --request-timeout --metrics-file --oidc --nooidc --web-open-command --oidc-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -110,6 +110,10 @@ _igwn__robot__get() {
                     return 0
                     ;;
                 --vaulttokenttl)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --credd)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

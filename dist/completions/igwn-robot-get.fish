@@ -9,6 +9,7 @@ complete -c igwn-robot-get -l vaulttokenfile -d 'Where to keep the Vault token [
 complete -c igwn-robot-get -s o -l outfile -l bearertokenfile -d 'Bearer token file [default: $BEARER_TOKEN_FILE, else $XDG_RUNTIME_DIR/bt_u<uid>, else /tmp/bt_u<uid>]' -r -F
 complete -c igwn-robot-get -l vaulttokenminttl -d 'Minimum remaining lifetime of the saved Vault token before a new Kerberos login' -r
 complete -c igwn-robot-get -l vaulttokenttl -d 'Lifetime of the Vault tokens we keep (longer login tokens are exchanged)' -r
+complete -c igwn-robot-get -l credd -d 'With --condor: store into the credd of this name (as in the collector; repeatable) [default: the names in ROBOT_CREDMON_CREDDS, else the local credd]' -r
 complete -c igwn-robot-get -l cafile -d 'CA bundle for the Vault server certificate [default: the system bundle]' -r -F
 complete -c igwn-robot-get -l capath -d 'Directory of CA certificates [default: $X509_CERT_DIR, else /etc/grid-security/certificates if it exists]' -r -F
 complete -c igwn-robot-get -l vaultalias -d 'Cluster name of the Vault service, used for the Kerberos service name host@ALIAS' -r

@@ -23,7 +23,7 @@ _robot__credmon__storer() {
 
     case "${cmd}" in
         robot__credmon__storer)
-            opts="-v -d -k -h -V --verbose --debug --keytab --vaulttokendir --restore-before --web-open-command --oidc-timeout --help --version"
+            opts="-v -d -k -h -V --verbose --debug --keytab --vaulttokendir --restore-before --credd --web-open-command --oidc-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -42,6 +42,10 @@ _robot__credmon__storer() {
                     return 0
                     ;;
                 --restore-before)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --credd)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

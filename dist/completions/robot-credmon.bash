@@ -28,6 +28,9 @@ _robot__credmon() {
             robot__credmon,help)
                 cmd="robot__credmon__subcmd__help"
                 ;;
+            robot__credmon,status)
+                cmd="robot__credmon__subcmd__status"
+                ;;
             robot__credmon,store)
                 cmd="robot__credmon__subcmd__store"
                 ;;
@@ -46,6 +49,9 @@ _robot__credmon() {
             robot__credmon__subcmd__help,help)
                 cmd="robot__credmon__subcmd__help__subcmd__help"
                 ;;
+            robot__credmon__subcmd__help,status)
+                cmd="robot__credmon__subcmd__help__subcmd__status"
+                ;;
             robot__credmon__subcmd__help,store)
                 cmd="robot__credmon__subcmd__help__subcmd__store"
                 ;;
@@ -59,7 +65,7 @@ _robot__credmon() {
 
     case "${cmd}" in
         robot__credmon)
-            opts="-h -V --help --version get store token credmon check help"
+            opts="-h -V --help --version get store token credmon check status help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -157,7 +163,7 @@ _robot__credmon() {
             return 0
             ;;
         robot__credmon__subcmd__get)
-            opts="-v -q -k -c -a -i -r -m -o -h -V --verbose --quiet --kerberos-keytab --keytab --kerberos-ccache --ccache --vaultserver --issuer --credkey --role --minsecs --vaulttokenfile --bearertokenfile --outfile --vaulttokenminttl --vaulttokenttl --condor --cafile --capath --vaultalias --vaultcertname --scopes --audience --retry-time --request-timeout --metrics-file --oidc --nooidc --web-open-command --oidc-timeout --help --version"
+            opts="-v -q -k -c -a -i -r -m -o -h -V --verbose --quiet --kerberos-keytab --keytab --kerberos-ccache --ccache --vaultserver --issuer --credkey --role --minsecs --vaulttokenfile --bearertokenfile --outfile --vaulttokenminttl --vaulttokenttl --condor --credd --cafile --capath --vaultalias --vaultcertname --scopes --audience --retry-time --request-timeout --metrics-file --oidc --nooidc --web-open-command --oidc-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -247,6 +253,10 @@ _robot__credmon() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --credd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --cafile)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -299,7 +309,7 @@ _robot__credmon() {
             return 0
             ;;
         robot__credmon__subcmd__help)
-            opts="get store token credmon check help"
+            opts="get store token credmon check status help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -368,6 +378,20 @@ _robot__credmon() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        robot__credmon__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         robot__credmon__subcmd__help__subcmd__store)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -396,8 +420,38 @@ _robot__credmon() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        robot__credmon__subcmd__status)
+            opts="-c -u -h -V --cred-dir --json --user --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --cred-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -u)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         robot__credmon__subcmd__store)
-            opts="-v -d -k -h -V --verbose --debug --keytab --vaulttokendir --restore-before --web-open-command --oidc-timeout --help --version"
+            opts="-v -d -k -h -V --verbose --debug --keytab --vaulttokendir --restore-before --credd --web-open-command --oidc-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -416,6 +470,10 @@ _robot__credmon() {
                     return 0
                     ;;
                 --restore-before)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --credd)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -31,6 +31,7 @@ complete -c robot-credmon -n "__fish_robot_credmon_needs_command" -f -a "store" 
 complete -c robot-credmon -n "__fish_robot_credmon_needs_command" -f -a "token" -d 'Show the claims and remaining lifetime of a bearer token file'
 complete -c robot-credmon -n "__fish_robot_credmon_needs_command" -f -a "credmon" -d 'Run as HTCondor\'s OAuth credential monitor (CREDMON_OAUTH)'
 complete -c robot-credmon -n "__fish_robot_credmon_needs_command" -f -a "check" -d 'Monitoring check (Nagios/Icinga plugin) for a token file or a credmon'
+complete -c robot-credmon -n "__fish_robot_credmon_needs_command" -f -a "status" -d 'Every credential the credmon keeps, one line each, most urgent first'
 complete -c robot-credmon -n "__fish_robot_credmon_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand get" -s k -l keytab -l kerberos-keytab -d 'Keytab with the robot\'s key [default: $KRB5_KTNAME]' -r
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand get" -s c -l ccache -l kerberos-ccache -d 'Kerberos credential cache for the robot\'s ticket [default: a private in-memory cache]' -r
@@ -43,6 +44,7 @@ complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand get" -l vaul
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand get" -s o -l outfile -l bearertokenfile -d 'Bearer token file [default: $BEARER_TOKEN_FILE, else $XDG_RUNTIME_DIR/bt_u<uid>, else /tmp/bt_u<uid>]' -r -F
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand get" -l vaulttokenminttl -d 'Minimum remaining lifetime of the saved Vault token before a new Kerberos login' -r
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand get" -l vaulttokenttl -d 'Lifetime of the Vault tokens we keep (longer login tokens are exchanged)' -r
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand get" -l credd -d 'With --condor: store into the credd of this name (as in the collector; repeatable) [default: the names in ROBOT_CREDMON_CREDDS, else the local credd]' -r
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand get" -l cafile -d 'CA bundle for the Vault server certificate [default: the system bundle]' -r -F
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand get" -l capath -d 'Directory of CA certificates [default: $X509_CERT_DIR, else /etc/grid-security/certificates if it exists]' -r -F
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand get" -l vaultalias -d 'Cluster name of the Vault service, used for the Kerberos service name host@ALIAS' -r
@@ -64,6 +66,7 @@ complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand get" -s V -l
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand store" -s k -l keytab -d 'Keytab to log in to Vault with [default: $KRB5_KTNAME, else the user\'s Kerberos ticket cache]' -r
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand store" -l vaulttokendir -d 'Directory of the per-service Vault token files vt_<id>-<service> [default: /tmp]' -r -F
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand store" -l restore-before -d 'Re-store a credential whose stored Vault token has less than this left' -r
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand store" -l credd -d 'Store into the credd of this name (as in the collector; repeatable) [default: the names in ROBOT_CREDMON_CREDDS, else the local credd]' -r
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand store" -l web-open-command -d 'Command that opens the OIDC URL [default: xdg-open, none when $SSH_CLIENT is set]' -r
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand store" -l oidc-timeout -d 'Give up waiting for the browser login after this long' -r
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand store" -s v -l verbose -d 'Say what is done, and show condor_store_cred\'s output'
@@ -94,9 +97,15 @@ complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand check" -s t 
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand check" -l credmon -d 'Check a credmon: pid alive and a robot-credmon credmon, CREDMON_COMPLETE recent, every Vault credential\'s .use fresh'
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand check" -s h -l help -d 'Print help'
 complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand check" -s V -l version -d 'Print version'
-complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check help" -f -a "get" -d 'Get a fresh bearer token from Vault with a keytab (igwn-robot-get compatible)'
-complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check help" -f -a "store" -d 'Store Vault credentials in HTCondor\'s credd (SEC_CREDENTIAL_STORER, robot-credmon-storer)'
-complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check help" -f -a "token" -d 'Show the claims and remaining lifetime of a bearer token file'
-complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check help" -f -a "credmon" -d 'Run as HTCondor\'s OAuth credential monitor (CREDMON_OAUTH)'
-complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check help" -f -a "check" -d 'Monitoring check (Nagios/Icinga plugin) for a token file or a credmon'
-complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand status" -s c -l cred-dir -d 'Credential directory [default: /var/lib/condor/oauth_credentials]' -r -F
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand status" -s u -l user -d 'Only this user\'s credentials' -r
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand status" -l json -d 'Print one JSON object (stable form, see docs/operations.md)'
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand status" -s h -l help -d 'Print help'
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand status" -s V -l version -d 'Print version'
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check status help" -f -a "get" -d 'Get a fresh bearer token from Vault with a keytab (igwn-robot-get compatible)'
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check status help" -f -a "store" -d 'Store Vault credentials in HTCondor\'s credd (SEC_CREDENTIAL_STORER, robot-credmon-storer)'
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check status help" -f -a "token" -d 'Show the claims and remaining lifetime of a bearer token file'
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check status help" -f -a "credmon" -d 'Run as HTCondor\'s OAuth credential monitor (CREDMON_OAUTH)'
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check status help" -f -a "check" -d 'Monitoring check (Nagios/Icinga plugin) for a token file or a credmon'
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check status help" -f -a "status" -d 'Every credential the credmon keeps, one line each, most urgent first'
+complete -c robot-credmon -n "__fish_robot_credmon_using_subcommand help; and not __fish_seen_subcommand_from get store token credmon check status help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

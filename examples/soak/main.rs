@@ -635,9 +635,9 @@ fn drive(
             last_fill = now;
         }
         for r in soak.env.vault.requests_since(last_answer) {
-            last_answer = r.at;
+            last_answer = r.answered;
             answers.push(report::Answer {
-                t: soak.world.clock.at(r.at),
+                t: soak.world.clock.at(r.answered),
                 status: r.status,
                 cred: r
                     .path

@@ -87,6 +87,8 @@ pub struct Observation {
     pub credentials: Vec<Credential>,
     /// Files or directories that could not be read.
     pub errors: Vec<String>,
+    /// Credentials the credmon's state file says need a person: `user/name: what and the command`.
+    pub needs_login: Vec<String>,
 }
 
 impl Observation {
@@ -98,6 +100,7 @@ impl Observation {
             complete: None,
             credentials: Vec::new(),
             errors: Vec::new(),
+            needs_login: Vec::new(),
         }
     }
 }
@@ -122,6 +125,7 @@ pub fn observe(dir: &Path) -> Observation {
         }
     };
     seen.pid = read_pid(&top, owner);
+    read_needs_login(&top, owner, &mut seen);
     match top.stat("CREDMON_COMPLETE") {
         Ok(st) => seen.complete = st.map(|st| st.st_mtime),
         Err(e) => seen.errors.push(e.to_string()),
@@ -151,11 +155,35 @@ pub fn observe(dir: &Path) -> Observation {
     seen
 }
 
+/// The credentials the credmon's state file says need a person.
+fn read_needs_login(top: &SafeDir, owner: u32, seen: &mut Observation) {
+    use crate::status::state::{self, Problem};
+    match state::read(top, owner) {
+        Ok(Some(file)) => {
+            seen.needs_login = file
+                .problems
+                .iter()
+                .filter(|p| p.state == Problem::NeedsLogin)
+                .map(|p| {
+                    format!(
+                        "{}/{} needs a person: {}",
+                        p.user, p.credential, p.last_error
+                    )
+                })
+                .collect();
+        }
+        Ok(None) => {}
+        Err(e) => seen.errors.push(e.to_string()),
+    }
+}
+
 fn is_kind(st: &FileStat, kind: SFlag) -> bool {
     SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == kind
 }
 
-fn read_pid(dir: &SafeDir, owner: u32) -> PidState {
+/// The credmon's `pid` file in `dir`, read under the trust rule for `owner`,
+/// and whether that process is a robot-credmon credmon.
+pub fn read_pid(dir: &SafeDir, owner: u32) -> PidState {
     let bytes = match dir.read_trusted("pid", 255, owner) {
         Ok(Some((b, _))) => b,
         Ok(None) => return PidState::Missing,
@@ -322,6 +350,9 @@ pub fn evaluate(seen: &Observation, now: SystemTime, limits: Limits) -> Verdict 
     let pid_text = judge_pid(seen, &mut found);
     let (pass_text, last_pass) = judge_pass(seen.complete, now, limits, &mut found);
     let soonest = judge_credentials(&seen.credentials, now, limits, &mut found);
+    for e in &seen.needs_login {
+        found.add(State::Critical, e.clone());
+    }
     for e in &seen.errors {
         found.add(State::Unknown, e.clone());
     }

@@ -225,6 +225,20 @@ pub fn evaluate_token(seen: &TokenObservation, now: SystemTime, th: Thresholds) 
     }
 }
 
+/// A token file whose last `get` run ended needing a person (its marker,
+/// [`crate::get::login`]) is CRITICAL, with the command to run, whatever
+/// time the old token has left.
+pub fn with_login_marker(v: Verdict, marker: Option<crate::get::login::Marker>) -> Verdict {
+    let Some(m) = marker else {
+        return v;
+    };
+    Verdict {
+        state: State::Critical,
+        summary: format!("a person must log in: {}; {}", m.message, v.summary),
+        perf: v.perf,
+    }
+}
+
 /// Reads a token file through the file-trust rule for the effective user
 /// ([`files::read_trusted`]: no link followed, owner, no group/other write)
 /// and keeps only its claims; a file failing the rule is [`TokenObservation::Untrusted`].
@@ -285,7 +299,8 @@ pub fn run(args: &CheckArgs, env: &Env) -> Verdict {
             .path
             .clone()
             .unwrap_or_else(|| discovery::bearer_token_file(|k| env.var(k), env.euid()));
-        evaluate_token(&observe_token(&path, env.euid()), now, th)
+        let verdict = evaluate_token(&observe_token(&path, env.euid()), now, th);
+        with_login_marker(verdict, crate::get::login::read(&path, env.euid()))
     }
 }
 
@@ -441,6 +456,35 @@ mod tests {
             "CRITICAL - '/x' is owned by uid 65534, not by uid 0"
         );
         assert_eq!(v.state.code(), 2);
+    }
+
+    #[test]
+    fn a_login_marker_makes_any_token_critical_with_the_command() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let ok = evaluate_token(
+            &TokenObservation::Token(claims(Some("r"), None, Some(1_007_980))),
+            now,
+            th(),
+        );
+        assert_eq!(with_login_marker(ok.clone(), None), ok);
+        let m = crate::get::login::Marker {
+            since: 999_000,
+            message: "Vault at v holds no credential for credkey 'r' (issuer i, role r); a person must log in once: run on a terminal: igwn-robot-get -k k --oidc".into(),
+        };
+        let v = with_login_marker(ok, Some(m));
+        assert_eq!(v.state, State::Critical);
+        assert!(
+            v.line()
+                .starts_with("CRITICAL - a person must log in: Vault at v holds no credential"),
+            "{}",
+            v.line()
+        );
+        assert!(
+            v.line()
+                .contains("igwn-robot-get -k k --oidc; token for r expires in 2h13m"),
+            "{}",
+            v.line()
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Talking to the parent condor_master natively (no HTCondor libraries):
+//! HTCondor: its configuration, read once ([`config`]), and talking to the
+//! parent condor_master natively (no HTCondor libraries):
 //! the credmon tells the master it is ready (`DC_SET_READY`) after its first
 //! complete pass, as HTCondor's Python credmons do with
 //! `htcondor.set_ready_state()`; `condor_who` then shows it `Alive`/`Ready`
@@ -23,6 +24,7 @@
 //! (`masterDaemon.cpp`), so none are sent.
 
 pub mod cedar;
+pub mod config;
 pub mod inherit;
 pub mod sinful;
 
@@ -97,6 +99,14 @@ pub fn capture_environment(env: Env) -> Env {
 /// Whether the credmon was started by condor_master (`CONDOR_INHERIT` was set).
 pub fn under_master() -> bool {
     !matches!(PARENT.get(), None | Some(Err(InheritError::NoInherit)))
+}
+
+/// The TCP port of the parent master's command address (or its condor_shared_port), if any.
+pub fn master_port() -> Option<u16> {
+    match PARENT.get() {
+        Some(Ok(p)) => Some(p.addr.port),
+        _ => None,
+    }
 }
 
 /// Tells the parent master that daemon `name` (this process) is in `state`

@@ -108,6 +108,12 @@ pub struct Config {
     pub request_timeout: Duration,
     /// `--metrics-file` or `ROBOT_CREDMON_METRICS_FILE`: the Prometheus textfile, if any.
     pub metrics_file: Option<PathBuf>,
+    /// `ROBOT_CREDMON_STATE_INTERVAL`: least time between two state-file writes after changes.
+    pub state_interval: Duration,
+    /// `SEC_CREDENTIAL_GETTOKEN_OPTS`, as the storer reads it (for `--check-config`).
+    pub gettoken_opts: Option<String>,
+    /// `ROBOT_CREDMON_CONFINE`: confine the daemon after start-up (`crate::confine`).
+    pub confine: bool,
 }
 
 /// Largest `.top` file we read.
@@ -168,6 +174,9 @@ pub fn resolve(knobs: &Knobs, opts: &Overrides) -> Result<Config, ConfigError> {
             .metrics_file
             .clone()
             .or_else(|| r.path(&k::METRICS_FILE)),
+        state_interval: r.seconds(&k::STATE_INTERVAL, 5)?,
+        gettoken_opts: r.text(&k::GETTOKEN_OPTS).map(str::to_owned),
+        confine: r.boolean(&k::CONFINE, true)?,
     })
 }
 
@@ -266,7 +275,47 @@ pub fn valid_provider_name(p: &str) -> bool {
     !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
+/// The credd compares a stored `vault_url`'s `host:port` with each entry of
+/// `TRUSTED_VAULT_HOSTS` (case aside): with the storer's Vault server from
+/// `SEC_CREDENTIAL_GETTOKEN_OPTS` (`-a host[:port]`, port 8200 when not
+/// given), says what the list lacks. `None` when the list is empty (the
+/// credd trusts every host), holds `host:port`, or there is no server.
+pub fn trusted_hosts_warning(trusted: &[String], gettoken_opts: Option<&str>) -> Option<String> {
+    if trusted.is_empty() {
+        return None;
+    }
+    let words = crate::condor::config::words(gettoken_opts?).ok()?;
+    let opts = crate::store::options::parse(&words, "SEC_CREDENTIAL_GETTOKEN_OPTS").ok()?;
+    let server = crate::vault::ServerAddress::parse(opts.vaultserver.as_deref()?).ok()?;
+    let stored = server.to_string();
+    let entry = stored
+        .strip_prefix("https://")
+        .unwrap_or(&stored)
+        .to_owned();
+    let has = |e: &str| trusted.iter().any(|t| t.eq_ignore_ascii_case(e));
+    if has(&entry) {
+        return None;
+    }
+    let host = entry.rsplit_once(':').map_or(entry.as_str(), |(h, _)| h);
+    let why = if has(host) {
+        format!("TRUSTED_VAULT_HOSTS holds '{host}' without the port")
+    } else {
+        format!("TRUSTED_VAULT_HOSTS does not hold '{entry}'")
+    };
+    Some(format!(
+        "{why}: the credd compares host:port, so it refuses every credential the storer stores for {stored} (\"Credential requires interacting with an untrusted host\"); add '{entry}' to TRUSTED_VAULT_HOSTS"
+    ))
+}
+
 impl Config {
+    /// What `--check-config` warns about: settings the credmon accepts but
+    /// that will make something else fail.
+    pub fn warnings(&self) -> Vec<String> {
+        trusted_hosts_warning(&self.trusted_hosts, self.gettoken_opts.as_deref())
+            .into_iter()
+            .collect()
+    }
+
     /// The resolved settings as `KNOB = value` lines, for `--check-config`.
     pub fn describe(&self) -> String {
         let mut others: Vec<&str> = self.providers.others.iter().map(String::as_str).collect();

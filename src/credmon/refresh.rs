@@ -8,23 +8,25 @@
 
 mod ctx;
 mod error;
-mod keytab;
+pub mod keytab;
 mod top;
 
 pub use ctx::Ctx;
 use error::vault_cause;
 pub use error::{Outcome, RefreshError};
 pub use keytab::keytab_for;
-use keytab::{login, provision};
+use keytab::provision;
 pub use top::{Top, TopError, parse_top};
 use top::{read_top, store_vault_token};
 
 use super::config::Config;
 use super::policy::{self, Renew, UseState, VaultTarget};
 use crate::files::{FileError, SafeDir, Staged};
+use crate::kerberos::KrbError;
+use crate::status::login::{VaultCredential, credmon_message};
 use crate::token::{self, BearerToken, MAX_TOKEN_BYTES, accept};
-use crate::vault::auth::{self, CredentialSource};
-use crate::vault::{VaultClient, VaultError, VaultToken};
+use crate::vault::auth::{self, AuthError, Login, Oidc, SessionPolicy, Step};
+use crate::vault::{Api, VaultError, VaultToken};
 use nix::sys::stat::FileStat;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -72,6 +74,10 @@ pub enum Done {
     Refreshed(Option<i64>, &'static str),
     /// Nothing to do: the `.use` is fresh or the `.top` is gone.
     Nothing,
+    /// Vault handed back the very token in place: by Vault's clock it still
+    /// has the minimum left (this host's clock is ahead). Nothing is
+    /// written; look again after this long.
+    Later(std::time::Duration),
 }
 
 /// How a job ended, and the Vault server (`host:port`) it talked to when
@@ -85,6 +91,14 @@ pub struct Ran {
     /// The server answered (a token, or any HTTP status): unless the answer
     /// says the server is failing (429, 502-504), it is up.
     pub answered: bool,
+    /// The write failed for the file system's own reasons (full, read-only,
+    /// I/O errors): the credential waits for the file system, not its backoff.
+    pub disk_failing: bool,
+    /// A keytab login was tried: `Some(true)` when the KDC gave a ticket,
+    /// `Some(false)` when GSSAPI could not get one (no KDC, a stale key):
+    /// the credential then waits for the KDC, which the next robot's
+    /// successful login releases.
+    pub kdc: Option<bool>,
 }
 
 impl Ran {
@@ -94,8 +108,22 @@ impl Ran {
             outcome,
             server: None,
             answered: false,
+            disk_failing: false,
+            kdc: None,
         }
     }
+}
+
+/// Whether a file error is the file system's (full, over quota, read-only,
+/// I/O errors) rather than one file's.
+pub fn disk_trouble(e: &FileError) -> bool {
+    let FileError::Io { source, .. } = e else {
+        return false;
+    };
+    matches!(
+        source.raw_os_error(),
+        Some(nix::libc::ENOSPC | nix::libc::EDQUOT | nix::libc::EIO | nix::libc::EROFS)
+    )
 }
 
 /// The first step's result: a token to write, or the job's end.
@@ -117,6 +145,7 @@ pub struct Write {
     bearer: BearerToken,
     cause: &'static str,
     server: Option<Arc<str>>,
+    kdc: Option<bool>,
 }
 
 impl Write {
@@ -134,6 +163,7 @@ impl Write {
     /// The job's end once the write was committed (or failed).
     pub fn finish(self, ctx: &Ctx, written: Result<(), FileError>) -> Ran {
         let key = &self.key;
+        let disk_failing = written.as_ref().err().is_some_and(disk_trouble);
         let outcome = match written {
             Ok(()) => {
                 ctx.clear_warning(key);
@@ -151,13 +181,15 @@ impl Write {
             }
             Err(e) => {
                 log::error!("cannot write the token of {key}: {e}");
-                Err(RefreshError::retry("file", e.to_string()))
+                Err(RefreshError::file(&e))
             }
         };
         Ran {
             outcome,
             server: self.server,
             answered: true,
+            disk_failing,
+            kdc: self.kdc,
         }
     }
 }
@@ -187,8 +219,15 @@ pub fn read_use(dir: &SafeDir, stem: &str, owner: u32) -> Option<UseState> {
 /// A panic (a bug; no input should cause one) fails only this credential: it
 /// is caught here and the worker goes on with the next job. This is why the
 /// release profile unwinds instead of aborting.
-pub fn fetch(ctx: &Ctx, key: &Key, task: &Task) -> Fetched {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fetch_one(ctx, key, task)))
+///
+/// `may_ask(server)` says whether this job may send its request to the
+/// credential's Vault server (`host:port`): while the server is failing only
+/// its probe may, and the others wait for it without asking.
+pub fn fetch(ctx: &Ctx, key: &Key, task: &Task, may_ask: &dyn Fn(&str) -> bool) -> Fetched {
+    crate::confine::test_escape();
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        fetch_one(ctx, key, task, may_ask)
+    }))
         .unwrap_or_else(|_| {
             log::error!(
                 "internal error while refreshing {key} (a bug: please report it); keeping its old .use, will retry"
@@ -203,7 +242,7 @@ pub fn fetch(ctx: &Ctx, key: &Key, task: &Task) -> Fetched {
 /// Both steps for one job on its own (`--once` and tests): fetch, then a
 /// batch of one write.
 pub fn process(ctx: &Ctx, key: &Key, task: &Task) -> Ran {
-    match fetch(ctx, key, task) {
+    match fetch(ctx, key, task, &|_| true) {
         Fetched::Done(ran) => ran,
         Fetched::Write(w) => {
             let written = match (w.stage(ctx), SafeDir::open(&ctx.config().cred_dir)) {
@@ -238,38 +277,12 @@ fn open_user(ctx: &Ctx, root: &SafeDir, key: &Key) -> Result<Option<SafeDir>, Re
     }
 }
 
-fn fetch_one(ctx: &Ctx, key: &Key, task: &Task) -> Fetched {
-    let done = |outcome: Outcome| Fetched::Done(Ran::local(outcome));
+fn fetch_one(ctx: &Ctx, key: &Key, task: &Task, may_ask: &dyn Fn(&str) -> bool) -> Fetched {
     let cfg = ctx.config();
-    let root = match SafeDir::open(&cfg.cred_dir) {
-        Ok(r) => r,
-        Err(e) => {
-            log::error!("{e}");
-            return done(Err(RefreshError::retry("file", e.to_string())));
-        }
-    };
-    if let Task::Provision(server) = task {
-        match provision(ctx, &cfg, &root, key, server) {
-            Ok(true) => {}
-            Ok(false) => return done(Ok(Done::Nothing)),
-            Err(e) => {
-                ctx.warn_once(key, format!("cannot provision {key}: {e}"));
-                return done(Err(e));
-            }
-        }
-    }
-    let udir = match open_user(ctx, &root, key) {
-        Ok(Some(d)) => d,
-        Ok(None) => return done(Ok(Done::Nothing)),
-        Err(e) => return done(Err(e)),
-    };
-    let (top, top_st) = match read_top(&udir, &key.stem, ctx.euid()) {
-        Ok(Some(t)) => t,
-        Ok(None) => return done(Ok(Done::Nothing)),
-        Err(e) => {
-            ctx.warn_once(key, format!("skipping credential {key}: {e}"));
-            return done(Err(e));
-        }
+    let (udir, top, top_st) = match open_credential(ctx, &cfg, key, task) {
+        Ok(Some(found)) => found,
+        Ok(None) => return Fetched::Done(Ran::local(Ok(Done::Nothing))),
+        Err(e) => return Fetched::Done(Ran::local(Err(e))),
     };
     let reason = policy::should_renew(
         read_use(&udir, &key.stem, ctx.euid()),
@@ -279,15 +292,17 @@ fn fetch_one(ctx: &Ctx, key: &Key, task: &Task) -> Fetched {
         cfg.refresh,
     );
     let Some(reason) = reason else {
-        return done(Ok(Done::Nothing));
+        return Fetched::Done(Ran::local(Ok(Done::Nothing)));
     };
     let mut job = Job {
         ctx,
         cfg: &cfg,
         udir: &udir,
         key,
+        may_ask,
         server: None,
         answered: std::cell::Cell::new(false),
+        kdc: std::cell::Cell::new(None),
     };
     let mut got = job.refresh(top, reason);
     // The credd may have replaced the .top while we were asking Vault: a
@@ -300,19 +315,84 @@ fn fetch_one(ctx: &Ctx, key: &Key, task: &Task) -> Fetched {
             got = job.refresh(top, Renew::TopNewer);
         }
     }
-    let server = job.server.take();
+    let (server, kdc, answered) = (job.server.take(), job.kdc.get(), job.answered.get());
+    fetched(key, udir, got, server, kdc, answered)
+}
+
+/// The credential's directory and `.top` (with its status), provisioned
+/// first when the task says so; `None` when there is nothing to do (the
+/// user's directory or the `.top` is gone, or provisioning found one).
+fn open_credential(
+    ctx: &Ctx,
+    cfg: &Config,
+    key: &Key,
+    task: &Task,
+) -> Result<Option<(SafeDir, Top, FileStat)>, RefreshError> {
+    let root = SafeDir::open(&cfg.cred_dir).map_err(|e| {
+        log::error!("{e}");
+        RefreshError::retry("file", e.to_string())
+    })?;
+    if let Task::Provision(server) = task {
+        match provision(ctx, cfg, &root, key, server) {
+            Ok(true) => {}
+            Ok(false) => return Ok(None),
+            Err(e) => {
+                ctx.warn_once(key, format!("cannot provision {key}: {e}"));
+                return Err(e);
+            }
+        }
+    }
+    let Some(udir) = open_user(ctx, &root, key)? else {
+        return Ok(None);
+    };
+    match read_top(&udir, &key.stem, ctx.euid()) {
+        Ok(Some((top, st))) => Ok(Some((udir, top, st))),
+        Ok(None) => Ok(None),
+        Err(e) => {
+            ctx.warn_once(key, format!("skipping credential {key}: {e}"));
+            Err(e)
+        }
+    }
+}
+
+/// The first step's end: a token to write, the token in place handed
+/// back, or a failure, with what the job learnt about the server and the KDC.
+fn fetched(
+    key: &Key,
+    udir: SafeDir,
+    got: Accepted,
+    server: Option<Arc<str>>,
+    kdc: Option<bool>,
+    answered: bool,
+) -> Fetched {
     match got {
-        Ok((bearer, cause)) => Fetched::Write(Box::new(Write {
+        Ok(Got::Unchanged(after)) => {
+            log::debug!(
+                "{key}: Vault handed back the token in place (its clock says it still has the minimum); looking again in {} s",
+                after.as_secs()
+            );
+            Fetched::Done(Ran {
+                outcome: Ok(Done::Later(after)),
+                server,
+                answered: true,
+                disk_failing: false,
+                kdc,
+            })
+        }
+        Ok(Got::Token(bearer, cause)) => Fetched::Write(Box::new(Write {
             udir,
             key: key.clone(),
-            bearer,
+            bearer: *bearer,
             cause,
             server,
+            kdc,
         })),
         Err(e) => Fetched::Done(Ran {
+            disk_failing: e.disk_trouble(),
             outcome: Err(e),
             server,
-            answered: job.answered.get(),
+            answered,
+            kdc,
         }),
     }
 }
@@ -338,14 +418,26 @@ struct Job<'a> {
     cfg: &'a Config,
     udir: &'a SafeDir,
     key: &'a Key,
+    /// Whether the job may ask a server now (see [`fetch`]).
+    may_ask: &'a dyn Fn(&str) -> bool,
     /// The Vault server (`host:port`), once the `.top` named one that passed the checks.
     server: Option<Arc<str>>,
     /// The server answered a request (a token or any HTTP status).
     answered: std::cell::Cell<bool>,
+    /// A keytab login got a ticket (`Some(true)`) or GSSAPI could not (`Some(false)`).
+    kdc: std::cell::Cell<Option<bool>>,
 }
 
 /// An accepted bearer token and why it was renewed (the metrics' `cause`).
-type Accepted = Result<(BearerToken, &'static str), RefreshError>;
+type Accepted = Result<Got, RefreshError>;
+
+/// What a refresh got from Vault.
+enum Got {
+    /// A token to write, and why it was renewed (the metrics' `cause`).
+    Token(Box<BearerToken>, &'static str),
+    /// The token in place again (see [`Done::Later`]).
+    Unchanged(std::time::Duration),
+}
 
 impl Job<'_> {
     fn refresh(&mut self, top: Top, reason: Renew) -> Accepted {
@@ -357,7 +449,12 @@ impl Job<'_> {
                     ctx.warn_once(key, msg.clone());
                     RefreshError::wait(msg)
                 })?;
-        self.server = Some(format!("{}:{}", target.host, target.port).into());
+        let server: Arc<str> = format!("{}:{}", target.host, target.port).into();
+        self.server = Some(server.clone());
+        if !(self.may_ask)(&server) {
+            log::debug!("{key}: Vault at {server} is failing; waiting for it without asking");
+            return Err(RefreshError::waiting_for(&server));
+        }
         let (vault_token, token_stem) = self.vault_token(&top)?;
         let client = ctx.client(&target.host, target.port).map_err(|e| {
             ctx.warn_once(key, format!("cannot refresh {key}: {e}"));
@@ -370,38 +467,88 @@ impl Job<'_> {
             top.audience.as_deref(),
         );
         log::debug!("refreshing {key} ({reason:?})");
-        let first = client.read_bearer(&vault_token, &target.path, &query);
-        self.note(&first);
-        let first = first.map_err(|e| {
-            if e.is_permission_denied() {
-                RefreshError::Relogin { msg: e.to_string() }
-            } else {
-                self.failed(&target, &e)
-            }
-        });
-        match first {
-            Ok(bearer) => self.accept(bearer, reason.label()),
-            Err(RefreshError::Relogin { msg }) => {
-                let Some(source) = keytab_for(cfg, &key.user, ctx.is_root()) else {
-                    return Err(self.dead(msg));
-                };
-                self.relogin_and_refresh(
-                    &target,
-                    &token_stem,
-                    &source,
-                    &query,
-                    &client,
-                    reason.label(),
-                )
-            }
-            Err(e) => Err(e),
+        let obtained = self.obtain(&*client, &target, &token_stem, &vault_token, &query);
+        if obtained.answered {
+            self.answered.set(true);
+        }
+        if let Some(session) = &obtained.fresh {
+            self.kdc.set(Some(true));
+            self.keep_token(&token_stem, &session.token)?;
+        }
+        if let (Err(AuthError::Kerberos(k)), Step::Login) = (&obtained.bearer, &obtained.step)
+            && matches!(k, KrbError::Acquire { .. } | KrbError::Context { .. })
+        {
+            self.kdc.set(Some(false));
+        }
+        match (obtained.bearer, obtained.step) {
+            (Ok(bearer), _) => self.accept(bearer, reason.label()),
+            (Err(AuthError::Refused { why }), _) => Err(self.dead(why)),
+            (Err(e), Step::Login) if obtained.fresh.is_none() => Err(self.login_failed(&e)),
+            (Err(e), _) => Err(self.failed(&target, &e)),
         }
     }
 
-    /// Takes note of whether the server answered.
-    fn note<T>(&self, r: &Result<T, VaultError>) {
-        if r.as_ref().map_or_else(|e| e.status().is_some(), |_| true) {
-            self.answered.set(true);
+    /// The credmon's session policy on the `.top`'s Vault token: used as it
+    /// is (no `lookup-self`); on "permission denied" a login with the user's
+    /// keytab (opened only then) for a 28-day token; never a person's OIDC login.
+    fn obtain(
+        &self,
+        client: &dyn Api,
+        target: &VaultTarget,
+        token_stem: &str,
+        vault_token: &VaultToken,
+        query: &[(&'static str, String)],
+    ) -> auth::Obtained {
+        // Issuer and role of the stored credential: its vault_url says them.
+        let names = auth::resolve(auth::Source::Stored {
+            path: &target.path,
+            service: token_stem,
+        });
+        let credkey = auth::names::parse_vault_path(&target.path)
+            .ok()
+            .map(|c| c.credkey);
+        let want = auth::Want {
+            names: &names,
+            credkey: credkey.as_deref(),
+            path: Some(&target.path),
+            exchange: false,
+            query,
+            service_host: &target.host,
+            server_host: &target.host,
+            server_port: target.port,
+        };
+        let keytab = || keytab_for(self.cfg, &self.key.user, self.ctx.is_root());
+        let policy = SessionPolicy {
+            reuse_min_ttl: std::time::Duration::ZERO,
+            login: Login::Lazy(&keytab),
+            ttl: auth::STORED_TTL,
+            shorten_minimum: false,
+            oidc: Oidc::Never,
+        };
+        policy.obtain(client, &want, Some(vault_token))
+    }
+
+    /// Writes the Vault token of a new login into `<token_stem>.top`.
+    fn keep_token(&self, token_stem: &str, token: &VaultToken) -> Result<(), RefreshError> {
+        let user = &self.key.user;
+        store_vault_token(self.ctx, self.udir, token_stem, token).map_err(|e| {
+            log::error!("cannot store the new Vault token of {user}/{token_stem}: {e}");
+            e
+        })?;
+        log::info!("stored a new Vault token in {user}/{token_stem}.top");
+        Ok(())
+    }
+
+    /// The login with the keytab failed: retry (when the server is failing,
+    /// it waits for the server).
+    fn login_failed(&self, e: &AuthError) -> RefreshError {
+        log::warn!("cannot log in again for {}: {e}; will retry", self.key);
+        let vault = e.vault_error();
+        RefreshError::Retry {
+            cause: "login",
+            at_least: vault.and_then(VaultError::retry_after),
+            msg: e.to_string(),
+            server_failing: vault.is_some_and(VaultError::server_failing),
         }
     }
 
@@ -466,9 +613,12 @@ impl Job<'_> {
         }
     }
 
-    fn failed(&self, target: &VaultTarget, e: &VaultError) -> RefreshError {
-        if e.server_failing() {
-            let asked = e
+    fn failed(&self, target: &VaultTarget, e: &AuthError) -> RefreshError {
+        let Some(vault) = e.vault_error() else {
+            return self.login_failed(e);
+        };
+        if vault.server_failing() {
+            let asked = vault
                 .retry_after()
                 .map(|d| format!(" and asks us to wait {} s", d.as_secs()))
                 .unwrap_or_default();
@@ -479,21 +629,35 @@ impl Job<'_> {
                 self.key
             );
             return RefreshError::Retry {
-                cause: if e.status() == Some(429) {
+                cause: if vault.status() == Some(429) {
                     "rate_limited"
                 } else {
-                    vault_cause(e)
+                    vault_cause(vault)
                 },
-                at_least: e.retry_after(),
+                at_least: vault.retry_after(),
                 msg: e.to_string(),
                 server_failing: true,
             };
+        }
+        if let Some(msg) = self.login_needed(target, vault) {
+            self.ctx
+                .warn_daily(self.key, &format!("{} needs a person: {msg}", self.key));
+            return RefreshError::retry(crate::status::state::NEEDS_LOGIN, msg);
         }
         log::warn!(
             "failed to refresh {}: {e}; keeping the old .use, will retry",
             self.key
         );
-        RefreshError::retry(vault_cause(e), e.to_string())
+        RefreshError::retry(vault_cause(vault), e.to_string())
+    }
+
+    /// When Vault's answer means only a person can fix the credential (no
+    /// credential for the credkey, or a refused refresh token): one line
+    /// saying so, with the command its user runs.
+    fn login_needed(&self, target: &VaultTarget, e: &VaultError) -> Option<String> {
+        let what = e.login_needed()?;
+        let login = VaultCredential::from_parts(&target.host, target.port, &target.path)?;
+        Some(credmon_message(&self.key.user, &login, what))
     }
 
     /// Whether a token from Vault may replace the current `.use` (see [`accept::decide`]).
@@ -503,6 +667,9 @@ impl Job<'_> {
         let current = read_use(self.udir, &key.stem, self.ctx.euid())
             .and_then(|u| u.exp)
             .map(token::unix_seconds);
+        if let Some(after) = unchanged_expiring(bearer.claims().exp, current, now, cause) {
+            return Ok(Got::Unchanged(after));
+        }
         match accept::decide(bearer.claims(), current, now, ctx.config().minimum) {
             accept::Decision::Replace(Some(warning)) => {
                 ctx.warn_once(key, format!("{key}: {warning}"));
@@ -519,48 +686,27 @@ impl Job<'_> {
                 return Err(RefreshError::retry("token", why.to_string()));
             }
         }
-        Ok((bearer, cause))
+        Ok(Got::Token(Box::new(bearer), cause))
     }
+}
 
-    fn relogin_and_refresh(
-        &self,
-        target: &VaultTarget,
-        token_stem: &str,
-        source: &CredentialSource,
-        query: &[(&str, String)],
-        client: &VaultClient,
-        cause: &'static str,
-    ) -> Accepted {
-        let key = self.key;
-        log::info!(
-            "the Vault token of {}/{token_stem} is no longer accepted; logging in again as {}",
-            key.user,
-            source.principal().unwrap_or_default()
-        );
-        // Issuer and role of the stored credential: its vault_url says them.
-        let names = auth::resolve(auth::Source::Stored {
-            path: &target.path,
-            service: token_stem,
-        });
-        let token = login(client, &target.host, source, &names).map_err(|e| {
-            log::warn!("cannot log in again for {key}: {e}; will retry");
-            e
-        })?;
-        store_vault_token(self.ctx, self.udir, token_stem, &token).map_err(|e| {
-            log::error!(
-                "cannot store the new Vault token of {}/{token_stem}: {e}",
-                key.user
-            );
-            e
-        })?;
-        log::info!("stored a new Vault token in {}/{token_stem}.top", key.user);
-        let read = client.read_bearer(&token, &target.path, query);
-        self.note(&read);
-        match read {
-            Ok(bearer) => self.accept(bearer, cause),
-            Err(e) => Err(self.failed(target, &e)),
-        }
+/// When a refresh asked because the token in place was expiring and Vault
+/// handed back that same token (same `exp`), Vault's clock says it still
+/// has the minimum left: this host's clock runs ahead. Rewriting it would
+/// change nothing and the next pass would ask again; instead look again
+/// after an eighth of the time it has left by our clock (at least a
+/// minute), so a few minutes of skew cost a few reads, not one per pass.
+fn unchanged_expiring(
+    new: Option<i64>,
+    current: Option<i64>,
+    now: i64,
+    cause: &str,
+) -> Option<std::time::Duration> {
+    if cause != Renew::Expiring.label() || new.is_none() || new != current {
+        return None;
     }
+    let left = new?.saturating_sub(now).max(0).unsigned_abs();
+    Some(std::time::Duration::from_secs((left / 8).max(60)))
 }
 
 /// Removes a credential's `.top` and `.use` (the entries, never what a link points to).

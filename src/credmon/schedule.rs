@@ -48,6 +48,9 @@ pub enum Finish {
     /// it is parked until [`Scheduler::wake_parked`] or a submission that
     /// says it changed.
     Park,
+    /// Nothing to do now, and not before this long (no failure): the job is
+    /// queued again, due then.
+    Later(Duration),
     /// Its Vault server is failing: it waits, with no backoff of its own,
     /// until [`Scheduler::release`] (the server answered again, or it is
     /// this server's probe) or a submission that says it changed.
@@ -227,6 +230,14 @@ impl<K: Ord + Hash + Clone, T: Clone> Scheduler<K, T> {
         self.delayed.first().map(|d| d.0)
     }
 
+    /// When `key`'s queued job may run (its backoff), if it is queued.
+    pub fn next_try(&self, key: &K) -> Option<Mono> {
+        match self.slots.get(key).map(|s| &s.state) {
+            Some(State::Queued(job)) => Some(job.not_before),
+            _ => None,
+        }
+    }
+
     /// Consecutive failures of `key` (0 when unknown).
     pub fn failures(&self, key: &K) -> u32 {
         self.slots.get(key).map_or(0, |s| s.failures)
@@ -351,6 +362,8 @@ impl<K: Ord + Hash + Clone, T: Clone> Scheduler<K, T> {
                     self.slots.remove(key);
                 }
             },
+            Finish::Later(_) if changed => self.queue(key.clone(), next(now), 0, now),
+            Finish::Later(after) => self.queue(key.clone(), next(now + after), failures, now),
             Finish::Retry { .. } if changed => self.queue(key.clone(), next(now), 0, now),
             Finish::Retry { at_least } => {
                 let delay = self.backoff.delay(failures, jitter);
@@ -399,7 +412,7 @@ impl<K: Ord + Hash + Clone, T: Clone> Scheduler<K, T> {
     /// Queues every parked credential again at once (a configuration change
     /// may have made it usable); returns how many.
     pub fn wake_parked(&mut self, now: Mono) -> usize {
-        let parked: Vec<(K, Job<T>)> = self
+        let mut parked: Vec<(K, Job<T>)> = self
             .slots
             .iter()
             .filter_map(|(k, s)| match &s.state {
@@ -407,6 +420,8 @@ impl<K: Ord + Hash + Clone, T: Clone> Scheduler<K, T> {
                 _ => None,
             })
             .collect();
+        // In their order of arrival, whatever the map's order (replayable runs).
+        parked.sort_by_key(|(_, job)| job.seq);
         let n = parked.len();
         for (key, job) in parked {
             let seq = self.next_seq();

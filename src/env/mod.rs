@@ -25,6 +25,8 @@ pub struct Env {
     args: Arc<Vec<OsString>>,
     euid: u32,
     clock: Clock,
+    /// Seed of the random numbers the roles draw (jitter); `None`: from the system.
+    seed: Option<u64>,
 }
 
 impl Env {
@@ -41,6 +43,7 @@ impl Env {
             args: Arc::new(args.collect()),
             euid: nix::unistd::geteuid().as_raw(),
             clock: Clock::system(),
+            seed: None,
         }
     }
 
@@ -60,6 +63,22 @@ impl Env {
             args: Arc::new(Vec::new()),
             euid,
             clock: Clock::manual(now),
+            seed: Some(0),
+        }
+    }
+
+    /// The same environment drawing its random numbers from `seed`.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// A source of random numbers (jitter): seeded when the environment is,
+    /// so that a simulated run replays exactly.
+    pub fn rng(&self) -> fastrand::Rng {
+        match self.seed {
+            Some(s) => fastrand::Rng::with_seed(s),
+            None => fastrand::Rng::new(),
         }
     }
 

@@ -70,13 +70,16 @@ pub enum FileError {
     HardLinked(PathBuf),
     /// Could not obtain a lock within the time limit.
     #[error(
-        "timed out after {secs} s waiting for the lock '{path}' (another run is still working)"
+        "timed out after {secs} s waiting for the lock '{path}' (another run{} is still working)",
+        holder.map(|p| format!(", pid {p},")).unwrap_or_default()
     )]
     LockTimeout {
         /// The lock file.
         path: PathBuf,
         /// How long we waited.
         secs: u64,
+        /// The holder's pid, when it wrote it into the lock file.
+        holder: Option<u32>,
     },
     /// A name that would become a path component is not acceptable.
     #[error("invalid file name '{0}'")]

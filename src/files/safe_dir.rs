@@ -432,15 +432,20 @@ impl SafeDir {
         }
     }
 
-    /// Opens or creates a file for locking, never through a link.
-    pub(crate) fn open_lock(&self, name: &str) -> Result<(File, FileStat), FileError> {
+    /// Opens or creates a file for locking, never through a link. On the
+    /// simulation's file system the file is made but there is nothing to
+    /// lock (`None`): the simulation runs one thing at a time.
+    pub(crate) fn open_lock(&self, name: &str) -> Result<(Option<File>, FileStat), FileError> {
         let path = self.join(name)?;
         let Some(dirfd) = self.dir.os() else {
-            return Err(FileError::io(
-                "cannot open lock file",
-                &path,
-                std::io::Error::from(std::io::ErrorKind::Unsupported),
-            ));
+            self.dir.create_keep(name, 0o600).map_err(|e| match e {
+                Errno::ELOOP => FileError::Symlink(path.clone()),
+                e => FileError::io("cannot open lock file", &path, e),
+            })?;
+            let st = self
+                .stat(name)?
+                .ok_or_else(|| FileError::io("cannot open lock file", &path, Errno::ENOENT))?;
+            return Ok((None, st));
         };
         let fd = openat(
             dirfd,
@@ -456,7 +461,7 @@ impl SafeDir {
         if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) != SFlag::S_IFREG {
             return Err(FileError::NotRegular(path));
         }
-        Ok((File::from(fd), st))
+        Ok((Some(File::from(fd)), st))
     }
 
     fn check_target(&self, name: &str, path: &Path, opts: &WriteOptions) -> Result<(), FileError> {

@@ -9,8 +9,8 @@
 //! rename over a file, `ENOENT`/`EEXIST`/`ELOOP`/`ENOTDIR`.
 //!
 //! Durability: file data is durable after `fsync` of the file or a
-//! `syncfs`; a directory's entries after `fsync` of the directory or a
-//! `syncfs`. [`SimFs::crash`] keeps or loses each directory's unsynced
+//! `syncfs`; a directory's entries after `fsync` of the directory, a
+//! `syncfs`, or the journal's periodic commit ([`SimFs::commit_metadata`]). [`SimFs::crash`] keeps or loses each directory's unsynced
 //! entries (a seeded choice, directory by directory) and empties every file
 //! whose data was never made durable — the two ways a power cut hurts.
 //! Faults: [`SimFs::fail_next`] makes the next operations of a kind fail
@@ -78,6 +78,10 @@ struct State {
     faults: HashMap<Op, (Errno, u32)>,
     /// Nodes unlinked since the last collection.
     orphans: usize,
+    /// Operations left before the host goes down (`None`: no crash planned).
+    crash_in: Option<u64>,
+    /// The host is down: every operation fails with `EIO` until [`SimFs::crash`].
+    down: bool,
     /// Operations done, for the simulation's checks.
     counts: HashMap<Op, u64>,
 }
@@ -158,8 +162,31 @@ impl SimFs {
         self.lock().counts.get(&op).copied().unwrap_or(0)
     }
 
+    /// The host goes down after `ops` more operations that change something
+    /// (creates, writes, syncs, renames): from then on everything fails with
+    /// `EIO` until [`SimFs::crash`] (the restart).
+    pub fn crash_after(&self, ops: u64) {
+        self.lock().crash_in = Some(ops);
+    }
+
+    /// Whether the host went down (see [`SimFs::crash_after`]).
+    pub fn is_down(&self) -> bool {
+        self.lock().down
+    }
+
     /// Counts an operation, or fails it when a fault is set for it.
     fn enter(st: &mut State, op: Op) -> Result<(), Errno> {
+        if st.down {
+            return Err(Errno::EIO);
+        }
+        if let Some(left) = st.crash_in.as_mut() {
+            if *left == 0 {
+                st.down = true;
+                st.crash_in = None;
+                return Err(Errno::EIO);
+            }
+            *left -= 1;
+        }
         if let Some((errno, left)) = st.faults.get_mut(&op)
             && *left > 0
         {
@@ -175,6 +202,8 @@ impl SimFs {
     /// file goes back to its last synced contents (empty if never synced).
     pub fn crash(&self, mut keep: impl FnMut(Ino) -> bool) {
         let mut st = self.lock();
+        st.down = false;
+        st.crash_in = None;
         let dirty: Vec<Ino> = st.dirty.drain().collect();
         for ino in dirty {
             let Some(node) = st.nodes.get_mut(&ino) else {
@@ -196,13 +225,28 @@ impl SimFs {
     }
 
     /// Drops nodes no directory refers to any more, and fixes link counts.
-    fn collect(st: &mut State, root: Ino) {
+    /// With `durable_too`, what a crash could bring back is kept as well.
+    fn collect_reachable(st: &mut State, root: Ino, durable_too: bool) {
         let mut links: HashMap<Ino, u64> = HashMap::new();
         let mut todo = vec![root];
         links.insert(root, 1);
         while let Some(d) = todo.pop() {
-            let children: Vec<Ino> = match st.nodes.get(&d).map(|n| &n.kind) {
-                Some(Kind::Dir(e)) => e.values().copied().collect(),
+            let children: Vec<Ino> = match st.nodes.get(&d) {
+                Some(Node {
+                    kind: Kind::Dir(e),
+                    durable_entries,
+                    ..
+                }) => {
+                    let mut c: Vec<Ino> = e.values().copied().collect();
+                    if durable_too && let Some(old) = durable_entries {
+                        c.extend(
+                            old.values()
+                                .copied()
+                                .filter(|i| !e.values().any(|x| x == i)),
+                        );
+                    }
+                    c
+                }
                 _ => continue,
             };
             for c in children {
@@ -214,9 +258,16 @@ impl SimFs {
             }
         }
         st.nodes.retain(|ino, _| links.contains_key(ino));
-        for (ino, node) in st.nodes.iter_mut() {
-            node.nlink = links.get(ino).copied().unwrap_or(1);
+        if !durable_too {
+            for (ino, node) in st.nodes.iter_mut() {
+                node.nlink = links.get(ino).copied().unwrap_or(1);
+            }
         }
+    }
+
+    /// Drops nodes no directory refers to, after a crash (link counts fixed).
+    fn collect(st: &mut State, root: Ino) {
+        Self::collect_reachable(st, root, false);
     }
 
     /// `fstat` of a node.
@@ -422,6 +473,21 @@ impl SimFs {
         }
     }
 
+    /// A journal commit (ext4 commits its journal every few seconds): every
+    /// directory's entries become durable; file data stays as it was (only
+    /// `fsync` or `syncfs` makes it durable).
+    pub fn commit_metadata(&self) {
+        let mut st = self.lock();
+        let dirty: Vec<Ino> = st.dirty.iter().copied().collect();
+        for ino in dirty {
+            let is_dir = matches!(st.nodes.get(&ino).map(|n| &n.kind), Some(Kind::Dir(_)));
+            if is_dir {
+                Self::sync_node(&mut st, ino);
+                st.dirty.remove(&ino);
+            }
+        }
+    }
+
     /// `syncfs`: everything durable.
     pub fn syncfs(&self) -> Result<(), Errno> {
         let mut st = self.lock();
@@ -429,11 +495,6 @@ impl SimFs {
         let dirty: Vec<Ino> = st.dirty.drain().collect();
         for ino in dirty {
             Self::sync_node(&mut st, ino);
-        }
-        if st.orphans > 1024 {
-            // Nothing unsynced is left: no crash can bring an unlinked node back.
-            st.orphans = 0;
-            Self::collect(&mut st, self.root);
         }
         Ok(())
     }
@@ -474,12 +535,20 @@ impl SimFs {
                 st.orphans += 1;
             }
         }
+        if st.orphans > 64 + st.nodes.len() / 2 {
+            // Keep what a directory refers to now or could again after a crash.
+            st.orphans = 0;
+            Self::collect_reachable(st, 1, true);
+        }
     }
 
     /// `unlinkat` of a non-directory.
     pub fn unlink(&self, dir: Ino, name: &str) -> Result<(), Errno> {
         let now = self.stamp();
         let mut st = self.lock();
+        if st.down {
+            return Err(Errno::EIO);
+        }
         let d = st.nodes.get_mut(&dir).ok_or(Errno::ENOENT)?;
         let Kind::Dir(entries) = &mut d.kind else {
             return Err(Errno::ENOTDIR);

@@ -4,6 +4,7 @@
 //! reusing the saved Vault token when it is still good and logging in with
 //! Kerberos when it is not.
 
+pub mod login;
 pub mod plan;
 mod vault;
 
@@ -12,7 +13,9 @@ use crate::env::Env;
 use crate::files::{FileError, LockFile, SafeDir, WriteOptions};
 use crate::token::{self, BearerToken, MAX_TOKEN_BYTES, accept};
 use crate::vault::auth::AuthError;
+use crate::vault::{Connector, Https};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use vault::{bearer_from_vault, keytab_source};
 
@@ -62,6 +65,25 @@ pub enum GetError {
     /// Options that contradict each other.
     #[error("{0}")]
     BadOptions(String),
+    /// Only a person can get a token now: Vault holds no credential for the
+    /// credkey, or the issuer refused its refresh token (exit status 4).
+    #[error("{why}; a person must log in once: run on a terminal: {command}")]
+    NeedsLogin {
+        /// What Vault said, in words.
+        why: String,
+        /// The command to run ([`plan::login_command`]).
+        command: String,
+    },
+    /// The token file has several hard links outside the user's own directory.
+    #[error(
+        "'{path}' has several hard links and {why}; refusing to replace it (remove it, or choose an --outfile in a directory of your own)"
+    )]
+    HardLinked {
+        /// The token file.
+        path: PathBuf,
+        /// Why its directory is not the user's own.
+        why: String,
+    },
 }
 
 /// What a successful run did.
@@ -95,7 +117,31 @@ pub enum Outcome {
 /// Runs `get` in `env` (variables, effective uid, clock), then updates the
 /// `--metrics-file` when one is given.
 pub fn run(args: &GetArgs, env: &Env) -> Result<Outcome, GetError> {
-    let result = refresh(args, env);
+    run_with(args, env, Arc::new(Https::new(env)))
+}
+
+/// [`run`], talking to Vault through `connector` (a simulated Vault in tests).
+pub fn run_with(
+    args: &GetArgs,
+    env: &Env,
+    connector: Arc<dyn Connector>,
+) -> Result<Outcome, GetError> {
+    let result = refresh(args, env, &connector).map_err(|e| match e {
+        GetError::NeedsLogin { why, command } if command.is_empty() => GetError::NeedsLogin {
+            why,
+            command: plan::login_command(
+                &env.args()
+                    .iter()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect::<Vec<_>>(),
+            ),
+        },
+        e => e,
+    });
+    if !args.condor {
+        let outfile = plan::outfile(args, |k| env.var(k), env.euid());
+        login::mark(&outfile, &result, env);
+    }
     if let Some(path) = &args.metrics_file {
         record_metrics(path, &result, env);
     }
@@ -103,26 +149,30 @@ pub fn run(args: &GetArgs, env: &Env) -> Result<Outcome, GetError> {
 }
 
 impl GetError {
-    /// Vault answered 404: it holds no credential for the credkey.
-    fn is_not_found(&self) -> bool {
-        matches!(self, GetError::Auth(AuthError::Vault { error, .. }) if error.status() == Some(404))
+    /// Whether only a person can fix this (exit status 4).
+    pub fn needs_login(&self) -> bool {
+        matches!(self, GetError::NeedsLogin { .. })
     }
 
     /// A short label for metrics: `kerberos`, `vault`, `file` or `config`.
     pub fn cause(&self) -> &'static str {
         match self {
             GetError::Auth(AuthError::Kerberos(_)) => "kerberos",
-            GetError::Auth(AuthError::Vault { .. }) => "vault",
+            GetError::Auth(
+                AuthError::Vault { .. } | AuthError::Refused { .. } | AuthError::NeedsLogin { .. },
+            ) => "vault",
             GetError::Auth(AuthError::Oidc(_)) => "oidc",
-            GetError::File(_) | GetError::Auth(AuthError::File(_)) | GetError::NotAToken { .. } => {
-                "file"
-            }
+            GetError::File(_)
+            | GetError::Auth(AuthError::File(_))
+            | GetError::NotAToken { .. }
+            | GetError::HardLinked { .. } => "file",
             GetError::UnusableToken { .. } => "token",
             GetError::NoKeytab
             | GetError::Unsupported(_)
             | GetError::BadOptions(_)
             | GetError::CondorConfig(_) => "config",
             GetError::Store(_) => "condor",
+            GetError::NeedsLogin { .. } => "needs_login",
         }
     }
 }
@@ -164,9 +214,9 @@ fn check_ttls(args: &GetArgs) -> Result<(), GetError> {
 }
 
 /// The refresh itself. `now` is read once per check so tests and logs agree.
-fn refresh(args: &GetArgs, env: &Env) -> Result<Outcome, GetError> {
+fn refresh(args: &GetArgs, env: &Env, connector: &Arc<dyn Connector>) -> Result<Outcome, GetError> {
     if args.condor {
-        return condor(args, env);
+        return condor(args, env, connector);
     }
     let uid = env.euid();
     let var = |k: &str| env.var(k);
@@ -189,7 +239,7 @@ fn refresh(args: &GetArgs, env: &Env) -> Result<Outcome, GetError> {
         Err(outcome) => return Ok(outcome),
     };
 
-    let (client, bearer, logged_in) = bearer_from_vault(args, env, &keytab)?;
+    let (client, bearer, logged_in) = bearer_from_vault(args, env, &keytab, &**connector)?;
     let now = env.now();
     if let Some(kept) =
         keep_current(&bearer, current_exp, now, args.minsecs, &outfile).map_err(|why| {
@@ -276,45 +326,46 @@ fn keep_current(
     }
 }
 
-/// `get --condor`: igwn-robot-get's config check, then the storer for `<issuer>` with the keytab.
-fn condor(args: &GetArgs, env: &Env) -> Result<Outcome, GetError> {
-    let uid = env.euid();
+/// `get --condor`: igwn-robot-get's config check, then the storer's public
+/// entry for `<issuer>` with the keytab, both on one read of the HTCondor configuration.
+fn condor(args: &GetArgs, env: &Env, connector: &Arc<dyn Connector>) -> Result<Outcome, GetError> {
     let keytab = plan::keytab_path(args, |k| env.var(k)).ok_or(GetError::NoKeytab)?;
     let source = keytab_source(args, &keytab)?;
     let principal = source.principal().unwrap_or_default().to_owned();
-    let p = plan::plan(args, &principal, uid).map_err(AuthError::from)?;
-    let wanted = plan::condor_options(&p.credkey, &p.names.role, &args.vaultserver);
+    let p = plan::plan(args, &principal, env.euid()).map_err(AuthError::from)?;
+    let config = crate::store::read_config(env);
+    let value = |k: &str| crate::condor::config::value(&config, k);
     let home = env.var("HOME").map(PathBuf::from).unwrap_or_default();
-    let user_config = crate::store::condor::config_val("USER_CONFIG_FILE", env)
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "user_config".into());
-    let config = home.join(".condor").join(user_config);
-    let found = crate::store::condor::config_val("SEC_CREDENTIAL_GETTOKEN_OPTS", env);
+    let user_config = home
+        .join(".condor")
+        .join(value("USER_CONFIG_FILE").unwrap_or("user_config"));
+    let found = value("SEC_CREDENTIAL_GETTOKEN_OPTS");
     let words = found
-        .as_deref()
-        .map(crate::store::request::shell_words)
+        .map(crate::condor::config::words)
         .transpose()
         .map_err(GetError::CondorConfig)?
         .unwrap_or_default();
-    plan::condor_config_check(found.as_deref(), &words, &wanted, &config, config.exists())
+    let wanted = plan::condor_options(&p.credkey, &p.names.role, &args.vaultserver);
+    plan::condor_config_check(found, &words, &wanted, &user_config, user_config.exists())
         .map_err(GetError::CondorConfig)?;
     log::info!("Condor user_config matches current options");
-    let mut ctx = crate::store::Context::from_env(
-        env,
-        Some(keytab),
-        None,
-        args.web_open_command.clone(),
-        args.oidc_timeout,
-        "robot-credmon get --condor".into(),
-    )?;
-    ctx.verbose = true;
-    ctx.principal = Some(principal);
-    ctx.mode = Some("vault".into());
-    ctx.cafile = args.cafile.clone();
-    ctx.capath = args.capath.clone();
-    ctx.interactive = ctx.interactive && !args.nooidc;
-    let req = crate::store::request::parse_request(&args.issuer).map_err(GetError::CondorConfig)?;
-    crate::store::store_request(&ctx, &req)?;
+    let settings = crate::store::Settings {
+        keytab: Some(keytab),
+        principal: Some(principal),
+        cafile: args.cafile.clone(),
+        capath: args.capath.clone(),
+        vault_token_dir: None,
+        verbose: true,
+        restore_before: crate::store::RESTORE_BEFORE_DEFAULT,
+        oidc: !args.nooidc,
+        web_open_command: args.web_open_command.clone(),
+        oidc_timeout: args.oidc_timeout,
+        command_hint: "robot-credmon get --condor".into(),
+        mode: Some("vault".into()),
+        connector: connector.clone(),
+        credds: args.credd.clone(),
+    };
+    crate::store::store(&settings, std::slice::from_ref(&args.issuer), env, &config)?;
     Ok(Outcome::Stored {
         service: args.issuer.clone(),
     })
@@ -339,6 +390,9 @@ fn check_existing(
     first_look: bool,
 ) -> Result<Existing, GetError> {
     let (uid, now) = (env.euid(), env.now());
+    if hard_linked(dir, name, path, uid, first_look)? {
+        return Ok(Existing::Stale("invalid", None));
+    }
     let Some((bytes, _)) = dir.read_trusted(name, MAX_TOKEN_BYTES + 2, uid)? else {
         if first_look {
             log::info!("no bearer token in {} yet", path.display());
@@ -370,6 +424,38 @@ fn check_existing(
         );
     }
     Ok(Existing::Stale("expiring", tok.claims().exp))
+}
+
+/// Whether the token file is a regular file with several hard links: never
+/// trusted (its contents are not read), replaced by a rename in the user's
+/// own directory, refused with the reason elsewhere.
+fn hard_linked(
+    dir: &SafeDir,
+    name: &str,
+    path: &Path,
+    uid: u32,
+    first_look: bool,
+) -> Result<bool, GetError> {
+    use nix::sys::stat::SFlag;
+    let linked = dir.stat(name)?.is_some_and(|st| {
+        st.st_nlink > 1
+            && SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFREG
+    });
+    if !linked {
+        return Ok(false);
+    }
+    let d = dir.stat_self()?;
+    plan::may_replace_hard_link(d.st_uid, d.st_mode, uid).map_err(|why| GetError::HardLinked {
+        path: path.to_owned(),
+        why,
+    })?;
+    if first_look {
+        log::warn!(
+            "{} has several hard links: its contents are not trusted, and it will be replaced (the other links keep the old file)",
+            path.display()
+        );
+    }
+    Ok(true)
 }
 
 /// The token in `bytes` when it is sound enough to keep or to compare with a

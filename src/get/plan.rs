@@ -100,6 +100,27 @@ pub fn plan(args: &GetArgs, principal: &str, uid: u32) -> Result<Plan, VaultErro
     })
 }
 
+/// Whether a bearer token file with several hard links may be replaced in
+/// its directory (owner `dir_uid`, permission bits `dir_mode`) by user `uid`:
+/// only when the directory is the user's own (theirs, and neither group nor
+/// others may write in it), so no one else can have made the link. The file
+/// itself is never trusted; a rename replaces the name, never the linked
+/// file. `Err` says why not.
+pub fn may_replace_hard_link(dir_uid: u32, dir_mode: u32, uid: u32) -> Result<(), String> {
+    if dir_uid != uid {
+        return Err(format!(
+            "its directory belongs to uid {dir_uid}, not to uid {uid}"
+        ));
+    }
+    if dir_mode & 0o022 != 0 {
+        return Err(format!(
+            "its directory is writable by others (mode {:04o})",
+            dir_mode & 0o7777
+        ));
+    }
+    Ok(())
+}
+
 /// The options igwn-robot-get `--condor` requires in `SEC_CREDENTIAL_GETTOKEN_OPTS`.
 pub fn condor_options(credkey: &str, role: &str, vaultserver: &str) -> Vec<String> {
     vec![
@@ -117,6 +138,21 @@ pub fn shell_quote(s: &str) -> String {
     } else {
         format!("'{}'", s.replace('\'', "'\"'\"'"))
     }
+}
+
+/// The command a person runs once on a terminal when `get` needs a login:
+/// this run's own command line (`argv`) with `--oidc` (and without
+/// `--nooidc`), each word quoted for a shell.
+pub fn login_command(argv: &[String]) -> String {
+    let mut words: Vec<String> = argv
+        .iter()
+        .filter(|a| *a != "--nooidc")
+        .map(|a| shell_quote(a))
+        .collect();
+    if !argv.iter().any(|a| a == "--oidc") {
+        words.push("--oidc".to_owned());
+    }
+    words.join(" ")
 }
 
 /// Python's `repr` of a string (the common cases).
@@ -171,6 +207,25 @@ mod tests {
     use super::*;
     use crate::cli::IgwnRobotGet;
     use clap::Parser;
+
+    #[test]
+    fn login_command_is_this_command_with_oidc() {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            login_command(&v(&[
+                "/usr/bin/igwn-robot-get",
+                "-k",
+                "/k t/robot.keytab",
+                "--nooidc",
+                "r/h"
+            ])),
+            "/usr/bin/igwn-robot-get -k '/k t/robot.keytab' r/h --oidc"
+        );
+        assert_eq!(
+            login_command(&v(&["robot-credmon", "get", "--oidc", "-k", "k"])),
+            "robot-credmon get --oidc -k k"
+        );
+    }
 
     fn args(extra: &[&str]) -> GetArgs {
         let mut v = vec!["igwn-robot-get"];
@@ -277,6 +332,34 @@ mod tests {
         );
         assert_eq!(shell_quote("a b"), "'a b'");
         assert_eq!(shell_quote("https://v:8200/x"), "https://v:8200/x");
+    }
+
+    #[test]
+    fn hard_links_are_replaced_only_in_the_users_own_directory() {
+        // (directory owner, directory mode, replace?)
+        for (owner, mode, ok) in [
+            (1000, 0o700, true),
+            (1000, 0o755, true),
+            (1000, 0o2750, true),
+            (1000, 0o770, false),
+            (1000, 0o777, false),
+            (0, 0o1777, false),
+            (0, 0o700, false),
+        ] {
+            assert_eq!(
+                may_replace_hard_link(owner, mode, 1000).is_ok(),
+                ok,
+                "{owner} {mode:o}"
+            );
+        }
+        assert_eq!(
+            may_replace_hard_link(0, 0o1777, 1000).unwrap_err(),
+            "its directory belongs to uid 0, not to uid 1000"
+        );
+        assert_eq!(
+            may_replace_hard_link(1000, 0o1777, 1000).unwrap_err(),
+            "its directory is writable by others (mode 1777)"
+        );
     }
 
     #[test]

@@ -1,14 +1,17 @@
-//! The Vault side of `get`: the client, the saved Vault token or a Kerberos
-//! login, the first-time OIDC login, and the bearer token read with its hints.
+//! The Vault side of `get`: the cron role's session policy (saved Vault
+//! token checked with `lookup-self`, the keytab's Kerberos login, a person's
+//! OIDC login on a terminal unless `--nooidc`), run by the one fallback
+//! chain in [`auth::SessionPolicy`].
 
 use super::GetError;
 use super::plan::{self, Plan};
 use crate::cli::GetArgs;
 use crate::env::Env;
-use crate::token::{self, BearerToken};
-use crate::vault::auth::{self, AuthError, CredentialSource, LoginTarget, Trust, oidc};
-use crate::vault::{Limits, VaultClient, VaultError, VaultToken};
+use crate::token::BearerToken;
+use crate::vault::auth::{self, AuthError, CredentialSource, Login, Oidc, Person, oidc};
+use crate::vault::{Api, Connector, Limits, Trust};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The keytab as a credential source, with `--principal` and `--ccache`.
 pub(super) fn keytab_source(args: &GetArgs, keytab: &Path) -> Result<CredentialSource, AuthError> {
@@ -20,220 +23,119 @@ pub(super) fn keytab_source(args: &GetArgs, keytab: &Path) -> Result<CredentialS
     )?)
 }
 
-fn client_for(args: &GetArgs, plan: &Plan, env: &Env) -> Result<VaultClient, GetError> {
+fn api_for(
+    args: &GetArgs,
+    plan: &Plan,
+    connector: &dyn Connector,
+) -> Result<Arc<dyn Api>, GetError> {
     let limits = Limits {
         retry_budget: args.retry_time,
         request_timeout: args.request_timeout,
         ..Limits::default()
     };
     let trust = Trust::Files(args.cafile.clone(), args.capath.clone());
-    auth::client(
-        plan.server.clone(),
-        plan.certname.clone(),
-        trust,
-        limits,
-        env,
-    )
-    .map_err(|e| AuthError::from(e).into())
+    connector
+        .connect(&plan.server, plan.certname.as_deref(), &trust, &limits)
+        .map_err(|e| AuthError::from(e).into())
 }
 
-/// Everything Vault for one run: the credential source, the plan, the client
-/// (before any other thread: the client starts one) and a bearer token, with
-/// whether a login was needed.
+/// Everything Vault for one run: the credential source, the plan, the API
+/// and a bearer token, with whether a login was needed.
 pub(super) fn bearer_from_vault(
     args: &GetArgs,
     env: &Env,
     keytab: &Path,
-) -> Result<(VaultClient, BearerToken, bool), GetError> {
+    connector: &dyn Connector,
+) -> Result<(Arc<dyn Api>, BearerToken, bool), GetError> {
     let source = keytab_source(args, keytab)?;
     let principal = source.principal().unwrap_or_default().to_owned();
     let plan = plan::plan(args, &principal, env.euid()).map_err(AuthError::from)?;
-    let client = client_for(args, &plan, env)?;
-    let (bearer, logged_in) = fetch(&client, &plan, &source, args, env)?;
-    Ok((client, bearer, logged_in))
-}
-
-/// The bearer token and whether we logged in: the OIDC login when `--oidc`
-/// is given, else the saved Vault token or a Kerberos login, and the OIDC
-/// login when Vault has no credential yet (unless `--nooidc`).
-fn fetch(
-    client: &VaultClient,
-    plan: &Plan,
-    source: &CredentialSource,
-    args: &GetArgs,
-    env: &Env,
-) -> Result<(BearerToken, bool), GetError> {
-    if args.oidc {
-        return bootstrap(client, plan, args, env, "--oidc was given".into());
-    }
-    match obtain(client, plan, source, env.euid(), args.minsecs) {
-        Err(e) if e.is_not_found() && !args.nooidc => {
-            bootstrap(client, plan, args, env, e.to_string())
-        }
-        other => other,
-    }
-}
-
-/// Gets a bearer token: saved Vault token first, Kerberos login otherwise.
-fn obtain(
-    client: &VaultClient,
-    plan: &Plan,
-    source: &CredentialSource,
-    uid: u32,
-    minsecs: u64,
-) -> Result<(BearerToken, bool), GetError> {
-    if let Some(saved) = auth::read_saved(&plan.vault_token_file, uid) {
-        match try_saved_token(client, plan, &saved, minsecs)? {
-            Some(bearer) => return Ok((bearer, false)),
-            None => log::info!(
-                "logging in to {} with Kerberos as {}",
-                client.server(),
-                plan.principal
-            ),
-        }
-    }
-    let target = LoginTarget {
-        names: &plan.names,
-        service_host: &plan.service_host,
-        ttl: plan.vault_token_ttl,
-    };
-    let session = auth::login(client, source, &target)?;
-    let bearer = read_bearer(client, plan, &session.token, minsecs, true)?;
-    // The bearer token comes first: an unsaved Vault token is only a warning.
-    auth::save(
-        &plan.vault_token_file,
-        &session.token,
-        uid,
-        client.clock().now(),
-    );
-    Ok((bearer, true))
-}
-
-/// The interactive first-time login (OIDC through Vault), on a terminal only.
-fn bootstrap(
-    client: &VaultClient,
-    plan: &Plan,
-    args: &GetArgs,
-    env: &Env,
-    why: String,
-) -> Result<(BearerToken, bool), GetError> {
-    let uid = env.euid();
-    if !oidc::process_is_interactive() || args.nooidc {
-        let command = env
-            .args()
-            .iter()
-            .map(|a| plan::shell_quote(&a.to_string_lossy()))
-            .collect::<Vec<_>>()
-            .join(" ");
-        return Err(AuthError::from(oidc::OidcError::NoTerminal { why, command }).into());
-    }
-    eprintln!(
-        "Vault has no usable credential for credkey '{}' yet; log in through the web browser once",
-        plan.credkey
-    );
-    let settings = oidc::OidcSettings {
-        issuer: plan.names.issuer.clone(),
-        role: plan.names.role.clone(),
-        redirect_host: format!("{}:{}", plan.service_host, plan.server.port),
-        web_open_command: oidc::web_open_command(
-            args.web_open_command.as_deref(),
-            env.var("SSH_CLIENT").as_deref(),
-        ),
-        timeout: args.oidc_timeout,
-        path_var: env.path_var(),
-    };
-    let home = env.var("HOME").map(PathBuf::from).unwrap_or_default();
-    let boot = auth::Bootstrap {
+    let api = api_for(args, &plan, connector)?;
+    let want = auth::Want {
         names: &plan.names,
         credkey: Some(&plan.credkey),
-        save_credkey_in: args.credkey.is_none().then_some(home.as_path()),
-        uid,
+        path: Some(&plan.secret_path),
+        exchange: args.scopes.is_some() || args.audience.is_some(),
+        query: &plan.query,
+        service_host: &plan.service_host,
+        server_host: &plan.server.host,
+        server_port: plan.server.port,
+    };
+    let home = env.var("HOME").map(PathBuf::from).unwrap_or_default();
+    let policy = auth::SessionPolicy {
+        reuse_min_ttl: plan.vault_token_min_ttl,
+        login: Login::With(&source),
         ttl: plan.vault_token_ttl,
+        shorten_minimum: true,
+        oidc: oidc_policy(args, &plan, env, &home),
     };
-    let (session, _) = auth::oidc_bootstrap(client, &settings, &boot)?;
-    let bearer = read_bearer(client, plan, &session.token, args.minsecs, true)?;
-    auth::save(&plan.vault_token_file, &session.token, uid, env.now());
-    eprintln!("Stored the refresh token in Vault; from now on the keytab is enough");
-    Ok((bearer, true))
+    let saved = (!args.oidc)
+        .then(|| auth::read_saved(&plan.vault_token_file, env.euid()))
+        .flatten();
+    let obtained = policy.obtain(&*api, &want, saved.as_ref());
+    let bearer = obtained.bearer.map_err(needs_person)?;
+    // A new Vault token is saved only once it has read a bearer token; a
+    // failure to save it is a warning (the next run logs in again).
+    if let Some(session) = &obtained.fresh {
+        auth::save(
+            &plan.vault_token_file,
+            &session.token,
+            env.euid(),
+            env.now(),
+        );
+    }
+    Ok((api, bearer, obtained.fresh.is_some()))
 }
 
-/// Uses the saved Vault token; `None` when it is too old or Vault refuses it.
-fn try_saved_token(
-    client: &VaultClient,
-    plan: &Plan,
-    saved: &VaultToken,
-    minsecs: u64,
-) -> Result<Option<BearerToken>, GetError> {
-    match auth::reuse(client, saved, plan.vault_token_min_ttl)? {
-        Ok(0) => {}
-        Ok(ttl) => log::info!(
-            "the saved Vault token is valid for {}",
-            token::format_remaining(i64::try_from(ttl).unwrap_or(i64::MAX))
-        ),
-        Err(why) => {
-            log::info!("{why}");
-            return Ok(None);
-        }
-    }
-    match read_bearer(client, plan, saved, minsecs, false) {
-        Ok(b) => Ok(Some(b)),
-        Err(GetError::Auth(AuthError::Vault { error, .. })) if error.is_permission_denied() => {
-            log::info!("Vault refused the saved token ({error})");
-            Ok(None)
-        }
-        Err(e) => Err(e),
-    }
-}
-
-fn read_bearer(
-    client: &VaultClient,
-    plan: &Plan,
-    vt: &VaultToken,
-    minsecs: u64,
-    fresh_login: bool,
-) -> Result<BearerToken, GetError> {
-    match client.read_bearer(vt, &plan.secret_path, &plan.query) {
-        Ok(b) => Ok(b),
-        Err(e)
-            if e.status() == Some(400)
-                && e.errors().iter().any(|m| m == "token expired")
-                && minsecs > 60 =>
-        {
-            log::info!(
-                "the issuer's tokens live less than --minsecs {minsecs}; asking for one with at least 60 s instead"
-            );
-            let mut query = plan.query.clone();
-            query[0].1 = "60".into();
-            client
-                .read_bearer(vt, &plan.secret_path, &query)
-                .map_err(|e| read_err(e, plan, fresh_login))
-        }
-        Err(e) => Err(read_err(e, plan, fresh_login)),
-    }
-}
-
-fn read_err(e: VaultError, plan: &Plan, fresh_login: bool) -> GetError {
-    let hint = match e.status() {
-        Some(404) => Some(format!(
-            "Vault holds no credential for credkey '{}' of issuer '{}' and role '{}': the first token needs a person; run 'htgettoken -a {} -i {} -r {} --credkey {}' interactively once",
-            plan.credkey,
-            plan.names.issuer,
-            plan.names.role,
-            plan.server.host,
-            plan.names.issuer,
-            plan.names.role,
-            plan.credkey
-        )),
-        Some(400) if e.errors().iter().any(|m| m.contains("refresh failed")) => Some(format!(
-            "the issuer refused to refresh the stored credential (refresh token expired or revoked): the owner must run 'htgettoken -a {} -i {} -r {} --credkey {}' interactively",
-            plan.server.host, plan.names.issuer, plan.names.role, plan.credkey
-        )),
-        Some(403) if fresh_login => Some(format!(
-            "the Kerberos identity may not read {}: check --credkey '{}' and --role '{}'",
-            plan.secret_path, plan.credkey, plan.names.role
-        )),
-        Some(429) => Some("Vault's rate limit was hit; run less often".into()),
-        _ => None,
+/// What only a person can fix, as [`GetError::NeedsLogin`] (exit 4; `run`
+/// adds this command, with `--oidc`): Vault holds no credential or refused
+/// its refresh token, or the OIDC login it needs has no terminal.
+fn needs_person(e: AuthError) -> GetError {
+    let why = match e {
+        AuthError::Oidc(oidc::OidcError::NoTerminal { why, .. }) => why,
+        e => match e.needs_login() {
+            Some(why) => why,
+            None => return e.into(),
+        },
     };
-    AuthError::vault(e, hint).into()
+    GetError::NeedsLogin {
+        why,
+        command: String::new(),
+    }
+}
+
+/// A person's OIDC login on a terminal, unless `--nooidc`; first with `--oidc`.
+fn oidc_policy<'a>(args: &GetArgs, plan: &Plan, env: &Env, home: &'a Path) -> Oidc<'a> {
+    if args.nooidc {
+        return Oidc::Never;
+    }
+    let command = env
+        .args()
+        .iter()
+        .map(|a| plan::shell_quote(&a.to_string_lossy()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    Oidc::Person(Box::new(Person {
+        interactive: oidc::process_is_interactive(),
+        settings: oidc::OidcSettings {
+            issuer: plan.names.issuer.clone(),
+            role: plan.names.role.clone(),
+            redirect_host: format!("{}:{}", plan.service_host, plan.server.port),
+            web_open_command: oidc::web_open_command(
+                args.web_open_command.as_deref(),
+                env.var("SSH_CLIENT").as_deref(),
+            ),
+            timeout: args.oidc_timeout,
+            path_var: env.path_var(),
+            clock: env.clock().clone(),
+        },
+        command,
+        save_credkey_in: args.credkey.is_none().then_some(home),
+        uid: env.euid(),
+        after_login_failure: false,
+        first: args
+            .oidc
+            .then(|| "--oidc was given, but there is no terminal".to_owned()),
+        say: |m| eprintln!("{m}"),
+    }))
 }

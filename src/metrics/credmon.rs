@@ -78,6 +78,13 @@ pub mod credmon_names {
     pub const FAILURES: &str = "robot_credmon_credmon_failures_total";
     /// Histogram: refresh durations.
     pub const REFRESH_DURATION: &str = "robot_credmon_credmon_refresh_duration_seconds";
+    /// Gauge: 1 while the credmon runs; 0 in the file it writes when it stops.
+    pub const UP: &str = "robot_credmon_credmon_up";
+    /// Gauge: credentials that need a person (always written).
+    pub const NEEDING_LOGIN: &str = "robot_credmon_credmon_credentials_needing_login";
+    /// Gauge by `user` and `credential`: 1 for each credential that needs a
+    /// person; no series for the others (cardinality stays small at 10,000 credentials).
+    pub const NEEDS_LOGIN: &str = "robot_credmon_credmon_needs_login";
 }
 
 /// The credmon's metrics, kept in memory and written after each pass.
@@ -99,6 +106,10 @@ pub struct CredmonMetrics {
     pub failures_by_cause: BTreeMap<String, u64>,
     /// How long refreshes took, successful or not.
     pub refresh_duration: Histogram,
+    /// The credentials that need a person, as `(user, credential)`.
+    pub needs_login: Vec<(String, String)>,
+    /// The credmon has stopped (the file written at exit says `up 0`).
+    pub stopped: bool,
     failed_this_pass: bool,
 }
 
@@ -194,7 +205,41 @@ impl CredmonMetrics {
             REFRESH_DURATION,
             "Time taken by refreshes, successful or not.",
         );
+        self.render_up_and_needs_login(&mut t);
         t.out
+    }
+
+    /// Whether it runs; the credentials that need a person: the total, and
+    /// one series per credential (none for the others).
+    fn render_up_and_needs_login(&self, t: &mut Text) {
+        use credmon_names::*;
+        t.gauge(
+            UP,
+            "1 while the credmon runs; 0 once it has stopped.",
+            &[],
+            Some(f64::from(u8::from(!self.stopped))),
+        );
+        t.gauge(
+            NEEDING_LOGIN,
+            "Credentials whose Vault answer says a person must log in (OIDC) before they work again.",
+            &[],
+            Some(self.needs_login.len() as f64),
+        );
+        if self.needs_login.is_empty() {
+            return;
+        }
+        t.family(
+            NEEDS_LOGIN,
+            "gauge",
+            "1 for each credential that needs a person to log in; absent for the others.",
+        );
+        for (user, credential) in &self.needs_login {
+            t.sample(
+                NEEDS_LOGIN,
+                &[("user", user), ("credential", credential)],
+                1.0,
+            );
+        }
     }
 
     /// Replaces the metrics file atomically; an existing one must belong to

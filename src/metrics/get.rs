@@ -27,6 +27,8 @@ pub struct GetMetrics {
     pub refreshes_by_cause: BTreeMap<String, u64>,
     /// Failed runs, by cause (e.g. `kerberos`, `vault`, `file`).
     pub failures_by_cause: BTreeMap<String, u64>,
+    /// The last run ended needing a person (exit status 4).
+    pub needs_login: bool,
 }
 
 /// Metric names of [`GetMetrics`].
@@ -45,6 +47,8 @@ pub mod get_names {
     pub const REFRESHES: &str = "robot_credmon_get_refreshes_total";
     /// Counter by `cause`: failed runs.
     pub const FAILURES: &str = "robot_credmon_get_failures_total";
+    /// Gauge: 1 when the last run ended needing a person to log in, else 0.
+    pub const NEEDS_LOGIN: &str = "robot_credmon_get_needs_login";
 }
 
 impl GetMetrics {
@@ -86,6 +90,7 @@ impl GetMetrics {
                 LAST_REFRESH => m.last_refresh = time(s.value),
                 EXPIRY => m.expiry = time(s.value),
                 CONSECUTIVE_FAILURES => m.consecutive_failures = s.value as u64,
+                NEEDS_LOGIN => m.needs_login = s.value != 0.0,
                 REFRESHES => {
                     m.refreshes_by_cause.insert(cause(), s.value as u64);
                 }
@@ -110,6 +115,7 @@ impl GetMetrics {
         self.last_success = Some(now);
         self.expiry = expiry.or(self.expiry);
         self.consecutive_failures = 0;
+        self.needs_login = false;
         if let Some(cause) = refresh_cause {
             self.last_refresh = Some(now);
             bump(&mut self.refreshes_by_cause, cause);
@@ -120,6 +126,7 @@ impl GetMetrics {
     pub fn record_failure(&mut self, now: SystemTime, cause: &str) {
         self.last_run = Some(unix_seconds(now));
         self.consecutive_failures += 1;
+        self.needs_login = cause == "needs_login";
         bump(&mut self.failures_by_cause, cause);
     }
 
@@ -159,6 +166,12 @@ impl GetMetrics {
             "Failed runs since the last successful one.",
             base,
             Some(self.consecutive_failures as f64),
+        );
+        t.gauge(
+            NEEDS_LOGIN,
+            "1 when the last run ended needing a person to log in (exit status 4), else 0.",
+            base,
+            Some(f64::from(u8::from(self.needs_login))),
         );
         t.counters(
             REFRESHES,

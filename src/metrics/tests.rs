@@ -172,6 +172,26 @@ fn credmon_metrics_and_histogram() {
         value(&samples, &format!("{REFRESH_DURATION}_count"), &[]),
         Some(2.0)
     );
+    assert_eq!(
+        value(&samples, NEEDING_LOGIN, &[]),
+        Some(0.0),
+        "always written"
+    );
+    assert!(
+        !samples.iter().any(|s| s.name == NEEDS_LOGIN),
+        "no series while none needs a person"
+    );
+    m.needs_login = vec![("carol".into(), "igwn_robot".into())];
+    let samples = parse(&m.render()).unwrap();
+    assert_eq!(value(&samples, NEEDING_LOGIN, &[]), Some(1.0));
+    assert_eq!(
+        value(
+            &samples,
+            NEEDS_LOGIN,
+            &[("user", "carol"), ("credential", "igwn_robot")]
+        ),
+        Some(1.0)
+    );
     m.end_pass(at(170), BTreeMap::new(), None);
     assert_eq!(m.consecutive_failures, 0);
 

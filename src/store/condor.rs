@@ -1,5 +1,6 @@
-//! Running HTCondor's tools: `condor_config_val` and `condor_store_cred`,
-//! through [`crate::process`] (bounded in time, stopped by pid when they hang).
+//! Running HTCondor's `condor_store_cred` through [`crate::process`]
+//! (bounded in time, stopped by pid when it hangs). The configuration comes
+//! from the one reader, [`crate::condor::config`].
 
 use crate::env::Env;
 use crate::process::{Output, Tool};
@@ -28,7 +29,21 @@ pub fn run_tool(
     pass_through: bool,
     env: &Env,
 ) -> Result<ToolRun, String> {
+    run_tool_with(prog, args, &[], input, pass_through, env)
+}
+
+/// [`run_tool`] with the variables `vars` set for the tool (for example
+/// `_CONDOR_CREDD_HOST`, the HTCondor knob naming the credd to talk to).
+pub fn run_tool_with(
+    prog: &str,
+    args: &[String],
+    vars: &[(&str, &str)],
+    input: Option<&[u8]>,
+    pass_through: bool,
+    env: &Env,
+) -> Result<ToolRun, String> {
     let mut tool = Tool::new(prog, args, TOOL_TIMEOUT, env.path_var());
+    tool.vars = vars.iter().map(|(k, v)| (k.into(), v.into())).collect();
     tool.input = input.map(<[u8]>::to_vec);
     if pass_through {
         tool.output = Output::Inherit;
@@ -39,16 +54,4 @@ pub fn run_tool(
         stdout: done.stdout,
         stderr: done.stderr,
     })
-}
-
-/// `condor_config_val KNOB`: the value, or `None` when undefined or HTCondor is absent.
-pub fn config_val(knob: &str, env: &Env) -> Option<String> {
-    match run_tool("condor_config_val", &[knob.to_owned()], None, false, env) {
-        Ok(r) if r.code == 0 => Some(r.stdout.trim().to_owned()),
-        Ok(_) => None,
-        Err(e) => {
-            log::debug!("{e}");
-            None
-        }
-    }
 }

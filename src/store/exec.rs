@@ -1,29 +1,38 @@
 //! The storer's executor: carries out [`plan`](super::plan)'s decisions for
 //! one request with Vault, the credd (`condor_store_cred`) and the files.
 
+use super::options::HtOpts;
 use super::plan::{self, BearerFrom, Mint, Owner, Query};
-use super::request::{HtOpts, Request};
+use super::request::Request;
 use super::{Context, LOCAL_TTL, STORED_TTL, StoreError, condor, say};
 use crate::files::{self, SafeDir, WriteOptions};
 use crate::token::{self, BearerToken, accept};
 use crate::vault::auth::{
-    self, AuthError, Bootstrap, CredentialSource, LoginTarget, Names, Session, Trust, oidc,
+    self, AuthError, CredentialSource, Login, Names, Oidc, Person, Session, SessionPolicy, Want,
+    oidc,
 };
-use crate::vault::{Limits, ServerAddress, VaultClient, VaultToken};
+use crate::vault::{Api, Limits, ServerAddress, Trust, VaultToken};
+use std::cell::RefCell;
 use std::path::Path;
+use std::sync::Arc;
 
-/// One Vault service for one request.
+/// One Vault service for one request, stored into one credd.
 struct Service<'a> {
-    ctx: &'a Context,
-    client: VaultClient,
+    ctx: &'a Context<'a>,
+    client: Arc<dyn Api>,
     server: ServerAddress,
     service_host: String,
     names: Names,
     opts: HtOpts,
     opts_source: &'a str,
+    /// The credd by name (`--credd`); `None`: the local one.
+    credd: Option<String>,
+    /// A token minted for this request already (for another credd): used again.
+    minted: &'a RefCell<Option<Minted>>,
 }
 
 /// A freshly minted long-lived Vault token.
+#[derive(Clone)]
 struct Minted {
     token: VaultToken,
     expires: i64,
@@ -32,23 +41,9 @@ struct Minted {
 }
 
 /// Stores the credential(s) of one request; services of other credmons are left alone.
-pub fn store_request(ctx: &Context, req: &Request) -> Result<(), StoreError> {
-    match ctx.owner(&req.service) {
-        Owner::Vault => {}
-        Owner::Pelican => {
-            log::warn!(
-                "service '{}' belongs to the Pelican credmon; robot-credmon stores only Vault credentials and leaves it alone",
-                req.service
-            );
-            return Ok(());
-        }
-        Owner::Other => {
-            log::info!(
-                "service '{}' is managed by another credmon; skipping",
-                req.service
-            );
-            return Ok(());
-        }
+pub(super) fn store_request(ctx: &Context<'_>, req: &Request) -> Result<(), StoreError> {
+    if !is_ours(ctx, req) {
+        return Ok(());
     }
     plan::check_vault_service(&req.service).map_err(StoreError::Usage)?;
     let (opts, opts_source) = ctx.options_for(req)?;
@@ -62,35 +57,90 @@ pub fn store_request(ctx: &Context, req: &Request) -> Result<(), StoreError> {
         None => server.host.clone(),
     };
     let trust = Trust::Files(
-        opts.cafile.clone().or_else(|| ctx.cafile.clone()),
-        opts.capath.clone().or_else(|| ctx.capath.clone()),
+        opts.cafile.clone().or_else(|| ctx.settings.cafile.clone()),
+        opts.capath.clone().or_else(|| ctx.settings.capath.clone()),
     );
-    let client = auth::client(
-        server.clone(),
-        opts.vaultcertname.clone(),
-        trust,
-        Limits::default(),
-        &ctx.env,
+    let client = ctx.settings.connector.connect(
+        &server,
+        opts.vaultcertname.as_deref(),
+        &trust,
+        &Limits::default(),
     )?;
     let names = auth::resolve(auth::Source::Htgettoken {
         issuer: opts.issuer.as_deref(),
         role: opts.role.as_deref(),
     });
-    let svc = Service {
+    let minted = RefCell::new(None);
+    let service = |credd: Option<&str>| Service {
         ctx,
-        client,
-        server,
-        service_host,
-        names,
-        opts,
+        client: client.clone(),
+        server: server.clone(),
+        service_host: service_host.clone(),
+        names: names.clone(),
+        opts: opts.clone(),
         opts_source,
+        credd: credd.map(str::to_owned),
+        minted: &minted,
     };
-    svc.store(req)
+    if ctx.credds.is_empty() {
+        return service(None).store(req).map(drop);
+    }
+    store_each(&ctx.credds, req, |name| service(Some(name)).store(req))
+}
+
+/// Whether the request's service is a Vault one, ours to store; the
+/// services of other credmons are left alone (said at info or warning level).
+fn is_ours(ctx: &Context<'_>, req: &Request) -> bool {
+    match ctx.owner(&req.service) {
+        Owner::Vault => true,
+        Owner::Pelican => {
+            log::warn!(
+                "service '{}' belongs to the Pelican credmon; robot-credmon stores only Vault credentials and leaves it alone",
+                req.service
+            );
+            false
+        }
+        Owner::Other => {
+            log::info!(
+                "service '{}' is managed by another credmon; skipping",
+                req.service
+            );
+            false
+        }
+    }
+}
+
+/// Stores into every named credd in turn, one line each: a failure at one
+/// does not stop the others; the error names the credds that failed.
+fn store_each(
+    credds: &[String],
+    req: &Request,
+    mut store: impl FnMut(&str) -> Result<bool, StoreError>,
+) -> Result<(), StoreError> {
+    let mut failed = Vec::new();
+    for name in credds {
+        match store(name) {
+            Ok(true) => say(&format!("credd {name}: stored {}", req.service)),
+            Ok(false) => say(&format!("credd {name}: {} already stored", req.service)),
+            Err(e) => {
+                say(&format!("credd {name}: FAILED: {e}"));
+                failed.push(name.clone());
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::Credds {
+            failed,
+            total: credds.len(),
+        })
+    }
 }
 
 /// Writes a bearer token file under its lock (the one `get` takes), so that
 /// a run holding the lock may remove any temporary file of ours beside it.
-fn write(ctx: &Context, path: &Path, contents: &[u8]) -> Result<(), StoreError> {
+fn write(ctx: &Context<'_>, path: &Path, contents: &[u8]) -> Result<(), StoreError> {
     let (dir, name) = SafeDir::open_parent(path)?;
     let wait = std::time::Duration::from_secs(30);
     let _lock = files::LockFile::acquire(&dir, &name, Some(ctx.uid()), wait, ctx.env.clock())?;
@@ -115,11 +165,13 @@ impl Service<'_> {
         format!("{}/v1/{path}", self.server)
     }
 
-    fn store(&self, req: &Request) -> Result<(), StoreError> {
+    /// Stores the request's credential; whether a new Vault token went to the credd.
+    fn store(&self, req: &Request) -> Result<bool, StoreError> {
         let ctx = self.ctx;
         let name = &req.service;
         let vt_svc = plan::service_vault_token_file(&ctx.vault_token_dir, &ctx.id, name);
-        let state = plan::stored_state_file(&ctx.vault_token_dir, &ctx.id, name);
+        let state =
+            plan::stored_state_file(&ctx.vault_token_dir, &ctx.id, name, self.credd.as_deref());
         let credkey = self.opts.credkey.clone().or_else(|| {
             oidc::read_credkey(&ctx.home, &self.names.issuer, &self.names.role, ctx.uid())
         });
@@ -130,8 +182,8 @@ impl Service<'_> {
         let stored_expires = read(&state, ctx.uid())
             .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
             .and_then(|v| v.get("expires").and_then(|e| e.as_i64()));
-        let restore =
-            query == Query::Stored && plan::restore_needed(now, stored_expires, ctx.restore_before);
+        let restore = query == Query::Stored
+            && plan::restore_needed(now, stored_expires, ctx.settings.restore_before);
         let local = match (&credkey, auth::read_saved(&vt_svc, ctx.uid())) {
             (Some(ck), Some(tok)) => self.try_local(&tok, ck)?,
             _ => None,
@@ -149,7 +201,7 @@ impl Service<'_> {
                         "the credd holds no credential for {name}; making a new Vault token"
                     ),
                 }
-                Some(self.mint(name, credkey.clone())?)
+                Some(self.mint_once(name, credkey.clone())?)
             }
             None => {
                 log::info!("credentials for {name} are already stored");
@@ -171,7 +223,17 @@ impl Service<'_> {
         if let Some(hname) = req.handle_service() {
             self.store_handle(req, &hname, credkey.as_deref(), minted.as_ref())?;
         }
-        Ok(())
+        Ok(minted.is_some())
+    }
+
+    /// [`Service::mint`], once per request: another credd's token is used again.
+    fn mint_once(&self, name: &str, credkey: Option<String>) -> Result<Minted, StoreError> {
+        if let Some(m) = self.minted.borrow().clone() {
+            return Ok(m);
+        }
+        let m = self.mint(name, credkey)?;
+        *self.minted.borrow_mut() = Some(m.clone());
+        Ok(m)
     }
 
     /// The user's bearer token files for `name`.
@@ -291,24 +353,66 @@ impl Service<'_> {
         )]
     }
 
-    /// The local token reads a bearer token: `Some`; refused or too old: `None`.
+    /// The credential of this service as the session policy sees it.
+    fn want<'w>(
+        &'w self,
+        credkey: Option<&'w str>,
+        query: &'w [(&'static str, String)],
+    ) -> Want<'w> {
+        Want {
+            names: &self.names,
+            credkey,
+            path: None,
+            exchange: false,
+            query,
+            service_host: &self.service_host,
+            server_host: &self.server.host,
+            server_port: self.server.port,
+        }
+    }
+
+    /// The storer's session policy: `--vaulttokenminttl` for a saved token,
+    /// Kerberos unless `--nokerberos`, and a person's OIDC login on a
+    /// terminal (also after a failed Kerberos login) unless `--nooidc`.
+    fn policy<'p>(&'p self, login: Login<'p>, ttl: std::time::Duration) -> SessionPolicy<'p> {
+        let oidc = if self.ctx.settings.oidc && !self.opts.nooidc {
+            Oidc::Person(Box::new(Person {
+                interactive: self.ctx.interactive,
+                settings: self.oidc_settings(),
+                command: self.ctx.settings.command_hint.clone(),
+                save_credkey_in: self
+                    .opts
+                    .credkey
+                    .is_none()
+                    .then_some(self.ctx.home.as_path()),
+                uid: self.ctx.uid(),
+                after_login_failure: true,
+                first: None,
+                say,
+            }))
+        } else {
+            Oidc::Never
+        };
+        SessionPolicy {
+            reuse_min_ttl: self.opts.vaulttokenminttl.unwrap_or_default(),
+            login,
+            ttl,
+            shorten_minimum: true,
+            oidc,
+        }
+    }
+
+    /// The local token reads a bearer token: `Some`; refused, too old or
+    /// failing for good: `None` (only a passing failure is an error).
     fn try_local(
         &self,
         tok: &VaultToken,
         credkey: &str,
     ) -> Result<Option<BearerToken>, StoreError> {
-        let min = self.opts.vaulttokenminttl.unwrap_or_default();
-        if let Err(why) = auth::reuse(&self.client, tok, min)? {
-            log::info!("{why}");
-            return Ok(None);
-        }
-        let path = self.names.secret_path(false, credkey);
-        match self.client.read_bearer(tok, &path, &self.query_params()) {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.is_permission_denied() => {
-                log::info!("the saved Vault token is no longer accepted");
-                Ok(None)
-            }
+        let query = self.query_params();
+        let policy = self.policy(Login::Never, LOCAL_TTL);
+        match policy.try_saved(&*self.client, &self.want(Some(credkey), &query), tok) {
+            Ok(found) => Ok(found),
             Err(e) if e.is_transient() => Err(e.into()),
             Err(e) => {
                 log::info!("the saved Vault token does not work: {e}");
@@ -320,59 +424,31 @@ impl Service<'_> {
     /// A new 28-day token: Kerberos first, then (on a terminal) OIDC.
     fn mint(&self, name: &str, credkey: Option<String>) -> Result<Minted, StoreError> {
         let ttl = self.opts.vaulttokenttl.unwrap_or(STORED_TTL);
-        let mut why = None;
-        if let (Some(ck), false) = (&credkey, self.opts.nokerberos) {
-            match self.kerberos_login(ttl) {
-                Ok(session) => {
-                    let path = self.names.secret_path(false, ck);
-                    match self
-                        .client
-                        .read_bearer(&session.token, &path, &self.query_params())
-                    {
-                        Ok(bearer) => return self.minted(session, bearer, ck.clone()),
-                        Err(e) if e.status() == Some(404) => {
-                            why = Some(format!(
-                                "Vault at {} holds no credential for credkey '{ck}' of issuer '{}' and role '{}'",
-                                self.client.server(),
-                                self.names.issuer,
-                                self.names.role
-                            ));
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                Err(e) if self.oidc_allowed() => {
+        let source = if self.opts.nokerberos {
+            None
+        } else {
+            match self.kerberos_source() {
+                Ok(s) => Some(s),
+                Err(e) if self.ctx.interactive && !self.opts.nooidc => {
                     log::info!("Kerberos login failed: {e}");
-                    why = Some(e.to_string());
+                    None
                 }
                 Err(e) => return Err(e.into()),
             }
-        }
-        let why = why.unwrap_or_else(|| self.no_credkey());
-        if !self.oidc_allowed() {
-            return Err(AuthError::from(oidc::OidcError::NoTerminal {
-                why,
-                command: self.ctx.command_hint.clone(),
-            })
-            .into());
-        }
-        say(&format!("Authentication needed for {name}"));
-        let boot = Bootstrap {
-            names: &self.names,
-            credkey: credkey.as_deref(),
-            save_credkey_in: self
-                .opts
-                .credkey
-                .is_none()
-                .then_some(self.ctx.home.as_path()),
-            uid: self.ctx.uid(),
-            ttl,
         };
-        let (session, credkey) = auth::oidc_bootstrap(&self.client, &self.oidc_settings(), &boot)?;
-        let path = self.names.secret_path(false, &credkey);
-        let bearer = self
-            .client
-            .read_bearer(&session.token, &path, &self.query_params())?;
+        let login = source.as_ref().map_or(Login::Never, Login::With);
+        let policy = self.policy(login, ttl);
+        let query = self.query_params();
+        let want = self.want(credkey.as_deref(), &query);
+        log::debug!("making a new Vault token for {name}");
+        let obtained = policy.obtain(&*self.client, &want, None);
+        let bearer = obtained.bearer?;
+        let (Some(session), Some(credkey)) = (obtained.fresh, obtained.credkey) else {
+            return Err(StoreError::Usage(format!(
+                "cannot store {name}: {}",
+                self.no_credkey()
+            )));
+        };
         self.minted(session, bearer, credkey)
     }
 
@@ -396,10 +472,6 @@ impl Service<'_> {
         })
     }
 
-    fn oidc_allowed(&self) -> bool {
-        self.ctx.interactive && !self.opts.nooidc
-    }
-
     fn oidc_settings(&self) -> oidc::OidcSettings {
         let host = self
             .opts
@@ -416,22 +488,20 @@ impl Service<'_> {
                 .web_open_command
                 .clone()
                 .or_else(|| self.ctx.web_open_command.clone()),
-            timeout: self.ctx.oidc_timeout,
+            timeout: self.ctx.settings.oidc_timeout,
             path_var: self.ctx.env.path_var(),
+            clock: self.ctx.env.clock().clone(),
         }
     }
 
-    fn kerberos_login(&self, ttl: std::time::Duration) -> Result<Session, AuthError> {
-        let source = match &self.ctx.keytab {
-            Some(kt) => CredentialSource::keytab(kt, self.ctx.principal.as_deref(), None, false)?,
+    /// The keytab (with the settings' principal), else the user's ticket cache.
+    fn kerberos_source(&self) -> Result<CredentialSource, AuthError> {
+        Ok(match &self.ctx.settings.keytab {
+            Some(kt) => {
+                CredentialSource::keytab(kt, self.ctx.settings.principal.as_deref(), None, false)?
+            }
             None => CredentialSource::UserCcache,
-        };
-        let target = LoginTarget {
-            names: &self.names,
-            service_host: &self.service_host,
-            ttl,
-        };
-        auth::login(&self.client, &source, &target)
+        })
     }
 
     /// `condor_store_cred <op> ... -s name [-S s] [-A a]`; `input` on stdin,
@@ -445,8 +515,14 @@ impl Service<'_> {
     ) -> Result<condor::ToolRun, StoreError> {
         let ctx = self.ctx;
         let args = plan::store_cred_args(op, ctx.user.as_deref(), name, s, a, &ctx.storecred_opts);
-        let show = ctx.verbose && input.is_some();
-        condor::run_tool("condor_store_cred", &args, input, show, &ctx.env)
+        let show = ctx.settings.verbose && input.is_some();
+        let vars: Vec<(&str, &str)> = self
+            .credd
+            .as_deref()
+            .map(|c| (plan::CREDD_KNOB, c))
+            .into_iter()
+            .collect();
+        condor::run_tool_with("condor_store_cred", &args, &vars, input, show, &ctx.env)
             .map_err(StoreError::Tool)
     }
 
@@ -484,7 +560,7 @@ impl Service<'_> {
                         r.code
                     )
                 } else {
-                    said
+                    plan::store_failure_detail(&said, json)
                 },
             });
         }

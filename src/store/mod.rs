@@ -20,19 +20,19 @@
 
 pub mod condor;
 mod exec;
+pub mod options;
 pub mod plan;
 pub mod request;
 
-pub use exec::store_request;
-
 use crate::cli::StoreArgs;
+use crate::condor::config::{self as htcondor, Knobs};
 use crate::env::Env;
 use crate::files::FileError;
 use crate::kerberos::KrbError;
-use crate::vault::VaultError;
 use crate::vault::auth::{AuthError, oidc};
-use request::{HtOpts, Request};
-use std::cell::OnceCell;
+use crate::vault::{Connector, Https, VaultError};
+use options::HtOpts;
+use request::Request;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -70,6 +70,15 @@ pub enum StoreError {
     /// An HTCondor tool could not be run or failed.
     #[error("{0}")]
     Tool(String),
+    /// Storing failed at some of the credds named with `--credd` (each was
+    /// tried; one line per credd says how it went).
+    #[error("storing failed at {} of {total} credds: {}", .failed.len(), .failed.join(", "))]
+    Credds {
+        /// The credds where it failed.
+        failed: Vec<String>,
+        /// How many credds were tried.
+        total: usize,
+    },
     /// A Kerberos, Vault or OIDC problem.
     #[error(transparent)]
     Auth(#[from] AuthError),
@@ -122,8 +131,9 @@ pub struct Reported;
 
 /// Entry point of `robot-credmon store`: messages on stderr; `main.rs` maps the result to the exit code.
 pub fn main(args: &StoreArgs, env: &Env) -> Result<(), Reported> {
-    let extra = condor::config_val("SEC_CREDENTIAL_VAULT_STORER_OPTS", env)
-        .and_then(|v| request::shell_words(&v).ok())
+    let config = read_config(env);
+    let extra = htcondor::value(&config, "SEC_CREDENTIAL_VAULT_STORER_OPTS")
+        .and_then(|v| htcondor::words(v).ok())
         .unwrap_or_default();
     let verbose = args.verbose || extra.iter().any(|w| w == "-v");
     let debug = args.debug || extra.iter().any(|w| w == "-d");
@@ -132,7 +142,7 @@ pub fn main(args: &StoreArgs, env: &Env) -> Result<(), Reported> {
         false,
         env_logger::Target::Pipe(Box::new(Stderr)),
     );
-    run(args, verbose || debug, env).map_err(|e| {
+    run(args, verbose || debug, env, &config).map_err(|e| {
         let me = program_name(env);
         say(&format!("{me}: {e}"));
         if !(verbose || debug) {
@@ -161,46 +171,28 @@ fn program_name(env: &Env) -> String {
     }
 }
 
-/// Runs every request.
-pub fn run(args: &StoreArgs, verbose: bool, env: &Env) -> Result<(), StoreError> {
-    let requests = args
-        .requests
-        .iter()
-        .map(|r| request::parse_request(r))
-        .collect::<Result<Vec<Request>, String>>()
-        .map_err(StoreError::Usage)?;
-    let keytab = args
-        .keytab
-        .clone()
-        .filter(|k| !k.is_empty())
-        .or_else(|| env.var("KRB5_KTNAME").filter(|k| !k.is_empty()))
-        .map(|k| PathBuf::from(k.strip_prefix("FILE:").unwrap_or(&k)));
-    let mut command_hint = String::from("robot-credmon store");
-    for r in &args.requests {
-        command_hint.push_str(&format!(" '{r}'"));
-    }
-    let mut ctx = Context::from_env(
-        env,
-        keytab,
-        args.vaulttokendir.clone(),
-        args.web_open_command.clone(),
-        args.oidc_timeout,
-        command_hint,
-    )?;
-    ctx.verbose = verbose;
-    ctx.restore_before = args.restore_before;
-    for req in &requests {
-        store_request(&ctx, req)?;
-    }
-    Ok(())
+/// The HTCondor knobs the storer and `get --condor` read (their macros expanded).
+pub const KNOBS: &[&str] = &[
+    "SEC_CREDENTIAL_GETTOKEN_OPTS",
+    "SEC_CREDENTIAL_VAULT_STORER_OPTS",
+    "USER_CONFIG_FILE",
+    "PELICAN_CREDMON_PROVIDER_NAMES",
+    "LOCAL_CREDMON_PROVIDER_NAMES",
+    "LOCAL_CREDMON_PROVIDER_NAME",
+    "OAUTH2_CREDMON_PROVIDER_NAMES",
+    "CLIENT_CREDMON_PROVIDER_NAMES",
+    plan::CREDDS_KNOB,
+];
+
+/// The HTCondor configuration of `env`, read once through the one reader
+/// (`condor_config_val -dump`, `_CONDOR_*`), for [`store`].
+pub fn read_config(env: &Env) -> Knobs {
+    htcondor::read(env, |k| KNOBS.contains(&k))
 }
 
-/// Everything the storer takes from its environment, read once.
-#[derive(Debug, Clone)]
-pub struct Context {
-    /// Words of `SEC_CREDENTIAL_GETTOKEN_OPTS` (or `$HTGETTOKENOPTS`) and
-    /// where they came from; `None` when neither is set (needed only for Vault services).
-    pub gettoken: Option<(Vec<String>, String)>,
+/// What the caller decided: `store`'s command line, or the resolved options
+/// of `get --condor`.
+pub struct Settings {
     /// Keytab for the Kerberos login (`None`: the user's ticket cache).
     pub keytab: Option<PathBuf>,
     /// Principal to use from the keytab (`None`: its first one).
@@ -209,32 +201,121 @@ pub struct Context {
     pub cafile: Option<PathBuf>,
     /// CA directory when the htgettoken options give none.
     pub capath: Option<PathBuf>,
-    /// Directory of the Vault token files.
-    pub vault_token_dir: PathBuf,
-    /// `CONDOR_VAULT_STORER_ID` or `u<uid>`.
-    pub id: String,
-    /// `CONDOR_VAULT_STORER_USER` (`-u`).
-    pub user: Option<String>,
-    /// `SEC_CREDENTIAL_STORECRED_OPTS` words.
-    pub storecred_opts: Vec<String>,
-    /// Show condor_store_cred's output.
+    /// Directory of the Vault token files (`None`: `/tmp`).
+    pub vault_token_dir: Option<PathBuf>,
+    /// Show what is done, and condor_store_cred's output.
     pub verbose: bool,
     /// Re-store when the stored Vault token has less than this left.
     pub restore_before: Duration,
-    /// The home directory (credkey files).
-    pub home: PathBuf,
-    /// Whether a person is at a terminal (OIDC allowed).
-    pub interactive: bool,
+    /// Whether a person's OIDC login may be offered (on a terminal).
+    pub oidc: bool,
     /// `--web-open-command`.
     pub web_open_command: Option<String>,
     /// `--oidc-timeout`.
     pub oidc_timeout: Duration,
     /// The command a person should run interactively, for messages.
     pub command_hint: String,
-    /// `CONDOR_CREDENTIAL_STORER_MODE`, as condor_submit sets it.
+    /// Which credmon owns the services: `vault` for all of them (`get
+    /// --condor`); `None`: `CONDOR_CREDENTIAL_STORER_MODE`, else the knobs.
     pub mode: Option<String>,
-    /// Other credmons' provider names, read when first needed.
-    providers: OnceCell<plan::Providers>,
+    /// Where Vault APIs come from (a simulated Vault in tests).
+    pub connector: std::sync::Arc<dyn Connector>,
+    /// Credds to store into by name (`--credd`); none: the names in
+    /// `ROBOT_CREDMON_CREDDS`, else the local credd.
+    pub credds: Vec<String>,
+}
+
+impl Settings {
+    /// The settings of `robot-credmon store` (`verbose`: `-v`/`-d` or the
+    /// storer's own options knob).
+    pub fn from_args(args: &StoreArgs, verbose: bool, env: &Env) -> Settings {
+        let keytab = args
+            .keytab
+            .clone()
+            .filter(|k| !k.is_empty())
+            .or_else(|| env.var("KRB5_KTNAME").filter(|k| !k.is_empty()))
+            .map(|k| PathBuf::from(k.strip_prefix("FILE:").unwrap_or(&k)));
+        let mut command_hint = String::from("robot-credmon store");
+        for r in &args.requests {
+            command_hint.push_str(&format!(" '{r}'"));
+        }
+        Settings {
+            keytab,
+            principal: None,
+            cafile: None,
+            capath: None,
+            vault_token_dir: args.vaulttokendir.clone(),
+            verbose,
+            restore_before: args.restore_before,
+            oidc: true,
+            web_open_command: args.web_open_command.clone(),
+            oidc_timeout: args.oidc_timeout,
+            command_hint,
+            mode: None,
+            connector: std::sync::Arc::new(Https::new(env)),
+            credds: args.credd.clone(),
+        }
+    }
+}
+
+/// Runs every request of `robot-credmon store`.
+pub fn run(args: &StoreArgs, verbose: bool, env: &Env, config: &Knobs) -> Result<(), StoreError> {
+    store(
+        &Settings::from_args(args, verbose, env),
+        &args.requests,
+        env,
+        config,
+    )
+}
+
+/// The storer's public entry: stores the credentials of `requests`
+/// (condor_submit's request strings) with `settings`, in `env`, with the
+/// HTCondor configuration `config` ([`read_config`]).
+pub fn store(
+    settings: &Settings,
+    requests: &[String],
+    env: &Env,
+    config: &Knobs,
+) -> Result<(), StoreError> {
+    let requests = requests
+        .iter()
+        .map(|r| request::parse_request(r))
+        .collect::<Result<Vec<Request>, String>>()
+        .map_err(StoreError::Usage)?;
+    let ctx = Context::new(settings, env, config)?;
+    for req in &requests {
+        exec::store_request(&ctx, req)?;
+    }
+    Ok(())
+}
+
+/// Everything the storer takes from its settings and environment, read once.
+struct Context<'a> {
+    /// The caller's settings.
+    settings: &'a Settings,
+    /// Words of `SEC_CREDENTIAL_GETTOKEN_OPTS` (or `$HTGETTOKENOPTS`) and
+    /// where they came from; `None` when neither is set (needed only for Vault services).
+    gettoken: Option<(Vec<String>, String)>,
+    /// Directory of the Vault token files.
+    vault_token_dir: PathBuf,
+    /// `CONDOR_VAULT_STORER_ID` or `u<uid>`.
+    id: String,
+    /// `CONDOR_VAULT_STORER_USER` (`-u`).
+    user: Option<String>,
+    /// `SEC_CREDENTIAL_STORECRED_OPTS` words.
+    storecred_opts: Vec<String>,
+    /// The home directory (credkey files).
+    home: PathBuf,
+    /// Whether a person is at a terminal (OIDC allowed).
+    interactive: bool,
+    /// The browser command (`--web-open-command`, else `xdg-open` without `$SSH_CLIENT`).
+    web_open_command: Option<String>,
+    /// The settings' mode, else `CONDOR_CREDENTIAL_STORER_MODE`.
+    mode: Option<String>,
+    /// Other credmons' provider names.
+    providers: plan::Providers,
+    /// Credds to store into by name; empty: the local one.
+    credds: Vec<String>,
     /// Variables and the clock.
     env: Env,
 }
@@ -243,79 +324,57 @@ pub struct Context {
 /// credd when it has less than a week left.
 pub const RESTORE_BEFORE_DEFAULT: Duration = Duration::from_secs(7 * 86400);
 
-impl Context {
-    /// Reads the option sources and the environment `env` (quiet, and
-    /// [`RESTORE_BEFORE_DEFAULT`]; callers change the public fields).
-    pub fn from_env(
-        env: &Env,
-        keytab: Option<PathBuf>,
-        vault_token_dir: Option<PathBuf>,
-        web_open_command: Option<String>,
-        oidc_timeout: Duration,
-        command_hint: String,
-    ) -> Result<Context, StoreError> {
-        let var = |k: &str| env.var(k);
-        let gettoken = match condor::config_val("SEC_CREDENTIAL_GETTOKEN_OPTS", env) {
-            Some(v) if !v.is_empty() => Some((v, "SEC_CREDENTIAL_GETTOKEN_OPTS")),
-            _ => var("HTGETTOKENOPTS")
-                .filter(|v| !v.is_empty())
-                .map(|v| (v, "$HTGETTOKENOPTS")),
+impl<'a> Context<'a> {
+    /// Reads the option sources from `config` and `env`.
+    fn new(settings: &'a Settings, env: &Env, config: &Knobs) -> Result<Self, StoreError> {
+        let var = |k: &str| env.var(k).filter(|v| !v.is_empty());
+        let gettoken = match htcondor::value(config, "SEC_CREDENTIAL_GETTOKEN_OPTS") {
+            Some(v) => Some((v.to_owned(), "SEC_CREDENTIAL_GETTOKEN_OPTS")),
+            None => var("HTGETTOKENOPTS").map(|v| (v, "$HTGETTOKENOPTS")),
         };
         let gettoken = gettoken
-            .map(|(text, source)| {
-                request::shell_words(&text).map(|words| (words, source.to_owned()))
-            })
+            .map(|(text, source)| htcondor::words(&text).map(|w| (w, source.to_owned())))
             .transpose()
             .map_err(StoreError::Usage)?;
         let storecred_opts = var("SEC_CREDENTIAL_STORECRED_OPTS")
-            .map(|v| request::shell_words(&v).map_err(StoreError::Usage))
+            .map(|v| htcondor::words(&v).map_err(StoreError::Usage))
             .transpose()?
             .unwrap_or_default();
-        let uid = env.euid();
         Ok(Context {
+            settings,
             gettoken,
-            keytab,
-            principal: None,
-            cafile: None,
-            capath: None,
-            vault_token_dir: vault_token_dir.unwrap_or_else(|| PathBuf::from("/tmp")),
-            id: plan::storer_id(var("CONDOR_VAULT_STORER_ID"), uid),
-            user: var("CONDOR_VAULT_STORER_USER").filter(|u| !u.is_empty()),
+            vault_token_dir: (settings.vault_token_dir.clone())
+                .unwrap_or_else(|| PathBuf::from("/tmp")),
+            id: plan::storer_id(var("CONDOR_VAULT_STORER_ID"), env.euid()),
+            user: var("CONDOR_VAULT_STORER_USER"),
             storecred_opts,
-            verbose: false,
-            restore_before: RESTORE_BEFORE_DEFAULT,
-            home: var("HOME").map(PathBuf::from).unwrap_or_default(),
-            interactive: oidc::process_is_interactive(),
+            home: env.var("HOME").map(PathBuf::from).unwrap_or_default(),
+            interactive: settings.oidc && oidc::process_is_interactive(),
             web_open_command: oidc::web_open_command(
-                web_open_command.as_deref(),
-                var("SSH_CLIENT").as_deref(),
+                settings.web_open_command.as_deref(),
+                env.var("SSH_CLIENT").as_deref(),
             ),
-            oidc_timeout,
-            command_hint,
-            mode: var("CONDOR_CREDENTIAL_STORER_MODE").filter(|m| !m.is_empty()),
-            providers: OnceCell::new(),
+            mode: settings
+                .mode
+                .clone()
+                .or_else(|| var("CONDOR_CREDENTIAL_STORER_MODE")),
+            providers: plan::Providers::from_knobs(|k| {
+                htcondor::value(config, k).map(str::to_owned)
+            }),
+            credds: plan::credd_names(&settings.credds, htcondor::value(config, plan::CREDDS_KNOB))
+                .map_err(StoreError::Usage)?,
             env: env.clone(),
         })
     }
 
     /// The effective uid: owner of the files we write and read back.
-    pub fn uid(&self) -> u32 {
+    fn uid(&self) -> u32 {
         self.env.euid()
     }
 
     /// Which credmon owns `service`.
     fn owner(&self, service: &str) -> plan::Owner {
-        match &self.mode {
-            Some(m) => plan::owner(Some(m), service, &plan::Providers::default()),
-            None => {
-                let providers = self.providers.get_or_init(|| {
-                    plan::Providers::from_knobs(|k| {
-                        condor::config_val(k, &self.env).filter(|v| !v.is_empty())
-                    })
-                });
-                plan::owner(None, service, providers)
-            }
-        }
+        plan::owner(self.mode.as_deref(), service, &self.providers)
     }
 
     /// The htgettoken options of a request: the configured ones, then the
@@ -328,9 +387,9 @@ impl Context {
             words.extend(["-r".to_owned(), role.to_owned()]);
         }
         if let Some(o) = &req.options {
-            words.extend(request::shell_words(o).map_err(StoreError::Usage)?);
+            words.extend(htcondor::words(o).map_err(StoreError::Usage)?);
         }
-        let opts = request::parse_htgettoken_opts(&words, source).map_err(StoreError::Usage)?;
+        let opts = options::parse(&words, source).map_err(StoreError::Usage)?;
         Ok((opts, source))
     }
 }

@@ -23,9 +23,53 @@ pub fn vault_token_file(dir: &Path, id: &str) -> PathBuf {
 }
 
 /// Where we note when the Vault token stored in the credd expires (no secret in it):
-/// `<dir>/vt_<id>-<service>.stored`.
-pub fn stored_state_file(dir: &Path, id: &str, service: &str) -> PathBuf {
-    dir.join(format!("vt_{id}-{service}.stored"))
+/// `<dir>/vt_<id>-<service>.stored` for the local credd, with `@<credd>`
+/// before `.stored` for a credd named with `--credd`.
+pub fn stored_state_file(dir: &Path, id: &str, service: &str, credd: Option<&str>) -> PathBuf {
+    match credd {
+        None => dir.join(format!("vt_{id}-{service}.stored")),
+        Some(c) => dir.join(format!("vt_{id}-{service}@{c}.stored")),
+    }
+}
+
+/// The HTCondor knob (set in `condor_store_cred`'s environment) that names
+/// the credd it talks to; `condor_store_cred` then finds that credd in the
+/// collector by name. (`condor_store_cred -n NAME` cannot be used: it sends
+/// to the *schedd* called NAME, which on Linux does not handle STORE_CRED.)
+pub const CREDD_KNOB: &str = "_CONDOR_CREDD_HOST";
+
+/// The knob listing the credds `store` and `get --condor` store into when
+/// no `--credd` is given.
+pub const CREDDS_KNOB: &str = "ROBOT_CREDMON_CREDDS";
+
+/// The credds to store into: the `--credd` names when any are given, else
+/// the names in [`CREDDS_KNOB`] (commas and/or white space between them);
+/// none means the local credd, as before. Names become part of a file name
+/// and an HTCondor knob, so only `A-Z a-z 0-9 . _ - @ :` are allowed;
+/// repeats are dropped.
+pub fn credd_names(given: &[String], knob: Option<&str>) -> Result<Vec<String>, String> {
+    let names: Vec<String> = if given.is_empty() {
+        name_list(knob.map(str::to_owned))
+    } else {
+        given.to_vec()
+    };
+    let mut out: Vec<String> = Vec::new();
+    for n in names {
+        let ok = !n.is_empty()
+            && n.len() <= 255
+            && !n.starts_with('.')
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-@:".contains(c));
+        if !ok {
+            return Err(format!(
+                "invalid credd name '{n}' (--credd or {CREDDS_KNOB}): use the name the credd has in the collector, such as ap1.example.org"
+            ));
+        }
+        if !out.contains(&n) {
+            out.push(n);
+        }
+    }
+    Ok(out)
 }
 
 /// Bearer token files: `$BEARER_TOKEN_FILE` alone, else
@@ -57,6 +101,31 @@ pub fn cred_json(vault_token: Option<&str>, vault_url: &str) -> String {
         ),
         None => format!("{{\n  \"vault_url\": {}\n}}\n", q(vault_url)),
     }
+}
+
+/// What to say when `condor_store_cred add-oauth` refused `json` with
+/// `said`: HTCondor's own words, and for the credd's untrusted-host refusal
+/// ("Credential requires interacting with an untrusted host") the
+/// `TRUSTED_VAULT_HOSTS` entry to add: the `host:port` of the stored
+/// `vault_url`, exactly as the credd compares it.
+pub fn store_failure_detail(said: &str, json: &str) -> String {
+    if !said.contains("untrusted host") {
+        return said.to_owned();
+    }
+    let url = serde_json::from_str::<serde_json::Value>(json)
+        .ok()
+        .and_then(|v| v.get("vault_url")?.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let authority = url
+        .split_once("://")
+        .map(|(_, rest)| rest.split('/').next().unwrap_or_default())
+        .unwrap_or_default();
+    if authority.is_empty() {
+        return said.to_owned();
+    }
+    format!(
+        "{said} ({url}): the credd compares each TRUSTED_VAULT_HOSTS entry with host:port; add '{authority}' to TRUSTED_VAULT_HOSTS on the credd's host and run condor_reconfig"
+    )
 }
 
 /// What `condor_store_cred query-oauth` said.
@@ -281,6 +350,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn untrusted_host_refusal_names_the_entry_to_add() {
+        let json = cred_json(
+            Some("hvs.X"),
+            "https://vault.example.org:8200/v1/secret/oauth/creds/igwn/a:b",
+        );
+        let said = "Credential requires interacting with an untrusted host";
+        let d = store_failure_detail(said, &json);
+        assert!(d.starts_with(said), "{d}");
+        assert!(
+            d.contains("add 'vault.example.org:8200' to TRUSTED_VAULT_HOSTS"),
+            "{d}"
+        );
+        assert!(!d.contains("hvs.X"), "{d}");
+        // Other refusals are passed on as they are.
+        assert_eq!(
+            store_failure_detail("Operation failed.", &json),
+            "Operation failed."
+        );
+        assert_eq!(store_failure_detail(said, "not json"), said);
+    }
+
+    #[test]
     fn names_and_paths() {
         assert_eq!(storer_id(None, 1000), "u1000");
         assert_eq!(storer_id(Some(String::new()), 7), "u7");
@@ -292,8 +383,12 @@ mod tests {
         );
         assert_eq!(vault_token_file(d, "u5"), PathBuf::from("/tmp/vt_u5"));
         assert_eq!(
-            stored_state_file(d, "u5", "igwn"),
+            stored_state_file(d, "u5", "igwn", None),
             PathBuf::from("/tmp/vt_u5-igwn.stored")
+        );
+        assert_eq!(
+            stored_state_file(d, "u5", "igwn", Some("ap2.example")),
+            PathBuf::from("/tmp/vt_u5-igwn@ap2.example.stored")
         );
         let env = |k: &str| (k == "XDG_RUNTIME_DIR").then(|| "/run/user/5".to_owned());
         assert_eq!(
@@ -369,6 +464,32 @@ mod tests {
         ] {
             assert_eq!(query_result(code), q);
         }
+    }
+
+    #[test]
+    fn credd_names_table() {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        // (--credd, knob) -> names or error
+        type Case<'a> = (&'a [&'a str], Option<&'a str>, Result<&'a [&'a str], ()>);
+        let cases: [Case; 8] = [
+            (&[], None, Ok(&[])),
+            (&[], Some(""), Ok(&[])),
+            (
+                &[],
+                Some("ap1.example, ap2.example ap1.example"),
+                Ok(&["ap1.example", "ap2.example"]),
+            ),
+            (&["ap3@host"], Some("ap1.example"), Ok(&["ap3@host"])),
+            (&["ap1", "ap1", "ap2:9618"], None, Ok(&["ap1", "ap2:9618"])),
+            (&["../x"], None, Err(())),
+            (&["a/b"], None, Err(())),
+            (&[], Some("good, b\u{e4}d"), Err(())),
+        ];
+        for (given, knob, want) in cases {
+            let got = credd_names(&v(given), knob).map_err(|_| ());
+            assert_eq!(got, want.map(v), "{given:?} {knob:?}");
+        }
+        assert!(credd_names(&v(&[""]), None).is_err());
     }
 
     #[test]

@@ -58,23 +58,36 @@ pub enum VaultError {
 }
 
 impl VaultError {
-    /// Worth retrying: transport failures, 429 and 5xx.
+    /// Worth retrying: transport failures, 429, 5xx, and 307: an HA standby
+    /// that cannot forward to an active node (during a leader election)
+    /// redirects instead; the redirect is never followed (it names a node,
+    /// often the one that just went away), the request is sent again.
     pub fn is_transient(&self) -> bool {
         match self {
             VaultError::Transport { .. } => true,
-            VaultError::Status { status, .. } => *status == 429 || (500..600).contains(status),
+            VaultError::Status { status, .. } => {
+                matches!(*status, 307 | 429) || (500..600).contains(status)
+            }
             _ => false,
         }
     }
 
     /// The server itself is failing, not one credential: it cannot be
     /// reached, or it answered 429 (slow down) or 502/503/504 (down, sealed,
-    /// no leader, a gateway without a backend). A 500 is not counted: Vault's
+    /// no leader, a gateway without a backend), or it is an HA standby with
+    /// no active node to forward to (a leader election: 307, or 500 "active
+    /// cluster node not found"). Any other 500 is not counted: Vault's
     /// secrets plugins answer it for one credential's trouble.
     pub fn server_failing(&self) -> bool {
         match self {
             VaultError::Transport { .. } => true,
-            VaultError::Status { status, .. } => matches!(status, 429 | 502 | 503 | 504),
+            VaultError::Status { status, errors, .. } => {
+                matches!(status, 307 | 429 | 502 | 503 | 504)
+                    || (*status == 500
+                        && errors
+                            .iter()
+                            .any(|e| e.contains("active cluster node not found")))
+            }
             _ => false,
         }
     }
@@ -108,6 +121,41 @@ impl VaultError {
             _ => &[],
         }
     }
+
+    /// Whether only a person can make this credential work again (an OIDC
+    /// login in a web browser), and why: Vault holds no credential for the
+    /// credkey (404 on a `creds`/`sts` read), or the issuer refused the
+    /// stored refresh token (400 `refresh failed`).
+    pub fn login_needed(&self) -> Option<LoginNeeded> {
+        let VaultError::Status {
+            status,
+            path,
+            errors,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let bearer_read =
+            path.contains("secret/oauth/creds/") || path.contains("secret/oauth/sts/");
+        match status {
+            404 if bearer_read => Some(LoginNeeded::NoCredential),
+            400 if errors.iter().any(|e| e.contains("refresh failed")) => {
+                Some(LoginNeeded::RefreshRefused)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Why a person must log in before a credential works again ([`VaultError::login_needed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginNeeded {
+    /// Vault holds no credential for the credkey: the first login was never done.
+    NoCredential,
+    /// The issuer refused the refresh token Vault holds (expired, revoked, or
+    /// lost in a restart of the issuer).
+    RefreshRefused,
 }
 
 fn status_message(
@@ -129,6 +177,9 @@ fn status_message(
     let detail = match (clean(errors), clean(warnings)) {
         (e, _) if !e.is_empty() => e,
         (_, w) if !w.is_empty() => w,
+        _ if status == 307 => {
+            "a standby node redirected to the active one (a leader election?)".to_owned()
+        }
         _ => "no details given".to_owned(),
     };
     format!("Vault at {server} answered {status} to {path}: {detail}")
@@ -210,25 +261,49 @@ mod tests {
             server: "s".into(),
             detail: "d".into(),
         };
-        // (error, transient, permission denied)
+        // (error, transient, permission denied, the server is failing)
         let cases = [
-            (transport, true, false),
-            (status(500, &["could not connect to LDAP"]), true, false),
-            (status(503, &["Vault is sealed"]), true, false),
-            (status(429, &["rate limit quota exceeded"]), true, false),
-            (status(403, &["permission denied"]), false, true),
+            (transport, true, false, true),
+            (
+                status(500, &["could not connect to LDAP"]),
+                true,
+                false,
+                false,
+            ),
+            (status(503, &["Vault is sealed"]), true, false, true),
+            (
+                status(429, &["rate limit quota exceeded"]),
+                true,
+                false,
+                true,
+            ),
+            (status(403, &["permission denied"]), false, true, false),
             (
                 status(403, &["1 error occurred:\n\t* permission denied\n\n"]),
                 false,
                 true,
+                false,
             ),
-            (status(403, &["invalid token"]), false, true),
-            (status(404, &[]), false, false),
-            (status(400, &["token expired"]), false, false),
+            (status(403, &["invalid token"]), false, true, false),
+            (status(404, &[]), false, false, false),
+            (status(400, &["token expired"]), false, false, false),
+            // An HA standby during a leader election (observed on OpenBao 2.6.2).
+            (status(307, &[]), true, false, true),
+            (
+                status(
+                    500,
+                    &["local node not active but active cluster node not found"],
+                ),
+                true,
+                false,
+                true,
+            ),
+            (status(301, &[]), false, false, false),
         ];
-        for (e, transient, denied) in cases {
+        for (e, transient, denied, failing) in cases {
             assert_eq!(e.is_transient(), transient, "{e}");
             assert_eq!(e.is_permission_denied(), denied, "{e}");
+            assert_eq!(e.server_failing(), failing, "{e}");
         }
     }
 

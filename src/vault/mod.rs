@@ -1,10 +1,16 @@
 //! The Vault (OpenBao / htvault-config) HTTP client: Kerberos login, token
 //! exchange, `lookup-self`, and bearer token reads from the oauthapp
-//! `creds`/`sts` paths. All HTTP lives here. A client is pinned to one server
-//! address per run, fails over to the next address on connect errors, and
-//! retries transient failures with bounded, jittered backoff.
+//! `creds`/`sts` paths, as the [`Api`] the roles see through a [`Connector`].
+//! All HTTP lives here (also the issuer documents `token --verify` fetches).
+//! A client sends every request to one of its server name's addresses (IPv4
+//! first, in resolver order), moves on to the next when that one cannot be
+//! reached (refused, or no TCP and TLS handshake within the 2 s connect
+//! timeout) and stays there; it looks the name up again every five minutes
+//! ([`RESOLVE_INTERVAL`], on the injected clock). Transient failures are
+//! retried with bounded, jittered backoff.
 
 mod address;
+pub mod api;
 pub mod auth;
 mod error;
 mod requests;
@@ -12,8 +18,10 @@ mod retry;
 pub mod tls;
 mod types;
 
-pub use address::ServerAddress;
-pub use error::VaultError;
+use address::Addresses;
+pub use address::{RESOLVE_INTERVAL, ServerAddress};
+pub use api::{Api, Connector, Https, LoginError, Trust};
+pub use error::{LoginNeeded, VaultError, scrub};
 use retry::{Failure, Retry, parse_retry_after, retry_delay};
 pub use types::{AuthInfo, OidcLogin, OidcPoll, OidcStart, RefreshToken, VaultToken};
 
@@ -86,11 +94,18 @@ pub struct VaultClient {
     requests: std::sync::atomic::AtomicU32,
 }
 
+/// The server's addresses and the HTTP client of the one in use.
 #[derive(Default)]
 struct Pinned {
-    addrs: Vec<SocketAddr>,
-    current: usize,
-    http: Option<Client>,
+    addrs: Addresses,
+    http: Option<(SocketAddr, Client)>,
+}
+
+/// An answer as received: status, `Retry-After`, body.
+struct Raw {
+    status: u16,
+    retry_after: Option<Duration>,
+    body: Vec<u8>,
 }
 
 #[derive(Deserialize, Default)]
@@ -130,9 +145,8 @@ impl VaultClient {
     /// (like curl's `--resolve`); the first one that accepts a connection is kept.
     pub fn with_addresses(self, addrs: Vec<SocketAddr>) -> Self {
         {
-            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            st.addrs = addrs;
-            st.current = 0;
+            let mut st = self.lock();
+            st.addrs = Addresses::fixed(addrs);
             st.http = None;
         }
         self
@@ -153,21 +167,34 @@ impl VaultClient {
         self.requests.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Sends a request for `path`, retrying transient failures within the budget.
+    /// Sends a request for the API path `path` (under `/v1/`), retrying
+    /// transient failures within the budget, and decodes Vault's answer.
     fn execute(
         &self,
         path: &str,
         retry: Retry,
         build: &mut dyn FnMut(&Client, &str) -> Option<RequestBuilder>,
     ) -> Result<Envelope, VaultError> {
+        let url_path = format!("/v1/{path}");
+        self.with_retries(retry, &mut || {
+            let raw = self.attempt(&url_path, build)?;
+            self.decode(path, raw)
+        })
+    }
+
+    /// Runs `one` (one attempt) until it succeeds, fails for good, or the
+    /// retry budget is spent.
+    fn with_retries<T>(
+        &self,
+        retry: Retry,
+        one: &mut dyn FnMut() -> Result<T, Box<Failure>>,
+    ) -> Result<T, VaultError> {
         let clock = &self.cfg.clock;
         let start = clock.mono();
         let mut attempt = 0u32;
         loop {
-            let result = self.attempt(path, build);
-            let failure = match result {
-                Ok(Some(env)) => return Ok(env),
-                Ok(None) => return Err(self.protocol(path, "request was not built")),
+            let failure = match one() {
+                Ok(t) => return Ok(t),
                 Err(f) => f,
             };
             let backoff = self.cfg.limits.backoff.delay(attempt, fastrand::f64());
@@ -188,64 +215,122 @@ impl VaultClient {
         }
     }
 
-    /// One attempt, failing over to the next address on connect errors.
+    /// Fetches a document (`GET https://<server>/<url_path>`, e.g. an
+    /// issuer's `/.well-known/openid-configuration`) through the same
+    /// transport: pinning, failover, retries, time and size limits. Any
+    /// status but 200 is an error.
+    pub fn fetch_document(&self, url_path: &str) -> Result<Vec<u8>, VaultError> {
+        let url_path = format!("/{}", url_path.trim_start_matches('/'));
+        self.with_retries(Retry::Always, &mut || {
+            let raw = self.attempt(&url_path, &mut |http, url| Some(http.get(url)))?;
+            match raw {
+                Some(r) if r.status == 200 => Ok(r.body),
+                Some(r) => Err(Box::new(Failure {
+                    error: self.status_error(
+                        &url_path,
+                        r.status,
+                        vec![first_line(&r.body)],
+                        vec![],
+                        r.retry_after,
+                    ),
+                    sent: true,
+                    retry_after: r.retry_after,
+                })),
+                None => Err(Failure::sent(
+                    self.protocol(&url_path, "request was not built"),
+                )),
+            }
+        })
+    }
+
+    /// One attempt at `url_path` (from the root, e.g. `/v1/auth/...`),
+    /// failing over to the next address on connect errors (each address
+    /// tried at most once); `None` when `build` made no request.
     fn attempt(
         &self,
-        path: &str,
+        url_path: &str,
         build: &mut dyn FnMut(&Client, &str) -> Option<RequestBuilder>,
-    ) -> Result<Option<Envelope>, Box<Failure>> {
+    ) -> Result<Option<Raw>, Box<Failure>> {
         let url = format!(
-            "https://{}:{}/v1/{path}",
+            "https://{}:{}{url_path}",
             self.tls_name(),
             self.cfg.server.port
         );
+        let mut tried = Vec::new();
         loop {
-            let (http, addr, more) = self.pinned().map_err(Failure::unsent)?;
+            let (http, addr) = self.pinned().map_err(Failure::unsent)?;
             let Some(req) = build(&http, &url) else {
                 return Ok(None);
             };
             self.requests
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            log::trace!("request {path} to {addr}");
-            match req.send() {
-                Ok(resp) => return self.decode(path, resp).map(Some),
-                Err(e) if e.is_connect() && more => {
-                    log::info!(
-                        "cannot connect to {} at {addr}: {}; trying the next address",
-                        self.server(),
-                        short(&e)
-                    );
-                    self.drop_address(addr);
-                }
-                Err(e) if is_tls_trust_error(&e) => {
-                    return Err(Failure::unsent(VaultError::TlsTrust {
-                        server: self.server(),
-                        detail: short(&e),
-                    }));
-                }
-                Err(e) => {
-                    let error = VaultError::Transport {
-                        server: self.server(),
-                        detail: short(&e),
-                    };
-                    return Err(if e.is_connect() {
-                        Failure::unsent(error)
-                    } else {
-                        Failure::sent(error)
-                    });
-                }
+            log::trace!("request {url_path} to {addr}");
+            let e = match req.send() {
+                Ok(resp) => return self.raw(url_path, resp).map(Some),
+                Err(e) => e,
+            };
+            if !e.is_connect() || is_tls_trust_error(&e) {
+                return Err(self.send_failure(&e, addr));
+            }
+            tried.push(addr);
+            match self.fail_over(addr, &tried) {
+                Some(next) => log::info!(
+                    "cannot connect to {} at {addr}: {}; trying {next}",
+                    self.server(),
+                    short(&e)
+                ),
+                None => return Err(self.send_failure(&e, addr)),
             }
         }
     }
 
-    fn decode(&self, path: &str, resp: Response) -> Result<Envelope, Box<Failure>> {
+    /// A request to `addr` that could not be sent or answered.
+    fn send_failure(&self, e: &reqwest::Error, addr: SocketAddr) -> Box<Failure> {
+        if is_tls_trust_error(e) {
+            return Failure::unsent(VaultError::TlsTrust {
+                server: self.server(),
+                detail: short(e),
+            });
+        }
+        let error = VaultError::Transport {
+            server: self.server(),
+            detail: format!("{addr}: {}", short(e)),
+        };
+        if e.is_connect() {
+            Failure::unsent(error)
+        } else {
+            Failure::sent(error)
+        }
+    }
+
+    /// The status, `Retry-After` and body of an answer.
+    fn raw(&self, url_path: &str, resp: Response) -> Result<Raw, Box<Failure>> {
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
-        let body = self.read_body(path, resp)?;
+        let body = self.read_body(url_path, resp)?;
+        Ok(Raw {
+            status,
+            retry_after,
+            body,
+        })
+    }
+
+    /// Vault's answer to `path`: its envelope, or the error it reports.
+    fn decode(&self, path: &str, raw: Option<Raw>) -> Result<Envelope, Box<Failure>> {
+        let Some(Raw {
+            status,
+            retry_after,
+            body,
+        }) = raw
+        else {
+            return Err(Failure::unsent(
+                self.protocol(path, "request was not built"),
+            ));
+        };
         let env: Envelope = if body.is_empty() {
             Envelope::default()
         } else {
@@ -264,17 +349,34 @@ impl VaultClient {
             return Ok(env);
         }
         Err(Box::new(Failure {
-            error: VaultError::Status {
-                server: self.server(),
-                path: path.to_owned(),
+            error: self.status_error(
+                path,
                 status,
-                errors: env.errors.unwrap_or_default(),
-                warnings: env.warnings.unwrap_or_default(),
+                env.errors.unwrap_or_default(),
+                env.warnings.unwrap_or_default(),
                 retry_after,
-            },
+            ),
             sent: true,
             retry_after,
         }))
+    }
+
+    fn status_error(
+        &self,
+        path: &str,
+        status: u16,
+        errors: Vec<String>,
+        warnings: Vec<String>,
+        retry_after: Option<Duration>,
+    ) -> VaultError {
+        VaultError::Status {
+            server: self.server(),
+            path: path.to_owned(),
+            status,
+            errors,
+            warnings,
+            retry_after,
+        }
     }
 
     /// Reads an answer's body within the request timeout and [`MAX_BODY_BYTES`].
@@ -362,31 +464,57 @@ impl VaultClient {
             .unwrap_or(&self.cfg.server.host)
     }
 
-    /// The HTTP client pinned to the current address, whether other addresses remain.
-    fn pinned(&self) -> Result<(Client, SocketAddr, bool), VaultError> {
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if st.addrs.is_empty() {
-            st.addrs = self.resolve()?;
-            st.current = 0;
-            st.http = None;
+    /// The address in use and its HTTP client; the server's name is looked
+    /// up first when it never was or [`RESOLVE_INTERVAL`] has passed (outside
+    /// the lock: a slow resolver does not hold up other requests).
+    fn pinned(&self) -> Result<(Client, SocketAddr), VaultError> {
+        let now = self.cfg.clock.mono();
+        let due = self.lock().addrs.due(now);
+        let found = due.then(|| self.resolve());
+        let mut st = self.lock();
+        match found {
+            Some(Ok(found)) => {
+                let before = st.addrs.list().to_vec();
+                if let Some(list) = st.addrs.adopt(found, now)
+                    && !before.is_empty()
+                {
+                    log::info!(
+                        "{} now resolves to {} (was {})",
+                        self.server(),
+                        addr_list(list),
+                        addr_list(&before)
+                    );
+                }
+            }
+            Some(Err(e)) if st.addrs.list().is_empty() => return Err(e),
+            Some(Err(e)) => {
+                log::warn!("{e}; keeping {}", addr_list(st.addrs.list()));
+                st.addrs.keep(now);
+            }
+            None => {}
         }
-        let addr = st.addrs[st.current.min(st.addrs.len() - 1)];
-        let more = st.current + 1 < st.addrs.len();
-        if st.http.is_none() {
-            st.http = Some(self.build_http(addr)?);
-        }
+        let addr = st
+            .addrs
+            .current()
+            .ok_or_else(|| self.protocol("", "no address"))?;
         match &st.http {
-            Some(http) => Ok((http.clone(), addr, more)),
-            None => Err(self.protocol("", "no HTTP client")),
+            Some((a, http)) if *a == addr => Ok((http.clone(), addr)),
+            _ => {
+                let http = self.build_http(addr)?;
+                st.http = Some((addr, http.clone()));
+                Ok((http, addr))
+            }
         }
     }
 
-    fn drop_address(&self, addr: SocketAddr) {
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if st.addrs.get(st.current) == Some(&addr) && st.current + 1 < st.addrs.len() {
-            st.current += 1;
-            st.http = None;
-        }
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pinned> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `failed` could not be reached: the address to try now, if any is left
+    /// untried by this request (see [`Addresses::fail_over`]).
+    fn fail_over(&self, failed: SocketAddr, tried: &[SocketAddr]) -> Option<SocketAddr> {
+        self.lock().addrs.fail_over(failed, tried)
     }
 
     /// Resolves the server: IPv4 addresses if there are any, else IPv6, in DNS order.
@@ -461,13 +589,10 @@ fn is_tls_trust_error(e: &reqwest::Error) -> bool {
     text.contains("invalid peer certificate") || text.contains("peer sent no certificates")
 }
 
-/// A Kerberos login failure: either building the Negotiate header or Vault itself.
-#[derive(Debug)]
-pub enum LoginError<E> {
-    /// The Negotiate header could not be built.
-    Kerberos(E),
-    /// Vault refused or could not be reached.
-    Vault(VaultError),
+/// Addresses for messages: `127.0.0.1:8200, 127.0.0.2:8200`.
+fn addr_list(list: &[SocketAddr]) -> String {
+    let v: Vec<String> = list.iter().map(SocketAddr::to_string).collect();
+    v.join(", ")
 }
 
 /// An error and its sources (reqwest's, an I/O error's) on one line, each cause once.

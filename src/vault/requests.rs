@@ -1,22 +1,34 @@
-//! The Vault requests a role makes: Kerberos login, token creation and
-//! `lookup-self`, bearer token reads, the OIDC device flow and refresh-token
-//! storage. Each is one call of the transport in `mod.rs`.
+//! The Vault requests a role makes ([`Api`], over HTTPS): Kerberos login,
+//! token creation and `lookup-self`, bearer token reads, the OIDC device flow
+//! and refresh-token storage. Each is one call of the transport in `mod.rs`.
 
 use super::retry::Retry;
 use super::{
-    AuthInfo, LoginError, OidcLogin, OidcPoll, OidcStart, RefreshToken, VaultClient, VaultError,
-    VaultToken,
+    Api, AuthInfo, LoginError, OidcLogin, OidcPoll, OidcStart, RefreshToken, VaultClient,
+    VaultError, VaultToken,
 };
 use crate::token::BearerToken;
+use crate::vault::auth::CredentialSource;
 
-impl VaultClient {
-    /// Logs in at `auth/<mount>/login` with a Negotiate header from `negotiate`,
-    /// which is called again for every attempt (tokens must not be replayed).
-    pub fn login_kerberos<E>(
+impl Api for VaultClient {
+    fn server(&self) -> String {
+        VaultClient::server(self)
+    }
+
+    fn request_count(&self) -> u32 {
+        VaultClient::request_count(self)
+    }
+
+    /// GSSAPI in-process: the Negotiate header is made again for every
+    /// attempt (Kerberos tokens must not be replayed).
+    fn login_kerberos(
         &self,
         mount: &str,
-        negotiate: &mut dyn FnMut() -> Result<String, E>,
-    ) -> Result<AuthInfo, LoginError<E>> {
+        source: &CredentialSource,
+        service_host: &str,
+    ) -> Result<AuthInfo, LoginError> {
+        let initiator = source.initiator().map_err(LoginError::Kerberos)?;
+        let negotiate = &mut || initiator.negotiate_header(service_host);
         let path = format!("auth/{mount}/login");
         let mut header_error = None;
         let result = self.execute(
@@ -41,8 +53,7 @@ impl VaultClient {
         self.auth_of(&path, env).map_err(LoginError::Vault)
     }
 
-    /// Exchanges `token` for a child token of `ttl_secs` seconds (`auth/token/create`).
-    pub fn create_token(&self, token: &VaultToken, ttl_secs: u64) -> Result<AuthInfo, VaultError> {
+    fn create_token(&self, token: &VaultToken, ttl_secs: u64) -> Result<AuthInfo, VaultError> {
         let path = "auth/token/create";
         let body = serde_json::json!({"ttl": format!("{ttl_secs}s"), "renewable": "false"});
         let env = self.execute(path, Retry::UnlessSent, &mut |http, url| {
@@ -55,8 +66,7 @@ impl VaultClient {
         self.auth_of(path, env)
     }
 
-    /// Remaining TTL of `token` in seconds, from `auth/token/lookup-self`.
-    pub fn lookup_self_ttl(&self, token: &VaultToken) -> Result<u64, VaultError> {
+    fn lookup_self_ttl(&self, token: &VaultToken) -> Result<u64, VaultError> {
         let path = "auth/token/lookup-self";
         let env = self.execute(path, Retry::Always, &mut |http, url| {
             Some(http.get(url).header("X-Vault-Token", token.expose()))
@@ -68,9 +78,7 @@ impl VaultClient {
             .ok_or_else(|| self.protocol(path, "no data.ttl in the answer"))
     }
 
-    /// Reads a bearer token from a secret path such as
-    /// `secret/oauth/creds/<issuer>/<credkey>:<role>` with query parameters.
-    pub fn read_bearer(
+    fn read_bearer(
         &self,
         token: &VaultToken,
         path: &str,
@@ -93,9 +101,8 @@ impl VaultClient {
             .map_err(|e| self.protocol(path, &format!("the bearer token is not valid: {e}")))
     }
 
-    /// Starts Vault's OIDC login: `POST <oidc_path>/auth_url` (no token) with the
-    /// role, the client nonce and the redirect URI.
-    pub fn oidc_auth_url(
+    /// No token; the role, the client nonce and the redirect URI.
+    fn oidc_auth_url(
         &self,
         oidc_path: &str,
         role: &str,
@@ -139,8 +146,7 @@ impl VaultClient {
         })
     }
 
-    /// One poll of the OIDC login: `POST <oidc_path>/poll` with the state and nonce.
-    pub fn oidc_poll(
+    fn oidc_poll(
         &self,
         oidc_path: &str,
         state: &str,
@@ -189,9 +195,7 @@ impl VaultClient {
         }
     }
 
-    /// Stores a refresh token at a `creds` path:
-    /// `POST secret/oauth/creds/<issuer>/<credkey>:<role>` with `{"server", "refresh_token"}`.
-    pub fn store_refresh_token(
+    fn store_refresh_token(
         &self,
         token: &VaultToken,
         secret_path: &str,

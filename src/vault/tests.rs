@@ -16,16 +16,19 @@ fn retry_after_parsing() {
     }
 }
 
-#[test]
-fn retry_decision_table() {
-    let status = |code: u16| VaultError::Status {
+fn status(code: u16) -> VaultError {
+    VaultError::Status {
         server: "s".into(),
         path: "p".into(),
         status: code,
         errors: vec![],
         warnings: vec![],
         retry_after: None,
-    };
+    }
+}
+
+#[test]
+fn retry_decision_table() {
     let transport = || VaultError::Transport {
         server: "s".into(),
         detail: "reset".into(),
@@ -76,5 +79,35 @@ fn retry_decision_table() {
             want,
             "{failure:?} {retry:?}"
         );
+    }
+}
+
+#[test]
+fn answers_that_need_a_person() {
+    let status = |code: u16, path: &str, errors: &[&str]| VaultError::Status {
+        server: "s".into(),
+        path: path.into(),
+        status: code,
+        errors: errors.iter().map(|e| e.to_string()).collect(),
+        warnings: vec![],
+        retry_after: None,
+    };
+    let creds = "secret/oauth/creds/igwn/alice:default";
+    for (e, want) in [
+        (status(404, creds, &[]), Some(LoginNeeded::NoCredential)),
+        (
+            status(404, "secret/oauth/sts/igwn/a:r", &[]),
+            Some(LoginNeeded::NoCredential),
+        ),
+        (status(404, "auth/kerberos-igwn_robot/login", &[]), None),
+        (
+            status(400, creds, &["refresh failed: invalid_grant"]),
+            Some(LoginNeeded::RefreshRefused),
+        ),
+        (status(400, creds, &["token expired"]), None),
+        (status(403, creds, &["permission denied"]), None),
+        (status(500, creds, &[]), None),
+    ] {
+        assert_eq!(e.login_needed(), want, "{e}");
     }
 }

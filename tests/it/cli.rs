@@ -95,3 +95,58 @@ fn credmon_exit_codes() {
         "{stderr}"
     );
 }
+
+/// Issue 15: tests wait for events, not for time. `thread::sleep` stays in
+/// at most ten places in src/ and tests/, each with a comment on it or just
+/// above it saying why it must be a real pause.
+#[test]
+fn sleeps_are_few_and_explained() {
+    // Spelled in two parts so that this test is not one of its own finds.
+    let needle = concat!("thread", "::sleep(");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut found = Vec::new();
+    let mut unexplained = Vec::new();
+    let mut dirs = vec![root.join("src"), root.join("tests")];
+    while let Some(dir) = dirs.pop() {
+        let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|x| x != "rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            for (i, line) in lines.iter().enumerate() {
+                let code = line.split("//").next().unwrap_or_default();
+                if !code.contains(needle) {
+                    continue;
+                }
+                let place = format!("{}:{}", path.strip_prefix(root).unwrap().display(), i + 1);
+                let explained = lines[i.saturating_sub(2)..=i]
+                    .iter()
+                    .any(|l| l.contains("//"));
+                if !explained {
+                    unexplained.push(place.clone());
+                }
+                found.push(place);
+            }
+        }
+    }
+    assert!(
+        found.len() <= 10,
+        "{} thread::sleep calls (at most 10): {found:?}",
+        found.len()
+    );
+    assert!(
+        unexplained.is_empty(),
+        "thread::sleep without a comment saying why: {unexplained:?}"
+    );
+    assert!(
+        !found.is_empty(),
+        "the search found nothing: is it looking in the right place?"
+    );
+}

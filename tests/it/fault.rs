@@ -7,7 +7,7 @@
 
 use crate::cmd::{Run, now, robot, run, unsigned_jwt};
 use crate::support::pki::TestPki;
-use crate::support::{Fault, TestEnv};
+use crate::support::{Fault, TestEnv, wait};
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -606,11 +606,7 @@ fn fault_sigkill_mid_run_then_leftovers_removed() {
     // Killed while its bearer-token request is in flight (the delay fault has
     // fired; the request is only logged once answered).
     let fired = e.vault.faults_fired();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while e.vault.faults_fired() == fired && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let seen = e.vault.faults_fired() > fired;
+    let seen = wait::until(Duration::from_secs(20), || e.vault.faults_fired() > fired);
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
     child.wait().unwrap();

@@ -370,6 +370,86 @@ fn output_owned_by_another_user_is_refused() {
     );
 }
 
+/// Issue 16: a hard-linked token file in the user's own directory is not
+/// trusted (not even a fresh token in it) and is replaced by a rename; the
+/// other link keeps the old file.
+#[test]
+fn hard_linked_output_in_own_directory_is_replaced_not_trusted() {
+    let e = env();
+    let other = e.path().join("other");
+    let old = write_token(&other, 7200);
+    std::fs::hard_link(&other, out(&e)).unwrap();
+    let r = get(&e, &[]);
+    assert_eq!(r.code, 0, "stderr: {}", r.stderr);
+    assert_eq!(
+        e.vault.count("GET", CREDS),
+        1,
+        "the linked token is not trusted"
+    );
+    let current = e
+        .vault
+        .current_access_token("igwn", TestEnv::PRINCIPAL, "robot")
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(out(&e)).unwrap(),
+        format!("{current}\n")
+    );
+    assert_eq!(std::fs::metadata(out(&e)).unwrap().nlink(), 1);
+    assert_eq!(std::fs::read_to_string(&other).unwrap(), format!("{old}\n"));
+    assert!(r.stderr.contains("several hard links"), "{}", r.stderr);
+}
+
+/// Issue 16: elsewhere (a directory others may write in) it is refused with the reason.
+#[test]
+fn hard_linked_output_in_a_shared_directory_is_refused_with_the_reason() {
+    let e = env();
+    let shared = e.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let other = shared.join("other");
+    let old = write_token(&other, 100);
+    let linked = shared.join("bt");
+    std::fs::hard_link(&other, &linked).unwrap();
+    let mut c = get_cmd(&e);
+    c.arg("-o").arg(&linked);
+    let r = run(c);
+    assert_one_error_line(&r);
+    assert!(
+        r.stderr
+            .contains("has several hard links and its directory is writable by others (mode 0777)"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(e.vault.requests().len(), 0, "{:?}", e.vault.requests());
+    assert_eq!(
+        std::fs::read_to_string(&linked).unwrap(),
+        format!("{old}\n")
+    );
+}
+
+/// Issue 16: `token --verify` fetches the issuer's documents through the
+/// Vault HTTP layer, with its retries: a passing 503 of the JWKS is retried.
+#[test]
+fn token_verify_retries_a_passing_failure_of_the_issuer() {
+    let e = env();
+    assert_eq!(get(&e, &[]).code, 0);
+    e.vault.inject(
+        Fault::status("/issuer/", 503, r#"{"errors":["try again"]}"#)
+            .method("GET")
+            .times(1),
+    );
+    let mut c = robot(e.path());
+    c.arg("token")
+        .arg("--verify")
+        .arg(out(&e))
+        .arg("--cafile")
+        .arg(e.vault.ca_file());
+    let r = run(c);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("signature  verified"), "{}", r.stdout);
+    assert_eq!(e.vault.faults_fired(), 1);
+}
+
 #[test]
 fn twenty_concurrent_runs_refresh_once() {
     let e = env();
@@ -537,6 +617,13 @@ fn rejected_kerberos_login_names_the_service_and_the_likely_causes() {
     }
 }
 
+/// `robot-credmon check` on the test's token file.
+fn check_token(e: &TestEnv) -> Run {
+    let mut c = robot(e.path());
+    c.arg("check").arg(out(e));
+    run(c)
+}
+
 #[test]
 fn missing_credential_says_a_person_must_log_in_once() {
     let e = env();
@@ -544,19 +631,64 @@ fn missing_credential_says_a_person_must_log_in_once() {
         e.vault
             .remove_credential("igwn", TestEnv::PRINCIPAL, "robot")
     );
-    let r = get(&e, &[]);
-    assert_one_error_line(&r);
-    assert!(r.stderr.contains("answered 404"), "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains("htgettoken -a localhost -i igwn -r robot --credkey robot/host.example"),
-        "{}",
+    let r = get(&e, &["--nooidc"]);
+    assert_eq!(
+        r.code, 4,
+        "needs a person: its own exit status; {}",
         r.stderr
     );
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line: {}", r.stderr);
+    let want = format!(
+        "robot-credmon: error: Vault at localhost:{} holds no credential for credkey 'robot/host.example' (issuer igwn, role robot); a person must log in once: run on a terminal: ",
+        e.vault.port()
+    );
+    assert!(lines[0].starts_with(&want), "{}", r.stderr);
+    // The command: this one, with --oidc instead of --nooidc.
+    // The line docs/troubleshooting.md quotes.
+    eprintln!("{}", lines[0]);
+    let command = &lines[0][want.len()..];
+    assert!(
+        command.contains(" get -a ") && command.ends_with(" --oidc"),
+        "{command}"
+    );
+    assert!(!command.contains("--nooidc"), "{command}");
     assert!(
         !vt(&e).exists(),
         "a Vault token is saved only after a successful read"
     );
+    // check is CRITICAL with that command, even though an old token is still good.
+    write_token(&out(&e), 7200);
+    let c = check_token(&e);
+    assert_eq!(c.code, 2, "{}", c.stdout);
+    assert!(
+        c.stdout
+            .starts_with("CRITICAL - a person must log in: Vault at localhost:")
+            && c.stdout.contains(command),
+        "{}",
+        c.stdout
+    );
+    // The refused refresh token of a credential that existed: the same signal.
+    e.vault.add_credential("igwn", TestEnv::PRINCIPAL, "robot");
+    assert!(
+        e.vault
+            .revoke_refresh_token("igwn", TestEnv::PRINCIPAL, "robot")
+    );
+    std::fs::remove_file(out(&e)).unwrap();
+    let r = get(&e, &[]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("the issuer refused the refresh token"),
+        "{}",
+        r.stderr
+    );
+    // Once a person has logged in, the next run clears the marker and check is OK.
+    e.vault.add_credential("igwn", TestEnv::PRINCIPAL, "robot");
+    let r = get(&e, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!e.path().join(".bt.login-needed").exists());
+    let c = check_token(&e);
+    assert_eq!(c.code, 0, "{}", c.stdout);
 }
 
 #[test]

@@ -8,12 +8,18 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+#[path = "../sim/mod.rs"]
+mod sim;
+
+mod alerts;
 mod cli;
 mod cmd;
 mod completions;
+mod confine;
 mod credmon;
 mod fault;
 mod get;
+mod ha;
 mod harness;
 mod journal;
 mod oidc;
@@ -23,5 +29,6 @@ mod packaging;
 mod plugin_output;
 mod pool;
 mod props;
+mod sim_invariants;
 mod store;
 mod vault_client;

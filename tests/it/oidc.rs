@@ -97,13 +97,21 @@ fn no_prompt_without_a_terminal() {
     c.env("KRB5_CONFIG", e.kdc.krb5_conf())
         .args(&get_args(&e)[1..]);
     let r = run(c);
-    assert_eq!(r.code, 1, "stderr: {}", r.stderr);
+    assert_eq!(r.code, 4, "needs a person: exit 4; stderr: {}", r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
     assert!(
-        r.stderr.contains("run the same command on a terminal"),
+        r.stderr
+            .contains("holds no credential for credkey 'robot/host.example'"),
         "{}",
         r.stderr
     );
-    assert!(r.stderr.contains("answered 404"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("a person must log in once: run on a terminal: ")
+            && r.stderr.trim_end().ends_with(" --oidc"),
+        "{}",
+        r.stderr
+    );
     assert_eq!(e.vault.count("POST", AUTH_URL), 0);
     assert!(file(&e.path().join("bt")).is_none());
     // --oidc is refused the same way.
@@ -112,10 +120,10 @@ fn no_prompt_without_a_terminal() {
         .args(&get_args(&e)[1..])
         .arg("--oidc");
     let r = run(c);
-    assert_eq!(r.code, 1, "stderr: {}", r.stderr);
+    assert_eq!(r.code, 4, "stderr: {}", r.stderr);
     assert!(
         r.stderr
-            .contains("--oidc was given; this needs a person once"),
+            .contains("--oidc was given, but there is no terminal; a person must log in once"),
         "{}",
         r.stderr
     );

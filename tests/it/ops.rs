@@ -306,14 +306,13 @@ impl LiveCredmon {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {BIN} credmon: {e}"));
         let c = LiveCredmon { child, _tmp: tmp };
-        let t0 = std::time::Instant::now();
-        while fs::read_to_string(creds.join("pid")).ok().as_deref() != Some(&c.pid().to_string()) {
-            assert!(
-                t0.elapsed() < Duration::from_secs(5),
-                "the credmon wrote no pid file within 5 s"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let pid = c.pid().to_string();
+        assert!(
+            crate::support::wait::until(Duration::from_secs(5), || {
+                fs::read_to_string(creds.join("pid")).ok().as_deref() == Some(pid.as_str())
+            }),
+            "the credmon wrote no pid file within 5 s"
+        );
         c
     }
 

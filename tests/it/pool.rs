@@ -37,6 +37,8 @@ const PROV: &str = "igwn_robot";
 struct World {
     env: TestEnv,
     pool: Pool,
+    /// The second access point (`two_aps_*` scenarios), once started.
+    ap2: std::cell::OnceCell<Pool>,
     robot: User,
     prov: User,
     /// Held for the whole run (see [`machine_lock`]).
@@ -57,20 +59,16 @@ fn machine_lock() -> std::fs::File {
         .custom_flags(nix::libc::O_NOFOLLOW)
         .open(path)
         .unwrap_or_else(|e| panic!("cannot open {path}: {e}"));
-    let t0 = Instant::now();
-    loop {
-        match f.try_lock() {
-            Ok(()) => return f,
-            Err(std::fs::TryLockError::WouldBlock) => {
-                assert!(
-                    t0.elapsed() < Duration::from_secs(1200),
-                    "another HTCondor pool test held {path} for 20 minutes"
-                );
-                std::thread::sleep(Duration::from_secs(1));
-            }
-            Err(std::fs::TryLockError::Error(e)) => panic!("cannot lock {path}: {e}"),
-        }
-    }
+    let locked = crate::support::wait::until(Duration::from_secs(1200), || match f.try_lock() {
+        Ok(()) => true,
+        Err(std::fs::TryLockError::WouldBlock) => false,
+        Err(std::fs::TryLockError::Error(e)) => panic!("cannot lock {path}: {e}"),
+    });
+    assert!(
+        locked,
+        "another HTCondor pool test held {path} for 20 minutes"
+    );
+    f
 }
 
 fn claims(token: &str) -> serde_json::Value {
@@ -116,8 +114,55 @@ fn krb_env(w: &World, user: &User) -> Vec<(&'static str, String)> {
 /// The dynamic configuration every scenario starts from.
 const BASE: &str = "ROBOT_CREDMON_PROVISION = igwn_robot\n";
 
+/// Rewrites the tests' configuration and runs `condor_reconfig`, which
+/// returns before the daemons re-read theirs: then waits (bounded) until the
+/// credd serves the `TRUSTED_VAULT_HOSTS` set in `extra` (the credd knob the
+/// scenarios change) and the credmon has re-read its configuration.
 fn reconfig(w: &World, extra: &str) -> R {
-    w.pool.reconfig(&format!("{BASE}{extra}"))
+    let mark = credmon_log(w).len();
+    w.pool.reconfig(&format!("{BASE}{extra}"))?;
+    for (knob, value) in extra.lines().filter_map(|l| l.split_once('=')) {
+        let (knob, value) = (knob.trim(), value.trim());
+        if knob != "TRUSTED_VAULT_HOSTS" {
+            continue;
+        }
+        ensure!(
+            crate::support::wait::until(Duration::from_secs(20), || w
+                .pool
+                .credd_config(knob)
+                .as_deref()
+                == Some(value)),
+            "the credd does not have {knob} = {value} 20 s after condor_reconfig"
+        );
+    }
+    ensure!(
+        crate::support::wait::until(Duration::from_secs(20), || credmon_log(w)
+            .get(mark..)
+            .is_some_and(|t| t.contains("re-read on SIGHUP"))),
+        "the credmon did not re-read its configuration within 20 s of condor_reconfig; log:\n{}",
+        tail(&credmon_log(w), 20)
+    );
+    Ok(())
+}
+
+/// Waits (bounded) until the credmon has ended `n` more full passes: each
+/// touches `CREDMON_COMPLETE` (every `ROBOT_CREDMON_SCAN_INTERVAL`, 2 s here).
+fn full_passes(w: &World, n: u32, limit: Duration) -> bool {
+    let stamp = || {
+        std::fs::metadata(w.pool.cred_dir.join("CREDMON_COMPLETE"))
+            .and_then(|m| m.modified())
+            .ok()
+    };
+    let mut last = stamp();
+    let mut seen = 0;
+    crate::support::wait::until(limit, || {
+        let now = stamp();
+        if now != last {
+            last = now;
+            seen += 1;
+        }
+        seen >= n
+    })
 }
 
 fn credmon_log(w: &World) -> String {
@@ -165,6 +210,24 @@ fn master_sees_the_credmon_ready(w: &World) -> R {
         credmon_log(w).contains("told condor_master that CREDMON_OAUTH is ready"),
         "{}",
         credmon_log(w)
+    );
+    Ok(())
+}
+
+/// The credmon condor_master started runs confined (docs/security.md): every
+/// scenario of this pool runs with Landlock, no_new_privs and the reduced
+/// capabilities; condor_master's DC_SET_READY above went through the TCP rule.
+fn the_credmon_runs_confined(w: &World) -> R {
+    let pid = std::fs::read_to_string(w.pool.cred_dir.join("pid")).map_err(|e| e.to_string())?;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim()))
+        .map_err(|e| e.to_string())?;
+    ensure!(status.contains("NoNewPrivs:\t1"), "{status}");
+    ensure!(status.contains("CapEff:\t000000000000001b"), "{status}");
+    let log = credmon_log(w);
+    ensure!(
+        log.contains("fully enforced")
+            && log.contains("capabilities CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID"),
+        "{log}"
     );
     Ok(())
 }
@@ -391,6 +454,180 @@ fn keytab_relogin_uses_the_role_of_the_vault_url(w: &World) -> R {
     Ok(())
 }
 
+/// `robot-credmon status` (root) on the pool's credential directory, as JSON.
+fn status_json(w: &World) -> Result<serde_json::Value, String> {
+    let out = Pool::run(
+        std::process::Command::new(&w.pool.bin)
+            .args(["status", "--json", "-c"])
+            .arg(&w.pool.cred_dir),
+        Duration::from_secs(20),
+    )?;
+    ensure!(
+        out.status.success(),
+        "status: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
+}
+
+fn state_of(v: &serde_json::Value, user: &str, cred: &str) -> Option<serde_json::Value> {
+    v["credentials"]
+        .as_array()?
+        .iter()
+        .find(|r| r["user"] == user && r["credential"] == cred)
+        .cloned()
+}
+
+/// `status` under the real credmon, and a credential that needs a person:
+/// Vault loses the provisioned robot's credential; the credmon says so once,
+/// `status` and `check --credmon` show the command, the credd says
+/// "waiting for processing", a job is held; a person's login heals it.
+fn status_and_a_credential_that_needs_a_person(w: &World) -> R {
+    let v = status_json(w)?;
+    ensure!(v["credmon"]["running"] == true, "status: {v}");
+    let prov = state_of(&v, &w.prov.name, PROV).ok_or(format!("no {PROV} row: {v}"))?;
+    ensure!(prov["state"] == "fresh" && prov["keytab"] == true, "{prov}");
+    let marks = w.pool.log_marks();
+    ensure!(
+        w.env
+            .vault
+            .remove_credential("igwn", TestEnv::PRINCIPAL, "robot"),
+        "no Vault credential to remove"
+    );
+    w.env.vault.expire_access_tokens();
+    let use_ = use_path(w, &w.prov.name, PROV);
+    let _ = std::fs::remove_file(&use_);
+    kill(
+        Pid::from_raw(w.pool.credmon_pid().unwrap_or(0)),
+        Signal::SIGHUP,
+    )
+    .ok();
+    let mut last = serde_json::Value::Null;
+    let seen = Pool::wait_for(Duration::from_secs(20), || {
+        last = status_json(w).unwrap_or_default();
+        state_of(&last, &w.prov.name, PROV).is_some_and(|r| r["state"] == "needs_login")
+    });
+    let restore = || {
+        w.env
+            .vault
+            .add_credential("igwn", TestEnv::PRINCIPAL, "robot")
+    };
+    if !seen {
+        restore();
+        return Err(format!(
+            "status never showed needs_login: {last}\nlog:\n{}",
+            tail(&credmon_log(w), 20)
+        ));
+    }
+    let row = state_of(&last, &w.prov.name, PROV).unwrap_or_default();
+    let command = format!(
+        "as {}, run on a terminal: htgettoken -a localhost:{} -i igwn -r robot --credkey {}",
+        w.prov.name,
+        w.env.vault.port(),
+        TestEnv::PRINCIPAL
+    );
+    let err = row["last_error"].as_str().unwrap_or_default().to_owned();
+    let text = Pool::run(
+        std::process::Command::new(&w.pool.bin)
+            .args(["status", "-c"])
+            .arg(&w.pool.cred_dir),
+        Duration::from_secs(20),
+    )
+    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())?;
+    eprintln!("pool: robot-credmon status:\n{text}");
+    let check = Pool::run(
+        std::process::Command::new(&w.pool.bin)
+            .args(["check", "--credmon"])
+            .arg(&w.pool.cred_dir),
+        Duration::from_secs(20),
+    )?;
+    let check_line = String::from_utf8_lossy(&check.stdout).into_owned();
+    // The credd: stored, waiting for processing; a job that needs it is held.
+    let query = Pool::run(
+        &mut w.pool.as_user(
+            &w.prov,
+            &w.pool.prefix.join("sbin/condor_store_cred"),
+            &["query-oauth", "-s", PROV],
+            &[],
+        ),
+        Duration::from_secs(20),
+    )?;
+    let query_text = String::from_utf8_lossy(&query.stdout).into_owned();
+    let (sub, _) = w.pool.submit(
+        &w.prov,
+        "held",
+        1,
+        &[PROV],
+        &format!("use_oauth_services = {PROV}"),
+        &[],
+    );
+    let mut hold = String::new();
+    let held = sub.is_ok()
+        && Pool::wait_for(Duration::from_secs(40), || {
+            hold = w
+                .pool
+                .ok(
+                    "condor_q",
+                    &["-allusers", "-af", "HoldReason"],
+                    Duration::from_secs(20),
+                )
+                .unwrap_or_default();
+            hold.contains("Job credentials are not available")
+        });
+    let _ = w.pool.ok("condor_rm", &["-all"], Duration::from_secs(20));
+    let said = w
+        .pool
+        .log_lines_since(&marks)
+        .into_iter()
+        .filter(|(log, l)| log == "CredMonOAuthLog" && l.contains("needs a person"))
+        .map(|(_, l)| l)
+        .collect::<Vec<_>>();
+    // A person logs in (Vault holds the credential again): the next retry heals it.
+    restore();
+    let healed = Pool::wait_for(Duration::from_secs(30), || use_.exists());
+    ensure!(
+        err.contains("holds no credential for credkey") && err.ends_with(&command),
+        "last_error: {err}"
+    );
+    ensure!(row["needs_login"] == true, "{row}");
+    ensure!(text.contains("needs a person"), "{text}");
+    ensure!(
+        check.status.code() == Some(2)
+            && check_line.contains("needs a person")
+            && check_line.contains(&command),
+        "check --credmon: {check_line}"
+    );
+    ensure!(
+        said.len() == 1,
+        "the credmon log should say it once: {said:?}"
+    );
+    eprintln!("pool: CredMonOAuthLog: {}", said[0]);
+    ensure!(
+        query_text.contains("waiting for processing"),
+        "query-oauth: {query_text}"
+    );
+    eprintln!("pool: condor_store_cred query-oauth: {}", query_text.trim());
+    ensure!(held, "no held job: submit {sub:?}, hold reason {hold:?}");
+    eprintln!("pool: condor_q HoldReason: {}", hold.trim());
+    ensure!(
+        healed,
+        "no .use after the credential came back; log:\n{}",
+        tail(&credmon_log(w), 20)
+    );
+    let fresh = Pool::wait_for(Duration::from_secs(15), || {
+        status_json(w)
+            .ok()
+            .and_then(|v| state_of(&v, &w.prov.name, PROV))
+            .is_some_and(|r| r["state"] == "fresh")
+    });
+    ensure!(
+        fresh,
+        "status did not return to fresh: {}",
+        status_json(w).unwrap_or_default()
+    );
+    Ok(())
+}
+
 /// `condor_store_cred delete-oauth`: the credd removes the files; the credmon does not resurrect them.
 fn delete_oauth(w: &World) -> R {
     let out = Pool::run(
@@ -417,7 +654,12 @@ fn delete_oauth(w: &World) -> R {
         .exists()),
         "the .top is still there"
     );
-    std::thread::sleep(Duration::from_secs(5));
+    // Two full passes end (the first may have begun before the deletion).
+    ensure!(
+        full_passes(w, 2, Duration::from_secs(30)),
+        "the credmon ended no two passes in 30 s; log:\n{}",
+        tail(&credmon_log(w), 20)
+    );
     ensure!(
         !use_path(w, &w.robot.name, "igwn_readonly").exists(),
         "the .use came back"
@@ -618,7 +860,12 @@ fn trusted_vault_hosts_forms(w: &World) -> R {
         ),
         Duration::from_secs(20),
     );
-    std::thread::sleep(Duration::from_secs(2));
+    ensure!(
+        Pool::wait_for(Duration::from_secs(10), || !top_path(w, &w.robot.name, SVC)
+            .exists()
+            && !use_path(w, &w.robot.name, SVC).exists()),
+        "the deleted credential is still there"
+    );
     run_job(
         w,
         &w.robot,
@@ -630,7 +877,6 @@ fn trusted_vault_hosts_forms(w: &World) -> R {
     .map_err(|e| format!("host:port form: {e}"))?;
     // Both forms listed: works too.
     reconfig(w, &format!("TRUSTED_VAULT_HOSTS = localhost, {hostport}\n"))?;
-    std::thread::sleep(Duration::from_secs(2));
     run_job(
         w,
         &w.robot,
@@ -643,7 +889,6 @@ fn trusted_vault_hosts_forms(w: &World) -> R {
     // The bare host: the credd refuses to store a vault_url with a port
     // (documented); the credmon still accepts the credentials it provisions.
     reconfig(w, "TRUSTED_VAULT_HOSTS = localhost\n")?;
-    std::thread::sleep(Duration::from_secs(2));
     let _ = Pool::run(
         &mut w.pool.as_user(
             &w.robot,
@@ -661,9 +906,21 @@ fn trusted_vault_hosts_forms(w: &World) -> R {
         &format!("use_oauth_services = {SVC}"),
         &krb_env(w, &w.robot),
     );
+    let refused = r
+        .err()
+        .ok_or("bare host: the credd accepted a vault_url with a port")?;
+    let entry = format!("add '{hostport}' to TRUSTED_VAULT_HOSTS");
     ensure!(
-        r.is_err(),
-        "bare host: the credd accepted a vault_url with a port"
+        refused.contains("Credential requires interacting with an untrusted host")
+            && refused.contains(&entry),
+        "bare host: the storer does not name the entry to add ({entry}):\n{refused}"
+    );
+    eprintln!(
+        "pool: the storer under condor_submit: {}",
+        refused
+            .lines()
+            .find(|l| l.contains("untrusted host"))
+            .unwrap_or_default()
     );
     ensure!(
         w.pool
@@ -697,7 +954,6 @@ fn reconfig_heals_a_skipped_credential(w: &World) -> R {
         )?;
     }
     reconfig(w, "TRUSTED_VAULT_HOSTS = elsewhere.example:8200\n")?;
-    std::thread::sleep(Duration::from_secs(2));
     let _ = std::fs::remove_file(&use_);
     ensure!(
         Pool::wait_for(Duration::from_secs(15), || credmon_log(w)
@@ -728,16 +984,315 @@ fn reconfig_heals_a_skipped_credential(w: &World) -> R {
 /// robot-credmon: the log named by `SEC_CREDENTIAL_MONITOR_OAUTH_LOG`, the
 /// level by `CREDMON_OAUTH_LOG_LEVEL` (after condor_reconfig).
 fn htcondors_credmon_log_knobs(w: &World) -> R {
-    reconfig(
-        w,
-        "CREDMON_OAUTH_LOG =\nCREDMON_OAUTH_DEBUG =\nSEC_CREDENTIAL_MONITOR_OAUTH_LOG = $(LOG)/VaultCredmonLog\nCREDMON_OAUTH_LOG_LEVEL = DEBUG\n",
-    )?;
+    // The credmon's log moves, so the waits are for the log files themselves.
+    w.pool.reconfig(&format!(
+        "{BASE}CREDMON_OAUTH_LOG =\nCREDMON_OAUTH_DEBUG =\nSEC_CREDENTIAL_MONITOR_OAUTH_LOG = $(LOG)/VaultCredmonLog\nCREDMON_OAUTH_LOG_LEVEL = DEBUG\n",
+    ))?;
     let ok = Pool::wait_for(Duration::from_secs(15), || {
         w.pool.log("VaultCredmonLog").contains("DEBUG")
     });
     let text = w.pool.log("VaultCredmonLog");
-    reconfig(w, "")?;
+    let mark = credmon_log(w).len();
+    w.pool.reconfig(BASE)?;
     ensure!(ok, "no DEBUG lines in $(LOG)/VaultCredmonLog: {text:?}");
+    ensure!(
+        Pool::wait_for(Duration::from_secs(20), || credmon_log(w).len() > mark),
+        "the credmon did not log to CredMonOAuthLog again within 20 s of restoring its knobs"
+    );
+    Ok(())
+}
+
+// -- two access points ----------------------------------------------------------------------
+//
+// A second condor_master runs another access point (`ap2@pool`: schedd, credd
+// and robot-credmon, each with its own directories and CONDOR_CONFIG) and
+// reports to the first one's collector; jobs from both APs run on the one
+// startd. Credds are named by CREDD_HOST (`ap1@pool`, `ap2@pool`), which is
+// how `condor_store_cred` finds a credd by name in the collector.
+
+const AP1: &str = "ap1@pool";
+const AP2: &str = "ap2@pool";
+
+fn ap2(w: &World) -> Result<&Pool, String> {
+    w.ap2
+        .get()
+        .ok_or_else(|| "the second AP did not start".to_owned())
+}
+
+/// `condor_store_cred <args>` as `user` with `ap`'s configuration.
+fn store_cred(ap: &Pool, user: &User, args: &[&str]) -> Result<std::process::Output, String> {
+    Pool::run(
+        &mut ap.as_user(user, &ap.prefix.join("sbin/condor_store_cred"), args, &[]),
+        Duration::from_secs(30),
+    )
+}
+
+/// A second condor_master with another AP joins the pool.
+fn two_aps_second_ap_joins_the_pool(w: &World) -> R {
+    let t0 = Instant::now();
+    let ap = Pool::start_ap(&w.env, &w.pool, "ap2")?;
+    eprintln!("pool: second AP up in {:.1} s", t0.elapsed().as_secs_f64());
+    ensure!(
+        ap.cred_dir != w.pool.cred_dir && ap.credmon_pid() != w.pool.credmon_pid(),
+        "the second AP shares the first one's credential directory or credmon"
+    );
+    let _ = w.ap2.set(ap);
+    Ok(())
+}
+
+/// A robot's jobs on both APs get their tokens, each from its own AP's credd and credmon.
+fn two_aps_jobs_on_both_aps_get_their_tokens(w: &World) -> R {
+    let ap = ap2(w)?;
+    let svcs = [SVC];
+    let extra = format!("use_oauth_services = {SVC}");
+    let one = run_job(w, &w.robot, "two-aps-1", 1, &svcs, &extra)?;
+    let (r, two) = ap.submit(
+        &w.robot,
+        "two-aps-2",
+        1,
+        &svcs,
+        &extra,
+        &krb_env(w, &w.robot),
+    );
+    r.map_err(|e| format!("condor_submit on ap2 failed: {e}"))?;
+    ap.wait_job(&two, 60)?;
+    for (which, dir) in [("ap1", &one), ("ap2", &two)] {
+        let seen = Pool::job_tokens(dir, SVC);
+        ensure!(
+            seen.first().is_some_and(|t| valid_jwt(t)),
+            "the job on {which} saw no valid token; listing: {}",
+            std::fs::read_to_string(dir.join("creds-listing")).unwrap_or_default()
+        );
+    }
+    for (which, pool) in [("ap1", &w.pool), ("ap2", ap)] {
+        let use_ = pool.cred_dir.join(&w.robot.name).join(format!("{SVC}.use"));
+        ensure!(use_.exists(), "no {} on {which}", use_.display());
+    }
+    Ok(())
+}
+
+/// Each credmon writes only into its own credential directory: with ap2's
+/// credmon stopped, nothing renews ap2's `.use`, while ap1's credmon runs
+/// its passes; a handle stored only on ap2 never reaches ap1.
+fn two_aps_each_credmon_touches_only_its_own_directory(w: &World) -> R {
+    let ap = ap2(w)?;
+    // A handle on ap2 only.
+    let (r, dir) = ap.submit(
+        &w.robot,
+        "two-aps-handle",
+        1,
+        &[SVC, "igwn_aptwo"],
+        "use_oauth_services = igwn\nigwn_oauth_permissions_aptwo = read:/aptwo",
+        &krb_env(w, &w.robot),
+    );
+    r.map_err(|e| format!("condor_submit on ap2 failed: {e}"))?;
+    ap.wait_job(&dir, 60)?;
+    let ap2_use = ap.cred_dir.join(&w.robot.name).join(format!("{SVC}.use"));
+    ap.ok(
+        "condor_off",
+        &["-subsystem", "CREDMON_OAUTH"],
+        Duration::from_secs(20),
+    )?;
+    let off = Pool::wait_for(Duration::from_secs(20), || ap.credmon_pid().is_none());
+    ensure!(off, "ap2's credmon did not stop");
+    let _ = std::fs::remove_file(&ap2_use);
+    // ap1's credmon rewrites its CREDMON_COMPLETE after each full pass
+    // (every ROBOT_CREDMON_SCAN_INTERVAL = 2 s here): wait for two.
+    let complete = w.pool.cred_dir.join("CREDMON_COMPLETE");
+    let stamp = || std::fs::metadata(&complete).and_then(|m| m.modified()).ok();
+    let mut seen = vec![stamp()];
+    if let Some(pid) = w.pool.credmon_pid() {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGHUP);
+    }
+    let passes = Pool::wait_for(Duration::from_secs(20), || {
+        let now = stamp();
+        if now.is_some() && !seen.contains(&now) {
+            seen.push(now);
+        }
+        seen.len() >= 3
+    });
+    let untouched = !ap2_use.exists();
+    ap.ok(
+        "condor_on",
+        &["-subsystem", "CREDMON_OAUTH"],
+        Duration::from_secs(20),
+    )?;
+    ensure!(
+        untouched,
+        "something but ap2's credmon wrote {}",
+        ap2_use.display()
+    );
+    ensure!(passes, "ap1's credmon made no two passes in 20 s");
+    ensure!(
+        Pool::wait_for(Duration::from_secs(30), || ap2_use.exists()),
+        "ap2's credmon, back, did not renew {}",
+        ap2_use.display()
+    );
+    let ap1_log = credmon_log(w);
+    let ap2_log = ap.log("CredMonOAuthLog");
+    ensure!(
+        ap2_log.contains("igwn_aptwo") && !ap1_log.contains("igwn_aptwo"),
+        "the ap2-only handle: in ap2's log {}, in ap1's log {}",
+        ap2_log.contains("igwn_aptwo"),
+        ap1_log.contains("igwn_aptwo")
+    );
+    ensure!(
+        !w.pool
+            .cred_dir
+            .join(&w.robot.name)
+            .join("igwn_aptwo.use")
+            .exists(),
+        "ap1's directory has the ap2-only handle"
+    );
+    for (log, other) in [(&ap1_log, &ap.cred_dir), (&ap2_log, &w.pool.cred_dir)] {
+        ensure!(
+            !log.contains(&other.display().to_string()),
+            "a credmon log names the other AP's directory {}",
+            other.display()
+        );
+    }
+    Ok(())
+}
+
+/// `get --condor` run as `user`, with `extra` arguments, in ap1's configuration.
+fn get_condor_as(w: &World, extra: &[&str]) -> Result<std::process::Output, String> {
+    let keytab = w.robot.home.join("robot.keytab").display().to_string();
+    let principal = w.env.kdc.principal(TestEnv::PRINCIPAL);
+    let (ca, url) = (w.pool.ca.display().to_string(), w.env.vault.url());
+    let mut args = vec![
+        "get", "--cafile", &ca, "-a", &url, "-k", &keytab, "--condor",
+    ];
+    args.extend(extra);
+    args.push(&principal);
+    Pool::run(
+        &mut w.pool.as_user(&w.robot, &w.pool.bin, &args, &[]),
+        Duration::from_secs(90),
+    )
+}
+
+/// One cron job for every credd: `get --condor` with the credd list (knob,
+/// then `--credd`) stores into both APs' credds; a credd that cannot be
+/// reached is reported and stops neither of the others.
+fn two_aps_get_condor_stores_into_every_credd(w: &World) -> R {
+    let ap = ap2(w)?;
+    let cfg_dir = w.robot.home.join(".condor");
+    std::fs::create_dir_all(&cfg_dir).unwrap();
+    std::os::unix::fs::chown(&cfg_dir, Some(w.robot.uid), Some(w.robot.gid)).unwrap();
+    let uc = cfg_dir.join("user_config");
+    let forget = || {
+        for pool in [&w.pool, ap] {
+            let _ = store_cred(pool, &w.robot, &["delete-oauth", "-s", SVC]);
+        }
+    };
+    let stored = |pool: &Pool| {
+        pool.cred_dir
+            .join(&w.robot.name)
+            .join(format!("{SVC}.top"))
+            .exists()
+    };
+    let result = (|| -> R {
+        std::fs::write(
+            &uc,
+            format!(
+                "SEC_CREDENTIAL_GETTOKEN_OPTS = --credkey={} --role=robot --vaultserver={}\nROBOT_CREDMON_CREDDS = {AP1}, {AP2}\n",
+                TestEnv::PRINCIPAL,
+                w.env.vault.url()
+            ),
+        )
+        .unwrap();
+        forget();
+        ensure!(
+            Pool::wait_for(Duration::from_secs(10), || !stored(&w.pool) && !stored(ap)),
+            "delete-oauth left a .top behind"
+        );
+        let out = get_condor_as(w, &[])?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        ensure!(
+            out.status.success(),
+            "get --condor with ROBOT_CREDMON_CREDDS: {err}"
+        );
+        for line in [
+            format!("credd {AP1}: stored {SVC}"),
+            format!("credd {AP2}: stored {SVC}"),
+        ] {
+            ensure!(err.contains(&line), "no '{line}' in:\n{err}");
+        }
+        for (which, pool) in [("ap1", &w.pool), ("ap2", ap)] {
+            let use_ = pool.cred_dir.join(&w.robot.name).join(format!("{SVC}.use"));
+            ensure!(
+                Pool::wait_for(Duration::from_secs(20), || use_.exists()),
+                "no .use on {which} after get --condor"
+            );
+        }
+        // A credd that is not there: reported, the others still get the credential.
+        forget();
+        ensure!(
+            Pool::wait_for(Duration::from_secs(10), || !stored(&w.pool) && !stored(ap)),
+            "delete-oauth left a .top behind"
+        );
+        let out = get_condor_as(
+            w,
+            &["--credd", AP1, "--credd", "nosuch@pool", "--credd", AP2],
+        )?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        ensure!(
+            out.status.code() == Some(1),
+            "get --condor with a missing credd exited {:?}: {err}",
+            out.status.code()
+        );
+        for line in [
+            format!("credd {AP1}: stored {SVC}"),
+            "credd nosuch@pool: FAILED".to_owned(),
+            format!("credd {AP2}: stored {SVC}"),
+            "storing failed at 1 of 3 credds: nosuch@pool".to_owned(),
+        ] {
+            ensure!(err.contains(&line), "no '{line}' in:\n{err}");
+        }
+        ensure!(
+            stored(&w.pool) && stored(ap),
+            "a credd lacks the credential:\n{err}"
+        );
+        Ok(())
+    })();
+    let _ = std::fs::remove_file(&uc);
+    result
+}
+
+/// Why `--credd` does not use `condor_store_cred -n NAME`: with `-n` it
+/// sends to the *schedd* of that name, which on Linux has no STORE_CRED handler.
+fn two_aps_condor_store_cred_n_reaches_no_credd(w: &World) -> R {
+    let ap = ap2(w)?;
+    let schedd = ap
+        .ok(
+            "condor_status",
+            &["-schedd", "-af", "Name"],
+            Duration::from_secs(20),
+        )?
+        .lines()
+        .map(str::trim)
+        .find(|n| n.starts_with("ap2"))
+        .map(str::to_owned)
+        .ok_or("no ap2 schedd in the collector")?;
+    let out = store_cred(
+        &w.pool,
+        &w.robot,
+        &["query-oauth", "-s", SVC, "-n", &schedd],
+    )?;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ensure!(
+        !out.status.success(),
+        "condor_store_cred -n {schedd} worked ({said}): --credd could use it"
+    );
+    ensure!(
+        Pool::wait_for(Duration::from_secs(10), || ap
+            .log("SchedLog")
+            .contains("UNREGISTERED COMMAND")),
+        "ap2's schedd did not log the unregistered STORE_CRED command"
+    );
     Ok(())
 }
 
@@ -781,6 +1336,7 @@ fn setup() -> World {
     World {
         env,
         pool,
+        ap2: std::cell::OnceCell::new(),
         robot,
         prov,
         _lock: lock,
@@ -829,6 +1385,7 @@ fn htcondor_pool_end_to_end() {
         &master_sees_the_credmon_ready,
         &w,
     );
+    step("the_credmon_runs_confined", &the_credmon_runs_confined, &w);
     step(
         "submit_gives_the_job_a_valid_token",
         &submit_gives_the_job_a_valid_token,
@@ -860,6 +1417,11 @@ fn htcondor_pool_end_to_end() {
         &keytab_relogin_uses_the_role_of_the_vault_url,
         &w,
     );
+    step(
+        "status_and_a_credential_that_needs_a_person",
+        &status_and_a_credential_that_needs_a_person,
+        &w,
+    );
     step("delete_oauth", &delete_oauth, &w);
     step("get_condor", &get_condor, &w);
     step("trusted_vault_hosts_forms", &trusted_vault_hosts_forms, &w);
@@ -878,6 +1440,39 @@ fn htcondor_pool_end_to_end() {
         &htcondors_credmon_log_knobs,
         &w,
     );
+    let two = Instant::now();
+    step(
+        "two_aps_second_ap_joins_the_pool",
+        &two_aps_second_ap_joins_the_pool,
+        &w,
+    );
+    step(
+        "two_aps_jobs_on_both_aps_get_their_tokens",
+        &two_aps_jobs_on_both_aps_get_their_tokens,
+        &w,
+    );
+    step(
+        "two_aps_each_credmon_touches_only_its_own_directory",
+        &two_aps_each_credmon_touches_only_its_own_directory,
+        &w,
+    );
+    step(
+        "two_aps_get_condor_stores_into_every_credd",
+        &two_aps_get_condor_stores_into_every_credd,
+        &w,
+    );
+    step(
+        "two_aps_condor_store_cred_n_reaches_no_credd",
+        &two_aps_condor_store_cred_n_reaches_no_credd,
+        &w,
+    );
+    eprintln!(
+        "pool: two_aps scenarios in {:.1} s",
+        two.elapsed().as_secs_f64()
+    );
+    if let Some(mut ap) = w.ap2.take() {
+        ap.stop();
+    }
     w.pool.stop();
     eprintln!("pool: all scenarios in {:.1} s", t0.elapsed().as_secs_f64());
     assert!(

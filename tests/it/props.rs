@@ -8,7 +8,7 @@ use clap::Parser;
 use proptest::prelude::*;
 use robot_credmon::cli::{Cli, Command};
 use robot_credmon::credmon::{config, refresh};
-use robot_credmon::store::request;
+use robot_credmon::store::{options, request};
 use robot_credmon::token::{self, BearerToken, accept};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -125,10 +125,10 @@ proptest! {
             0..8,
         ),
     ) {
-        if let Ok(w) = request::shell_words(&text) {
-            let _ = request::parse_htgettoken_opts(&w, "test");
+        if let Ok(w) = robot_credmon::condor::config::words(&text) {
+            let _ = options::parse(&w, "test");
         }
-        let _ = request::parse_htgettoken_opts(&words, "test");
+        let _ = options::parse(&words, "test");
         let _ = request::parse_request(&text);
     }
 

@@ -54,6 +54,9 @@ fn first_store_logs_in_and_stores_a_28_day_token_with_the_creds_url() {
     let r = store(&e, &sc, &["igwn"]);
     assert_eq!(r.code, 0, "stderr: {}", r.stderr);
     assert_eq!(r.stderr, "", "nothing to say, not even a newline");
+    // Issue 16: the one configuration reader, one `condor_config_val -dump`
+    // (not one process per knob).
+    assert_eq!(sc.config_calls(), ["-dump"]);
     assert_eq!(e.vault.count("POST", LOGIN), 1);
     assert_eq!(
         sc.calls(),
@@ -359,6 +362,59 @@ fn services_of_other_credmons_are_left_alone() {
     assert_eq!(sc.count("query-oauth -s osdf"), 1, "{}", r.stderr);
 }
 
+#[test]
+fn several_credds_each_get_the_credential_and_one_failure_stops_none() {
+    let e = env();
+    let sc = StoreCred::install(e.path());
+    std::fs::write(sc.bin.join("fail-add@ap2.example"), "").unwrap();
+    let mut c = store_cmd(&e, &sc, &["igwn"]);
+    c.args([
+        "--credd",
+        "ap1.example",
+        "--credd",
+        "ap2.example",
+        "--credd",
+        "ap3.example",
+    ]);
+    let r = run(c);
+    assert_eq!(r.code, 1, "stderr: {}", r.stderr);
+    for line in [
+        "credd ap1.example: stored igwn",
+        "credd ap2.example: FAILED: Failed to store condor credentials for igwn: Operation failed.",
+        "credd ap3.example: stored igwn",
+        "storing failed at 1 of 3 credds: ap2.example",
+    ] {
+        assert!(r.stderr.contains(line), "no '{line}' in:\n{}", r.stderr);
+    }
+    assert!(sc.top_at("ap1.example", "igwn").is_some());
+    assert!(sc.top_at("ap3.example", "igwn").is_some());
+    assert!(sc.top_at("ap2.example", "igwn").is_none());
+    assert!(sc.top("igwn").is_none(), "the local credd was not asked");
+    // One Kerberos login and one 28-day token for every credd.
+    assert_eq!(e.vault.count("POST", LOGIN), 1);
+    assert_eq!(
+        sc.top_at("ap1.example", "igwn").unwrap()["vault_token"],
+        sc.top_at("ap3.example", "igwn").unwrap()["vault_token"]
+    );
+    // The knob names the list; the credd that failed gets it next time, the others hold it.
+    std::fs::remove_file(sc.bin.join("fail-add@ap2.example")).unwrap();
+    let mut c = store_cmd(&e, &sc, &["igwn"]);
+    c.env(
+        "_CONDOR_ROBOT_CREDMON_CREDDS",
+        "ap1.example, ap2.example ap3.example",
+    );
+    let r = run(c);
+    assert_eq!(r.code, 0, "stderr: {}", r.stderr);
+    for line in [
+        "credd ap1.example: igwn already stored",
+        "credd ap2.example: stored igwn",
+        "credd ap3.example: igwn already stored",
+    ] {
+        assert!(r.stderr.contains(line), "no '{line}' in:\n{}", r.stderr);
+    }
+    assert!(sc.top_at("ap2.example", "igwn").is_some());
+}
+
 // -- get --condor ---------------------------------------------------------------------------
 
 fn condor_get(e: &TestEnv, sc: &StoreCred) -> Run {
@@ -439,6 +495,8 @@ fn get_condor_with_matching_config_stores_the_credential() {
     assert_eq!(r.code, 0, "stderr: {}", r.stderr);
     assert_eq!(sc.count("add-oauth"), 1, "{:?}", sc.calls());
     assert_eq!(sc.top("igwn").unwrap()["vault_url"], e.creds_url());
+    // Issue 16: `get --condor` and the storer it calls share one read of the configuration.
+    assert_eq!(sc.config_calls(), ["-dump"]);
     // The cron line again: nothing new to store.
     let r = condor_get(&e, &sc);
     assert_eq!(r.code, 0, "stderr: {}", r.stderr);

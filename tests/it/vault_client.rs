@@ -3,7 +3,9 @@
 
 use crate::support::{Fault, TestEnv};
 use robot_credmon::backoff::Backoff;
-use robot_credmon::vault::{ClientConfig, Limits, ServerAddress, VaultClient, VaultToken, tls};
+use robot_credmon::vault::{
+    Api, ClientConfig, Limits, ServerAddress, VaultClient, VaultToken, tls,
+};
 use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 

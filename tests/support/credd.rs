@@ -7,6 +7,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use crate::support::wait;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -112,13 +113,7 @@ impl Credd {
     pub fn wait_for_use(&self, user: &str, name: &str, timeout: Duration) -> Option<Duration> {
         let t0 = Instant::now();
         let p = self.use_path(user, name);
-        while t0.elapsed() < timeout {
-            if p.exists() {
-                return Some(t0.elapsed());
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        None
+        wait::until(timeout, || p.exists()).then(|| t0.elapsed())
     }
 
     /// Waits (bounded) for `.use` to hold something other than `old`.
@@ -129,28 +124,17 @@ impl Credd {
         old: &str,
         timeout: Duration,
     ) -> Option<String> {
-        let t0 = Instant::now();
-        while t0.elapsed() < timeout {
-            if let Some(now) = self.read_use(user, name)
-                && now != old
-            {
-                return Some(now);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        None
+        let mut new = None;
+        wait::until(timeout, || {
+            new = self.read_use(user, name).filter(|now| now != old);
+            new.is_some()
+        });
+        new
     }
 
     /// Waits (bounded) for `path` to exist.
     pub fn wait_for_file(path: &Path, timeout: Duration) -> bool {
-        let t0 = Instant::now();
-        while t0.elapsed() < timeout {
-            if path.exists() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        false
+        wait::until(timeout, || path.exists())
     }
 
     /// mtime of a file.

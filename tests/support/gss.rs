@@ -14,8 +14,7 @@ use std::fs;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::ptr;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use libgssapi::credential::Cred;
 use libgssapi_sys as sys;
@@ -167,19 +166,12 @@ pub fn negotiate_headers(
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("could not run '{}': {e}", exe.display()))?;
-    let deadline = Instant::now() + CHILD_TIMEOUT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(1)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "token child did not finish within {CHILD_TIMEOUT:?}"
-                ));
-            }
-        }
+    let Some(status) = super::kdc::wait_status(&mut child, CHILD_TIMEOUT) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(format!(
+            "token child did not finish within {CHILD_TIMEOUT:?}"
+        ));
     };
     let text = fs::read_to_string(&out).unwrap_or_default();
     let logs = fs::read_to_string(&log).unwrap_or_default();

@@ -18,10 +18,13 @@ use std::net::{TcpListener, UdpSocket};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Mutex, mpsc};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::wait;
+use nix::sys::wait::{Id, WaitPidFlag, waitid};
 
 use nix::sys::signal::{Signal, kill};
 use nix::sys::stat::{Mode, umask};
@@ -410,35 +413,36 @@ impl Kdc {
                 self.tools.krb5kdc.display()
             ))
         })?;
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            let log_text = fs::read_to_string(&log).unwrap_or_default();
-            if let Ok(Some(status)) = child.try_wait() {
-                let msg = format!("krb5kdc exited ({status}): {}", log_text.trim());
-                return Err(if log_text.contains("Address already in use") {
-                    Launch::PortBusy(msg)
-                } else {
-                    Launch::Failed(msg)
-                });
-            }
-            let pid = fs::read_to_string(&pidfile)
+        // Started: the log says so and the pid file is written; or it exited.
+        let (mut log_text, mut exited, mut pid) = (String::new(), None, None);
+        wait::until(START_TIMEOUT, || {
+            log_text = fs::read_to_string(&log).unwrap_or_default();
+            exited = child.try_wait().ok().flatten();
+            pid = fs::read_to_string(&pidfile)
                 .ok()
-                .and_then(|s| s.trim().parse::<u32>().ok());
-            if let (true, Some(pid)) = (log_text.contains("commencing operation"), pid) {
-                self.pid = pid;
-                self.child = Some(child);
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                wait_child(&mut child, STOP_TIMEOUT);
-                return Err(Launch::Failed(format!(
-                    "krb5kdc did not start within {START_TIMEOUT:?}: {}",
-                    log_text.trim()
-                )));
-            }
-            thread::sleep(Duration::from_millis(2));
+                .and_then(|s| s.trim().parse::<u32>().ok())
+                .filter(|_| log_text.contains("commencing operation"));
+            exited.is_some() || pid.is_some()
+        });
+        if let Some(status) = exited {
+            let msg = format!("krb5kdc exited ({status}): {}", log_text.trim());
+            return Err(if log_text.contains("Address already in use") {
+                Launch::PortBusy(msg)
+            } else {
+                Launch::Failed(msg)
+            });
         }
+        let Some(pid) = pid else {
+            let _ = child.kill();
+            wait_child(&mut child, STOP_TIMEOUT);
+            return Err(Launch::Failed(format!(
+                "krb5kdc did not start within {START_TIMEOUT:?}: {}",
+                log_text.trim()
+            )));
+        };
+        self.pid = pid;
+        self.child = Some(child);
+        Ok(())
     }
 
     /// Environment and umask for every Kerberos tool started here.
@@ -644,20 +648,31 @@ fn private_file(path: &Path) -> Result<(), String> {
         .map_err(|e| format!("keytab '{}' missing or not chmod-able: {e}", path.display()))
 }
 
-/// Polls `child` until it exits or `timeout` passes; true if it was reaped.
+/// Waits until `child` exits or `timeout` passes; true if it was reaped.
 fn wait_child(child: &mut Child, timeout: Duration) -> bool {
     wait_status(child, timeout).is_some()
 }
 
-fn wait_status(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return Some(status),
-            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(1)),
-            _ => return None,
-        }
+/// Waits until `child` exits (its status, reaped) or `timeout` passes
+/// (`None`). A helper thread blocks in `waitid(WNOWAIT)`, which sees the exit
+/// without reaping, and says so on a channel the caller waits on with the
+/// timeout. After a timeout the thread ends when the caller kills and reaps.
+pub(crate) fn wait_status(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    if let Ok(Some(status)) = child.try_wait() {
+        return Some(status);
     }
+    let pid = Pid::from_raw(child.id() as i32);
+    let (tx, rx) = mpsc::channel();
+    thread::Builder::new()
+        .name("child-exit".into())
+        .spawn(move || {
+            let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT;
+            while waitid(Id::Pid(pid), flags) == Err(nix::errno::Errno::EINTR) {}
+            let _ = tx.send(());
+        })
+        .ok()?;
+    rx.recv_timeout(timeout).ok()?;
+    child.try_wait().ok().flatten()
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

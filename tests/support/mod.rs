@@ -12,8 +12,10 @@
 #![allow(dead_code)]
 
 pub mod gss;
+pub mod hosts;
 pub mod kdc;
 pub mod openbao;
+pub mod openbao_ha;
 pub mod pki;
 pub mod store_cred;
 pub mod vault;

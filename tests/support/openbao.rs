@@ -10,7 +10,7 @@ use super::kdc::Kdc;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The issuer, role and mount the tests use.
 pub const ISSUER: &str = "igwn";
@@ -31,29 +31,7 @@ impl OpenBao {
     /// kerberos policies, and a KV mount at `secret/oauth/creds`.
     pub fn start(dir: &Path, kdc: &Kdc) -> Result<OpenBao, String> {
         let bao_bin = find_bao()?;
-        let slapd_bin =
-            find("slapd").ok_or("`slapd` not found: install it with `apt-get install slapd`")?;
-        std::fs::create_dir_all(dir.join("ldap/db")).map_err(|e| e.to_string())?;
-        let ldap_port = free_port()?;
-        let conf = dir.join("ldap/slapd.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "include /etc/ldap/schema/core.schema\nmodulepath /usr/lib/ldap\nmoduleload back_mdb\ndatabase mdb\nsuffix \"dc=example,dc=test\"\ndirectory {}\n",
-                dir.join("ldap/db").display()
-            ),
-        )
-        .map_err(|e| e.to_string())?;
-        let slapd = Command::new(&slapd_bin)
-            .args(["-d", "0", "-f"])
-            .arg(&conf)
-            .arg("-h")
-            .arg(format!("ldap://127.0.0.1:{ldap_port}/"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(file(&dir.join("ldap/slapd.log"))?)
-            .spawn()
-            .map_err(|e| format!("cannot start slapd: {e}"))?;
+        let (slapd, ldap_port) = start_slapd(dir)?;
         let port = free_port()?;
         let bao_dir = dir.join("bao");
         std::fs::create_dir_all(&bao_dir).map_err(|e| e.to_string())?;
@@ -75,7 +53,14 @@ impl OpenBao {
             dir: dir.to_owned(),
         };
         me.wait_ready(ldap_port)?;
-        me.configure(kdc, ldap_port)?;
+        let api = Api::new(
+            &me.ca_file(),
+            &format!("https://127.0.0.1:{port}"),
+            Some("root"),
+        )?;
+        // The dev server mounts a KV store at secret/, in the way of secret/oauth/creds.
+        api.ok("DELETE", "sys/mounts/secret", None)?;
+        configure_htvault(&api, kdc.service_keytab(), ldap_port, "host/localhost")?;
         Ok(me)
     }
 
@@ -139,97 +124,33 @@ impl OpenBao {
     }
 
     fn wait_ready(&mut self, ldap_port: u16) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(20);
         let mut ldap_up = false;
-        loop {
+        let mut failed = None;
+        let ready = super::wait::until(Duration::from_secs(20), || {
             if !ldap_up {
                 ldap_up = std::net::TcpStream::connect(("127.0.0.1", ldap_port)).is_ok();
             }
             if ldap_up && self.bao(&["status"]).is_ok() {
-                return Ok(());
+                return true;
             }
             if let Ok(Some(st)) = self.bao.try_wait() {
-                return Err(format!(
+                failed = Some(format!(
                     "bao exited early ({st}); see {}",
                     self.dir.join("bao/server.log").display()
                 ));
-            }
-            if let Ok(Some(st)) = self.slapd.try_wait() {
-                return Err(format!(
+            } else if let Ok(Some(st)) = self.slapd.try_wait() {
+                failed = Some(format!(
                     "slapd exited early ({st}); see {}",
                     self.dir.join("ldap/slapd.log").display()
                 ));
             }
-            if Instant::now() > deadline {
-                return Err("OpenBao or slapd did not become ready within 20 s".into());
-            }
-            std::thread::sleep(Duration::from_millis(50));
+            failed.is_some()
+        });
+        match failed {
+            Some(e) => Err(e),
+            None if ready => Ok(()),
+            None => Err("OpenBao or slapd did not become ready within 20 s".into()),
         }
-    }
-
-    fn configure(&self, kdc: &Kdc, ldap_port: u16) -> Result<(), String> {
-        use base64::prelude::*;
-        let mount = format!("kerberos-{ISSUER}_{ROLE}");
-        self.bao(&[
-            "auth",
-            "enable",
-            &format!("-path={mount}"),
-            "-passthrough-request-headers=Authorization",
-            "-allowed-response-headers=www-authenticate",
-            "kerberos",
-        ])?;
-        let keytab = std::fs::read(kdc.service_keytab()).map_err(|e| e.to_string())?;
-        self.bao(&[
-            "write",
-            &format!("auth/{mount}/config"),
-            &format!("keytab={}", BASE64_STANDARD.encode(keytab)),
-            "service_account=host/localhost",
-            "decode_pac=false",
-        ])?;
-        self.bao(&[
-            "write",
-            &format!("auth/{mount}/config/ldap"),
-            &format!("url=ldap://127.0.0.1:{ldap_port}"),
-            "userdn=dc=example,dc=test",
-            "userattr=uid",
-            "token_no_default_policy=true",
-            &format!("token_policies={mount},tokenops"),
-        ])?;
-        let mounts: serde_json::Value =
-            serde_json::from_str(&self.bao(&["auth", "list", "-format=json"])?)
-                .map_err(|e| e.to_string())?;
-        let accessor = mounts[format!("{mount}/")]["accessor"]
-            .as_str()
-            .ok_or("no accessor for the kerberos mount")?
-            .to_owned();
-        let tokenops = "path \"auth/token/create\" { capabilities = [\"update\"] }\n\
-                        path \"auth/token/lookup-self\" { capabilities = [\"read\"] }\n\
-                        path \"auth/token/revoke-self\" { capabilities = [\"update\"] }\n";
-        self.bao(&[
-            "write",
-            "sys/policies/acl/tokenops",
-            &format!("policy={tokenops}"),
-        ])?;
-        let alias = format!("{{{{identity.entity.aliases.{accessor}.name}}}}");
-        let kerberos = format!(
-            "path \"secret/oauth/creds/{ISSUER}/{alias}:{ROLE}\" {{ capabilities = [\"read\", \"list\"] }}\n\
-             path \"secret/oauth/sts/{ISSUER}/{alias}:{ROLE}\" {{ capabilities = [\"read\", \"list\"] }}\n"
-        );
-        self.bao(&[
-            "write",
-            &format!("sys/policies/acl/{mount}"),
-            &format!("policy={kerberos}"),
-            "allow_slashes_in_identity_templates=true",
-        ])?;
-        self.bao(&["secrets", "disable", "secret"])?;
-        self.bao(&[
-            "secrets",
-            "enable",
-            "-path=secret/oauth/creds",
-            "-version=1",
-            "kv",
-        ])?;
-        Ok(())
     }
 }
 
@@ -240,6 +161,183 @@ impl Drop for OpenBao {
             let _ = child.wait();
         }
     }
+}
+
+/// Starts the `slapd` that OpenBao's Kerberos method binds to (an empty
+/// `dc=example,dc=test` on a free loopback port, files in `<dir>/ldap`).
+pub fn start_slapd(dir: &Path) -> Result<(Child, u16), String> {
+    let slapd_bin =
+        find("slapd").ok_or("`slapd` not found: install it with `apt-get install slapd`")?;
+    std::fs::create_dir_all(dir.join("ldap/db")).map_err(|e| e.to_string())?;
+    let ldap_port = free_port()?;
+    let conf = dir.join("ldap/slapd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "include /etc/ldap/schema/core.schema\nmodulepath /usr/lib/ldap\nmoduleload back_mdb\ndatabase mdb\nsuffix \"dc=example,dc=test\"\ndirectory {}\n",
+            dir.join("ldap/db").display()
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    let slapd = Command::new(&slapd_bin)
+        .args(["-d", "0", "-f"])
+        .arg(&conf)
+        .arg("-h")
+        .arg(format!("ldap://127.0.0.1:{ldap_port}/"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(file(&dir.join("ldap/slapd.log"))?)
+        .spawn()
+        .map_err(|e| format!("cannot start slapd: {e}"))?;
+    Ok((slapd, ldap_port))
+}
+
+/// OpenBao's HTTP API on one node, as root (or without a token).
+pub struct Api {
+    http: reqwest::blocking::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Api {
+    /// A client for `base` (`https://ip:port`) trusting `ca`.
+    pub fn new(ca: &Path, base: &str, token: Option<&str>) -> Result<Api, String> {
+        let tls =
+            robot_credmon::vault::tls::client_config(&robot_credmon::vault::tls::TrustSources {
+                cafile: Some(ca.to_owned()),
+                capath: None,
+            })
+            .map_err(|e| e.to_string())?;
+        let http = reqwest::blocking::Client::builder()
+            .tls_backend_preconfigured((*tls).clone())
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Api {
+            http,
+            base: base.to_owned(),
+            token: token.map(str::to_owned),
+        })
+    }
+
+    /// `method /v1/path` with a JSON body; the status and the JSON answer (null when empty).
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<(u16, serde_json::Value), String> {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
+        let mut req = self
+            .http
+            .request(method, format!("{}/v1/{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.header("X-Vault-Token", t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().map_err(|e| {
+            let mut msg = format!("{} {path}: {e}", self.base);
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                msg.push_str(&format!(": {s}"));
+                src = s.source();
+            }
+            msg
+        })?;
+        let status = resp.status().as_u16();
+        let text = resp.text().unwrap_or_default();
+        let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+        Ok((status, json))
+    }
+
+    /// Like [`Api::call`], failing unless the answer is 2xx.
+    pub fn ok(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<serde_json::Value, String> {
+        let (status, json) = self.call(method, path, body)?;
+        if (200..300).contains(&status) {
+            Ok(json)
+        } else {
+            Err(format!("{method} {} {path}: {status} {json}", self.base))
+        }
+    }
+}
+
+/// Configures Kerberos the way htvault-config does: the mount
+/// `kerberos-igwn_robot` (Authorization passed through) with the service
+/// keytab (`service_account`, `decode_pac=false`) and slapd, the `tokenops`
+/// and `kerberos-igwn_robot` policies (creds/sts paths templated on the
+/// Kerberos entity alias), and a KV mount at `secret/oauth/creds` standing in
+/// for oauthapp (a Go plugin that would need building).
+pub fn configure_htvault(
+    api: &Api,
+    service_keytab: &Path,
+    ldap_port: u16,
+    service_account: &str,
+) -> Result<(), String> {
+    use base64::prelude::*;
+    use serde_json::json;
+    let mount = format!("kerberos-{ISSUER}_{ROLE}");
+    api.ok(
+        "POST",
+        &format!("sys/auth/{mount}"),
+        Some(json!({"type": "kerberos", "config": {
+            "passthrough_request_headers": ["Authorization"],
+            "allowed_response_headers": ["www-authenticate"]}})),
+    )?;
+    let keytab = std::fs::read(service_keytab).map_err(|e| e.to_string())?;
+    api.ok(
+        "POST",
+        &format!("auth/{mount}/config"),
+        Some(json!({"keytab": BASE64_STANDARD.encode(keytab),
+            "service_account": service_account, "decode_pac": false})),
+    )?;
+    api.ok(
+        "POST",
+        &format!("auth/{mount}/config/ldap"),
+        Some(json!({"url": format!("ldap://127.0.0.1:{ldap_port}"),
+            "userdn": "dc=example,dc=test", "userattr": "uid",
+            "token_no_default_policy": true,
+            "token_policies": format!("{mount},tokenops")})),
+    )?;
+    let auths = api.ok("GET", "sys/auth", None)?;
+    let accessor = auths["data"][format!("{mount}/")]["accessor"]
+        .as_str()
+        .or_else(|| auths[format!("{mount}/")]["accessor"].as_str())
+        .ok_or("no accessor for the kerberos mount")?
+        .to_owned();
+    let tokenops = "path \"auth/token/create\" { capabilities = [\"update\"] }\n\
+                    path \"auth/token/lookup-self\" { capabilities = [\"read\"] }\n\
+                    path \"auth/token/revoke-self\" { capabilities = [\"update\"] }\n";
+    api.ok(
+        "PUT",
+        "sys/policies/acl/tokenops",
+        Some(json!({"policy": tokenops})),
+    )?;
+    let alias = format!("{{{{identity.entity.aliases.{accessor}.name}}}}");
+    let kerberos = format!(
+        "path \"secret/oauth/creds/{ISSUER}/{alias}:{ROLE}\" {{ capabilities = [\"read\", \"list\"] }}\n\
+         path \"secret/oauth/sts/{ISSUER}/{alias}:{ROLE}\" {{ capabilities = [\"read\", \"list\"] }}\n"
+    );
+    api.ok(
+        "PUT",
+        &format!("sys/policies/acl/{mount}"),
+        Some(json!({"policy": kerberos, "allow_slashes_in_identity_templates": true})),
+    )?;
+    api.ok(
+        "POST",
+        "sys/mounts/secret/oauth/creds",
+        Some(json!({"type": "kv", "options": {"version": "1"}})),
+    )?;
+    Ok(())
 }
 
 fn file(path: &Path) -> Result<std::fs::File, String> {

@@ -22,6 +22,8 @@ pub struct TestPki {
     ca_file: PathBuf,
     server_chain: Vec<CertificateDer<'static>>,
     server_key: Vec<u8>,
+    server_pem: String,
+    server_key_pem: String,
 }
 
 impl std::fmt::Debug for TestPki {
@@ -36,16 +38,26 @@ impl TestPki {
     /// Generates the CA and the `localhost`/127.0.0.1 server certificate and writes
     /// `<dir>/ca.pem` (the directory is created if missing).
     pub fn generate(dir: &Path) -> Result<TestPki, String> {
+        Self::generate_for(dir, &["localhost"], &[IpAddr::V4(Ipv4Addr::LOCALHOST)])
+    }
+
+    /// Like [`TestPki::generate`], with a server certificate for these DNS
+    /// names (the first is its common name) and IP addresses.
+    pub fn generate_for(dir: &Path, names: &[&str], ips: &[IpAddr]) -> Result<TestPki, String> {
         let ca = make_ca()?;
         let server_key =
             KeyPair::generate().map_err(|e| format!("could not generate server key: {e}"))?;
-        let mut params = CertificateParams::new(vec!["localhost".to_string()])
-            .map_err(|e| format!("bad server certificate name: {e}"))?;
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .map_err(|e| format!("bad server certificate name: {e}"))?;
         params
             .subject_alt_names
-            .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-        params.distinguished_name = dn("localhost");
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+            .extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));
+        params.distinguished_name = dn(names.first().copied().unwrap_or("localhost"));
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
         params.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyEncipherment,
@@ -61,11 +73,30 @@ impl TestPki {
             .map_err(|e| format!("could not write '{}': {e}", ca_file.display()))?;
         Ok(TestPki {
             ca_der: ca.der().clone(),
-            ca_pem,
+            ca_pem: ca_pem.clone(),
             ca_file,
             server_chain: vec![server_cert.der().clone(), ca.der().clone()],
             server_key: server_key.serialize_der(),
+            server_pem: format!("{}{ca_pem}", server_cert.pem()),
+            server_key_pem: server_key.serialize_pem(),
         })
+    }
+
+    /// Writes the server certificate chain and key as PEM files
+    /// (`<dir>/server.pem`, `<dir>/server-key.pem`, 0600) for servers that read files.
+    pub fn write_server_files(&self, dir: &Path) -> Result<(PathBuf, PathBuf), String> {
+        use std::os::unix::fs::PermissionsExt;
+        let (cert, key) = (dir.join("server.pem"), dir.join("server-key.pem"));
+        fs::write(&cert, &self.server_pem)
+            .and_then(|()| fs::write(&key, &self.server_key_pem))
+            .and_then(|()| fs::set_permissions(&key, fs::Permissions::from_mode(0o600)))
+            .map_err(|e| {
+                format!(
+                    "could not write the server files in '{}': {e}",
+                    dir.display()
+                )
+            })?;
+        Ok((cert, key))
     }
 
     /// The CA certificate file (`<dir>/ca.pem`).

@@ -21,18 +21,29 @@ use std::time::{Duration, Instant};
 /// The default prefix of `../shared/htcondor/build.sh`.
 pub const DEFAULT_PREFIX: &str = "/var/cache/robot-credmon/htcondor-25.14.0-7491a145f6";
 
-/// The HTCondor installation: `$HTCONDOR_PREFIX`, else build.sh's default.
-/// Fails with what to run when there is none.
+/// The HTCondor installation: `$HTCONDOR_PREFIX`, else build.sh's default
+/// when it is built, else the one whose `condor_master` is on `PATH` (from
+/// HTCondor's packages: `/usr`). Fails with what to do when there is none.
 pub fn prefix() -> Result<PathBuf, String> {
-    let p = std::env::var_os("HTCONDOR_PREFIX")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_PREFIX));
-    if p.join("sbin/condor_master").is_file() && p.join("bin/condor_submit").is_file() {
+    let usable =
+        |p: &Path| p.join("sbin/condor_master").is_file() && p.join("bin/condor_submit").is_file();
+    let on_path = || {
+        std::env::split_paths(&std::env::var_os("PATH")?)
+            .map(|d| d.join("condor_master"))
+            .find(|m| m.is_file())
+            .and_then(|m| Some(m.parent()?.parent()?.to_path_buf()))
+    };
+    let p = match std::env::var_os("HTCONDOR_PREFIX") {
+        Some(p) => PathBuf::from(p),
+        None if usable(Path::new(DEFAULT_PREFIX)) => PathBuf::from(DEFAULT_PREFIX),
+        None => on_path().unwrap_or_else(|| PathBuf::from(DEFAULT_PREFIX)),
+    };
+    if usable(&p) {
         Ok(p)
     } else {
         Err(format!(
-            "no HTCondor under '{}': run ../shared/htcondor/build.sh (scripts/test.sh does) and \
-             set HTCONDOR_PREFIX to the prefix it prints",
+            "no HTCondor under '{}': set HTCONDOR_PREFIX to an HTCondor 25 installation, install \
+             HTCondor 25 (condor_master on PATH), or run ../shared/htcondor/build.sh (scripts/test.sh does)",
             p.display()
         ))
     }
@@ -169,10 +180,63 @@ pub struct Pool {
     master: Option<Child>,
 }
 
+/// What one condor_master of the pool runs.
+pub enum Role<'a> {
+    /// The central manager, the execute node and the first access point
+    /// (its credd is called `ap1@pool`): collector, negotiator, schedd, startd,
+    /// credd and robot-credmon.
+    Central,
+    /// Another access point, `<name>@pool`: a schedd, a credd and a
+    /// robot-credmon with their own directories, reporting to `central`'s
+    /// collector; its jobs run on the central startd.
+    Ap {
+        /// The AP's name (`ap2`).
+        name: &'a str,
+        /// The pool it joins.
+        central: &'a Pool,
+    },
+}
+
 impl Pool {
     /// Starts a pool for `env`'s Vault and KDC and waits (bounded) until the
     /// collector, negotiator, schedd, startd and credd are alive.
     pub fn start(env: &TestEnv) -> Result<Pool, String> {
+        let bin = option_env!("CARGO_BIN_EXE_robot-credmon")
+            .ok_or("Pool::start runs from the integration tests; elsewhere use Pool::start_with")?;
+        Self::start_with(env, Path::new(bin))
+    }
+
+    /// [`Pool::start`] with the robot-credmon binary `robot_credmon` (copied into the pool).
+    pub fn start_with(env: &TestEnv, robot_credmon: &Path) -> Result<Pool, String> {
+        Self::start_role(env, robot_credmon, Role::Central)
+    }
+
+    /// Starts another access point (schedd, credd, credmon under a second
+    /// condor_master, with `central`'s robot-credmon) in `central`'s pool and
+    /// waits (bounded) until its schedd and credd are alive, its credd is in
+    /// the collector and its credmon has done a pass.
+    pub fn start_ap(env: &TestEnv, central: &Pool, name: &str) -> Result<Pool, String> {
+        let ap = Self::start_role(env, &central.bin, Role::Ap { name, central })?;
+        let credd = format!("{name}@pool");
+        let found = Self::wait_for(Duration::from_secs(30), || {
+            central
+                .ok(
+                    "condor_status",
+                    &["-any", "-af", "Name"],
+                    Duration::from_secs(20),
+                )
+                .is_ok_and(|o| o.lines().any(|l| l.trim() == credd))
+        });
+        if !found {
+            return Err(format!(
+                "the credd {credd} is not in the collector after 30 s; its CredLog:\n{}",
+                ap.log("CredLog")
+            ));
+        }
+        Ok(ap)
+    }
+
+    fn start_role(env: &TestEnv, robot_credmon: &Path, role: Role) -> Result<Pool, String> {
         let prefix = prefix()?;
         let condor = ensure_user("condor", true)?;
         let tmp = tempfile::Builder::new()
@@ -195,12 +259,7 @@ impl Pool {
         mkdir(&dir.join("bin"), 0o755, None);
         mkdir(&dir.join("jobs"), 0o755, None);
         let bin = dir.join("bin/robot-credmon");
-        install(
-            Path::new(env!("CARGO_BIN_EXE_robot-credmon")),
-            &bin,
-            0o755,
-            (0, 0),
-        );
+        install(robot_credmon, &bin, 0o755, (0, 0));
         std::os::unix::fs::symlink("robot-credmon", dir.join("bin/robot-credmon-storer"))
             .map_err(|e| e.to_string())?;
         std::fs::write(dir.join("bin/job.sh"), JOB).map_err(|e| e.to_string())?;
@@ -218,11 +277,22 @@ impl Pool {
         let dynamic = dir.join("dynamic.conf");
         std::fs::write(&dynamic, "# rewritten by the tests\n").map_err(|e| e.to_string())?;
         let config = dir.join("condor_config");
+        let (role_lines, collector_port) = match &role {
+            Role::Central => (
+                "use ROLE: Personal\nCREDD_HOST = ap1@pool\n".to_owned(),
+                port,
+            ),
+            Role::Ap { name, central } => (
+                format!(
+                    "use ROLE: Submit\nMASTER_NAME = {name}\nSCHEDD_NAME = {name}\nCREDD_HOST = {name}@pool\n"
+                ),
+                central.port,
+            ),
+        };
         let text = format!(
             r#"# A personal pool for robot-credmon's integration tests (tests/support/pool.rs).
 RELEASE_DIR = {release}
-use ROLE: Personal
-CONDOR_HOST = 127.0.0.1
+{libexec}{role_lines}CONDOR_HOST = 127.0.0.1
 NETWORK_INTERFACE = 127.0.0.1
 LOCAL_DIR = {local}
 LOG = $(LOCAL_DIR)/log
@@ -232,10 +302,12 @@ LOCK = $(LOCAL_DIR)/lock
 RUN = $(LOCAL_DIR)/run
 CONDOR_IDS = {uid}.{gid}
 SHARED_PORT_PORT = {port}
-COLLECTOR_HOST = 127.0.0.1:{port}
+COLLECTOR_HOST = 127.0.0.1:{collector_port}
 # Every tool authenticates (FS on this host); root administers the pool.
 SEC_DEFAULT_AUTHENTICATION = REQUIRED
 ALLOW_ADMINISTRATOR = root@*, condor@*
+# The daemons of every condor_master (the condor user) may advertise.
+ALLOW_DAEMON = condor@*, root@*
 ALLOW_READ = 127.0.0.1, localhost
 ALLOW_WRITE = 127.0.0.1, localhost
 MAIL = /bin/true
@@ -279,6 +351,12 @@ CREDMON_OAUTH_ENVIRONMENT = "KRB5_CONFIG={krb5}"
 include : {dynamic}
 "#,
             release = prefix.display(),
+            // HTCondor's packages keep their helpers in /usr/libexec/condor.
+            libexec = if prefix.join("libexec/condor/condor_shared_port").exists() {
+                format!("LIBEXEC = {}/libexec/condor\n", prefix.display())
+            } else {
+                String::new()
+            },
             local = local.display(),
             uid = condor.uid,
             gid = condor.gid,
@@ -293,6 +371,8 @@ include : {dynamic}
             vport = env.vault.port(),
             krb5 = krb5_conf.display(),
             dynamic = dynamic.display(),
+            role_lines = role_lines,
+            collector_port = collector_port,
         );
         std::fs::write(&config, text).map_err(|e| e.to_string())?;
         let mut pool = Pool {
@@ -321,10 +401,11 @@ include : {dynamic}
             .spawn()
             .map_err(|e| format!("cannot start condor_master: {e}"))?;
         pool.master = Some(master);
-        pool.wait_daemons(
-            &["COLLECTOR", "NEGOTIATOR", "SCHEDD", "STARTD", "CREDD"],
-            60,
-        )?;
+        let daemons: &[&str] = match role {
+            Role::Central => &["COLLECTOR", "NEGOTIATOR", "SCHEDD", "STARTD", "CREDD"],
+            Role::Ap { .. } => &["SCHEDD", "CREDD"],
+        };
+        pool.wait_daemons(daemons, 60)?;
         // The credmon has done its first pass (without relying on its ready message).
         let complete = pool.cred_dir.join("CREDMON_COMPLETE");
         if !Self::wait_for(Duration::from_secs(30), || complete.exists()) {
@@ -403,26 +484,32 @@ include : {dynamic}
 
     /// Runs `c` with a time limit; returns its output or a message.
     pub fn run(c: &mut Command, limit: Duration) -> Result<Output, String> {
-        let mut child = c
+        let child = c
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("cannot run {c:?}: {e}"))?;
-        let t0 = Instant::now();
-        loop {
-            if child.try_wait().map_err(|e| e.to_string())?.is_some() {
-                return child.wait_with_output().map_err(|e| e.to_string());
-            }
-            if t0.elapsed() > limit {
-                let _ = child.kill();
-                let out = child.wait_with_output().map_err(|e| e.to_string())?;
-                return Err(format!(
+        // The output is read to the end on a thread (no pipe fills up); the
+        // caller waits for it with the bound, and kills the tool past it.
+        let pid = Pid::from_raw(child.id() as i32);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        match rx.recv_timeout(limit) {
+            Ok(out) => out.map_err(|e| e.to_string()),
+            Err(_) => {
+                let _ = kill(pid, Signal::SIGKILL);
+                let out = rx
+                    .recv_timeout(Duration::from_secs(10))
+                    .map_err(|_| format!("{c:?} outlived SIGKILL"))?
+                    .map_err(|e| e.to_string())?;
+                Err(format!(
                     "{c:?} did not finish within {limit:?}; stdout: {} stderr: {}",
                     String::from_utf8_lossy(&out.stdout),
                     String::from_utf8_lossy(&out.stderr)
-                ));
+                ))
             }
-            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -446,28 +533,40 @@ include : {dynamic}
     /// every line of `expect` (e.g. `IsReady = true`).
     pub fn who_wait(&self, secs: u64, constraint: &str, expect: &[&str]) -> Result<String, String> {
         // condor_who returns at once while the master has not written its
-        // address yet: ask again until the time is up.
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
+        // address yet: wait for the address file, then ask until the time is up.
+        let limit = Duration::from_secs(secs);
+        let deadline = Instant::now() + limit;
+        let address = self.log_dir.join(".master_address");
+        if !crate::support::wait::until(limit, || address.exists()) {
+            return Err(format!(
+                "condor_master wrote no {} in {secs} s",
+                address.display()
+            ));
+        }
+        let mut last = Err(String::new());
+        crate::support::wait::until(limit, || {
             let left = deadline
                 .saturating_duration_since(Instant::now())
                 .as_secs()
                 .max(1);
-            let ad = self.ok(
+            last = self.ok(
                 "condor_who",
                 &[&format!("-wait:{left}"), constraint],
                 Duration::from_secs(left + 15),
-            )?;
+            );
+            let Ok(ad) = &last else { return true };
             let lines: Vec<&str> = ad.lines().map(str::trim).collect();
-            match expect.iter().find(|e| !lines.contains(e)) {
-                None => return Ok(ad),
-                Some(missing) if Instant::now() >= deadline => {
-                    return Err(format!(
-                        "condor_who -wait:{secs} '{constraint}': no '{missing}' in the ready ad:\n{ad}"
-                    ));
-                }
-                Some(_) => std::thread::sleep(Duration::from_millis(500)),
-            }
+            expect.iter().all(|e| lines.contains(e))
+        });
+        let ad = last?;
+        match expect
+            .iter()
+            .find(|e| !ad.lines().map(str::trim).any(|l| l == **e))
+        {
+            None => Ok(ad),
+            Some(missing) => Err(format!(
+                "condor_who -wait:{secs} '{constraint}': no '{missing}' in the ready ad:\n{ad}"
+            )),
         }
     }
 
@@ -499,6 +598,20 @@ include : {dynamic}
             .map_err(|e| e.to_string())?;
         self.ok("condor_reconfig", &[], Duration::from_secs(20))
             .map(|_| ())
+    }
+
+    /// `knob` as the running credd has it (asked at the address it wrote
+    /// in `$(LOG)/.credd_address`), or `None` while it cannot say.
+    pub fn credd_config(&self, knob: &str) -> Option<String> {
+        let address = std::fs::read_to_string(self.log_dir.join(".credd_address")).ok()?;
+        let address = address.lines().next()?.trim().to_owned();
+        self.ok(
+            "condor_config_val",
+            &["-address", &address, knob],
+            Duration::from_secs(10),
+        )
+        .ok()
+        .map(|v| v.trim().to_owned())
     }
 
     /// The text of a log in `$(LOG)`.
@@ -544,15 +657,8 @@ include : {dynamic}
     }
 
     /// Waits (bounded) for `f` to hold.
-    pub fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-        let t0 = Instant::now();
-        while t0.elapsed() < limit {
-            if f() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        f()
+    pub fn wait_for(limit: Duration, f: impl FnMut() -> bool) -> bool {
+        crate::support::wait::until(limit, f)
     }
 
     /// A fresh job directory for `user`.
@@ -655,14 +761,7 @@ include : {dynamic}
         };
         let pid = Pid::from_raw(master.id() as i32);
         let _ = kill(pid, Signal::SIGQUIT);
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(30) {
-            if let Ok(Some(_)) = master.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if !matches!(master.try_wait(), Ok(Some(_))) {
+        if crate::support::kdc::wait_status(&mut master, Duration::from_secs(30)).is_none() {
             let _ = master.kill();
             let _ = master.wait();
         }

@@ -6,9 +6,14 @@
 //!   otherwise the JSON with `"scopes"`/`"audience"` added.
 //! * `query-oauth -s NAME [-S][-A]`: exit 1 when there is no `.top`, 2 when the
 //!   stored scopes/audience differ (absent == ""), else 0.
-//! * Every call is appended to `calls` (one line of arguments).
+//! * Every call is appended to `calls` (one line of arguments), and every
+//!   `condor_config_val` call to `config-calls`.
+//! * With `_CONDOR_CREDD_HOST=C` (a credd by name) the credentials are those
+//!   of credd C (`creds/@C/`), the call line ends in ` @C`, and a file
+//!   `fail-add@C` makes adding fail at that credd only.
 //! * `condor_config_val KNOB` prints `$_CONDOR_KNOB`, else the last `KNOB = value`
-//!   of `$HOME/.condor/user_config`, else fails like the real one.
+//!   of `$HOME/.condor/user_config`, else fails like the real one; `-dump`
+//!   prints the `KNOB = value` lines of both (the environment's last).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -17,7 +22,9 @@ use std::path::{Path, PathBuf};
 
 const STORE_CRED: &str = r#"#!/bin/sh
 here=$(dirname "$0")
-echo "$*" >> "$here/calls"
+echo "$*${_CONDOR_CREDD_HOST:+ @$_CONDOR_CREDD_HOST}" >> "$here/calls"
+creds="$here/creds"
+if [ -n "$_CONDOR_CREDD_HOST" ]; then creds="$here/creds/@$_CONDOR_CREDD_HOST"; mkdir -p "$creds"; fi
 op=$1; shift
 name=; scopes=; aud=; input=
 while [ $# -gt 0 ]; do
@@ -30,12 +37,13 @@ while [ $# -gt 0 ]; do
     *) shift;;
   esac
 done
-top="$here/creds/$name.top"
+top="$creds/$name.top"
 field() { sed -n "s/.*\"$1\": *\"\([^\"]*\)\".*/\1/p" "$top" | head -n 1; }
 case "$op" in
   add-oauth)
     [ -n "$name" ] && [ "$input" = "-" ] || { echo "usage" >&2; exit 1; }
     [ -f "$here/fail-add" ] && { echo "STORE_CRED_FAILED: simulated" >&2; exit 1; }
+    [ -f "$here/fail-add@$_CONDOR_CREDD_HOST" ] && { echo "Operation failed. Make sure your ALLOW_WRITE setting includes this host." >&2; exit 1; }
     body=$(cat)
     if [ -n "$scopes$aud" ]; then
       body="${body%\}*}"
@@ -62,9 +70,16 @@ exit 1
 "#;
 
 const CONFIG_VAL: &str = r#"#!/bin/sh
+echo "$*" >> "$(dirname "$0")/config-calls"
 knob=$1
-v=$(printenv "_CONDOR_$knob") && { printf '%s\n' "$v"; exit 0; }
 f="$HOME/.condor/user_config"
+if [ "$knob" = "-dump" ]; then
+  echo '# Configuration from machine: stand-in'
+  [ -f "$f" ] && grep -E '^[[:space:]]*[A-Za-z_][A-Za-z0-9_.]*[[:space:]]*=' "$f"
+  env | sed -n 's/^_CONDOR_\([^=]*\)=\(.*\)$/\1 = \2/p'
+  exit 0
+fi
+v=$(printenv "_CONDOR_$knob") && { printf '%s\n' "$v"; exit 0; }
 if [ -f "$f" ]; then
   line=$(grep -E "^[[:space:]]*$knob[[:space:]]*=" "$f" | tail -n 1)
   if [ -n "$line" ]; then printf '%s\n' "${line#*=}" | sed 's/^[[:space:]]*//'; exit 0; fi
@@ -113,6 +128,15 @@ impl StoreCred {
             .collect()
     }
 
+    /// The `condor_config_val` calls, one per line (its arguments).
+    pub fn config_calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.bin.join("config-calls"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// Calls with this operation (`add-oauth`, `query-oauth`).
     pub fn count(&self, op: &str) -> usize {
         self.calls().iter().filter(|c| c.starts_with(op)).count()
@@ -122,6 +146,17 @@ impl StoreCred {
     pub fn top(&self, name: &str) -> Option<serde_json::Value> {
         let text =
             std::fs::read_to_string(self.bin.join("creds").join(format!("{name}.top"))).ok()?;
+        Some(serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad .top {text:?}: {e}")))
+    }
+
+    /// The `.top` credd `credd` (by name) holds for `name`, parsed.
+    pub fn top_at(&self, credd: &str, name: &str) -> Option<serde_json::Value> {
+        let p = self
+            .bin
+            .join("creds")
+            .join(format!("@{credd}"))
+            .join(format!("{name}.top"));
+        let text = std::fs::read_to_string(p).ok()?;
         Some(serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad .top {text:?}: {e}")))
     }
 

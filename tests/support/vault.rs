@@ -25,7 +25,7 @@ use std::fmt;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -133,8 +133,9 @@ pub struct RequestRecord {
     pub body: String,
     /// Connection number (same number = same keep-alive connection).
     pub connection: u64,
-    /// When the answer was logged.
-    pub at: Instant,
+    /// When the request had arrived and when it was answered.
+    pub started: Instant,
+    pub answered: Instant,
 }
 
 impl fmt::Debug for RequestRecord {
@@ -221,6 +222,8 @@ impl TestVault {
             faults: Mutex::new(Vec::new()),
             fault_hits: AtomicU64::new(0),
             streamed: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
             log: Mutex::new(VecDeque::new()),
             login_errors: Mutex::new(Vec::new()),
             refreshes: AtomicU64::new(0),
@@ -229,11 +232,18 @@ impl TestVault {
             connections: AtomicU64::new(0),
             active: AtomicUsize::new(0),
             oidc: Mutex::new(oidc::OidcState::default()),
+            accept_done: AtomicBool::new(false),
+            gate: Mutex::new(()),
+            events: Condvar::new(),
         });
         let sh = shared.clone();
         let accept = thread::Builder::new()
             .name("test-vault-accept".into())
-            .spawn(move || http::accept_loop(sh, listener))
+            .spawn(move || {
+                http::accept_loop(sh.clone(), listener);
+                sh.accept_done.store(true, Ordering::SeqCst);
+                sh.changed();
+            })
             .map_err(|e| format!("could not start accept thread: {e}"))?;
         Ok(TestVault {
             shared,
@@ -538,7 +548,7 @@ impl TestVault {
     /// The requests logged after `t`, oldest first (a long run's incremental view).
     pub fn requests_since(&self, t: Instant) -> Vec<RequestRecord> {
         let log = lock(&self.shared.log);
-        let newer = log.iter().rev().take_while(|r| r.at > t).count();
+        let newer = log.iter().rev().take_while(|r| r.answered > t).count();
         log.iter().skip(log.len() - newer).cloned().collect()
     }
 
@@ -563,16 +573,8 @@ impl TestVault {
 
     /// Waits (bounded by `timeout`) until [`TestVault::count_prefix`] reaches `n`.
     pub fn wait_for_count(&self, method: &str, prefix: &str, n: usize, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if self.count_prefix(method, prefix) >= n {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            thread::sleep(Duration::from_millis(5));
-        }
+        self.shared
+            .wait_for(timeout, || self.count_prefix(method, prefix) >= n)
     }
 
     /// Clears the request log and the refresh/exchange/login/connection counters.
@@ -589,6 +591,13 @@ impl TestVault {
         self.shared.fault_hits.store(0, Ordering::SeqCst);
     }
 
+    /// The most requests handled at once since the start or the last call
+    /// (which starts counting again from those in flight now).
+    pub fn take_max_in_flight(&self) -> usize {
+        let now = self.shared.in_flight.load(Ordering::SeqCst);
+        self.shared.max_in_flight.swap(now, Ordering::SeqCst)
+    }
+
     /// TLS connections accepted (keep-alive reuse keeps this low).
     pub fn connections(&self) -> u64 {
         self.shared.connections.load(Ordering::SeqCst)
@@ -596,7 +605,7 @@ impl TestVault {
 
     /// Stops the listener and waits (at most ~3 s) for connection threads. Idempotent.
     pub fn stop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.set_stop();
         let Some(accept) = self.accept.take() else {
             return;
         };
@@ -606,15 +615,14 @@ impl TestVault {
             Duration::from_millis(500),
         );
         let deadline = Instant::now() + Duration::from_secs(3);
-        while !accept.is_finished() && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(2));
-        }
-        if accept.is_finished() {
+        let sh = &self.shared;
+        if sh.wait_for(Duration::from_secs(3), || {
+            sh.accept_done.load(Ordering::SeqCst)
+        }) {
             let _ = accept.join();
         }
-        while self.shared.active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(2));
-        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        sh.wait_for(left, || sh.active.load(Ordering::SeqCst) == 0);
     }
 }
 

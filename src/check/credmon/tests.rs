@@ -37,6 +37,7 @@ fn healthy() -> Observation {
             },
         ],
         errors: Vec::new(),
+        needs_login: Vec::new(),
     }
 }
 
@@ -106,6 +107,15 @@ fn state_table() {
             "the last complete pass was 10m01s ago (more than 10m00s)",
         ),
         (with(|o| o.complete = Some(NOW - 600)), State::Ok, "credmon"),
+        (
+            with(|o| {
+                o.needs_login = vec![
+                    "carol/igwn needs a person: ...; as carol, run on a terminal: htgettoken -a v -i igwn -r r --credkey carol".into(),
+                ]
+            }),
+            State::Critical,
+            "carol/igwn needs a person: ...; as carol, run on a terminal: htgettoken",
+        ),
         (
             with(|o| o.credentials[1].usage = UseState::Token(Some(NOW + 3000))),
             State::Warning,

@@ -5,14 +5,10 @@
 //! the knob table in docs/credmon.md ([`markdown_table`], checked by a test).
 
 use super::{Config, ConfigError};
-use crate::process::Tool;
-use std::collections::BTreeMap;
+pub use crate::condor::config::{Knobs, env_knobs, parse_dump};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// Raw knobs, keyed by upper-case name (HTCondor knob names ignore case).
-pub type Knobs = BTreeMap<String, String>;
 
 /// The default daemon name (`-n`); knobs marked [`Knob::per_name`] start with it.
 pub const DEFAULT_NAME: &str = "CREDMON_OAUTH";
@@ -233,79 +229,35 @@ pub fn debug_requested(v: &str) -> bool {
     })
 }
 
-/// How long `condor_config_val` may take.
-const CONFIG_VAL_TIMEOUT: Duration = Duration::from_secs(10);
-/// The largest `condor_config_val -dump` we read.
-const MAX_DUMP_BYTES: u64 = 16 << 20;
-
-/// Reads the knobs: `condor_config_val -dump` when it is installed, then the
-/// `_CONDOR_<KNOB>` variables of `env` over it. `path_var` is the `$PATH` searched.
+/// Reads the knobs through the one HTCondor configuration reader
+/// ([`crate::condor::config::load`]), expanding the macros of the knobs in
+/// [`TABLE`] for the daemon called `name`.
 pub fn load<'e>(
     env: impl IntoIterator<Item = (&'e str, &'e str)>,
     path_var: Option<OsString>,
     name: &str,
 ) -> Knobs {
-    let mut knobs = Knobs::new();
-    let run = |args: &[&str]| -> Option<String> {
-        let mut tool = Tool::new(
-            "condor_config_val",
-            args.iter().copied(),
-            CONFIG_VAL_TIMEOUT,
-            path_var.clone(),
-        );
-        tool.max_output = MAX_DUMP_BYTES;
-        tool.run()
-            .map_err(|e| log::debug!("{e}"))
-            .ok()
-            .filter(|f| f.success())
-            .map(|f| f.stdout)
-    };
-    if let Some(dump) = run(&["-dump"]) {
-        knobs = parse_dump(&dump);
-        // -dump shows macros unexpanded; ask for the knobs we use one by one.
-        let wanted: Vec<String> = knobs
-            .iter()
-            .filter(|(k, v)| v.contains("$(") && wanted(k, name))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in wanted {
-            if let Some(v) = run(&[k.as_str()]) {
-                knobs.insert(k, v.trim().to_owned());
-            }
-        }
+    crate::condor::config::load(env, path_var, |k| wanted(k, name))
+}
+
+/// Like [`load`], but an installed `condor_config_val` that fails is an
+/// error, not a configuration from the environment alone (a SIGHUP then
+/// keeps the configuration in use: say a new configuration file the
+/// confined credmon cannot read, docs/security.md).
+pub fn load_strict<'e>(
+    env: impl IntoIterator<Item = (&'e str, &'e str)>,
+    path_var: Option<OsString>,
+    name: &str,
+) -> Result<Knobs, String> {
+    match crate::condor::config::load_reporting(env, path_var, |k| wanted(k, name)) {
+        (knobs, None) => Ok(knobs),
+        (_, Some(e)) => Err(e),
     }
-    knobs.extend(env_knobs(env));
-    knobs
 }
 
 /// Whether `k` is a knob we read.
 fn wanted(k: &str, name: &str) -> bool {
     TABLE.iter().any(|kn| kn.name_for(name) == k)
-}
-
-/// The `_CONDOR_<KNOB>` (or `_condor_<KNOB>`) variables, upper-cased.
-pub fn env_knobs<'e>(env: impl IntoIterator<Item = (&'e str, &'e str)>) -> Knobs {
-    env.into_iter()
-        .filter_map(|(k, v)| {
-            let rest = k
-                .strip_prefix("_CONDOR_")
-                .or_else(|| k.strip_prefix("_condor_"))?;
-            (!rest.is_empty()).then(|| (rest.to_ascii_uppercase(), v.to_owned()))
-        })
-        .collect()
-}
-
-/// Parses `condor_config_val -dump` output: `NAME = value` lines, `#` comments.
-pub fn parse_dump(text: &str) -> Knobs {
-    text.lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .filter_map(|l| {
-            let (k, v) = l.split_once('=')?;
-            let k = k.trim();
-            (!k.is_empty() && !k.contains(char::is_whitespace))
-                .then(|| (k.to_ascii_uppercase(), v.trim().to_owned()))
-        })
-        .collect()
 }
 
 /// The knob table in Markdown, as docs/credmon.md holds it between
@@ -340,47 +292,10 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn env_and_dump_parsing() {
-        let env = [
-            ("_CONDOR_SEC_CREDENTIAL_DIRECTORY_OAUTH", "/a"),
-            ("_condor_trusted_vault_hosts", "h"),
-            ("PATH", "/bin"),
-        ];
-        let k = env_knobs(env);
-        assert_eq!(k.len(), 2);
-        assert_eq!(k["TRUSTED_VAULT_HOSTS"], "h");
-        let d = parse_dump("# from /etc/condor\nLOG = /var/log/condor\nfoo=bar baz\n\n");
-        assert_eq!(d["LOG"], "/var/log/condor");
-        assert_eq!(d["FOO"], "bar baz");
-    }
-
-    #[test]
-    fn load_expands_our_macros_and_env_wins() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let tool = dir.path().join("condor_config_val");
-        std::fs::write(
-            &tool,
-            "#!/bin/sh\ncase \"$1\" in\n\
-             -dump) printf 'LOG = /var/log/condor\\nSEC_CREDENTIAL_MONITOR_OAUTH_LOG = $(LOG)/CredMonOAuthLog\\nOTHER = $(LOG)/x\\nTRUSTED_VAULT_HOSTS = a\\n' ;;\n\
-             SEC_CREDENTIAL_MONITOR_OAUTH_LOG) echo /var/log/condor/CredMonOAuthLog ;;\n\
-             *) exit 1 ;;\nesac\n",
-        )
-        .unwrap();
-        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let env = [("_CONDOR_TRUSTED_VAULT_HOSTS", "b"), ("HOME", "/h")];
-        let k = load(env, Some(dir.path().into()), DEFAULT_NAME);
-        assert_eq!(
-            k["SEC_CREDENTIAL_MONITOR_OAUTH_LOG"],
-            "/var/log/condor/CredMonOAuthLog"
-        );
-        assert_eq!(k["OTHER"], "$(LOG)/x", "only our knobs are expanded");
-        assert_eq!(k["TRUSTED_VAULT_HOSTS"], "b");
-        // Without HTCondor: only the environment.
-        let empty = tempfile::tempdir().unwrap();
-        let k = load(env, Some(empty.path().into()), DEFAULT_NAME);
-        assert!(!k.contains_key("OTHER"));
-        assert_eq!(k["TRUSTED_VAULT_HOSTS"], "b");
+    fn only_our_knobs_are_expanded() {
+        assert!(wanted("SEC_CREDENTIAL_MONITOR_OAUTH_LOG", DEFAULT_NAME));
+        assert!(wanted("MYCRED_LOG", "MYCRED"));
+        assert!(!wanted("OTHER", DEFAULT_NAME));
     }
 
     #[test]

@@ -375,3 +375,55 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn check_config_warns_when_trusted_vault_hosts_lacks_the_storers_port() {
+    let t = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let opts = Some("-a vault.example.org --credkey x");
+    // (TRUSTED_VAULT_HOSTS, SEC_CREDENTIAL_GETTOKEN_OPTS, the warning names)
+    for (trusted, opts, want) in [
+        (
+            t(&["vault.example.org"]),
+            opts,
+            Some("holds 'vault.example.org' without the port"),
+        ),
+        (
+            t(&["other.example"]),
+            opts,
+            Some("does not hold 'vault.example.org:8200'"),
+        ),
+        (t(&["VAULT.example.org:8200"]), opts, None),
+        (
+            t(&["vault.example.org", "vault.example.org:8200"]),
+            opts,
+            None,
+        ),
+        (t(&[]), opts, None),
+        (t(&["vault.example.org"]), None, None),
+        (
+            t(&["v"]),
+            Some("-a https://v:8443"),
+            Some("add 'v:8443' to TRUSTED_VAULT_HOSTS"),
+        ),
+    ] {
+        let got = trusted_hosts_warning(&trusted, opts);
+        match want {
+            None => assert_eq!(got, None, "{trusted:?} {opts:?}"),
+            Some(w) => {
+                let got = got.unwrap_or_default();
+                assert!(got.contains(w), "{trusted:?} {opts:?}: {got}");
+                assert!(got.contains("add '"), "{got}");
+            }
+        }
+    }
+    let c = resolve(
+        &knobs(&[
+            ("SEC_CREDENTIAL_DIRECTORY_OAUTH", "/o"),
+            ("TRUSTED_VAULT_HOSTS", "vault.example.org"),
+            ("SEC_CREDENTIAL_GETTOKEN_OPTS", "-a vault.example.org"),
+        ]),
+        &args(),
+    )
+    .unwrap();
+    assert_eq!(c.warnings().len(), 1);
+}

@@ -11,13 +11,14 @@
 
 use super::pass::{Ended, Pass, Summary};
 use super::scan::Found;
-use super::servers::Servers;
+use super::servers::{FILE_SYSTEM, KDC, Servers};
 use crate::backoff::Backoff;
 use crate::credmon::refresh::{Done, Key, Ran, RefreshError, Task};
 use crate::credmon::schedule::{Finish, Need, Scheduler, Submitted};
 use crate::env::Mono;
 use crate::metrics::CredmonMetrics;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// Longest per-credential retry delay.
@@ -236,6 +237,12 @@ impl Core {
         Some(Job { key, task })
     }
 
+    /// Whether `key`'s job may send its request to `server` now: not while
+    /// the server is failing, unless the job is its probe.
+    pub fn may_ask(&self, server: &str, key: &Key) -> bool {
+        self.servers.may_ask(server, key)
+    }
+
     /// Whether `worker` has a job due at `now`.
     pub fn has_due(&mut self, worker: Worker, now: Mono) -> bool {
         !self.stop && self.sched.has_due(now, worker == Worker::Reserved)
@@ -281,7 +288,9 @@ impl Core {
             key,
             match &ran.outcome {
                 Ok(Done::Refreshed(..)) => Ended::Refreshed,
-                Ok(Done::Nothing) | Err(RefreshError::Remove { .. }) => Ended::Nothing,
+                Ok(Done::Nothing | Done::Later(_)) | Err(RefreshError::Remove { .. }) => {
+                    Ended::Nothing
+                }
                 Err(_) => Ended::Failed,
             },
         );
@@ -292,7 +301,7 @@ impl Core {
     }
 
     /// The scheduler's view of an outcome, after the metrics, what was seen
-    /// and the server's health took note of it.
+    /// and the health of what the job used took note of it.
     fn finish_of(
         &mut self,
         key: &Key,
@@ -302,20 +311,11 @@ impl Core {
         wall: SystemTime,
         jitter: f64,
     ) -> Finish {
-        let server_failing = matches!(
-            ran.outcome,
-            Err(RefreshError::Retry {
-                server_failing: true,
-                ..
-            })
-        );
-        if let Some(server) = &ran.server
-            && ran.answered
-            && !server_failing
-        {
-            for held in self.servers.answered(server) {
-                self.sched.release(&held, now);
+        if let Some(held) = self.note_resources(key, ran, now, jitter) {
+            if let Err(e) = &ran.outcome {
+                self.metrics.record_failure(e.cause(), took);
             }
+            return held;
         }
         let e = match &ran.outcome {
             Ok(Done::Refreshed(exp, cause)) => {
@@ -324,6 +324,7 @@ impl Core {
                 return Finish::Done;
             }
             Ok(Done::Nothing) => return Finish::Done,
+            Ok(Done::Later(after)) => return Finish::Later(*after),
             Err(e) => e,
         };
         self.metrics.record_failure(e.cause(), took);
@@ -333,22 +334,59 @@ impl Core {
                 self.servers.forget(key);
                 Finish::Done
             }
-            RefreshError::Retry {
-                server_failing: true,
-                at_least,
-                ..
-            } if ran.server.is_some() => {
-                if let Some(server) = &ran.server {
-                    self.servers.failed(server, key, *at_least, now, jitter);
-                }
-                Finish::Hold
-            }
             RefreshError::Retry { at_least, .. } => Finish::Retry {
                 at_least: *at_least,
             },
             RefreshError::Relogin { .. } => Finish::Retry { at_least: None },
             RefreshError::WaitForTop { .. } => Finish::Park,
         }
+    }
+
+    /// What the job showed about what it shares with others — its Vault
+    /// server, the KDC, the file system: one that worked releases the
+    /// credentials waiting for it; one that failed for its own reasons holds
+    /// this credential behind it (`Some(Finish::Hold)`).
+    fn note_resources(&mut self, key: &Key, ran: &Ran, now: Mono, jitter: f64) -> Option<Finish> {
+        let server_failing = matches!(
+            ran.outcome,
+            Err(RefreshError::Retry {
+                server_failing: true,
+                ..
+            })
+        );
+        let worked = [
+            (ran.answered && !server_failing)
+                .then(|| ran.server.clone())
+                .flatten(),
+            matches!(ran.outcome, Ok(Done::Refreshed(..))).then(|| Arc::from(FILE_SYSTEM)),
+            (ran.kdc == Some(true)).then(|| Arc::from(KDC)),
+        ];
+        for resource in worked.into_iter().flatten() {
+            for held in self.servers.answered(&resource) {
+                self.sched.release(&held, now);
+            }
+        }
+        let Err(RefreshError::Retry { at_least, .. }) = &ran.outcome else {
+            return None;
+        };
+        let failing = if ran.kdc == Some(false) {
+            Arc::from(KDC)
+        } else if ran.disk_failing {
+            Arc::from(FILE_SYSTEM)
+        } else if server_failing {
+            ran.server.clone()?
+        } else {
+            return None;
+        };
+        if ran.outcome.as_ref().is_err_and(RefreshError::not_asked)
+            && !self.servers.is_failing(&failing)
+        {
+            // It waited for the server without asking, and the server
+            // answered someone meanwhile: its turn is now.
+            return Some(Finish::Later(Duration::ZERO));
+        }
+        self.servers.failed(&failing, key, *at_least, now, jitter);
+        Some(Finish::Hold)
     }
 
     /// What happened to `key` since the pass's scan.
@@ -369,6 +407,11 @@ impl Core {
     /// Consecutive failures of `key`.
     pub fn failures(&self, key: &Key) -> u32 {
         self.sched.failures(key)
+    }
+
+    /// When `key`'s queued job may run (its backoff), if it is queued.
+    pub fn next_try(&self, key: &Key) -> Option<Mono> {
+        self.sched.next_try(key)
     }
 
     /// Whether `key` waits for its failing Vault server.

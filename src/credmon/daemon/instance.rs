@@ -2,7 +2,8 @@
 //! start, and the `pid` file removed on a clean exit.
 
 use crate::env::Clock;
-use crate::files::SafeDir;
+use crate::files::lock::Wait;
+use crate::files::{FileError, LockFile, SafeDir};
 use std::path::Path;
 use std::time::Duration;
 
@@ -10,64 +11,48 @@ use std::time::Duration;
 /// which the credd and the scans ignore).
 pub const LOCK_FILE: &str = ".robot-credmon.lock";
 
-/// Takes the credential directory's single-instance lock, held until the
-/// returned file is dropped (the process exits). Another credmon holding it
-/// is waited for up to `wait` (condor_restart may start the new credmon
-/// while the old one is still draining); then this is an error naming it.
-pub fn single_instance(
-    cred_dir: &Path,
-    wait: Duration,
-    clock: &Clock,
-) -> Result<std::fs::File, String> {
-    use nix::fcntl::OFlag;
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = cred_dir.join(LOCK_FILE);
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .mode(0o600)
-        .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).bits())
-        .open(&path)
-        .map_err(|e| format!("cannot open the lock file '{}': {e}", path.display()))?;
-    match file.metadata() {
-        Ok(m) if m.file_type().is_file() => {}
-        _ => {
+/// Takes the credential directory's single-instance lock (through
+/// [`LockFile`]: never through a link, a regular file), held until the
+/// returned lock is dropped (the process exits), with our pid in it. Another
+/// credmon holding it is waited for up to `wait` (condor_restart may start
+/// the new credmon while the old one is still draining); then this is an
+/// error naming its pid.
+pub fn single_instance(cred_dir: &Path, wait: Duration, clock: &Clock) -> Result<LockFile, String> {
+    let dir = SafeDir::open(cred_dir).map_err(|e| e.to_string())?;
+    let mut on_wait = |holder: Option<u32>| {
+        log::info!(
+            "waiting for the other credmon (pid {}) on {} to exit",
+            pid_text(holder),
+            cred_dir.display()
+        );
+    };
+    let waiting = Wait {
+        timeout: wait,
+        clock,
+        on_wait: &mut on_wait,
+    };
+    let mut lock = match LockFile::acquire_file(&dir, LOCK_FILE, None, waiting) {
+        Ok(lock) => lock,
+        Err(FileError::LockTimeout { holder, .. }) => {
             return Err(format!(
-                "the lock file '{}' is not a regular file; remove it",
-                path.display()
+                "another credmon (pid {}) is already running on '{}'; stop it first",
+                pid_text(holder),
+                cred_dir.display()
             ));
         }
+        Err(e) => return Err(e.to_string()),
+    };
+    if let Err(e) = lock.record_holder(std::process::id()) {
+        log::warn!(
+            "cannot write our pid into {}: {e}",
+            cred_dir.join(LOCK_FILE).display()
+        );
     }
-    let deadline = clock.mono().after(wait);
-    let mut told = false;
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(file),
-            Err(std::fs::TryLockError::WouldBlock) => {
-                let other = std::fs::read_to_string(cred_dir.join("pid")).unwrap_or_default();
-                let other = other.trim();
-                if clock.mono() >= deadline {
-                    return Err(format!(
-                        "another credmon (pid {}) is already running on '{}'; stop it first",
-                        if other.is_empty() { "unknown" } else { other },
-                        cred_dir.display()
-                    ));
-                }
-                if !told {
-                    log::info!(
-                        "waiting for the other credmon (pid {other}) on {} to exit",
-                        cred_dir.display()
-                    );
-                    told = true;
-                }
-                clock.sleep(Duration::from_millis(100));
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(format!("cannot lock '{}': {e}", path.display()));
-            }
-        }
-    }
+    Ok(lock)
+}
+
+fn pid_text(pid: Option<u32>) -> String {
+    pid.map_or_else(|| "unknown".to_owned(), |p| p.to_string())
 }
 
 /// Removes the credential directory's `pid` file when it names this process
@@ -93,13 +78,15 @@ mod tests {
     #[test]
     fn one_instance_holds_the_lock() {
         let dir = tempfile::tempdir().unwrap();
+        // A stale pid file of the credd's does not name the holder; the lock does.
         std::fs::write(dir.path().join("pid"), "4242").unwrap();
         let held = single_instance(dir.path(), Duration::ZERO, &Clock::system()).unwrap();
         // Virtual time: the wait for the held lock ends at its bound at once.
         let clock = Clock::manual(std::time::SystemTime::UNIX_EPOCH);
         let e = single_instance(dir.path(), Duration::from_secs(30), &clock).unwrap_err();
         assert!(clock.mono().as_duration() >= Duration::from_secs(30));
-        assert!(e.contains("another credmon (pid 4242)"), "{e}");
+        let me = std::process::id();
+        assert!(e.contains(&format!("another credmon (pid {me})")), "{e}");
         drop(held);
         let again = single_instance(dir.path(), Duration::ZERO, &Clock::system()).unwrap();
         drop(again);

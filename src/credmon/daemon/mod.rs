@@ -39,7 +39,7 @@ use crate::backoff::Backoff;
 use crate::env::{Clock, Mono};
 use crate::files::SafeDir;
 use crate::notify::Systemd;
-use core::{BACKOFF_CAP, Core, Job, Submit, Worker};
+use core::{BACKOFF_CAP, Core, Job, Submit, Woken, Worker};
 pub use pass::Summary;
 pub use reload::Reload;
 use scan::{Found, Scanner};
@@ -70,12 +70,16 @@ pub struct Shared {
     pub clock: Clock,
     /// Held while the metrics file is written; the last write error, logged once.
     metrics_file: Mutex<Option<String>>,
+    /// Jitter of retries.
+    rng: Mutex<fastrand::Rng>,
 }
 
 impl Shared {
-    /// Empty state for `workers` regular workers retrying after `backoff`.
-    pub fn new(workers: usize, backoff: Backoff, clock: Clock) -> Self {
+    /// Empty state for `workers` regular workers retrying after `backoff`,
+    /// with jitter drawn from `rng`.
+    pub fn new(workers: usize, backoff: Backoff, clock: Clock, rng: fastrand::Rng) -> Self {
         Shared {
+            rng: Mutex::new(rng),
             core: Mutex::new(Core::new(workers, backoff)),
             work: Condvar::new(),
             coord: Condvar::new(),
@@ -134,14 +138,22 @@ impl Shared {
 
     /// Records how `job` ran (`took` long) and wakes whoever should look.
     pub fn record(&self, job: &Job, ran: &Ran, took: Duration) {
-        let woken = self.lock().record(
-            job,
-            ran,
-            took,
-            self.clock.mono(),
-            self.clock.now(),
-            fastrand::f64(),
-        );
+        let (woken, _) = self.record_quietly(job, ran, took);
+        self.wake(woken);
+    }
+
+    /// Records how `job` ran without waking anyone yet; returns whom to wake
+    /// ([`Shared::wake`]) and when the job's credential may run next (the
+    /// caller updates what the coordinator reads first, then wakes it).
+    pub fn record_quietly(&self, job: &Job, ran: &Ran, took: Duration) -> (Woken, Option<Mono>) {
+        let jitter = self.rng.lock().unwrap_or_else(|p| p.into_inner()).f64();
+        let mut core = self.lock();
+        let woken = core.record(job, ran, took, self.clock.mono(), self.clock.now(), jitter);
+        (woken, core.next_try(&job.key))
+    }
+
+    /// Wakes the coordinator and the workers as a record asked.
+    pub fn wake(&self, woken: Woken) {
         if woken.coordinator {
             self.coord.notify_all();
         }
@@ -207,7 +219,12 @@ impl Coordinator {
     /// reporting to `systemd`.
     pub fn new(ctx: Arc<Ctx>, clock: Clock, reload: Reload, systemd: Systemd) -> Self {
         let cfg = ctx.config();
-        let shared = Arc::new(Shared::new(cfg.max_in_flight, backoff(&cfg), clock));
+        let shared = Arc::new(Shared::new(
+            cfg.max_in_flight,
+            backoff(&cfg),
+            clock,
+            ctx.rng(),
+        ));
         let owner = ctx.euid();
         Coordinator {
             ctx,
@@ -312,6 +329,7 @@ impl Coordinator {
         {
             log::error!("{e}");
         }
+        self.status_pass_done();
         let Summary { refreshed, failed } = summary;
         if refreshed > 0 || failed > 0 {
             log::info!("pass complete: {refreshed} refreshed, {failed} failed or skipped");
@@ -398,16 +416,45 @@ impl Coordinator {
             };
         }
         let now = self.now();
-        if now >= self.next_pass && !self.shared.lock().pass_active() {
-            self.next_pass = now + self.ctx.config().scan_interval;
+        let interval = self.ctx.config().scan_interval;
+        let running = self.shared.lock().pass_active();
+        if now >= self.next_pass && !running {
+            self.next_pass = now + interval;
             self.start_pass();
         }
-        Some(self.next_pass)
+        // A pass that outlives its interval (slow or hanging requests) ends
+        // with a wake-up from the worker that finishes it: until then, no
+        // reason to look before another interval (never a wake-up in the past).
+        let wake = if running && self.next_pass <= now {
+            now + interval
+        } else {
+            self.next_pass
+        };
+        let status = self.write_status();
+        Some(status.map_or(wake, |t| t.min(wake)))
     }
 
-    /// Waits until `wake` or until the coordinator is wanted.
+    /// Writes the state file when it is due (debounced, [`crate::status::state`]);
+    /// returns when to look again.
+    fn write_status(&self) -> Option<Mono> {
+        let root = self.root()?;
+        self.ctx.status().write_if_due(
+            &root,
+            &self.shared.clock,
+            std::process::id(),
+            self.ctx.is_root(),
+        )
+    }
+
+    /// Waits until `wake` or until the coordinator is wanted (a problem
+    /// recorded since the last step makes the state file due sooner: the
+    /// workers record under the same lock).
     fn wait(&self, wake: Mono) {
         let core = self.shared.lock();
+        let wake = match self.ctx.status().due(self.now()) {
+            Some(t) => wake.min(t),
+            None => wake,
+        };
         if !core.coordinator_wanted() {
             drop(self.shared.clock.wait_until(&self.shared.coord, core, wake));
         }

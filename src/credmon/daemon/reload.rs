@@ -9,11 +9,18 @@ use std::sync::Arc;
 /// Re-reads the configuration (SIGHUP); `None` keeps the current one.
 type ReadConfig = Box<dyn FnMut() -> Option<Config> + Send>;
 
+/// A read in progress: on its thread, or done already (inline).
+pub(super) enum Running {
+    Thread(std::thread::JoinHandle<(ReadConfig, Option<Config>)>),
+    Done(ReadConfig, Box<Option<Config>>),
+}
+
 /// The configuration reader and its run on a background thread.
 pub struct Reload {
     read: Option<ReadConfig>,
-    pub(super) running: Option<std::thread::JoinHandle<(ReadConfig, Option<Config>)>>,
+    pub(super) running: Option<Running>,
     pub(super) again: bool,
+    inline: bool,
 }
 
 impl Reload {
@@ -23,6 +30,16 @@ impl Reload {
             read: Some(Box::new(read)),
             running: None,
             again: false,
+            inline: false,
+        }
+    }
+
+    /// Like [`Reload::new`], but the read runs on the coordinator's own
+    /// thread (the single-threaded simulation: no thread, no race).
+    pub fn inline(read: impl FnMut() -> Option<Config> + Send + 'static) -> Self {
+        Reload {
+            inline: true,
+            ..Reload::new(read)
         }
     }
 }
@@ -38,6 +55,12 @@ impl Coordinator {
         let Some(mut read) = self.reload.read.take() else {
             return;
         };
+        if self.reload.inline {
+            let new = read();
+            self.reload.running = Some(Running::Done(read, Box::new(new)));
+            self.shared.reload_done();
+            return;
+        }
         let shared = self.shared.clone();
         let started = std::thread::Builder::new()
             .name("reload".into())
@@ -47,7 +70,7 @@ impl Coordinator {
                 (read, new)
             });
         match started {
-            Ok(h) => self.reload.running = Some(h),
+            Ok(h) => self.reload.running = Some(Running::Thread(h)),
             Err(e) => log::error!("cannot start the configuration reader: {e}"),
         }
     }
@@ -58,12 +81,16 @@ impl Coordinator {
     /// credential backing off is retried at once. Returns whether the
     /// configuration changed.
     pub(super) fn reload_finished(&mut self) -> bool {
-        let Some(h) = self.reload.running.take() else {
-            return false;
-        };
-        let Ok((read, new)) = h.join() else {
-            log::error!("the configuration reader failed");
-            return false;
+        let (read, new) = match self.reload.running.take() {
+            None => return false,
+            Some(Running::Done(read, new)) => (read, *new),
+            Some(Running::Thread(h)) => match h.join() {
+                Ok(done) => done,
+                Err(_) => {
+                    log::error!("the configuration reader failed");
+                    return false;
+                }
+            },
         };
         self.reload.read = Some(read);
         let cfg = self.ctx.config();
@@ -83,6 +110,8 @@ impl Coordinator {
                 }
                 // Settings that change which credentials are ours need a full look.
                 self.scanner.forget_stamps();
+            } else {
+                log::debug!("configuration unchanged; re-read on SIGHUP");
             }
         }
         let now = self.now();

@@ -13,7 +13,7 @@
 use crate::backoff::Backoff;
 use crate::credmon::refresh::Key;
 use crate::env::Mono;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +23,14 @@ pub const PROBE_BASE: Duration = Duration::from_secs(1);
 pub const PROBE_CAP: Duration = Duration::from_secs(15);
 /// The longest pause a server's `Retry-After` can ask of us.
 pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(3600);
+/// The credential directory's file system, tracked like a server: writes
+/// that fail for its own reasons (full, read-only, I/O errors) wait for it,
+/// and the first write that succeeds releases them.
+pub const FILE_SYSTEM: &str = "the file system";
+/// The KDC, tracked like a server: keytab logins that GSSAPI cannot make
+/// (no KDC answers, a stale key) wait for it, and the next login that gets a
+/// ticket releases them.
+pub const KDC: &str = "the KDC";
 
 /// A failing server.
 #[derive(Debug, Clone)]
@@ -40,13 +48,20 @@ struct Trouble {
 /// The health of every Vault server; servers not listed are healthy.
 #[derive(Debug, Default)]
 pub struct Servers {
-    failing: HashMap<Arc<str>, Trouble>,
+    failing: BTreeMap<Arc<str>, Trouble>,
 }
 
 impl Servers {
     /// Whether `server` is failing.
     pub fn is_failing(&self, server: &str) -> bool {
         self.failing.contains_key(server)
+    }
+
+    /// Whether `key` may ask `server` now: it is healthy, or `key` is its probe.
+    pub fn may_ask(&self, server: &str, key: &Key) -> bool {
+        self.failing
+            .get(server)
+            .is_none_or(|t| t.probe.as_ref() == Some(key))
     }
 
     /// How many servers are failing.
@@ -171,6 +186,26 @@ mod tests {
 
     fn k(n: &str) -> Key {
         Key::new(n, "igwn")
+    }
+
+    #[test]
+    fn only_the_probe_may_ask_a_failing_server() {
+        let v: Arc<str> = "vault:8200".into();
+        let mut s = Servers::default();
+        assert!(s.may_ask("vault:8200", &k("a")), "healthy");
+        s.failed(&v, &k("a"), None, t(S), 1.0);
+        s.failed(&v, &k("b"), None, t(S), 1.0);
+        // (credential, may ask vault:8200, may ask another server)
+        let before_probe = [("a", false, true), ("b", false, true), ("c", false, true)];
+        for (key, vault, other) in before_probe {
+            assert_eq!(s.may_ask("vault:8200", &k(key)), vault, "{key}");
+            assert_eq!(s.may_ask("other:8200", &k(key)), other, "{key}");
+        }
+        s.probe(t(10 * S), |_| true);
+        assert!(s.may_ask("vault:8200", &k("a")), "the probe");
+        assert!(!s.may_ask("vault:8200", &k("b")));
+        s.answered("vault:8200");
+        assert!(s.may_ask("vault:8200", &k("b")), "released");
     }
 
     #[test]

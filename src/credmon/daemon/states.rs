@@ -68,13 +68,37 @@ impl Coordinator {
                 .join(", ")
         );
         let wall = self.shared.clock.now();
-        self.shared
-            .lock()
-            .metrics_mut()
-            .end_pass(wall, states, soonest);
+        let needs_login = self.ctx.status().needs_login();
+        {
+            let mut core = self.shared.lock();
+            let metrics = core.metrics_mut();
+            metrics.end_pass(wall, states, soonest);
+            metrics.needs_login = needs_login
+                .into_iter()
+                .map(|k| (k.user.to_string(), k.stem.to_string()))
+                .collect();
+        }
         if let Some(path) = &self.ctx.config().metrics_file {
             drop(self.shared.write_metrics(path, self.ctx.euid()));
         }
         summary
+    }
+}
+
+impl Coordinator {
+    /// The end of a pass for the state file: skipped credentials whose
+    /// `.top` is gone are forgotten.
+    pub(super) fn status_pass_done(&self) {
+        let tracker = self.ctx.status();
+        if let Some(root) = self.root() {
+            tracker.prune_skipped(|k| {
+                !matches!(
+                    root.open_child(&k.user)
+                        .and_then(|d| d.stat(&format!("{}.top", k.stem))),
+                    Ok(Some(_))
+                )
+            });
+        }
+        tracker.pass_done(crate::token::unix_seconds(self.shared.clock.now()));
     }
 }

@@ -464,6 +464,8 @@ fn server_failing(at_least: Option<Duration>) -> Ran {
         }),
         server: Some("vault.example:8200".into()),
         answered: true,
+        disk_failing: false,
+        kdc: None,
     }
 }
 
@@ -473,6 +475,8 @@ fn server_answered() -> Ran {
         outcome: refreshed(),
         server: Some("vault.example:8200".into()),
         answered: true,
+        disk_failing: false,
+        kdc: None,
     }
 }
 
@@ -536,6 +540,32 @@ fn a_failing_server_holds_its_credentials_until_its_first_answer() {
 }
 
 #[test]
+fn a_job_that_waited_without_asking_goes_again_once_the_server_is_back() {
+    let mut r = rig(&[("ROBOT_CREDMON_BACKOFF_BASE", "120")]);
+    r.top("a");
+    r.coord.step();
+    // Its worker saw the server failing and did not ask; by the time the job
+    // is recorded the server has answered someone else.
+    let not_asked = Ran {
+        outcome: Err(RefreshError::Retry {
+            cause: "waiting_for_server",
+            at_least: None,
+            msg: "Vault at vault.example:8200 is failing; waiting for it".into(),
+            server_failing: true,
+        }),
+        server: Some("vault.example:8200".into()),
+        answered: false,
+        disk_failing: false,
+        kdc: None,
+    };
+    assert!(r.run_ran(not_asked).is_some());
+    assert!(
+        r.take(false).is_some(),
+        "held behind a server that is not failing"
+    );
+}
+
+#[test]
 fn retry_after_is_never_cut_short() {
     let mut r = rig(&[]);
     r.top("a");
@@ -552,4 +582,140 @@ fn retry_after_is_never_cut_short() {
     r.advance_to(t0 + 30 * S);
     assert!(r.run_ran(server_answered()).is_some());
     assert!(r.run(refreshed()).is_some(), "the other one released");
+}
+
+#[test]
+fn a_long_pass_never_makes_the_coordinator_wake_in_the_past() {
+    // Found by the simulation: while a pass outlived its interval (a
+    // request hanging), every step asked to wake at the past pass time and
+    // the real loop spun every millisecond.
+    let mut r = rig(&[]);
+    r.top("slow");
+    r.coord.step();
+    let (k, task) = r.take(false).expect("the pass's job");
+    // The request hangs far past the next pass time.
+    r.clock.advance(300 * S);
+    for _ in 0..3 {
+        let wake = r.coord.step().expect("running");
+        assert!(
+            wake > r.now(),
+            "woke in the past: {wake:?} at {:?}",
+            r.now()
+        );
+    }
+    r.finish(&k, task, refreshed());
+    r.coord.step();
+    assert_eq!(r.coord.passes, 1);
+}
+
+#[test]
+fn a_full_disk_holds_its_credentials_until_a_write_succeeds() {
+    // Found by the simulation (seed 1, two days, 30 credentials): after a
+    // full disk each credential waited out its own backoff (up to 5 min)
+    // and a token expired after the disk had room again.
+    let mut r = rig(&[("ROBOT_CREDMON_BACKOFF_BASE", "120")]);
+    for u in ["a", "b", "c"] {
+        r.top(u);
+    }
+    r.coord.step();
+    let t0 = r.now();
+    let full = || Ran {
+        outcome: Err(RefreshError::Retry {
+            cause: "file",
+            at_least: None,
+            msg: "No space left on device".into(),
+            server_failing: false,
+        }),
+        server: Some("vault.example:8200".into()),
+        answered: true,
+        disk_failing: true,
+        kdc: None,
+    };
+    while r.run_ran(full()).is_some() {}
+    // One probe after the first backoff (at most 1 s), which succeeds: the
+    // other two are released at once, not after their two minutes.
+    r.advance_to(r.next_look());
+    assert!(r.now().since(t0) <= S);
+    assert!(r.run_ran(server_answered()).is_some());
+    let back: Vec<_> = std::iter::from_fn(|| r.run(refreshed())).collect();
+    assert_eq!(back.len(), 2, "{back:?}");
+}
+
+#[test]
+fn a_kdc_outage_holds_the_robots_until_a_login_succeeds() {
+    // Found by the simulation (seed 114, 30 days, 60 credentials): robots
+    // whose keytab logins failed while the KDC was down each waited out
+    // their own backoff after it came back, past their tokens' expiry.
+    let mut r = rig(&[("ROBOT_CREDMON_BACKOFF_BASE", "120")]);
+    for u in ["a", "b", "c"] {
+        r.top(u);
+    }
+    r.coord.step();
+    let t0 = r.now();
+    let no_kdc = || Ran {
+        outcome: Err(RefreshError::Retry {
+            cause: "login",
+            at_least: None,
+            msg: "cannot contact any KDC".into(),
+            server_failing: false,
+        }),
+        server: Some("vault.example:8200".into()),
+        answered: true,
+        disk_failing: false,
+        kdc: Some(false),
+    };
+    while r.run_ran(no_kdc()).is_some() {}
+    assert_eq!(r.take(false), None, "held, not retried on their own");
+    r.advance_to(r.next_look());
+    assert!(r.now().since(t0) <= S, "the first probe within a second");
+    let logged_in = Ran {
+        kdc: Some(true),
+        ..server_answered()
+    };
+    assert!(r.run_ran(logged_in).is_some());
+    let back: Vec<_> = std::iter::from_fn(|| r.run(refreshed())).collect();
+    assert_eq!(back.len(), 2, "{back:?}");
+}
+
+#[test]
+fn a_credential_failing_again_and_again_waits_longer_each_time() {
+    // What `credmon::vault_500_keeps_the_old_use_and_backs_off` cannot show
+    // in real time: with a pass every second and the age rule asking for a
+    // refresh at each, a failing credential is tried again only after its
+    // backoff, which doubles with every failure; no pass cuts it short.
+    let mut r = rig(&[
+        ("ROBOT_CREDMON_BACKOFF_BASE", "2"),
+        ("ROBOT_CREDMON_SCAN_INTERVAL", "1"),
+        ("CREDMON_OAUTH_TOKEN_REFRESH", "1"),
+    ]);
+    r.top("a");
+    r.use_file("a", 3600 * S);
+    let end = r.now() + 120 * S;
+    let mut tries = Vec::new();
+    for _ in 0..10_000 {
+        if r.now() >= end {
+            break;
+        }
+        r.coord.step();
+        while let Some((k, task)) = r.take(false) {
+            tries.push(r.now());
+            r.finish(&k, task, retry());
+        }
+        // The coordinator takes note of a pass's end at once, as it does
+        // when the last job of a pass wakes it.
+        let wake = r.coord.step().expect("running");
+        r.advance_to(wake.min(r.next_look()));
+    }
+    assert!(r.now() >= end, "virtual time stood still at {:?}", r.now());
+    assert!(r.coord.passes >= 100, "{} passes", r.coord.passes);
+    let policy = backoff(&r.coord.ctx.config());
+    let gaps: Vec<Duration> = tries.windows(2).map(|w| w[1].since(w[0])).collect();
+    assert!(gaps.len() >= 5, "{gaps:?}");
+    for (n, gap) in gaps.iter().enumerate() {
+        let ceiling = policy.ceiling(n as u32);
+        assert!(
+            (ceiling / 2..=ceiling).contains(gap),
+            "retry {n} after {gap:?}, not within its backoff (ceiling {ceiling:?}): {gaps:?}"
+        );
+    }
 }

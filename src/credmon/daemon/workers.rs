@@ -8,7 +8,7 @@
 //! each `.use` either as it was or complete.
 
 use super::Shared;
-use super::core::{Job, Worker};
+use super::core::{Job, Woken, Worker};
 use crate::credmon::refresh::{self, Ctx, Fetched, Ran, RefreshError, Write};
 use crate::env::Mono;
 use crate::files::{SafeDir, Staged, commit_batch};
@@ -24,6 +24,34 @@ pub struct Pending {
     write: Box<Write>,
     staged: Staged,
     started: Mono,
+}
+
+/// Ends jobs whose fetch is over, all at once, as the workers would: the
+/// tokens to write are staged and committed as one batch, then every job
+/// is recorded. (`started`: when each job was taken.) The simulation calls
+/// this to finish the jobs whose simulated requests end at the same instant.
+pub fn complete(ctx: &Ctx, shared: &Shared, done: Vec<(Job, Fetched, Mono)>) {
+    let mut batch = Vec::new();
+    for (job, fetched, started) in done {
+        match fetched {
+            Fetched::Done(ran) => finish(ctx, shared, &job, &ran, started),
+            Fetched::Write(write) => match write.stage(ctx) {
+                Ok(staged) => batch.push(Pending {
+                    job,
+                    write,
+                    staged,
+                    started,
+                }),
+                Err(e) => {
+                    let ran = write.finish(ctx, Err(e));
+                    finish(ctx, shared, &job, &ran, started);
+                }
+            },
+        }
+    }
+    if !batch.is_empty() {
+        commit_now(ctx, shared, batch);
+    }
 }
 
 /// Writes waiting for a commit, and whether one is running.
@@ -43,7 +71,8 @@ pub fn worker(worker: Worker, ctx: Arc<Ctx>, shared: Arc<Shared>) {
 /// Runs one job to its end: fetch, then write (grouped) or record at once.
 pub fn run(ctx: &Ctx, shared: &Shared, job: Job) {
     let started = shared.clock.mono();
-    match refresh::fetch(ctx, &job.key, &job.task) {
+    let may_ask = |server: &str| shared.lock().may_ask(server, &job.key);
+    match refresh::fetch(ctx, &job.key, &job.task, &may_ask) {
         Fetched::Done(ran) => finish(ctx, shared, &job, &ran, started),
         Fetched::Write(write) => match write.stage(ctx) {
             Ok(staged) => commit(
@@ -64,13 +93,23 @@ pub fn run(ctx: &Ctx, shared: &Shared, job: Job) {
     }
 }
 
-/// Records a job's end (after removing a dead credential's files).
+/// Records a job's end (after removing a dead credential's files), and its
+/// problem, if any, for the state file (a new or changed one wakes the
+/// coordinator to write it).
 fn finish(ctx: &Ctx, shared: &Shared, job: &Job, ran: &Ran, started: Mono) {
     if let Err(RefreshError::Remove { .. }) = &ran.outcome {
         refresh::remove_credential(ctx, &job.key);
     }
-    let took = shared.clock.mono().since(started);
-    shared.record(job, ran, took);
+    let (now, wall) = (shared.clock.mono(), shared.clock.now());
+    let (woken, next_try) = shared.record_quietly(job, ran, now.since(started));
+    let next_try = next_try.map(|t| crate::token::unix_seconds(wall + t.since(now)));
+    let wall = crate::token::unix_seconds(wall);
+    // The tracker first: a pass this job ends must see its problem.
+    let changed = ctx.status().record(&job.key, &ran.outcome, wall, next_try);
+    shared.wake(Woken {
+        coordinator: woken.coordinator || changed,
+        ..woken
+    });
 }
 
 /// Queues a staged write; commits the queue unless another worker is at it.
@@ -109,7 +148,7 @@ fn commit(ctx: &Ctx, shared: &Shared, pending: Pending) {
 type Writing = (Box<Write>, Job, Mono);
 
 /// Commits one batch and records its jobs.
-fn commit_now(ctx: &Ctx, shared: &Shared, batch: Vec<Pending>) {
+pub(super) fn commit_now(ctx: &Ctx, shared: &Shared, batch: Vec<Pending>) {
     let (jobs, staged): (Vec<Writing>, Vec<Staged>) = batch
         .into_iter()
         .map(|p| ((p.write, p.job, p.started), p.staged))

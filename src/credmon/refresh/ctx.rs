@@ -1,33 +1,45 @@
-//! State shared by the refresh workers: the configuration, one Vault client
-//! per server, warnings said once, and the file modes.
+//! State shared by the refresh workers: the configuration, one Vault API
+//! per server (from the injected [`Connector`]), warnings said once (or once
+//! a day), the problems the state file reports, and the file modes.
 
 use super::Key;
 use crate::credmon::config::Config;
 use crate::env::{Env, Mono};
 use crate::files::WriteOptions;
-use crate::vault::auth::{self, Trust};
-use crate::vault::{Limits, VaultClient, VaultError, tls};
+use crate::status::state::{Settings, Tracker};
+use crate::vault::{Api, Connector, Https, Limits, ServerAddress, Trust, VaultError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
-/// State shared by the workers: configuration, one Vault client per server.
+/// State shared by the workers: configuration, one Vault API per server.
 pub struct Ctx {
     cfg: RwLock<Arc<Config>>,
-    clients: Mutex<HashMap<(String, u16), Arc<VaultClient>>>,
-    tls: Mutex<Option<Arc<rustls::ClientConfig>>>,
+    connector: Arc<dyn Connector>,
+    clients: Mutex<HashMap<(String, u16), Arc<dyn Api>>>,
+    tls: Mutex<Option<Trust>>,
     warned: Mutex<HashMap<Key, String>>,
+    daily: Mutex<HashMap<Key, SystemTime>>,
+    status: Tracker,
     env: Env,
 }
 
+/// How often a problem that lasts is logged again ([`Ctx::warn_daily`]).
+const DAILY: Duration = Duration::from_secs(86_400);
+
 impl Ctx {
-    /// A context for `cfg` in `env`; files are given to root when we run as root.
+    /// A context for `cfg` in `env`, talking to Vault over HTTPS; files are
+    /// given to root when we run as root.
     pub fn new(cfg: Arc<Config>, env: &Env) -> Self {
+        let status = Tracker::new(Settings::of(&cfg));
         Self {
             cfg: RwLock::new(cfg),
+            connector: Arc::new(Https::new(env)),
             clients: Mutex::new(HashMap::new()),
             tls: Mutex::new(None),
             warned: Mutex::new(HashMap::new()),
+            daily: Mutex::new(HashMap::new()),
+            status,
             env: env.clone(),
         }
     }
@@ -70,6 +82,7 @@ impl Ctx {
                 .unwrap_or_else(|p| p.into_inner())
                 .clear();
         }
+        self.status.set_settings(Settings::of(&cfg));
         *self.cfg.write().unwrap_or_else(|p| p.into_inner()) = cfg;
     }
 
@@ -82,21 +95,53 @@ impl Ctx {
         }
     }
 
+    /// Logs `msg` at warning level unless something was logged this way for
+    /// `key` within the last day (a problem only a person can fix is said
+    /// once a day, not at every retry).
+    pub fn warn_daily(&self, key: &Key, msg: &str) {
+        let now = self.now();
+        let mut d = self.daily.lock().unwrap_or_else(|p| p.into_inner());
+        let recent = d
+            .get(key)
+            .is_some_and(|t| now.duration_since(*t).is_ok_and(|age| age < DAILY));
+        if !recent {
+            log::warn!("{msg} (said once a day while it lasts)");
+            d.insert(key.clone(), now);
+        }
+    }
+
     pub(super) fn clear_warning(&self, key: &Key) {
         self.warned
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(key);
+        self.daily
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
     }
 
-    pub(super) fn client(&self, host: &str, port: u16) -> Result<Arc<VaultClient>, VaultError> {
+    /// The problems the state file reports ([`crate::status::state`]).
+    pub fn status(&self) -> &Tracker {
+        &self.status
+    }
+
+    /// The same context reaching Vault through `connector` instead of HTTPS
+    /// (the simulation's model of Vault).
+    pub fn with_connector(mut self, connector: Arc<dyn Connector>) -> Self {
+        self.connector = connector;
+        self
+    }
+
+    /// The Vault API for `host:port` (made once, then shared by the workers).
+    pub(super) fn client(&self, host: &str, port: u16) -> Result<Arc<dyn Api>, VaultError> {
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = clients.get(&(host.to_owned(), port)) {
             return Ok(c.clone());
         }
         let cfg = self.config();
-        let tls = self.tls_config()?;
-        let server = crate::vault::ServerAddress {
+        let trust = self.tls_config()?;
+        let server = ServerAddress {
             host: host.to_owned(),
             port,
         };
@@ -107,28 +152,28 @@ impl Ctx {
             retry_budget: Duration::ZERO,
             ..Limits::default()
         };
-        let client = Arc::new(auth::client(
-            server,
-            None,
-            Trust::Shared(tls),
-            limits,
-            &self.env,
-        )?);
+        let client = self.connector.connect(&server, None, &trust, &limits)?;
         clients.insert((host.to_owned(), port), client.clone());
         Ok(client)
     }
 
-    /// The TLS trust for Vault (built once, then shared); building it early
-    /// keeps the first request after a SIGHUP fast.
-    pub fn tls_config(&self) -> Result<Arc<rustls::ClientConfig>, VaultError> {
+    /// The TLS trust for Vault (`AUTH_SSL_CLIENT_CAFILE`/`CADIR`, made
+    /// ready once by the connector, then shared); making it early keeps the
+    /// first request after a SIGHUP fast and shows a bad CA file at start.
+    pub fn tls_config(&self) -> Result<Trust, VaultError> {
         let mut t = self.tls.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(t) = &*t {
             return Ok(t.clone());
         }
         let cfg = self.config();
-        let made = tls::client_config_for(cfg.cafile.clone(), cfg.capath.clone(), &self.env)?;
+        let made = (self.connector).share(Trust::Files(cfg.cafile.clone(), cfg.capath.clone()))?;
         *t = Some(made.clone());
         Ok(made)
+    }
+
+    /// A source of random numbers (seeded in the simulation).
+    pub fn rng(&self) -> fastrand::Rng {
+        self.env.rng()
     }
 
     /// The monotonic clock now.

@@ -1,5 +1,6 @@
 //! Why a credential's refresh failed, sorted by what the daemon does next.
 
+use crate::files::FileError;
 use crate::vault::VaultError;
 use std::time::Duration;
 
@@ -58,6 +59,41 @@ impl RefreshError {
         }
     }
 
+    /// The job did not ask its server: the server was failing and another
+    /// credential probes it ([`RefreshError::waiting_for`]).
+    pub fn not_asked(&self) -> bool {
+        matches!(
+            self,
+            RefreshError::Retry {
+                cause: WAITING_FOR_SERVER,
+                ..
+            }
+        )
+    }
+
+    /// The job waits for `server`, failing, without asking it.
+    pub(super) fn waiting_for(server: &str) -> Self {
+        RefreshError::Retry {
+            cause: WAITING_FOR_SERVER,
+            at_least: None,
+            msg: format!("Vault at {server} is failing; waiting for it"),
+            server_failing: true,
+        }
+    }
+
+    /// A file operation failed: cause `disk` when the file system itself
+    /// refused (full, over quota, read-only, I/O error), else `file`.
+    pub(super) fn file(e: &FileError) -> Self {
+        let cause = if super::disk_trouble(e) { DISK } else { "file" };
+        RefreshError::retry(cause, e.to_string())
+    }
+
+    /// The file system refused a write (full, over quota, read-only, I/O
+    /// error): the credential waits for the disk with every other one.
+    pub fn disk_trouble(&self) -> bool {
+        matches!(self, RefreshError::Retry { cause: DISK, .. })
+    }
+
     pub(super) fn retry(cause: &'static str, msg: impl Into<String>) -> Self {
         RefreshError::Retry {
             cause,
@@ -71,6 +107,12 @@ impl RefreshError {
         RefreshError::WaitForTop { msg: msg.into() }
     }
 }
+
+/// The failure cause of a write the file system refused.
+const DISK: &str = "disk";
+
+/// The failure cause of a job that waited for its failing server without asking it.
+const WAITING_FOR_SERVER: &str = "waiting_for_server";
 
 /// The result of one job.
 pub type Outcome = Result<super::Done, RefreshError>;

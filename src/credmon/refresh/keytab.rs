@@ -6,10 +6,7 @@ use crate::credmon::config::Config;
 use crate::credmon::policy;
 use crate::files::{FileError, SafeDir};
 use crate::kerberos::KrbError;
-use crate::vault::VaultClient;
-use crate::vault::VaultError;
-use crate::vault::VaultToken;
-use crate::vault::auth::{self, CredentialSource, LoginTarget, Names};
+use crate::vault::auth::{self, CredentialSource, Login, Oidc, SessionPolicy, Want};
 
 /// `<keytab dir>/<user>.keytab` as a login source when it exists and passes
 /// the one keytab check (regular file, no symbolic link, private, root's when
@@ -25,31 +22,6 @@ pub fn keytab_for(cfg: &Config, user: &str, root: bool) -> Option<CredentialSour
             None
         }
     }
-}
-
-/// Logs in to Vault at `host` with a robot's keytab as `names`, for a 28-day token.
-pub(super) fn login(
-    client: &VaultClient,
-    host: &str,
-    source: &CredentialSource,
-    names: &Names,
-) -> Result<VaultToken, RefreshError> {
-    let target = LoginTarget {
-        names,
-        service_host: host,
-        ttl: auth::STORED_TTL,
-    };
-    auth::login(client, source, &target)
-        .map(|s| s.token)
-        .map_err(|e| {
-            let vault = e.vault_error();
-            RefreshError::Retry {
-                cause: "login",
-                at_least: vault.and_then(VaultError::retry_after),
-                msg: e.to_string(),
-                server_failing: vault.is_some_and(VaultError::server_failing),
-            }
-        })
 }
 
 /// Creates `<user>/<service>.top` for a keytab user when missing; `Ok(true)` when created.
@@ -88,10 +60,7 @@ pub(super) fn provision(
         names.secret_path(false, credkey)
     );
     policy::check_vault_url(&url, &cfg.allowed_ports, &cfg.trusted_hosts).map_err(fail)?;
-    let client = ctx
-        .client(&addr.host, addr.port)
-        .map_err(|e| fail(e.to_string()))?;
-    let token = login(&client, &addr.host, &source, &names).map_err(|e| fail(e.to_string()))?;
+    let token = login(ctx, &source, &names, credkey, &addr).map_err(fail)?;
     let json = serde_json::json!({"vault_token": token.expose(), "vault_url": url});
     let mut bytes = serde_json::to_vec(&json).map_err(|e| fail(e.to_string()))?;
     bytes.push(b'\n');
@@ -101,13 +70,54 @@ pub(super) fn provision(
     Ok(true)
 }
 
+/// A robot's Kerberos login at `addr` as `names`, for a 28-day Vault token
+/// (the session policy's login step; no bearer read).
+fn login(
+    ctx: &Ctx,
+    source: &CredentialSource,
+    names: &auth::Names,
+    credkey: &str,
+    addr: &crate::vault::ServerAddress,
+) -> Result<crate::vault::VaultToken, String> {
+    let client = ctx
+        .client(&addr.host, addr.port)
+        .map_err(|e| e.to_string())?;
+    let policy = SessionPolicy {
+        reuse_min_ttl: std::time::Duration::ZERO,
+        login: Login::With(source),
+        ttl: auth::STORED_TTL,
+        shorten_minimum: false,
+        oidc: Oidc::Never,
+    };
+    let want = Want {
+        names,
+        credkey: Some(credkey),
+        path: None,
+        exchange: false,
+        query: &[],
+        service_host: &addr.host,
+        server_host: &addr.host,
+        server_port: addr.port,
+    };
+    policy
+        .login(&*client, &want)
+        .map(|s| s.token)
+        .map_err(|e| e.to_string())
+}
+
 /// Owner for user directories we create: the `condor` user, as the credd would, else root.
 fn condor_owner(root: bool) -> Option<(u32, u32)> {
-    if !root {
-        return None;
-    }
-    match nix::unistd::User::from_name("condor") {
+    root.then(|| condor_ids().unwrap_or((0, 0)))
+}
+
+static CONDOR_IDS: std::sync::OnceLock<Option<(u32, u32)>> = std::sync::OnceLock::new();
+
+/// The `condor` user's uid and gid, looked up once: the credmon does it
+/// before it is confined, as `/etc/passwd` may be replaced (a new file the
+/// confined process cannot open) while it runs.
+pub fn condor_ids() -> Option<(u32, u32)> {
+    *CONDOR_IDS.get_or_init(|| match nix::unistd::User::from_name("condor") {
         Ok(Some(u)) => Some((u.uid.as_raw(), u.gid.as_raw())),
-        _ => Some((0, 0)),
-    }
+        _ => None,
+    })
 }

@@ -105,5 +105,5 @@ pub(super) fn store_vault_token(
         serde_json::to_vec(&top.json).map_err(|e| RefreshError::retry("file", e.to_string()))?;
     bytes.push(b'\n');
     udir.write_atomic(&format!("{stem}.top"), &bytes, ctx.top_opts())
-        .map_err(|e| RefreshError::retry("file", e.to_string()))
+        .map_err(|e| RefreshError::file(&e))
 }

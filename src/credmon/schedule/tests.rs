@@ -261,3 +261,17 @@ fn forgetting_drops_queued_and_parked_but_not_in_flight() {
     s.finish(&"f", Finish::Done, t(S), 0.0);
     assert!(!s.in_flight(&"f"));
 }
+
+#[test]
+fn later_requeues_without_a_failure_and_a_pass_does_not_cut_it_short() {
+    let mut s = sched();
+    s.submit("k", (), Need::Routine, t(S), false, t(S));
+    s.take(t(S), false);
+    s.finish(&"k", Finish::Later(300 * S), t(S), 0.0);
+    assert_eq!(s.failures(&"k"), 0);
+    assert_eq!(s.take(t(2 * S), false), None);
+    // the next pass finds it due again: it still waits
+    s.submit("k", (), Need::Routine, t(S), false, t(60 * S));
+    assert_eq!(s.take(t(60 * S), false), None);
+    assert_eq!(s.take(t(301 * S), false), Some(("k", (), Need::Routine)));
+}

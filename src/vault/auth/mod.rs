@@ -2,24 +2,25 @@
 //! a Kerberos identity comes from ([`CredentialSource`]), [`login`] (Kerberos
 //! login plus the exchange to the requested lifetime), the OIDC bootstrap
 //! behind the same exchange ([`oidc_bootstrap`]), [`reuse`] of a saved Vault
-//! token, the saved-token file, the one Vault-client builder ([`client`]) and
-//! the one resolver of issuer and role ([`names`]). Roles keep only their own
-//! decisions; this layer decides nothing about files the roles own.
+//! token, the saved-token file, the one resolver of issuer and role
+//! ([`names`]), and the one fallback chain with its hints
+//! ([`SessionPolicy`], in `session.rs`). Everything here talks to Vault
+//! through [`Api`] only. Roles keep only their own decisions; this layer
+//! decides nothing about files the roles own.
 
 pub mod names;
 pub mod oidc;
+mod session;
 
-use crate::env::Env;
 use crate::files::{self, FileError, SafeDir, WriteOptions};
 use crate::kerberos::{Initiator, Keytab, KrbError};
-use crate::vault::{
-    AuthInfo, ClientConfig, Limits, LoginError, ServerAddress, VaultClient, VaultError, VaultToken,
-    tls,
-};
+use crate::status::login::VaultCredential;
+pub use crate::vault::Trust;
+use crate::vault::{Api, AuthInfo, LoginError, LoginNeeded, VaultError, VaultToken};
 pub use names::{Names, Source, resolve};
 use oidc::{OidcError, OidcSettings};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+pub use session::{Login, Obtained, Oidc, Person, SessionPolicy, Step, Want};
+use std::path::Path;
 use std::time::Duration;
 
 /// Lifetime of the long-lived Vault token a credd holds (htgettoken's
@@ -47,6 +48,29 @@ pub enum AuthError {
     /// A file problem (saved token, credkey file).
     #[error(transparent)]
     File(#[from] FileError),
+    /// Only a person can make the credential work again (an OIDC login in
+    /// a web browser): Vault holds no credential for the credkey, or the
+    /// issuer refused the refresh token Vault holds.
+    #[error(
+        "{}; a person must log in once: run on a terminal: {}",
+        credential.why(*what),
+        credential.command()
+    )]
+    NeedsLogin {
+        /// Why.
+        what: LoginNeeded,
+        /// The credential, and the command that stores its first token.
+        credential: VaultCredential,
+        /// What Vault said.
+        error: Box<VaultError>,
+    },
+    /// Vault no longer accepts the saved token and the role has no way to
+    /// log in again (the credmon without a keytab for the user).
+    #[error("Vault no longer accepts the Vault token ({why})")]
+    Refused {
+        /// What Vault said.
+        why: String,
+    },
 }
 
 impl From<VaultError> for AuthError {
@@ -70,42 +94,27 @@ impl AuthError {
     /// The Vault error, when this is one.
     pub fn vault_error(&self) -> Option<&VaultError> {
         match self {
-            AuthError::Vault { error, .. } => Some(error),
+            AuthError::Vault { error, .. } | AuthError::NeedsLogin { error, .. } => Some(error),
             AuthError::Oidc(OidcError::Vault(e)) => Some(e),
             _ => None,
         }
     }
-}
 
-/// Whose TLS trust a client uses.
-#[derive(Debug, Clone)]
-pub enum Trust {
-    /// A CA file and/or hashed CA directory (system roots when neither).
-    Files(Option<PathBuf>, Option<PathBuf>),
-    /// A configuration built once and shared (the credmon's).
-    Shared(Arc<rustls::ClientConfig>),
-}
+    /// Worth retrying later: Vault unreachable, 429 or 5xx.
+    pub fn is_transient(&self) -> bool {
+        self.vault_error().is_some_and(VaultError::is_transient)
+    }
 
-/// The one Vault-client builder; retries wait on `env`'s clock and the
-/// default trust anchors follow `env`'s variables.
-pub fn client(
-    server: ServerAddress,
-    certname: Option<String>,
-    trust: Trust,
-    limits: Limits,
-    env: &Env,
-) -> Result<VaultClient, VaultError> {
-    let tls = match trust {
-        Trust::Files(cafile, capath) => tls::client_config_for(cafile, capath, env)?,
-        Trust::Shared(t) => t,
-    };
-    Ok(VaultClient::new(ClientConfig {
-        server,
-        certname,
-        tls,
-        limits,
-        clock: env.clock().clone(),
-    }))
+    /// Only a person can fix this ([`AuthError::NeedsLogin`]): what Vault's
+    /// answer means, in words.
+    pub fn needs_login(&self) -> Option<String> {
+        match self {
+            AuthError::NeedsLogin {
+                what, credential, ..
+            } => Some(credential.why(*what)),
+            _ => None,
+        }
+    }
 }
 
 /// Where a Kerberos identity comes from. (OIDC, the third source, needs a
@@ -150,7 +159,8 @@ impl CredentialSource {
         }
     }
 
-    fn initiator(&self) -> Result<Initiator, KrbError> {
+    /// The GSSAPI initiator of this source (Kerberos happens here, in-process).
+    pub(crate) fn initiator(&self) -> Result<Initiator, KrbError> {
         match self {
             CredentialSource::Keytab {
                 keytab,
@@ -183,11 +193,7 @@ pub fn usable_for(ttl: u64, min_ttl: Duration) -> bool {
 
 /// The exchange rule: a login token longer than `ttl` (or without a lease) is
 /// exchanged for a child of `ttl`; a shorter one is kept.
-pub fn exchange(
-    client: &VaultClient,
-    auth: AuthInfo,
-    ttl: Duration,
-) -> Result<Session, VaultError> {
+pub fn exchange(client: &dyn Api, auth: AuthInfo, ttl: Duration) -> Result<Session, VaultError> {
     let auth = if needs_exchange(auth.lease_duration, ttl) {
         client.create_token(&auth.token, ttl.as_secs())?
     } else {
@@ -212,16 +218,13 @@ pub struct LoginTarget<'a> {
 
 /// Kerberos login at `auth/kerberos-<issuer>_<role>`, then [`exchange`].
 pub fn login(
-    client: &VaultClient,
+    client: &dyn Api,
     source: &CredentialSource,
     target: &LoginTarget<'_>,
 ) -> Result<Session, AuthError> {
     let mount = target.names.mount();
-    let initiator = source.initiator()?;
     let auth = client
-        .login_kerberos(&mount, &mut || {
-            initiator.negotiate_header(target.service_host)
-        })
+        .login_kerberos(&mount, source, target.service_host)
         .map_err(|e| match e {
             LoginError::Kerberos(k) => AuthError::Kerberos(k),
             LoginError::Vault(v) => {
@@ -284,7 +287,7 @@ impl std::fmt::Display for NotReused {
 /// or why not. A zero minimum skips the lookup (`Ok(Ok(0))`). Transient
 /// failures are errors: the caller retries later instead of logging in anew.
 pub fn reuse(
-    client: &VaultClient,
+    client: &dyn Api,
     token: &VaultToken,
     min_ttl: Duration,
 ) -> Result<Result<u64, NotReused>, AuthError> {
@@ -360,7 +363,7 @@ pub struct Bootstrap<'a> {
 /// terminal): stores the refresh token, saves the credkey when asked, and
 /// exchanges the login token like [`login`]. Returns the session and credkey.
 pub fn oidc_bootstrap(
-    client: &VaultClient,
+    client: &dyn Api,
     settings: &OidcSettings,
     b: &Bootstrap<'_>,
 ) -> Result<(Session, String), AuthError> {

@@ -142,58 +142,45 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    /// (Long: one table of cases, one row per source of names.)
+    fn check(cases: Vec<(Source, (&str, &str))>) {
+        for (source, (issuer, role)) in cases {
+            let want = Names {
+                issuer: issuer.into(),
+                role: role.into(),
+            };
+            assert_eq!(resolve(source), want, "{source:?}");
+        }
+    }
+
     #[test]
-    fn resolver_table() {
+    fn names_from_options_and_service_names() {
         let p = "robot/host.example@LIGO.ORG";
-        // (source, (issuer, role))
+        let options = |issuer, role, principal| Source::Options {
+            issuer,
+            role,
+            principal,
+        };
+        let htgettoken = |issuer, role| Source::Htgettoken { issuer, role };
+        check(vec![
+            (options("igwn", None, p), ("igwn", "robot")),
+            (options("cilogon", Some("prod"), p), ("cilogon", "prod")),
+            (options("igwn", None, "bot@R"), ("igwn", "bot")),
+            (htgettoken(None, None), ("default", "default")),
+            (htgettoken(Some("igwn"), Some("robot")), ("igwn", "robot")),
+            (Source::Service("igwn_robot"), ("igwn", "robot")),
+            (Source::Service("igwn"), ("igwn", "default")),
+            (Source::Service("igwn_"), ("igwn", "default")),
+        ]);
+    }
+
+    #[test]
+    fn names_of_stored_credentials() {
         let stored = |path| Source::Stored {
             path,
             service: "svc_fallback",
         };
         let fallback = ("svc", "fallback");
-        let cases: Vec<(Source, (&str, &str))> = vec![
-            (
-                Source::Options {
-                    issuer: "igwn",
-                    role: None,
-                    principal: p,
-                },
-                ("igwn", "robot"),
-            ),
-            (
-                Source::Options {
-                    issuer: "cilogon",
-                    role: Some("prod"),
-                    principal: p,
-                },
-                ("cilogon", "prod"),
-            ),
-            (
-                Source::Options {
-                    issuer: "igwn",
-                    role: None,
-                    principal: "bot@R",
-                },
-                ("igwn", "bot"),
-            ),
-            (
-                Source::Htgettoken {
-                    issuer: None,
-                    role: None,
-                },
-                ("default", "default"),
-            ),
-            (
-                Source::Htgettoken {
-                    issuer: Some("igwn"),
-                    role: Some("robot"),
-                },
-                ("igwn", "robot"),
-            ),
-            (Source::Service("igwn_robot"), ("igwn", "robot")),
-            (Source::Service("igwn"), ("igwn", "default")),
-            (Source::Service("igwn_"), ("igwn", "default")),
+        check(vec![
             // Issue 8 fix 2: service `igwn`, stored with --role=robot.
             (
                 stored("secret/oauth/creds/igwn/robot/host.example:robot"),
@@ -214,16 +201,7 @@ mod tests {
             (stored("secret/oauth/creds/igwn/ck:"), fallback),
             (stored("secret/oauth/creds/ig%20wn/ck:r"), fallback),
             (stored("secret/oauth/creds/igwn/ck:r/x"), fallback),
-        ];
-        for (source, want) in cases {
-            let got = resolve(source);
-            let (issuer, role) = want;
-            let want = Names {
-                issuer: issuer.into(),
-                role: role.into(),
-            };
-            assert_eq!(got, want, "{source:?}");
-        }
+        ]);
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! the credkey to `~/.config/htgettoken/credkey-<issuer>-<role>`. Nothing is
 //! written before the login completes, so Ctrl-C leaves no partial files.
 
+use crate::env::Clock;
 use crate::files::{self, FileError, WriteOptions};
-use crate::vault::{OidcLogin, OidcPoll, VaultClient, VaultError};
+use crate::vault::{Api, OidcLogin, OidcPoll, VaultError};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -65,6 +66,8 @@ pub struct OidcSettings {
     pub timeout: Duration,
     /// The `$PATH` the web-open command is searched in.
     pub path_var: Option<std::ffi::OsString>,
+    /// The clock the polls wait on.
+    pub clock: Clock,
 }
 
 /// `auth/oidc-<issuer>/oidc`.
@@ -154,17 +157,18 @@ pub fn save_credkey(
     )
 }
 
-fn client_nonce() -> String {
+/// 32 random bytes from the operating system (`getrandom`), base64url.
+fn client_nonce(server: &str) -> Result<String, OidcError> {
+    use aes_gcm::aead::rand_core::RngCore;
     use base64::prelude::*;
-    use std::io::Read;
     let mut buf = [0u8; 32];
-    let from_os = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf));
-    if from_os.is_err() {
-        for b in &mut buf {
-            *b = fastrand::u8(..);
-        }
-    }
-    BASE64_URL_SAFE_NO_PAD.encode(buf)
+    aes_gcm::aead::OsRng
+        .try_fill_bytes(&mut buf)
+        .map_err(|_| OidcError::Incomplete {
+            server: server.to_owned(),
+            what: "the operating system gave no random bytes for the client nonce",
+        })?;
+    Ok(BASE64_URL_SAFE_NO_PAD.encode(buf))
 }
 
 fn open_browser(command: &str, url: &str, path_var: Option<std::ffi::OsString>) {
@@ -179,9 +183,9 @@ fn open_browser(command: &str, url: &str, path_var: Option<std::ffi::OsString>) 
 }
 
 /// Runs the device flow up to a logged-in Vault token (prints to stderr).
-pub fn login(client: &VaultClient, s: &OidcSettings) -> Result<OidcLogin, OidcError> {
+pub fn login(client: &dyn Api, s: &OidcSettings) -> Result<OidcLogin, OidcError> {
     let path = oidc_path(&s.issuer);
-    let nonce = client_nonce();
+    let nonce = client_nonce(&client.server())?;
     let redirect = format!("https://{}/v1/{path}/callback", s.redirect_host);
     let start = client.oidc_auth_url(&path, &s.role, &nonce, &redirect)?;
     let state = start.state.clone().ok_or_else(|| OidcError::Incomplete {
@@ -199,7 +203,7 @@ pub fn login(client: &VaultClient, s: &OidcSettings) -> Result<OidcLogin, OidcEr
         }
     }
     eprintln!("Waiting for response in web browser");
-    let clock = client.clock();
+    let clock = &s.clock;
     let deadline = clock.mono().after(s.timeout);
     let mut interval = Duration::from_secs(start.poll_interval.unwrap_or(5).clamp(1, 60));
     loop {
@@ -227,7 +231,7 @@ pub fn login(client: &VaultClient, s: &OidcSettings) -> Result<OidcLogin, OidcEr
 
 /// After [`login`]: stores the refresh token at `secret/oauth/creds/<issuer>/<credkey>:<role>`.
 pub fn store_refresh_token(
-    client: &VaultClient,
+    client: &dyn Api,
     login: &OidcLogin,
     issuer: &str,
     credkey: &str,

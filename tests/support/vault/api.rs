@@ -15,6 +15,8 @@ use super::store::{CreateError, TokenEntry, uuid};
 
 /// Applies fault injection, routes, and records the request.
 pub(super) fn dispatch(sh: &Shared, req: &Request) -> Outcome {
+    let started = std::time::Instant::now();
+    sh.begin();
     let outcome = match sh.take_fault(&req.method, &req.path) {
         Some(fault) => {
             if let Some(delay) = fault.delay {
@@ -43,7 +45,8 @@ pub(super) fn dispatch(sh: &Shared, req: &Request) -> Outcome {
         Outcome::Stream(_) => 200,
         Outcome::Drop => 0,
     };
-    sh.record(req, status);
+    sh.record(req, status, started);
+    sh.done();
     outcome
 }
 

@@ -128,6 +128,12 @@ impl Fault {
         self
     }
 
+    /// Wait `delay` before answering (a slow failing Vault).
+    pub fn after(mut self, delay: Duration) -> Fault {
+        self.delay = Some(delay);
+        self
+    }
+
     /// Fire for every matching request until [`TestVault::clear_faults`].
     pub fn permanent(mut self) -> Fault {
         self.remaining = None;

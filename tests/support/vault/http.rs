@@ -16,6 +16,8 @@ use rustls::{ServerConnection, StreamOwned};
 use super::{Shared, api};
 
 const POLL: Duration = Duration::from_millis(100);
+/// The pause after a failed `accept` or thread start before trying again.
+const ACCEPT_RETRY: Duration = Duration::from_millis(5);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_BODY: usize = 4 * 1024 * 1024;
@@ -61,18 +63,20 @@ pub(super) enum Outcome {
 pub(super) fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     let mut next_id: u64 = 0;
     loop {
-        while shared.active.load(Ordering::SeqCst) >= shared.cfg.max_connections {
-            if shared.stopping() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(1));
+        // At the connection limit: wait for a connection to end (or the stop).
+        while !shared.wait_for(POLL, || {
+            shared.stopping() || shared.active.load(Ordering::SeqCst) < shared.cfg.max_connections
+        }) {}
+        if shared.stopping() {
+            return;
         }
         let accepted = listener.accept();
         if shared.stopping() {
             return;
         }
         let Ok((tcp, _)) = accepted else {
-            thread::sleep(Duration::from_millis(5));
+            // Out of descriptors, say: a pause before trying again (ends at the stop).
+            shared.sleep(ACCEPT_RETRY);
             continue;
         };
         next_id += 1;
@@ -87,7 +91,7 @@ pub(super) fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                 serve_connection(&_guard.0, tcp, id);
             });
         if spawned.is_err() {
-            thread::sleep(Duration::from_millis(5));
+            shared.sleep(ACCEPT_RETRY);
         }
     }
 }
@@ -98,6 +102,7 @@ struct ActiveGuard(Arc<Shared>);
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
         self.0.active.fetch_sub(1, Ordering::SeqCst);
+        self.0.changed();
     }
 }
 

@@ -2,8 +2,9 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::thread;
+use std::sync::{
+    Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
+};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use libgssapi::credential::Cred;
@@ -33,7 +34,17 @@ pub(super) struct Shared {
     pub(super) active: AtomicUsize,
     /// Body bytes sent by streamed (slow or endless) answers.
     pub(super) streamed: AtomicU64,
+    /// Requests being handled now, and the most at once since the last reset.
+    pub(super) in_flight: AtomicUsize,
+    pub(super) max_in_flight: AtomicUsize,
     pub(super) oidc: Mutex<super::oidc::OidcState>,
+    /// Set when the accept loop has returned.
+    pub(super) accept_done: AtomicBool,
+    /// Held while a waiter looks at the state and by [`Shared::changed`].
+    pub(super) gate: Mutex<()>,
+    /// Signalled by [`Shared::changed`]: the server stops, a connection ends,
+    /// the accept loop returns, a request is logged.
+    pub(super) events: Condvar,
 }
 
 impl Shared {
@@ -63,16 +74,43 @@ impl Shared {
         self.stop.load(Ordering::SeqCst)
     }
 
-    /// Sleeps `d`, returning early when the server stops.
-    pub(super) fn sleep(&self, d: Duration) {
-        let deadline = Instant::now() + d;
-        while !self.stopping() {
+    /// Sets the stop flag and wakes every waiter.
+    pub(super) fn set_stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.changed();
+    }
+
+    /// Wakes every [`Shared::wait_for`]: call after changing what they look at.
+    pub(super) fn changed(&self) {
+        let _gate = lock(&self.gate);
+        self.events.notify_all();
+    }
+
+    /// Blocks until `cond` holds (true) or `timeout` has passed (false),
+    /// looking again whenever [`Shared::changed`] is called. `cond` must
+    /// not call [`Shared::changed`].
+    pub(super) fn wait_for(&self, timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut gate = lock(&self.gate);
+        loop {
+            if cond() {
+                return true;
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return;
+                return false;
             }
-            thread::sleep(left.min(Duration::from_millis(20)));
+            gate = self
+                .events
+                .wait_timeout(gate, left)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
         }
+    }
+
+    /// Waits `d`, returning early when the server stops.
+    pub(super) fn sleep(&self, d: Duration) {
+        self.wait_for(d, || self.stopping());
     }
 
     /// The first fault matching this request, consuming one use of it.
@@ -94,7 +132,18 @@ impl Shared {
         Some(fault)
     }
 
-    pub(super) fn record(&self, req: &http::Request, status: u16) {
+    /// One more request being handled (see [`Shared::done`]).
+    pub(super) fn begin(&self) {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    }
+
+    /// A request was answered.
+    pub(super) fn done(&self) {
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    pub(super) fn record(&self, req: &http::Request, status: u16, started: Instant) {
         let has_negotiate = req.header("authorization").is_some_and(|v| {
             v.trim_start()
                 .get(..9)
@@ -115,15 +164,19 @@ impl Shared {
                 .collect(),
             body: String::from_utf8_lossy(&req.body).into_owned(),
             connection: req.connection,
-            at: Instant::now(),
+            started,
+            answered: Instant::now(),
         };
-        let mut log = lock(&self.log);
-        // Stamped under the lock: the log is in time order.
-        rec.at = Instant::now();
-        if log.len() >= self.cfg.log_limit.max(1) {
-            log.pop_front();
+        {
+            let mut log = lock(&self.log);
+            // Stamped under the lock: the log is in answer order.
+            rec.answered = Instant::now();
+            if log.len() >= self.cfg.log_limit.max(1) {
+                log.pop_front();
+            }
+            log.push_back(rec);
         }
-        log.push_back(rec);
+        self.changed();
     }
 
     pub(super) fn note_login_error(&self, e: String) {

@@ -272,6 +272,30 @@ pub const METRICS_FILE: Knob = knob(
     "Prometheus textfile written after every pass (`--metrics-file` wins).",
 )
 .shown(|c| path(&c.metrics_file));
+/// `ROBOT_CREDMON_STATE_INTERVAL`.
+pub const STATE_INTERVAL: Knob = knob(
+    "ROBOT_CREDMON_STATE_INTERVAL",
+    clamped(1, 300),
+    "5",
+    "Least seconds between two writes of the state file `<cred_dir>/.robot-credmon-state.json` after changes (it is also written after every pass).",
+)
+.shown(|c| c.state_interval.as_secs().to_string());
+/// `SEC_CREDENTIAL_GETTOKEN_OPTS` (the storer's; read to check `TRUSTED_VAULT_HOSTS`).
+pub const GETTOKEN_OPTS: Knob = knob(
+    "SEC_CREDENTIAL_GETTOKEN_OPTS",
+    Kind::Text,
+    "",
+    "Not used by the credmon: `--check-config` reads the storer's `-a` from it and warns when `TRUSTED_VAULT_HOSTS` lacks that `host:port`.",
+);
+
+/// `ROBOT_CREDMON_CONFINE`.
+pub const CONFINE: Knob = knob(
+    "ROBOT_CREDMON_CONFINE",
+    Kind::Bool,
+    "True",
+    "Confine the daemon after start-up: Landlock, `no_new_privs`, only the capabilities it needs (docs/security.md); `False` only to debug.",
+)
+.shown(|c| c.confine.to_string());
 
 /// Every knob the credmon reads (besides `<provider>_CLIENT_ID`), in documentation order.
 pub const TABLE: &[Knob] = &[
@@ -304,4 +328,7 @@ pub const TABLE: &[Knob] = &[
     BACKOFF_BASE,
     REQUEST_TIMEOUT,
     METRICS_FILE,
+    STATE_INTERVAL,
+    GETTOKEN_OPTS,
+    CONFINE,
 ];
