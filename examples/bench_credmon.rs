@@ -359,9 +359,19 @@ fn fill(
     let complete = credd.dir.join("CREDMON_COMPLETE");
     let _ = std::fs::remove_file(&complete);
     let t0 = Instant::now();
-    let child = spawn(who, env, credd, &[])?;
+    let mut child = spawn(who, env, credd, &[])?;
     let pid = child.id();
-    wait_for(&complete, Duration::from_secs(1200)).ok_or("no CREDMON_COMPLETE within 1200 s")?;
+    while !complete.exists() {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!(
+                "{label}: the credmon ended ({status}) before its first pass; run it by hand to see why (the Python credmon's virtual environment needs htcondor, cryptography, requests and urllib3)"
+            ));
+        }
+        if t0.elapsed() > Duration::from_secs(1200) {
+            return Err("no CREDMON_COMPLETE within 1200 s".into());
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
     let took = t0.elapsed();
     let n = all_use(credd, users);
     if n < users * SERVICES.len() {

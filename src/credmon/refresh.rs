@@ -63,7 +63,7 @@ pub enum Task {
     /// Renew the `.use` if the rules say so.
     Refresh,
     /// Create the `.top` for a keytab user on this Vault server (`host:port`), then refresh.
-    Provision(String),
+    Provision(Arc<str>),
 }
 
 /// How a job that worked ended.

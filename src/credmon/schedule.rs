@@ -128,7 +128,8 @@ enum State<T> {
     Queued(Job<T>),
     InFlight {
         job: Job<T>,
-        again: Option<Again<T>>,
+        /// Boxed: rare, and a slot stays small without it.
+        again: Option<Box<Again<T>>>,
     },
     /// Unusable until something changes; the job is kept for [`Scheduler::wake_parked`].
     Parked(Job<T>),
@@ -243,6 +244,15 @@ impl<K: Ord + Hash + Clone, T: Clone> Scheduler<K, T> {
         self.slots.get(key).map_or(0, |s| s.failures)
     }
 
+    /// Gives back the room of a table that emptied (after a fill or a mass
+    /// refresh), keeping twice what is in it.
+    pub fn shrink(&mut self) {
+        let len = self.slots.len();
+        if self.slots.capacity() > 4 * len + 64 {
+            self.slots.shrink_to(2 * len);
+        }
+    }
+
     /// Asks for work on `key`. `changed` says the credential itself changed
     /// (a new `.top`): that clears a park and the backoff, so the job runs as
     /// soon as it is due. Without it, a credential that is backing off keeps
@@ -269,7 +279,7 @@ impl<K: Ord + Hash + Clone, T: Clone> Scheduler<K, T> {
         };
         match &mut slot.state {
             State::InFlight { again, .. } => {
-                *again = Some(merge_again(again.take(), ask));
+                *again = Some(Box::new(merge_again(again.take().map(|a| *a), ask)));
                 Submitted::Again
             }
             State::Queued(job) => {

@@ -149,7 +149,8 @@ impl Core {
     /// Starts a full pass (the scan found `problems`); results from here on
     /// override what the scan reads.
     pub fn begin_pass(&mut self, problems: usize) {
-        self.seen.clear();
+        // A new table: the last pass's (every credential after a fill) goes.
+        self.seen = HashMap::new();
         self.pass.begin(problems);
     }
 
@@ -165,6 +166,7 @@ impl Core {
 
     /// Ends the running pass.
     pub fn end_pass(&mut self) -> Summary {
+        self.sched.shrink();
         self.pass.end()
     }
 

@@ -426,7 +426,7 @@ impl Scanner {
                             user: user.into(),
                             stem: p.service.as_str().into(),
                         },
-                        task: Task::Provision(p.server.clone()),
+                        task: Task::Provision(p.server.as_str().into()),
                         need: Need::Missing,
                         deadline: now,
                         changed: false,
