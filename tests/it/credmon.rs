@@ -1666,10 +1666,14 @@ fn sigterm_drains_requests_in_flight_and_leaves_no_partial_file() {
 }
 
 /// Vault answers 503: the first credential to meet it marks the server
-/// failing; credentials that arrive after that are not sent to it at all
-/// (they wait for it without asking), while one probe at a time tries it;
-/// the server's first answer after the outage releases all of them at once,
-/// well before any credential's own backoff (two minutes here) would.
+/// failing; from then on one request at a time goes to it: a probe on the
+/// server's backoff, or a new credential whose submitter waits (the credd's
+/// SIGHUP), which goes out at once when no probe is out, so that it is
+/// served as soon as Vault answers again. Each new credential asks at most
+/// once while it fails; the server's first answer after the outage releases
+/// all of them at once, well before any credential's own backoff (two
+/// minutes here) would. (Routine credentials falling due wait without
+/// asking at all: `examples/bench_outage.rs`, docs/performance.md.)
 #[test]
 fn an_outage_holds_credentials_until_the_servers_first_answer() {
     const CREDS: &str = "/v1/secret/oauth/creds/";
@@ -1698,23 +1702,31 @@ fn an_outage_holds_credentials_until_the_servers_first_answer() {
         let (_, t) = top(&env, 3600);
         credd.store_and_kick(u, SVC, &t);
     }
-    let held = || {
-        cm.log_text()
-            .matches("waiting for it without asking")
+    // Every new credential met the outage (asked once, or waited for the
+    // probe out at the time).
+    let met = || {
+        let log = cm.log_text();
+        users
+            .iter()
+            .filter(|u| {
+                log.contains(&format!("{u}/{SVC}: Vault at"))
+                    || log.contains(&format!("refreshing {u}/{SVC}"))
+            })
             .count()
     };
     assert!(
-        wait::until(Duration::from_secs(10), || held() >= N),
-        "{} of {N} new credentials waited for the server without asking; log:\n{}",
-        held(),
+        wait::until(Duration::from_secs(10), || met() >= N),
+        "{} of {N} new credentials were tried; log:\n{}",
+        met(),
         cm.log_text()
     );
-    // Let a few probes fail (an event, not a pause: the count moves).
+    // Let a probe fail (an event, not a pause: the count moves); every
+    // failure so far lengthened the server's backoff, now at its 15 s cap.
     let before = env.vault.count_status(CREDS, 503);
-    assert!(wait::until(Duration::from_secs(10), || env
+    assert!(wait::until(Duration::from_secs(20), || env
         .vault
         .count_status(CREDS, 503)
-        >= before + 2));
+        > before));
     env.vault.clear_faults();
     let down = outage.elapsed();
     let back = Instant::now();
@@ -1732,13 +1744,13 @@ fn an_outage_holds_credentials_until_the_servers_first_answer() {
         recovered <= Duration::from_secs(17),
         "the backlog waited {recovered:?} after Vault was back (probes are at most 15 s apart)"
     );
-    // During the outage: the first credential's try, then probes, one at a
-    // time, at most one per second (the first probe interval); never one
-    // try per new credential.
+    // During the outage: the first credential's try, each new credential at
+    // most once, and probes at most one per second (the first probe
+    // interval).
     let failed = env.vault.count_status(CREDS, 503);
     let probes_max = 1 + down.as_secs() as usize + 1;
     assert!(
-        failed <= probes_max && failed < N,
+        failed <= N + probes_max,
         "{failed} requests during a {down:?} outage for {} credentials; log:\n{}",
         N + 1,
         cm.log_text()

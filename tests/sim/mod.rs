@@ -823,7 +823,7 @@ impl Sim {
                 continue;
             };
             self.vault.take_latency();
-            let may_ask = |server: &str| c.coord.shared.lock().may_ask(server, &job.key);
+            let may_ask = |server: &str| c.coord.shared.lock().may_ask(server, &job, now);
             let fetched = refresh::fetch(&c.ctx, &job.key, &job.task, &may_ask);
             let latency = self.vault.take_latency();
             if latency > Duration::from_millis(500) {

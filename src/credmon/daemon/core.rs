@@ -43,6 +43,8 @@ pub struct Job {
     pub key: Key,
     /// What to do.
     pub task: Task,
+    /// How badly jobs need it.
+    pub need: Need,
 }
 
 /// What a worker did to a credential since the scan of the current pass.
@@ -234,15 +236,20 @@ impl Core {
             Worker::Regular(i) if i < self.workers => false,
             Worker::Regular(_) => return None,
         };
-        let (key, task, _) = self.sched.take(now, missing_only)?;
+        let (key, task, need) = self.sched.take(now, missing_only)?;
         self.in_flight += 1;
-        Some(Job { key, task })
+        Some(Job { key, task, need })
     }
 
-    /// Whether `key`'s job may send its request to `server` now: not while
-    /// the server is failing, unless the job is its probe.
-    pub fn may_ask(&self, server: &str, key: &Key) -> bool {
-        self.servers.may_ask(server, key)
+    /// Whether `job` may send its request to `server` at `now`: not while
+    /// the server is failing, unless the job is its probe, or a submitter
+    /// waits for it and no probe is out (it becomes the probe).
+    pub fn may_ask(&mut self, server: &str, job: &Job, now: Mono) -> bool {
+        if job.need == Need::Waiting {
+            self.servers.may_ask_waiting(server, &job.key, now)
+        } else {
+            self.servers.may_ask(server, &job.key)
+        }
     }
 
     /// Whether `worker` has a job due at `now`.

@@ -43,6 +43,8 @@ struct Trouble {
     probe: Option<Key>,
     /// Credentials waiting for the server, oldest first.
     held: Vec<Key>,
+    /// No request before this: the server's own `Retry-After`.
+    asked_until: Mono,
 }
 
 /// The health of every Vault server; servers not listed are healthy.
@@ -62,6 +64,26 @@ impl Servers {
         self.failing
             .get(server)
             .is_none_or(|t| t.probe.as_ref() == Some(key))
+    }
+
+    /// Whether `key`, which a submitter is waiting for (the credd's SIGHUP
+    /// for a new credential), may ask `server` now: as [`Servers::may_ask`],
+    /// and also when no probe is out and the server asked for no pause that
+    /// still runs; it then goes out as the probe at once instead of waiting
+    /// for the probe's turn (up to [`PROBE_CAP`] after Vault came back).
+    pub fn may_ask_waiting(&mut self, server: &str, key: &Key, now: Mono) -> bool {
+        let Some(t) = self.failing.get_mut(server) else {
+            return true;
+        };
+        if t.probe.as_ref() == Some(key) {
+            return true;
+        }
+        if t.probe.is_some() || now < t.asked_until {
+            return false;
+        }
+        t.held.retain(|k| k != key);
+        t.probe = Some(key.clone());
+        true
     }
 
     /// How many servers are failing.
@@ -87,8 +109,12 @@ impl Servers {
             probe_at: now,
             probe: None,
             held: Vec::new(),
+            asked_until: now,
         });
         let asked = retry_after.map(|r| r.min(RETRY_AFTER_CAP));
+        if let Some(a) = asked {
+            t.asked_until = t.asked_until.max(now + a);
+        }
         if entering || t.probe.as_ref() == Some(key) {
             // The first failure, or the probe's: the next probe after the
             // server's backoff, and no sooner than it asked.
@@ -206,6 +232,33 @@ mod tests {
         assert!(!s.may_ask("vault:8200", &k("b")));
         s.answered("vault:8200");
         assert!(s.may_ask("vault:8200", &k("b")), "released");
+    }
+
+    #[test]
+    fn a_credential_someone_waits_for_probes_at_once_when_no_probe_is_out() {
+        // Found by the chaos soak (seed 31): new credentials stored just
+        // after Vault came back waited for the probe's turn, up to 9.9 s.
+        let v: Arc<str> = "vault:8200".into();
+        let mut s = Servers::default();
+        s.failed(&v, &k("a"), None, t(S), 1.0);
+        assert!(s.may_ask_waiting("other:8200", &k("n"), t(S)), "healthy");
+        assert!(!s.may_ask("vault:8200", &k("b")), "routine: waits");
+        assert!(
+            s.may_ask_waiting("vault:8200", &k("n"), t(S)),
+            "no probe out"
+        );
+        assert!(s.may_ask("vault:8200", &k("n")), "it is the probe");
+        assert!(
+            !s.may_ask_waiting("vault:8200", &k("m"), t(S)),
+            "one probe at a time"
+        );
+        s.probe(t(60 * S), |_| true);
+        assert_eq!(s.held(), 1, "the probe is not held twice: {s:?}");
+        s.answered("vault:8200");
+        // A server that asked for a pause is not asked before its end.
+        s.failed(&v, &k("a"), Some(30 * S), t(100 * S), 1.0);
+        assert!(!s.may_ask_waiting("vault:8200", &k("n"), t(129 * S)));
+        assert!(s.may_ask_waiting("vault:8200", &k("n"), t(130 * S)));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use super::core::{Job, Worker};
 use super::*;
 use crate::credmon::config::{self, knobs::Knobs};
 use crate::credmon::refresh::{Done, Key, Ran, RefreshError, Task};
+use crate::credmon::schedule::Need;
 use base64::prelude::*;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -135,6 +136,7 @@ impl Rig {
         let job = Job {
             key: key.clone(),
             task,
+            need: Need::Routine,
         };
         self.coord
             .shared
@@ -487,6 +489,7 @@ impl Rig {
         let job = Job {
             key: key.clone(),
             task,
+            need: Need::Routine,
         };
         self.coord.shared.record(&job, &ran, Duration::ZERO);
         Some(key)
@@ -519,6 +522,7 @@ fn a_failing_server_holds_its_credentials_until_its_first_answer() {
     let job = Job {
         key: probe.0,
         task: probe.1,
+        need: Need::Routine,
     };
     r.coord
         .shared

@@ -71,7 +71,10 @@ pub fn worker(worker: Worker, ctx: Arc<Ctx>, shared: Arc<Shared>) {
 /// Runs one job to its end: fetch, then write (grouped) or record at once.
 pub fn run(ctx: &Ctx, shared: &Shared, job: Job) {
     let started = shared.clock.mono();
-    let may_ask = |server: &str| shared.lock().may_ask(server, &job.key);
+    let may_ask = |server: &str| {
+        let now = shared.clock.mono();
+        shared.lock().may_ask(server, &job, now)
+    };
     match refresh::fetch(ctx, &job.key, &job.task, &may_ask) {
         Fetched::Done(ran) => finish(ctx, shared, &job, &ran, started),
         Fetched::Write(write) => match write.stage(ctx) {
