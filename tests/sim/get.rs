@@ -618,6 +618,7 @@ fn sim_api(vault: &Arc<Vault>, clock: &Clock) -> super::SimApi {
         vault: vault.clone(),
         clock: clock.clone(),
         origin: SystemTime::UNIX_EPOCH,
+        requests: Default::default(),
     }
 }
 
@@ -629,7 +630,7 @@ impl Api for Hide {
         self.0.server()
     }
     fn request_count(&self) -> u32 {
-        0
+        self.0.request_count()
     }
     fn login_kerberos(
         &self,

@@ -177,12 +177,21 @@ pub(crate) struct SimApi {
     pub(crate) vault: Arc<Vault>,
     pub(crate) clock: Clock,
     pub(crate) origin: SystemTime,
+    /// Requests made through it, for `get`'s log line.
+    pub(crate) requests: std::sync::atomic::AtomicU32,
 }
 
 impl SimApi {
     /// The world's true time (the host's wall clock may be off).
     fn now(&self) -> Mono {
         self.clock.mono()
+    }
+
+    /// One request to the modelled Vault: counted; the world's time.
+    fn request(&self) -> Mono {
+        self.requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.now()
     }
 }
 
@@ -203,11 +212,11 @@ impl Api for SimApi {
             .and_then(|(_, v)| v.parse::<u64>().ok())
             .unwrap_or(0);
         self.vault
-            .read_bearer(token, path, Duration::from_secs(minimum), self.now())
+            .read_bearer(token, path, Duration::from_secs(minimum), self.request())
     }
 
     fn request_count(&self) -> u32 {
-        0
+        self.requests.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The model's Kerberos login: the keytab's user (its file stem) at the
@@ -234,7 +243,7 @@ impl Api for SimApi {
             .unwrap_or_default()
             .to_owned();
         let _ = self.origin;
-        match self.vault.kerberos_login(&user, self.now()) {
+        match self.vault.kerberos_login(&user, self.request()) {
             Ok(l) => Ok(AuthInfo {
                 token: l.token,
                 lease_duration: Some(self.vault.token_ttl.as_secs()),
@@ -258,7 +267,7 @@ impl Api for SimApi {
     fn create_token(&self, token: &VaultToken, ttl_secs: u64) -> Result<AuthInfo, VaultError> {
         let (token, lease) =
             self.vault
-                .create_token(token, Duration::from_secs(ttl_secs), self.now())?;
+                .create_token(token, Duration::from_secs(ttl_secs), self.request())?;
         Ok(AuthInfo {
             token,
             lease_duration: Some(lease.as_secs()),
@@ -268,7 +277,7 @@ impl Api for SimApi {
     }
 
     fn lookup_self_ttl(&self, token: &VaultToken) -> Result<u64, VaultError> {
-        self.vault.lookup_self_ttl(token, self.now())
+        self.vault.lookup_self_ttl(token, self.request())
     }
 
     fn oidc_auth_url(
@@ -549,6 +558,7 @@ impl Sim {
         .with_seed(self.p.seed ^ self.stats.crashes);
         let api = Arc::new(SimApi {
             vault: self.vault.clone(),
+            requests: Default::default(),
             clock: self.clock.clone(),
             origin: self.clock.now(),
         });
