@@ -41,6 +41,7 @@ use nix::unistd::Pid;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
+use support::procfs::status_kb;
 use support::{Fault, TestEnv};
 
 const SERVICES: [&str; 5] = [
@@ -160,16 +161,6 @@ fn wait_for(path: &Path, limit: Duration) -> Option<Duration> {
         std::thread::sleep(Duration::from_micros(200));
     }
     None
-}
-
-fn status_kb(pid: u32, key: &str) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines()
-        .find(|l| l.starts_with(key))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
 }
 
 /// utime + stime in seconds.

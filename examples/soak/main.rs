@@ -43,6 +43,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::procfs::status_kb;
 use support::{Fault, TestEnv};
 use world::{Trouble, World};
 
@@ -528,22 +529,29 @@ struct Ending {
     window: usize,
 }
 
+/// Live credentials whose `.use` is missing or unreadable, or (with
+/// `expired`) past its expiry by the world's clock.
+fn without_use(soak: &Soak, expired: bool) -> usize {
+    soak.world
+        .live()
+        .iter()
+        .filter(|(_, p)| {
+            std::fs::read(p)
+                .ok()
+                .and_then(|b| reader::parse_use(&b))
+                .is_none_or(|exp| {
+                    expired && soak.world.clock.of_wall(exp) <= soak.world.clock.now()
+                })
+        })
+        .count()
+}
+
 /// Waits (bounded) for every initial credential's `.use`.
 fn warm_up(soak: &Soak) -> Result<f64, String> {
     let t0 = Instant::now();
     loop {
         soak.master.tick();
-        let missing = soak
-            .world
-            .live()
-            .iter()
-            .filter(|(_, p)| {
-                std::fs::read(p)
-                    .ok()
-                    .and_then(|b| reader::parse_use(&b))
-                    .is_none()
-            })
-            .count();
+        let missing = without_use(soak, false);
         if missing == 0 {
             return Ok(t0.elapsed().as_secs_f64());
         }
@@ -554,16 +562,6 @@ fn warm_up(soak: &Soak) -> Result<f64, String> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn status_kb(pid: u32, key: &str) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines()
-        .find(|l| l.starts_with(key))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
 }
 
 fn drive(
@@ -657,17 +655,7 @@ fn drive(
         let _ = soak.end(e);
     }
     // The final look: every live credential has a usable .use.
-    let final_missing = soak
-        .world
-        .live()
-        .iter()
-        .filter(|(_, p)| {
-            std::fs::read(p)
-                .ok()
-                .and_then(|b| reader::parse_use(&b))
-                .is_none_or(|exp| soak.world.clock.of_wall(exp) <= soak.world.clock.now())
-        })
-        .count();
+    let final_missing = without_use(soak, true);
     stop.store(true, Ordering::SeqCst);
     for t in threads {
         let _ = t.join();

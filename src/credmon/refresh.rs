@@ -163,7 +163,6 @@ impl Write {
     /// The job's end once the write was committed (or failed).
     pub fn finish(self, ctx: &Ctx, written: Result<(), FileError>) -> Ran {
         let key = &self.key;
-        let disk_failing = written.as_ref().err().is_some_and(disk_trouble);
         let outcome = match written {
             Ok(()) => {
                 ctx.clear_warning(key);
@@ -185,10 +184,10 @@ impl Write {
             }
         };
         Ran {
+            disk_failing: outcome.as_ref().is_err_and(RefreshError::disk_trouble),
             outcome,
             server: self.server,
             answered: true,
-            disk_failing,
             kdc: self.kdc,
         }
     }

@@ -96,6 +96,17 @@ struct State {
     rng: fastrand::Rng,
 }
 
+impl State {
+    /// Issues a new Vault token in state `t`.
+    fn mint(&mut self, t: TokenState) -> VaultToken {
+        let n = self.next_token;
+        self.next_token += 1;
+        let text = format!("hvs.sim{n:016x}");
+        self.tokens.insert(text.clone(), t);
+        VaultToken::new(&text).expect("a well-formed Vault token")
+    }
+}
+
 /// A login's answer: the new Vault token.
 #[derive(Debug, Clone)]
 pub struct Login {
@@ -166,20 +177,12 @@ impl Vault {
 
     /// A new Vault token for `user`'s credential, valid for the token TTL from `now`.
     pub fn mint_vault_token(&self, user: &str, now: Mono) -> VaultToken {
-        let mut st = self.lock();
-        let n = st.next_token;
-        st.next_token += 1;
-        let text = format!("hvs.sim{n:016x}");
-        st.tokens.insert(
-            text.clone(),
-            TokenState {
-                expires: now + self.token_ttl,
-                revoked: false,
-                path: cred_path(user),
-                parent: None,
-            },
-        );
-        VaultToken::new(&text).expect("a well-formed Vault token")
+        self.lock().mint(TokenState {
+            expires: now + self.token_ttl,
+            revoked: false,
+            path: cred_path(user),
+            parent: None,
+        })
     }
 
     /// Revokes every Vault token of `user`.
@@ -248,19 +251,12 @@ impl Vault {
             return Err(Self::denied("auth/token/create"));
         };
         let expires = (now + ttl).min(p.expires);
-        let n = st.next_token;
-        st.next_token += 1;
-        let text = format!("hvs.sim{n:016x}");
-        st.tokens.insert(
-            text.clone(),
-            TokenState {
-                expires,
-                revoked: false,
-                path: p.path,
-                parent: Some(parent.expose().to_owned()),
-            },
-        );
-        let token = VaultToken::new(&text).expect("a well-formed Vault token");
+        let token = st.mint(TokenState {
+            expires,
+            revoked: false,
+            path: p.path,
+            parent: Some(parent.expose().to_owned()),
+        });
         Ok((token, expires.since(now)))
     }
 

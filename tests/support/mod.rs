@@ -17,6 +17,7 @@ pub mod kdc;
 pub mod openbao;
 pub mod openbao_ha;
 pub mod pki;
+pub mod procfs;
 pub mod store_cred;
 pub mod vault;
 pub mod wait;
