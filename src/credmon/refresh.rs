@@ -31,23 +31,38 @@ use nix::sys::stat::FileStat;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-/// A credential: its user (directory name) and file stem. Cheap to clone:
-/// the names are shared.
+/// A credential: its user (directory name) and file stem. Cheap to clone
+/// and small (one pointer: the scheduler's tables hold a key per queued
+/// credential, some twice); the names inside are shared with the scan table.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Key {
+pub struct Key(Arc<Names>);
+
+/// The names of a credential ([`Key`] dereferences to them).
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Names {
     /// The user (directory name).
     pub user: Arc<str>,
     /// The file stem, `<service>` or `<service>_<handle>`.
     pub stem: Arc<str>,
 }
 
+impl std::ops::Deref for Key {
+    type Target = Names;
+
+    fn deref(&self) -> &Names {
+        &self.0
+    }
+}
+
 impl Key {
     /// The key of `user`'s credential `stem`.
     pub fn new(user: &str, stem: &str) -> Self {
-        Key {
-            user: user.into(),
-            stem: stem.into(),
-        }
+        Key::of(user.into(), stem.into())
+    }
+
+    /// The key of `user`'s credential `stem`, sharing the names.
+    pub fn of(user: Arc<str>, stem: Arc<str>) -> Self {
+        Key(Arc::new(Names { user, stem }))
     }
 }
 
@@ -63,7 +78,8 @@ pub enum Task {
     /// Renew the `.use` if the rules say so.
     Refresh,
     /// Create the `.top` for a keytab user on this Vault server (`host:port`), then refresh.
-    Provision(Arc<str>),
+    /// (An `Arc<String>`: one pointer, so that a queued job stays small.)
+    Provision(Arc<String>),
 }
 
 /// How a job that worked ended.

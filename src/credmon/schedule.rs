@@ -26,8 +26,7 @@
 
 use crate::backoff::Backoff;
 use crate::env::Mono;
-use std::collections::{BTreeSet, HashMap};
-use std::hash::Hash;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 mod need;
@@ -146,19 +145,22 @@ struct Slot<T> {
 
 /// The scheduler: credentials keyed by `K`, with a task `T` each.
 #[derive(Debug)]
-pub struct Scheduler<K: Ord + Hash + Clone, T: Clone> {
-    slots: HashMap<K, Slot<T>>,
+pub struct Scheduler<K: Ord + Clone, T: Clone> {
+    /// A B-tree, not a hash table: it grows a node at a time (a hash table
+    /// doubles, and holds both tables while it does: 1.6 MB at 10,000
+    /// credentials) and gives its room back as credentials leave.
+    slots: BTreeMap<K, Slot<T>>,
     ready: BTreeSet<ReadyKey<K>>,
     delayed: BTreeSet<DelayedKey<K>>,
     seq: u64,
     backoff: Backoff,
 }
 
-impl<K: Ord + Hash + Clone, T: Clone> Scheduler<K, T> {
+impl<K: Ord + Clone, T: Clone> Scheduler<K, T> {
     /// An empty scheduler whose retries follow `backoff`.
     pub fn new(backoff: Backoff) -> Self {
         Self {
-            slots: HashMap::new(),
+            slots: BTreeMap::new(),
             ready: BTreeSet::new(),
             delayed: BTreeSet::new(),
             seq: 0,
@@ -242,15 +244,6 @@ impl<K: Ord + Hash + Clone, T: Clone> Scheduler<K, T> {
     /// Consecutive failures of `key` (0 when unknown).
     pub fn failures(&self, key: &K) -> u32 {
         self.slots.get(key).map_or(0, |s| s.failures)
-    }
-
-    /// Gives back the room of a table that emptied (after a fill or a mass
-    /// refresh), keeping twice what is in it.
-    pub fn shrink(&mut self) {
-        let len = self.slots.len();
-        if self.slots.capacity() > 4 * len + 64 {
-            self.slots.shrink_to(2 * len);
-        }
     }
 
     /// Asks for work on `key`. `changed` says the credential itself changed

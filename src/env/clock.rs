@@ -12,10 +12,12 @@
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
-/// A point in monotonic time: the time since the clock's origin. It never
-/// goes back, whatever happens to the wall clock.
+/// A point in monotonic time: the time since the clock's origin, in
+/// nanoseconds (eight bytes: the scheduler keeps two per credential; the
+/// range is 584 years, and arithmetic saturates at its end). It never goes
+/// back, whatever happens to the wall clock.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Mono(Duration);
+pub struct Mono(u64);
 
 impl std::ops::Add<Duration> for Mono {
     type Output = Mono;
@@ -26,28 +28,38 @@ impl std::ops::Add<Duration> for Mono {
     }
 }
 
+/// A duration in whole nanoseconds, saturating at [`u64::MAX`].
+const fn nanos(d: Duration) -> u64 {
+    let n = d.as_nanos();
+    if n > u64::MAX as u128 {
+        u64::MAX
+    } else {
+        n as u64
+    }
+}
+
 impl Mono {
     /// The clock's origin.
-    pub const ZERO: Mono = Mono(Duration::ZERO);
+    pub const ZERO: Mono = Mono(0);
 
-    /// The instant `d` after the origin.
+    /// The instant `d` after the origin (saturating).
     pub const fn from_duration(d: Duration) -> Self {
-        Mono(d)
+        Mono(nanos(d))
     }
 
     /// Time since the origin.
     pub const fn as_duration(self) -> Duration {
-        self.0
+        Duration::from_nanos(self.0)
     }
 
     /// The instant `d` after this one (saturating).
     pub fn after(self, d: Duration) -> Mono {
-        Mono(self.0.saturating_add(d))
+        Mono(self.0.saturating_add(nanos(d)))
     }
 
     /// Time from `earlier` to `self` (zero when `earlier` is later).
     pub fn since(self, earlier: Mono) -> Duration {
-        self.0.saturating_sub(earlier.0)
+        Duration::from_nanos(self.0.saturating_sub(earlier.0))
     }
 
     /// The monotonic instant of wall time `wall`, given that the wall clock
@@ -141,8 +153,8 @@ impl Clock {
     pub fn mono(&self) -> Mono {
         match &*self.0 {
             #[allow(clippy::disallowed_methods)] // the seam itself
-            Source::System { origin } => Mono(origin.elapsed()),
-            Source::Manual(m) => Mono(lock(m).mono),
+            Source::System { origin } => Mono::from_duration(origin.elapsed()),
+            Source::Manual(m) => Mono::from_duration(lock(m).mono),
         }
     }
 
@@ -193,7 +205,7 @@ impl Clock {
     pub fn advance_to(&self, t: Mono) {
         if let Source::Manual(m) = &*self.0 {
             let mut m = lock(m);
-            m.mono = m.mono.max(t.0);
+            m.mono = m.mono.max(t.as_duration());
         }
     }
 

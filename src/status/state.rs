@@ -401,10 +401,7 @@ mod tests {
     use crate::credmon::refresh::Done;
 
     fn key(u: &str, s: &str) -> Key {
-        Key {
-            user: u.into(),
-            stem: s.into(),
-        }
+        Key::new(u, s)
     }
 
     fn fail(cause: &'static str, msg: &str) -> Outcome {

@@ -357,10 +357,7 @@ fn credmon_follows_changed_addresses(w: &mut World) -> R {
         std::sync::Arc::new(cfg),
         &Env::process().with_clock(clock.clone()),
     );
-    let key = Key {
-        user: "follow".into(),
-        stem: "igwn_robot".into(),
-    };
+    let key = Key::new("follow", "igwn_robot");
     let use_ = credd.use_path("follow", "igwn_robot");
     let last = std::cell::RefCell::new(String::new());
     let refresh = || {

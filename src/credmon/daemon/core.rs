@@ -148,12 +148,17 @@ impl Core {
         std::mem::take(&mut self.events)
     }
 
-    /// Starts a full pass (the scan found `problems`); results from here on
-    /// override what the scan reads.
-    pub fn begin_pass(&mut self, problems: usize) {
+    /// Starts a full pass, before its scan; results from here on override
+    /// what the scan reads.
+    pub fn begin_pass(&mut self) {
         // A new table: the last pass's (every credential after a fill) goes.
         self.seen = HashMap::new();
-        self.pass.begin(problems);
+        self.pass.begin();
+    }
+
+    /// The pass's scan found `problems` unusable entries (they count as failed).
+    pub fn pass_problems(&mut self, problems: usize) {
+        self.pass.problems(problems);
     }
 
     /// Whether a pass is running.
@@ -168,7 +173,6 @@ impl Core {
 
     /// Ends the running pass.
     pub fn end_pass(&mut self) -> Summary {
-        self.sched.shrink();
         self.pass.end()
     }
 

@@ -287,12 +287,22 @@ impl Coordinator {
     }
 
     /// Hands what a scan found to the core; returns how many were submitted.
-    fn submit(&mut self, found: Vec<Found>, how: Submit) -> usize {
-        let (now, wall) = (self.now(), self.wall());
-        let n = self.shared.lock().submit(found, how, now, wall);
-        if n > 0 {
-            self.shared.notify_work();
-        }
+    fn submit(&self, found: Vec<Found>, how: Submit) -> usize {
+        submit_to(&self.shared, found, how)
+    }
+
+    /// Scans (every user directory, or with `only_changed` those changed
+    /// since the last look) and submits what needs work as it is found;
+    /// returns how many were submitted.
+    fn scan_and_submit(&mut self, root: &SafeDir, only_changed: bool, how: Submit) -> usize {
+        let cfg = self.ctx.config();
+        let wall = self.wall();
+        let shared = &self.shared;
+        let mut n = 0;
+        self.scanner
+            .scan(&cfg, root, only_changed, wall, &mut |found| {
+                n += submit_to(shared, found, how);
+            });
         n
     }
 
@@ -306,14 +316,18 @@ impl Coordinator {
             log::warn!("{e}");
         }
         let (t0, wall) = (self.now(), self.wall());
-        let mut found = self.scanner.provision(&cfg, &root, wall);
-        found.extend(self.scanner.scan(&cfg, &root, false, wall));
-        self.shared.lock().begin_pass(self.scanner.problems);
+        self.shared.lock().begin_pass();
         let how = Submit {
             in_pass: true,
             hup: false,
         };
-        let n = self.submit(found, how);
+        let found = self.scanner.provision(&cfg, &root, wall);
+        let mut n = self.submit(found, how);
+        let problems = self.scanner.problems;
+        n += self.scan_and_submit(&root, false, how);
+        self.shared
+            .lock()
+            .pass_problems(problems + self.scanner.problems);
         log::debug!(
             "full pass: {n} credential(s) queued after a {:.1} ms scan",
             self.now().since(t0).as_secs_f64() * 1000.0
@@ -346,14 +360,12 @@ impl Coordinator {
             self.systemd.status(&status);
         }
         // Take note of our own writes so that the next SIGHUP looks only at new changes.
-        let cfg = self.ctx.config();
         if let Some(root) = self.root() {
-            let found = self.scanner.scan(&cfg, &root, true, self.wall());
             let how = Submit {
                 in_pass: false,
                 hup: false,
             };
-            self.submit(found, how);
+            self.scan_and_submit(&root, true, how);
         }
         summary
     }
@@ -487,16 +499,14 @@ impl Coordinator {
     /// reach the scheduler at once), then the configuration.
     fn on_hup(&mut self) {
         let t0 = self.now();
-        let cfg = self.ctx.config();
         if let Some(root) = self.root() {
             self.scanner.known = self.shared.lock().in_flight_keys();
-            let found = self.scanner.scan(&cfg, &root, true, self.wall());
-            self.scanner.known.clear();
             let how = Submit {
                 in_pass: false,
                 hup: true,
             };
-            let n = self.submit(found, how);
+            let n = self.scan_and_submit(&root, true, how);
+            self.scanner.known.clear();
             log::debug!(
                 "SIGHUP: {n} credential(s) queued after a {:.1} ms look at changed directories",
                 self.now().since(t0).as_secs_f64() * 1000.0
@@ -504,6 +514,17 @@ impl Coordinator {
         }
         self.start_reload();
     }
+}
+
+/// Hands what a scan found to the core and wakes the workers; returns how
+/// many were submitted.
+fn submit_to(shared: &Shared, found: Vec<Found>, how: Submit) -> usize {
+    let (now, wall) = (shared.clock.mono(), shared.clock.now());
+    let n = shared.lock().submit(found, how, now, wall);
+    if n > 0 {
+        shared.notify_work();
+    }
+    n
 }
 
 /// Sends `DC_SET_READY` to the parent condor_master (when there is one) from a

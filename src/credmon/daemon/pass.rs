@@ -36,13 +36,19 @@ pub struct Summary {
 }
 
 impl Pass {
-    /// Starts a pass; the scan found `problems` unusable entries.
-    pub fn begin(&mut self, problems: usize) {
+    /// Starts a pass.
+    pub fn begin(&mut self) {
         *self = Pass {
             active: true,
-            failed: problems,
             ..Pass::default()
         };
+    }
+
+    /// The pass's scan found `problems` unusable entries: they count as failed.
+    pub fn problems(&mut self, problems: usize) {
+        if self.active {
+            self.failed += problems;
+        }
     }
 
     /// The scan handed `key` to the scheduler: it counts as pending when it
@@ -145,7 +151,8 @@ mod tests {
         ];
         for (problems, steps, done, (refreshed, failed)) in table {
             let mut p = Pass::default();
-            p.begin(*problems);
+            p.begin();
+            p.problems(*problems);
             for s in steps.iter() {
                 match *s {
                     Queue(n, runs) => p.queued(k(n), runs),

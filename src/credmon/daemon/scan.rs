@@ -16,11 +16,17 @@ use crate::credmon::schedule::{self, Need};
 use crate::files::SafeDir;
 use nix::sys::stat::{FileStat, SFlag};
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// A directory stamp younger than this may hide a second change in the same
 /// clock tick: such a directory is read again.
 pub const SETTLE: Duration = Duration::from_secs(1);
+
+/// The scan hands what it found to its sink in batches of about this many
+/// (after the user directory that fills one), so that a scan of every
+/// credential never holds a list of them all.
+pub const BATCH: usize = 256;
 
 /// Every this many full passes, every user directory is read again even if
 /// its stamp did not change (a `.top` rewritten in place, a touched `.use`).
@@ -68,7 +74,14 @@ fn settled(stamp: Stamp, now: SystemTime) -> bool {
 
 /// The work a credential needs at `now`, if any: the renewal rules of
 /// [`policy::should_renew`], and the need and deadline of [`schedule::need`].
-fn needs_work(cfg: &Config, key: Key, cred: &mut Cred, now: SystemTime, out: &mut Vec<Found>) {
+/// The key is made (an allocation) only for a credential that needs work.
+fn needs_work(
+    cfg: &Config,
+    key: impl FnOnce() -> Key,
+    cred: &mut Cred,
+    now: SystemTime,
+    out: &mut Vec<Found>,
+) {
     let use_state = cred.use_file.map(|u| u.state());
     let top = cred.top_ctime.time();
     if policy::should_renew(use_state, top, now, cfg.minimum, cfg.refresh).is_none() {
@@ -78,7 +91,7 @@ fn needs_work(cfg: &Config, key: Key, cred: &mut Cred, now: SystemTime, out: &mu
     let changed = cred.queued_top != Ns::NEVER && cred.queued_top != cred.top_ctime;
     cred.queued_top = cred.top_ctime;
     out.push(Found {
-        key,
+        key: key(),
         task: Task::Refresh,
         need,
         deadline,
@@ -103,14 +116,16 @@ impl Scanner {
     }
 
     /// Looks at every user directory (or only those changed since the last
-    /// look) and returns the credentials that need work at wall time `now`.
+    /// look) and hands the credentials that need work at wall time `now` to
+    /// `sink`, in batches of about [`BATCH`].
     pub fn scan(
         &mut self,
         cfg: &Config,
         root: &SafeDir,
         only_changed: bool,
         now: SystemTime,
-    ) -> Vec<Found> {
+        sink: &mut dyn FnMut(Vec<Found>),
+    ) {
         self.problems = 0;
         let mut out = Vec::new();
         let names = match root.entries() {
@@ -118,7 +133,7 @@ impl Scanner {
             Err(e) => {
                 log::error!("{e}");
                 self.problems += 1;
-                return out;
+                return;
             }
         };
         let use_cache = !only_changed && {
@@ -126,6 +141,9 @@ impl Scanner {
             self.full_scans % COMPLETE_SCAN_EVERY != 1
         };
         for name in names {
+            if out.len() >= BATCH {
+                sink(std::mem::take(&mut out));
+            }
             let Some(stamp) = self.user_dir(root, &name) else {
                 continue;
             };
@@ -145,7 +163,9 @@ impl Scanner {
         if !only_changed {
             self.table.sweep();
         }
-        out
+        if !out.is_empty() {
+            sink(out);
+        }
     }
 
     /// The stamp (mtime, ctime) of `user`'s directory when it is one to look
@@ -188,11 +208,8 @@ impl Scanner {
         let user = self.table.user(name);
         let user_name = user.name.clone();
         for c in &mut user.creds {
-            let key = Key {
-                user: user_name.clone(),
-                stem: c.stem.clone(),
-            };
-            needs_work(cfg, key, c, now, out);
+            let stem = c.stem.clone();
+            needs_work(cfg, || Key::of(user_name.clone(), stem), c, now, out);
         }
     }
 
@@ -231,10 +248,7 @@ impl Scanner {
             };
             let stem = self.table.intern(stem);
             let user_name = self.table.user(name).name.clone();
-            let key = Key {
-                user: user_name,
-                stem: stem.clone(),
-            };
+            let key = Key::of(user_name, stem.clone());
             if quick && self.known.contains(&key) {
                 continue;
             }
@@ -247,6 +261,8 @@ impl Scanner {
         let user = self.table.user(name);
         if !quick {
             user.creds.retain(|c| present.contains(&c.stem));
+            // Exactly the room it needs: a Vec grown by pushes has up to twice.
+            user.creds.shrink_to_fit();
             user.looked = Some(stamp);
         }
     }
@@ -296,7 +312,7 @@ impl Scanner {
         };
         cred.top_ctime = top_ctime;
         cred.use_file = use_file;
-        needs_work(cfg, key, cred, now, out);
+        needs_work(cfg, || key, cred, now, out);
     }
 
     /// Removes a user directory's leftover temporary files, once per run.
@@ -422,11 +438,8 @@ impl Scanner {
                     .is_some_and(|d| matches!(d.stat(&format!("{}.top", p.service)), Ok(Some(_))));
                 if !exists {
                     out.push(Found {
-                        key: Key {
-                            user: user.into(),
-                            stem: p.service.as_str().into(),
-                        },
-                        task: Task::Provision(p.server.as_str().into()),
+                        key: Key::new(user, &p.service),
+                        task: Task::Provision(Arc::new(p.server.clone())),
                         need: Need::Missing,
                         deadline: now,
                         changed: false,

@@ -185,15 +185,9 @@ impl Table {
     /// Every credential with its key.
     pub fn credentials(&self) -> impl Iterator<Item = (Key, &Cred)> {
         self.users.iter().flat_map(|u| {
-            u.creds.iter().map(move |c| {
-                (
-                    Key {
-                        user: u.name.clone(),
-                        stem: c.stem.clone(),
-                    },
-                    c,
-                )
-            })
+            u.creds
+                .iter()
+                .map(move |c| (Key::of(u.name.clone(), c.stem.clone()), c))
         })
     }
 
@@ -234,10 +228,7 @@ impl Table {
 
     /// The key of a user's credential.
     pub fn key(user: &User, cred: &Cred) -> Key {
-        Key {
-            user: user.name.clone(),
-            stem: cred.stem.clone(),
-        }
+        Key::of(user.name.clone(), cred.stem.clone())
     }
 }
 
@@ -259,7 +250,7 @@ mod tests {
         }
         let alice = t.get("alice").map(|u| u.name.clone());
         assert_eq!(alice.as_deref(), Some("alice"));
-        let stems: Vec<_> = t.credentials().map(|(k, _)| k.stem).collect();
+        let stems: Vec<_> = t.credentials().map(|(k, _)| k.stem.clone()).collect();
         assert!(Arc::ptr_eq(&stems[0], &stems[1]));
         assert_eq!(t.len(), 2);
         // bob's directory is gone: only alice is seen by the next scan
