@@ -294,7 +294,7 @@ mod tests {
         assert_eq!(s.next_probe(), Some(t(3 * S + 2 * S)));
         // an answer releases all three
         let mut back = s.answered("vault:8200");
-        back.sort();
+        back.sort_by_key(Key::to_string);
         assert_eq!(back, vec![k("a"), k("b"), k("c")]);
         assert!(!s.is_failing("vault:8200"));
         assert_eq!(s.next_probe(), None);

@@ -359,7 +359,7 @@ fn every_sighup_requeues_every_skipped_credential() {
         .insert("TRUSTED_VAULT_HOSTS".into(), "vault.example".into());
     r.sighup();
     let mut got: Vec<_> = std::iter::from_fn(|| r.run(refreshed())).collect();
-    got.sort();
+    got.sort_by_key(Key::to_string);
     assert_eq!(got, vec![key("a"), key("b"), key("c")]);
 }
 

@@ -101,3 +101,22 @@ fn a_write_the_file_system_refuses_holds_the_credential_behind_the_disk() {
         assert_eq!(ran.disk_failing, disk, "{e}");
     }
 }
+
+#[test]
+fn keys_are_equal_by_their_names_whoever_made_them() {
+    let a = Key::new("alice", "igwn_robot");
+    let b = Key::of("alice".into(), "igwn_robot".into());
+    assert_eq!(a, b);
+    assert_eq!(a.cmp(&b), std::cmp::Ordering::Equal);
+    for other in [
+        Key::new("alice", "igwn"),
+        Key::new("alic", "eigwn_robot"),
+        Key::new("bob", "igwn_robot"),
+    ] {
+        assert_ne!(a, other);
+        assert_ne!(a.cmp(&other), std::cmp::Ordering::Equal);
+    }
+    let set: std::collections::HashSet<Key> = [a.clone(), b].into_iter().collect();
+    assert_eq!(set.len(), 1);
+    assert_eq!(a.to_string(), "alice/igwn_robot");
+}
