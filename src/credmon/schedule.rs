@@ -191,6 +191,13 @@ impl<K: Ord + Clone, T: Clone> Scheduler<K, T> {
         self.slots.contains_key(key)
     }
 
+    /// The scheduler's own copy of `key`, if it holds it: sharing it (a
+    /// `Key` is a pointer to its names) keeps one copy of the names per
+    /// credential, however many submissions made their own.
+    pub fn key(&self, key: &K) -> Option<&K> {
+        self.slots.get_key_value(key).map(|(k, _)| k)
+    }
+
     /// Whether `key` is parked (unusable until it changes or [`Scheduler::wake_parked`]).
     pub fn parked(&self, key: &K) -> bool {
         matches!(
@@ -266,6 +273,8 @@ impl<K: Ord + Clone, T: Clone> Scheduler<K, T> {
             deadline,
             changed,
         };
+        // The copy already held, if any, for the indexes too (see [`Scheduler::key`]).
+        let key = self.key(&key).cloned().unwrap_or(key);
         let Some(slot) = self.slots.get_mut(&key) else {
             self.queue(key, ask.into_job(now, seq), 0, now);
             return Submitted::Queued;

@@ -17,7 +17,7 @@ use crate::credmon::refresh::{Done, Key, Ran, RefreshError, Task};
 use crate::credmon::schedule::{Finish, Need, Scheduler, Submitted};
 use crate::env::Mono;
 use crate::metrics::CredmonMetrics;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -56,6 +56,33 @@ pub enum Seen {
     Removed,
 }
 
+/// A [`Seen`] in eight bytes (the pass's table holds one per credential
+/// refreshed: all of them after a fill): the expiry, or one of two values
+/// no expiry has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PackedSeen(i64);
+
+impl PackedSeen {
+    const NO_EXPIRY: i64 = i64::MIN;
+    const REMOVED: i64 = i64::MIN + 1;
+
+    fn of(seen: Seen) -> Self {
+        PackedSeen(match seen {
+            Seen::Refreshed(Some(exp)) => exp.max(Self::REMOVED + 1),
+            Seen::Refreshed(None) => Self::NO_EXPIRY,
+            Seen::Removed => Self::REMOVED,
+        })
+    }
+
+    fn get(self) -> Seen {
+        match self.0 {
+            Self::NO_EXPIRY => Seen::Refreshed(None),
+            Self::REMOVED => Seen::Removed,
+            exp => Seen::Refreshed(Some(exp)),
+        }
+    }
+}
+
 /// How a scan's findings are submitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Submit {
@@ -89,7 +116,8 @@ pub struct Core {
     sched: Scheduler<Key, Task>,
     servers: Servers,
     pass: Pass,
-    seen: HashMap<Key, Seen>,
+    /// A B-tree: a hash table doubles while the fill is at its peak.
+    seen: BTreeMap<Key, PackedSeen>,
     workers: usize,
     in_flight: usize,
     events: Events,
@@ -104,7 +132,7 @@ impl Core {
             sched: Scheduler::new(backoff),
             servers: Servers::default(),
             pass: Pass::default(),
-            seen: HashMap::new(),
+            seen: BTreeMap::new(),
             workers,
             in_flight: 0,
             events: Events::default(),
@@ -152,7 +180,7 @@ impl Core {
     /// what the scan reads.
     pub fn begin_pass(&mut self) {
         // A new table: the last pass's (every credential after a fill) goes.
-        self.seen = HashMap::new();
+        self.seen = BTreeMap::new();
         self.pass.begin();
     }
 
@@ -174,6 +202,13 @@ impl Core {
     /// Ends the running pass.
     pub fn end_pass(&mut self) -> Summary {
         self.pass.end()
+    }
+
+    /// Forgets the pass's results once its states are counted: nothing
+    /// reads them before the next pass (a table of every credential after a
+    /// fill, kept through the next mass refresh otherwise).
+    pub fn forget_results(&mut self) {
+        self.seen = BTreeMap::new();
     }
 
     /// Hands what a scan found at `now` (wall time `wall`) to the scheduler;
@@ -198,7 +233,8 @@ impl Core {
             if how.in_pass {
                 let runs = submitted != Submitted::Held
                     && (self.sched.due(&f.key, now) || self.sched.in_flight(&f.key));
-                self.pass.queued(f.key, runs);
+                let key = self.sched.key(&f.key).cloned().unwrap_or(f.key);
+                self.pass.queued(key, runs);
             }
         }
         n
@@ -333,7 +369,8 @@ impl Core {
         let e = match &ran.outcome {
             Ok(Done::Refreshed(exp, cause)) => {
                 self.metrics.record_refresh(wall, cause, took);
-                self.seen.insert(key.clone(), Seen::Refreshed(*exp));
+                self.seen
+                    .insert(key.clone(), PackedSeen::of(Seen::Refreshed(*exp)));
                 return Finish::Done;
             }
             Ok(Done::Nothing) => return Finish::Done,
@@ -343,7 +380,7 @@ impl Core {
         self.metrics.record_failure(e.cause(), took);
         match e {
             RefreshError::Remove { .. } => {
-                self.seen.insert(key.clone(), Seen::Removed);
+                self.seen.insert(key.clone(), PackedSeen::of(Seen::Removed));
                 self.servers.forget(key);
                 Finish::Done
             }
@@ -404,12 +441,12 @@ impl Core {
 
     /// What happened to `key` since the pass's scan.
     pub fn seen(&self, key: &Key) -> Option<Seen> {
-        self.seen.get(key).copied()
+        self.seen.get(key).map(|p| p.get())
     }
 
     /// Results since the pass's scan.
-    pub fn seen_all(&self) -> impl Iterator<Item = (&Key, &Seen)> {
-        self.seen.iter()
+    pub fn seen_all(&self) -> impl Iterator<Item = (&Key, Seen)> {
+        self.seen.iter().map(|(k, p)| (k, p.get()))
     }
 
     /// Whether `key` is parked (unusable until it changes).
@@ -455,3 +492,26 @@ impl Core {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod packed_tests {
+    use super::{PackedSeen, Seen};
+
+    #[test]
+    fn a_packed_result_reads_back_as_it_was() {
+        for seen in [
+            Seen::Refreshed(Some(1_700_000_000)),
+            Seen::Refreshed(Some(0)),
+            Seen::Refreshed(Some(-5)),
+            Seen::Refreshed(None),
+            Seen::Removed,
+        ] {
+            assert_eq!(PackedSeen::of(seen).get(), seen);
+        }
+        // An absurd expiry stays an expiry (the earliest one packable).
+        assert!(matches!(
+            PackedSeen::of(Seen::Refreshed(Some(i64::MIN))).get(),
+            Seen::Refreshed(Some(_))
+        ));
+    }
+}

@@ -352,6 +352,7 @@ impl Coordinator {
             "{}; last pass: {refreshed} refreshed, {failed} failed or skipped",
             self.end_pass_metrics()
         );
+        self.shared.lock().forget_results();
         self.passes += 1;
         if self.passes == 1 {
             self.systemd.ready(&status);

@@ -4,7 +4,7 @@
 //! once; then the coordinator touches `CREDMON_COMPLETE`.
 
 use crate::credmon::refresh::Key;
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 
 /// How a credential queued by the pass ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,7 +21,8 @@ pub enum Ended {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Pass {
     active: bool,
-    members: HashSet<Key>,
+    /// A B-tree: a hash table doubles while the fill is at its peak.
+    members: BTreeSet<Key>,
     refreshed: usize,
     failed: usize,
 }
@@ -99,7 +100,7 @@ impl Pass {
             refreshed: self.refreshed,
             failed: self.failed + self.members.len(),
         };
-        self.members = HashSet::new();
+        self.members = BTreeSet::new();
         summary
     }
 }

@@ -3,23 +3,23 @@
 
 use super::Coordinator;
 use super::core::Seen;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 impl Coordinator {
     /// Credentials by state and the soonest token expiry, from the scan of the
     /// pass and the workers' results since.
     pub(super) fn credential_states(&self) -> (BTreeMap<String, u64>, Option<i64>) {
         let core = self.shared.lock();
-        let mut states: BTreeMap<String, u64> = BTreeMap::new();
+        let mut states: BTreeMap<&'static str, u64> = BTreeMap::new();
         let mut soonest: Option<i64> = None;
-        let mut count = |state: &str, exp: Option<i64>| {
-            *states.entry(state.to_owned()).or_insert(0) += 1;
+        let mut count = |state: &'static str, exp: Option<i64>| {
+            *states.entry(state).or_insert(0) += 1;
             if let Some(e) = exp {
                 soonest = Some(soonest.map_or(e, |s| s.min(e)));
             }
         };
-        let mut counted = HashSet::new();
-        for (key, c) in self.scanner.table.credentials() {
+        let table = &self.scanner.table;
+        for (key, c) in table.credentials() {
             let use_exp = c.use_file.map(|u| u.exp).filter(|e| *e != i64::MIN);
             let (has_use, exp) = match core.seen(&key) {
                 Some(Seen::Removed) => continue,
@@ -36,22 +36,25 @@ impl Coordinator {
                 "missing"
             };
             count(state, exp);
-            counted.insert(key);
         }
         // Credentials the scan did not see (provisioned during the pass).
         for (key, seen) in core.seen_all() {
+            let scanned = table
+                .get(&key.user)
+                .is_some_and(|u| u.cred(&key.stem).is_some());
             if let Seen::Refreshed(exp) = seen
-                && !counted.contains(key)
+                && !scanned
             {
                 let state = if core.failures(key) > 0 {
                     "failing"
                 } else {
                     "fresh"
                 };
-                count(state, *exp);
+                count(state, exp);
             }
         }
-        (states, soonest)
+        let states = states.into_iter().map(|(s, n)| (s.to_owned(), n));
+        (states.collect(), soonest)
     }
 
     /// Ends the pass in the metrics and writes the metrics file when one is

@@ -9,6 +9,7 @@ use crate::credmon::policy::UseState;
 use crate::credmon::refresh::Key;
 use nix::sys::stat::FileStat;
 use std::collections::{HashMap, HashSet};
+use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -62,8 +63,10 @@ pub type Stamp = (Ns, Ns);
 /// A `.use` file as last read: identity, and the token's expiry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UseFile {
-    /// Inode, ctime and size: unchanged means the same contents.
-    pub ino: u64,
+    /// Inode, ctime and size: unchanged means the same contents. Never
+    /// zero (an inode 0 is stored as the largest number), so that an
+    /// `Option<UseFile>` takes no more room than a `UseFile`.
+    pub ino: NonZeroU64,
     /// Its ctime.
     pub ctime: Ns,
     /// Its size.
@@ -73,6 +76,11 @@ pub struct UseFile {
 }
 
 impl UseFile {
+    /// The stored form of an inode number.
+    pub fn ino(ino: u64) -> NonZeroU64 {
+        NonZeroU64::new(ino).unwrap_or(NonZeroU64::MAX)
+    }
+
     /// What the renewal rules need.
     pub fn state(&self) -> UseState {
         UseState {
@@ -259,6 +267,13 @@ mod tests {
         assert!(t.get("bob").is_none());
         assert_eq!(t.get("alice").map(|u| u.creds.len()), Some(1));
         assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn a_credential_record_stays_small() {
+        // About 100 bytes per credential all the time (docs/performance.md).
+        assert_eq!(std::mem::size_of::<Option<UseFile>>(), 32);
+        assert!(std::mem::size_of::<Cred>() <= 64);
     }
 
     #[test]

@@ -288,3 +288,28 @@ fn a_queued_credential_costs_few_bytes() {
     assert!(size_of::<Slot<Task>>() <= 56, "{}", size_of::<Slot<Task>>());
     assert!(size_of::<ReadyKey<Key>>() <= 32);
 }
+
+#[test]
+fn a_credential_submitted_again_keeps_one_copy_of_its_key() {
+    // Every scan makes a new key (one allocation); the scheduler keeps the
+    // first, in its table and its indexes alike.
+    use crate::credmon::refresh::Key;
+    let mut s: Scheduler<Key, ()> = Scheduler::new(Backoff {
+        base: 10 * S,
+        cap: 300 * S,
+    });
+    let first = Key::new("alice", "igwn");
+    let again = Key::new("alice", "igwn");
+    s.submit(first.clone(), (), Need::Routine, t(10 * S), false, t(S));
+    // more pressing: it is indexed again
+    s.submit(again.clone(), (), Need::Missing, t(S), false, t(S));
+    let held = s.key(&again).unwrap();
+    assert!(std::ptr::eq::<crate::credmon::refresh::Names>(
+        &**held, &*first
+    ));
+    let (taken, (), need) = s.take(t(S), false).unwrap();
+    assert_eq!(need, Need::Missing);
+    assert!(std::ptr::eq::<crate::credmon::refresh::Names>(
+        &*taken, &*first
+    ));
+}
