@@ -245,6 +245,27 @@ fn wait_pid(credd: &Credd, child: &Child) -> Result<(), String> {
 }
 
 /// Context switches (voluntary and not) of every thread of `pid`.
+/// CPU time of `pid`'s threads in seconds, exact: the scheduler's own
+/// account (`/proc/PID/task/*/schedstat`, nanoseconds on the CPU), where
+/// `/proc/PID/stat` charges whole clock ticks to whoever runs when one
+/// strikes and tripled a 5-minute idle figure that is a few dozen ticks.
+/// Threads that exit in between are not counted (none do while idle).
+fn run_seconds(pid: u32) -> Option<f64> {
+    let mut ns: u64 = 0;
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let s = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
+        ns += s
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Some(ns as f64 / 1e9)
+}
+
 fn context_switches(pid: u32) -> Option<u64> {
     let mut total = 0;
     for t in std::fs::read_dir(format!("/proc/{pid}/task"))
@@ -478,10 +499,10 @@ fn robot_credmon(
         "rust peak RSS after the fill MB",
         format!("{:.1}", fill_rss as f64 / 1024.0),
     );
-    let c0 = cpu_seconds(pid).ok_or("cannot read /proc stat")?;
+    let c0 = run_seconds(pid).ok_or("cannot read /proc schedstat")?;
     let s0 = context_switches(pid).ok_or("cannot read /proc task status")?;
     std::thread::sleep(Duration::from_secs(o.idle_secs));
-    let idle_cpu = cpu_seconds(pid).ok_or("cannot read /proc stat")? - c0;
+    let idle_cpu = run_seconds(pid).ok_or("cannot read /proc schedstat")? - c0;
     let switches = context_switches(pid).ok_or("cannot read /proc task status")? - s0;
     report(
         "rust idle CPU s per 5 min",
