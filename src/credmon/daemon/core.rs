@@ -179,8 +179,8 @@ impl Core {
     /// Starts a full pass, before its scan; results from here on override
     /// what the scan reads.
     pub fn begin_pass(&mut self) {
-        // A new table: the last pass's (every credential after a fill) goes.
-        self.seen = BTreeMap::new();
+        // Results recorded since the last pass ended (SIGHUP work) go too.
+        self.forget_results();
         self.pass.begin();
     }
 

@@ -192,11 +192,9 @@ impl Table {
 
     /// Every credential with its key.
     pub fn credentials(&self) -> impl Iterator<Item = (Key, &Cred)> {
-        self.users.iter().flat_map(|u| {
-            u.creds
-                .iter()
-                .map(move |c| (Key::of(u.name.clone(), c.stem.clone()), c))
-        })
+        self.users
+            .iter()
+            .flat_map(|u| u.creds.iter().map(move |c| (Table::key(u, c), c)))
     }
 
     /// How many credentials are known.
