@@ -369,8 +369,7 @@ impl Core {
         let e = match &ran.outcome {
             Ok(Done::Refreshed(exp, cause)) => {
                 self.metrics.record_refresh(wall, cause, took);
-                self.seen
-                    .insert(key.clone(), PackedSeen::of(Seen::Refreshed(*exp)));
+                self.note_seen(key, Seen::Refreshed(*exp));
                 return Finish::Done;
             }
             Ok(Done::Nothing) => return Finish::Done,
@@ -380,7 +379,7 @@ impl Core {
         self.metrics.record_failure(e.cause(), took);
         match e {
             RefreshError::Remove { .. } => {
-                self.seen.insert(key.clone(), PackedSeen::of(Seen::Removed));
+                self.note_seen(key, Seen::Removed);
                 self.servers.forget(key);
                 Finish::Done
             }
@@ -389,6 +388,16 @@ impl Core {
             },
             RefreshError::Relogin { .. } => Finish::Retry { at_least: None },
             RefreshError::WaitForTop { .. } => Finish::Park,
+        }
+    }
+
+    /// Keeps what a worker did to `key` for the running pass's count of
+    /// states; outside a pass nothing reads it (the next pass starts
+    /// without it), so nothing is kept: a mass refresh between passes
+    /// holds no table of every credential.
+    fn note_seen(&mut self, key: &Key, seen: Seen) {
+        if self.pass.active() {
+            self.seen.insert(key.clone(), PackedSeen::of(seen));
         }
     }
 
