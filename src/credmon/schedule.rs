@@ -26,7 +26,8 @@
 
 use crate::backoff::Backoff;
 use crate::env::Mono;
-use std::collections::{BTreeMap, BTreeSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::time::Duration;
 
 mod need;
@@ -71,17 +72,20 @@ pub enum Submitted {
 }
 
 /// The ordering key of a due job: need, deadline, arrival.
-type ReadyKey<K> = (Need, Mono, u64, K);
+type ReadyKey<K> = (Need, Mono, u32, K);
 /// The ordering key of a job waiting for its not-before time.
-type DelayedKey<K> = (Mono, u64, K);
+type DelayedKey<K> = (Mono, u32, K);
 
+/// What will run for a credential, and in which order.
 #[derive(Debug, Clone)]
 struct Job<T> {
     task: T,
-    need: Need,
     deadline: Mono,
     not_before: Mono,
-    seq: u64,
+    /// Arrival order, for ties. It wraps after 2^32 submissions (months at
+    /// 100,000 credentials), which only reorders ties once.
+    seq: u32,
+    need: Need,
 }
 
 /// A submission that arrived while the credential was in flight.
@@ -95,7 +99,7 @@ struct Again<T> {
 
 impl<T> Again<T> {
     /// A new job for this submission, due at once.
-    fn into_job(self, now: Mono, seq: u64) -> Job<T> {
+    fn into_job(self, now: Mono, seq: u32) -> Job<T> {
         Job {
             task: self.task,
             need: self.need,
@@ -122,25 +126,28 @@ fn merge_again<T>(old: Option<Again<T>>, new: Again<T>) -> Again<T> {
     }
 }
 
-#[derive(Debug, Clone)]
-enum State<T> {
-    Queued(Job<T>),
-    InFlight {
-        job: Job<T>,
-        /// Boxed: rare, and a slot stays small without it.
-        again: Option<Box<Again<T>>>,
-    },
+/// Where a credential's job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Waiting for a worker (due, or backing off).
+    Queued,
+    /// A worker runs it.
+    InFlight,
     /// Unusable until something changes; the job is kept for [`Scheduler::wake_parked`].
-    Parked(Job<T>),
+    Parked,
     /// Waiting for its Vault server; the job is kept for [`Scheduler::release`].
-    Held(Job<T>),
+    Held,
 }
 
+/// A credential's place: its job, where it is and its failures, in 40
+/// bytes (a submission that arrives while it is in flight is kept aside,
+/// in [`Scheduler::again`]: rare, and a slot stays small without it).
 #[derive(Debug, Clone)]
 struct Slot<T> {
-    state: State<T>,
+    job: Job<T>,
     /// Consecutive failures.
     failures: u32,
+    kind: Kind,
 }
 
 /// The scheduler: credentials keyed by `K`, with a task `T` each.
@@ -150,10 +157,26 @@ pub struct Scheduler<K: Ord + Clone, T: Clone> {
     /// doubles, and holds both tables while it does: 1.6 MB at 10,000
     /// credentials) and gives its room back as credentials leave.
     slots: BTreeMap<K, Slot<T>>,
-    ready: BTreeSet<ReadyKey<K>>,
+    /// Submissions for credentials in flight, run when they finish.
+    again: BTreeMap<K, Again<T>>,
+    /// The due jobs, most pressing first: a binary heap in one array (a
+    /// B-tree filled in arrival order keeps its nodes half empty: twice
+    /// the bytes in a fill). An entry whose credential moved on (a sooner
+    /// submission, gone) is stale: it is skipped when it comes to the top,
+    /// and the array is rebuilt when stale entries outnumber live ones.
+    ready: BinaryHeap<Reverse<ReadyKey<K>>>,
+    /// Live entries of `ready`.
+    ready_live: usize,
     delayed: BTreeSet<DelayedKey<K>>,
-    seq: u64,
+    seq: u32,
     backoff: Backoff,
+}
+
+/// Whether a `ready` entry is its credential's queued job.
+fn live<K: Ord, T>(slots: &BTreeMap<K, Slot<T>>, r: &ReadyKey<K>) -> bool {
+    slots.get(&r.3).is_some_and(|s| {
+        s.kind == Kind::Queued && (s.job.need, s.job.deadline, s.job.seq) == (r.0, r.1, r.2)
+    })
 }
 
 impl<K: Ord + Clone, T: Clone> Scheduler<K, T> {
@@ -161,7 +184,9 @@ impl<K: Ord + Clone, T: Clone> Scheduler<K, T> {
     pub fn new(backoff: Backoff) -> Self {
         Self {
             slots: BTreeMap::new(),
-            ready: BTreeSet::new(),
+            again: BTreeMap::new(),
+            ready: BinaryHeap::new(),
+            ready_live: 0,
             delayed: BTreeSet::new(),
             seq: 0,
             backoff,
@@ -175,15 +200,16 @@ impl<K: Ord + Clone, T: Clone> Scheduler<K, T> {
 
     /// How many credentials are queued (due or not).
     pub fn queued(&self) -> usize {
-        self.ready.len() + self.delayed.len()
+        self.ready_live + self.delayed.len()
+    }
+
+    fn kind(&self, key: &K) -> Option<Kind> {
+        self.slots.get(key).map(|s| s.kind)
     }
 
     /// Whether `key` is being worked on.
     pub fn in_flight(&self, key: &K) -> bool {
-        matches!(
-            self.slots.get(key).map(|s| &s.state),
-            Some(State::InFlight { .. })
-        )
+        self.kind(key) == Some(Kind::InFlight)
     }
 
     /// Whether the scheduler holds `key` (queued, in flight or parked).
@@ -200,39 +226,33 @@ impl<K: Ord + Clone, T: Clone> Scheduler<K, T> {
 
     /// Whether `key` is parked (unusable until it changes or [`Scheduler::wake_parked`]).
     pub fn parked(&self, key: &K) -> bool {
-        matches!(
-            self.slots.get(key).map(|s| &s.state),
-            Some(State::Parked(_))
-        )
+        self.kind(key) == Some(Kind::Parked)
     }
 
     /// Whether `key` waits for its Vault server ([`Finish::Hold`]).
     pub fn held(&self, key: &K) -> bool {
-        matches!(self.slots.get(key).map(|s| &s.state), Some(State::Held(_)))
+        self.kind(key) == Some(Kind::Held)
     }
 
     /// Whether `key` is queued and due at `now` (not backing off).
     pub fn due(&self, key: &K, now: Mono) -> bool {
-        matches!(
-            self.slots.get(key).map(|s| &s.state),
-            Some(State::Queued(job)) if job.not_before <= now
-        )
+        self.next_try(key).is_some_and(|t| t <= now)
     }
 
     /// The credentials being worked on.
     pub fn in_flight_keys(&self) -> impl Iterator<Item = &K> {
-        self.slots.iter().filter_map(|(k, s)| match s.state {
-            State::InFlight { .. } => Some(k),
-            _ => None,
-        })
+        self.slots
+            .iter()
+            .filter_map(|(k, s)| (s.kind == Kind::InFlight).then_some(k))
     }
 
     /// Whether a job is due at `now`; with `missing_only`, one with no usable `.use`.
     pub fn has_due(&mut self, now: Mono, missing_only: bool) -> bool {
         self.promote(now);
+        self.settle();
         self.ready
-            .first()
-            .is_some_and(|r| !missing_only || r.0 != Need::Routine)
+            .peek()
+            .is_some_and(|Reverse(r)| !missing_only || r.0 != Need::Routine)
     }
 
     /// When the first job that is backing off becomes due.
@@ -242,10 +262,10 @@ impl<K: Ord + Clone, T: Clone> Scheduler<K, T> {
 
     /// When `key`'s queued job may run (its backoff), if it is queued.
     pub fn next_try(&self, key: &K) -> Option<Mono> {
-        match self.slots.get(key).map(|s| &s.state) {
-            Some(State::Queued(job)) => Some(job.not_before),
-            _ => None,
-        }
+        self.slots
+            .get(key)
+            .filter(|s| s.kind == Kind::Queued)
+            .map(|s| s.job.not_before)
     }
 
     /// Consecutive failures of `key` (0 when unknown).
@@ -279,22 +299,22 @@ impl<K: Ord + Clone, T: Clone> Scheduler<K, T> {
             self.queue(key, ask.into_job(now, seq), 0, now);
             return Submitted::Queued;
         };
-        match &mut slot.state {
-            State::InFlight { again, .. } => {
-                *again = Some(Box::new(merge_again(again.take().map(|a| *a), ask)));
+        match slot.kind {
+            Kind::InFlight => {
+                let merged = merge_again(self.again.remove(&key), ask);
+                self.again.insert(key, merged);
                 Submitted::Again
             }
-            State::Queued(job) => {
-                let job = job.clone();
+            Kind::Queued => {
                 if changed {
                     slot.failures = 0;
                 }
-                let failures = slot.failures;
+                let (job, failures) = (slot.job.clone(), slot.failures);
                 self.merge_queued(key, job, failures, ask, now);
                 Submitted::Merged
             }
-            State::Parked(_) | State::Held(_) if !changed => Submitted::Held,
-            State::Parked(_) | State::Held(_) => {
+            Kind::Parked | Kind::Held if !changed => Submitted::Held,
+            Kind::Parked | Kind::Held => {
                 self.queue(key, ask.into_job(now, seq), 0, now);
                 Submitted::Queued
             }
@@ -325,19 +345,17 @@ impl<K: Ord + Clone, T: Clone> Scheduler<K, T> {
     /// need is [`Need::Waiting`] or [`Need::Missing`] (the reserved worker's rule).
     pub fn take(&mut self, now: Mono, missing_only: bool) -> Option<(K, T, Need)> {
         self.promote(now);
-        let first = self.ready.first()?.clone();
+        self.settle();
+        let Reverse(first) = self.ready.peek()?;
         if missing_only && first.0 == Need::Routine {
             return None;
         }
-        self.ready.remove(&first);
-        let key = first.3;
+        let Reverse((_, _, _, key)) = self.ready.pop()?;
+        self.ready_live = self.ready_live.saturating_sub(1);
         let slot = self.slots.get_mut(&key)?;
-        let State::Queued(job) = &slot.state else {
-            return None;
-        };
-        let job = job.clone();
-        let out = (key, job.task.clone(), job.need);
-        slot.state = State::InFlight { job, again: None };
+        slot.kind = Kind::InFlight;
+        let out = (key, slot.job.task.clone(), slot.job.need);
+        self.settle();
         Some(out)
     }
 
@@ -346,10 +364,11 @@ impl<K: Ord + Clone, T: Clone> Scheduler<K, T> {
         let Some(slot) = self.slots.get(key) else {
             return;
         };
-        let State::InFlight { job, again } = &slot.state else {
+        if slot.kind != Kind::InFlight {
             return;
-        };
-        let (job, again, failures) = (job.clone(), again.clone(), slot.failures);
+        }
+        let (job, failures) = (slot.job.clone(), slot.failures);
+        let again = self.again.remove(key);
         let seq = self.next_seq();
         // What runs next: a newer submission wins over the finished job.
         let next = |not_before: Mono| match &again {
@@ -390,11 +409,15 @@ impl<K: Ord + Clone, T: Clone> Scheduler<K, T> {
             }
             Finish::Park | Finish::Hold if changed => self.queue(key.clone(), next(now), 0, now),
             Finish::Park | Finish::Hold => {
+                let (job, kind) = match how {
+                    Finish::Hold => (next(now), Kind::Held),
+                    _ => (job, Kind::Parked),
+                };
                 if let Some(slot) = self.slots.get_mut(key) {
-                    slot.failures = failures.saturating_add(1);
-                    slot.state = match how {
-                        Finish::Hold => State::Held(next(now)),
-                        _ => State::Parked(job),
+                    *slot = Slot {
+                        job,
+                        failures: failures.saturating_add(1),
+                        kind,
                     };
                 }
             }
@@ -404,14 +427,10 @@ impl<K: Ord + Clone, T: Clone> Scheduler<K, T> {
     /// Queues a held credential again, due at `now`, keeping its failure
     /// count; false when `key` is not held (it changed or went meanwhile).
     pub fn release(&mut self, key: &K, now: Mono) -> bool {
-        let Some(Slot {
-            state: State::Held(job),
-            failures,
-        }) = self.slots.get(key)
-        else {
+        let Some(slot) = self.slots.get(key).filter(|s| s.kind == Kind::Held) else {
             return false;
         };
-        let (failures, job) = (*failures, job.clone());
+        let (failures, job) = (slot.failures, slot.job.clone());
         let job = Job {
             not_before: now,
             seq: self.next_seq(),
@@ -427,10 +446,8 @@ impl<K: Ord + Clone, T: Clone> Scheduler<K, T> {
         let mut parked: Vec<(K, Job<T>)> = self
             .slots
             .iter()
-            .filter_map(|(k, s)| match &s.state {
-                State::Parked(job) => Some((k.clone(), job.clone())),
-                _ => None,
-            })
+            .filter(|(_, s)| s.kind == Kind::Parked)
+            .map(|(k, s)| (k.clone(), s.job.clone()))
             .collect();
         // In their order of arrival, whatever the map's order (replayable runs).
         parked.sort_by_key(|(_, job)| job.seq);
@@ -459,14 +476,10 @@ impl<K: Ord + Clone, T: Clone> Scheduler<K, T> {
             .collect();
         let mut n = 0;
         for key in delayed {
-            let Some(Slot {
-                state: State::Queued(job),
-                failures,
-            }) = self.slots.get(&key)
-            else {
+            let Some(slot) = self.slots.get(&key).filter(|s| s.kind == Kind::Queued) else {
                 continue;
             };
-            let (mut job, failures) = (job.clone(), *failures);
+            let (mut job, failures) = (slot.job.clone(), slot.failures);
             self.unindex(&key, &job);
             job.not_before = now;
             self.queue(key, job, failures, now);
@@ -480,14 +493,14 @@ impl<K: Ord + Clone, T: Clone> Scheduler<K, T> {
         let Some(slot) = self.slots.get(key) else {
             return;
         };
-        match &slot.state {
-            State::InFlight { .. } => {}
-            State::Queued(job) => {
-                let job = job.clone();
-                self.unindex(key, &job);
+        match slot.kind {
+            Kind::InFlight => {}
+            Kind::Queued => {
+                let job = slot.job.clone();
                 self.slots.remove(key);
+                self.unindex(key, &job);
             }
-            State::Parked(_) | State::Held(_) => {
+            Kind::Parked | Kind::Held => {
                 self.slots.remove(key);
             }
         }
@@ -496,14 +509,14 @@ impl<K: Ord + Clone, T: Clone> Scheduler<K, T> {
     /// When the next queued job becomes due (`None`: nothing queued, or a
     /// job is due already and `take` should be called).
     pub fn next_due(&self, now: Mono) -> Option<Mono> {
-        if !self.ready.is_empty() {
+        if self.ready_live > 0 {
             return Some(now);
         }
         self.delayed.first().map(|d| d.0.max(now))
     }
 
-    fn next_seq(&mut self) -> u64 {
-        self.seq += 1;
+    fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
         self.seq
     }
 
@@ -513,8 +526,9 @@ impl<K: Ord + Clone, T: Clone> Scheduler<K, T> {
         self.slots.insert(
             key,
             Slot {
-                state: State::Queued(job),
+                job,
                 failures,
+                kind: Kind::Queued,
             },
         );
     }
@@ -524,14 +538,35 @@ impl<K: Ord + Clone, T: Clone> Scheduler<K, T> {
             self.delayed.insert((job.not_before, job.seq, key.clone()));
         } else {
             self.ready
-                .insert((job.need, job.deadline, job.seq, key.clone()));
+                .push(Reverse((job.need, job.deadline, job.seq, key.clone())));
+            self.ready_live += 1;
         }
     }
 
+    /// Takes a queued job out of its index: out of `delayed` at once; in
+    /// `ready` its entry goes stale.
     fn unindex(&mut self, key: &K, job: &Job<T>) {
-        self.delayed.remove(&(job.not_before, job.seq, key.clone()));
-        self.ready
-            .remove(&(job.need, job.deadline, job.seq, key.clone()));
+        if !self.delayed.remove(&(job.not_before, job.seq, key.clone())) {
+            self.ready_live = self.ready_live.saturating_sub(1);
+            if self.ready.len() > 2 * self.ready_live + 64 {
+                let mut entries = std::mem::take(&mut self.ready).into_vec();
+                entries.retain(|Reverse(r)| live(&self.slots, r));
+                self.ready = BinaryHeap::from(entries);
+            }
+        }
+    }
+
+    /// Drops stale entries from the top of `ready`, and its array once empty.
+    fn settle(&mut self) {
+        while let Some(Reverse(top)) = self.ready.peek() {
+            if live(&self.slots, top) {
+                return;
+            }
+            self.ready.pop();
+        }
+        if self.ready.capacity() > 64 {
+            self.ready = BinaryHeap::new();
+        }
     }
 
     /// Moves jobs whose not-before has come into the ready set.
@@ -540,14 +575,16 @@ impl<K: Ord + Clone, T: Clone> Scheduler<K, T> {
             if first.0 > now {
                 break;
             }
-            let (_, seq, key) = first.clone();
-            self.delayed.remove(&(first.0, seq, key.clone()));
-            if let Some(Slot {
-                state: State::Queued(job),
-                ..
-            }) = self.slots.get(&key)
+            let Some((_, seq, key)) = self.delayed.pop_first() else {
+                break;
+            };
+            if let Some(s) = self.slots.get(&key)
+                && s.kind == Kind::Queued
+                && s.job.seq == seq
             {
-                self.ready.insert((job.need, job.deadline, job.seq, key));
+                let r = (s.job.need, s.job.deadline, seq, key);
+                self.ready.push(Reverse(r));
+                self.ready_live += 1;
             }
         }
     }

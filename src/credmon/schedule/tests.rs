@@ -285,8 +285,8 @@ fn a_queued_credential_costs_few_bytes() {
     assert_eq!(size_of::<Key>(), 8);
     assert_eq!(size_of::<Task>(), 8);
     assert_eq!(size_of::<Mono>(), 8);
-    assert!(size_of::<Slot<Task>>() <= 56, "{}", size_of::<Slot<Task>>());
-    assert!(size_of::<ReadyKey<Key>>() <= 32);
+    assert!(size_of::<Slot<Task>>() <= 40, "{}", size_of::<Slot<Task>>());
+    assert!(size_of::<ReadyKey<Key>>() <= 24);
 }
 
 #[test]
@@ -310,4 +310,21 @@ fn a_credential_submitted_again_keeps_one_copy_of_its_key() {
         matches!(&taken, Some((k, (), Need::Missing)) if same(k)),
         "{taken:?}"
     );
+}
+
+#[test]
+fn stale_entries_of_the_due_heap_stay_bounded_and_never_run() {
+    let mut s = sched();
+    // Every submission is more pressing than the last: each leaves a stale entry.
+    for i in 0..1_000 {
+        s.submit("a", (), Need::Routine, t((10_000 - i) * S), false, t(S));
+    }
+    // Gone while due: its entry is stale too.
+    s.submit("b", (), Need::Missing, t(S), false, t(S));
+    s.forget(&"b");
+    assert_eq!(s.queued(), 1);
+    assert!(s.ready.len() <= 2 * s.ready_live + 64, "{}", s.ready.len());
+    assert_eq!(drain(&mut s, t(S)), vec!["a"]);
+    assert_eq!((s.queued(), s.next_due(t(S))), (0, None));
+    assert!(s.ready.is_empty());
 }
