@@ -82,14 +82,13 @@ fn needs_work(
     now: SystemTime,
     out: &mut Vec<Found>,
 ) {
-    let use_state = cred.use_file.map(|u| u.state());
-    let top = cred.top_ctime.time();
+    let use_state = cred.use_file().map(|u| u.state());
+    let top = cred.top_ctime().time();
     if policy::should_renew(use_state, top, now, cfg.minimum, cfg.refresh).is_none() {
         return;
     }
     let (need, deadline) = schedule::need(use_state, top, now, cfg.minimum, cfg.refresh);
-    let changed = cred.queued_top != Ns::NEVER && cred.queued_top != cred.top_ctime;
-    cred.queued_top = cred.top_ctime;
+    let changed = cred.hand_over();
     out.push(Found {
         key: key(),
         task: Task::Refresh,
@@ -292,26 +291,21 @@ impl Scanner {
             .table
             .get(&key.user)
             .and_then(|u| u.cred(&key.stem))
-            .and_then(|c| c.use_file);
+            .and_then(Cred::use_file);
         let use_file = self.use_file(dir, &key, cached);
         let user = self.table.user(&key.user);
         let cred = match user.cred_mut(&key.stem) {
             Some(c) => c,
             None => {
-                user.creds.push(Cred {
-                    stem: key.stem.clone(),
-                    top_ctime,
-                    queued_top: Ns::NEVER,
-                    use_file: None,
-                });
+                user.creds.push(Cred::new(key.stem.clone(), top_ctime));
                 let Some(c) = user.creds.last_mut() else {
                     return;
                 };
                 c
             }
         };
-        cred.top_ctime = top_ctime;
-        cred.use_file = use_file;
+        cred.set_top_ctime(top_ctime);
+        cred.set_use_file(use_file);
         needs_work(cfg, || key, cred, now, out);
     }
 
@@ -389,7 +383,7 @@ impl Scanner {
         if kind(&st) != SFlag::S_IFREG {
             return None;
         }
-        let (ino, ctime, size) = (UseFile::ino(st.st_ino), Ns::ctime(&st), st.st_size);
+        let (ino, ctime, size) = (UseFile::ino(st.st_ino), Ns::ctime(&st), UseFile::size(st.st_size));
         if let Some(c) = cached
             && (c.ino, c.ctime, c.size) == (ino, ctime, size)
         {

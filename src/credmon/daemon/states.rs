@@ -20,11 +20,12 @@ impl Coordinator {
         };
         let table = &self.scanner.table;
         for (key, c) in table.credentials() {
-            let use_exp = c.use_file.map(|u| u.exp).filter(|e| *e != i64::MIN);
+            let use_file = c.use_file();
+            let use_exp = use_file.map(|u| u.exp).filter(|e| *e != i64::MIN);
             let (has_use, exp) = match core.seen(&key) {
                 Some(Seen::Removed) => continue,
                 Some(Seen::Refreshed(exp)) => (true, exp),
-                None => (c.use_file.is_some(), use_exp),
+                None => (use_file.is_some(), use_exp),
             };
             let state = if core.parked(&key) {
                 "unusable"

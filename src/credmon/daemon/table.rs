@@ -48,6 +48,11 @@ impl Ns {
         }
     }
 
+    /// Whole seconds since the Unix epoch (rounded down).
+    pub fn secs(self) -> i64 {
+        self.0.div_euclid(1_000_000_000)
+    }
+
     /// Packs a wall time (saturating).
     pub fn of(t: SystemTime) -> Ns {
         match t.duration_since(UNIX_EPOCH) {
@@ -69,7 +74,7 @@ pub struct UseFile {
     pub ino: NonZeroU64,
     /// Its ctime.
     pub ctime: Ns,
-    /// Its size.
+    /// Its size, saturated at 65,535 ([`UseFile::size`]).
     pub size: i64,
     /// The token's `exp` in seconds ([`i64::MIN`]: none or unreadable).
     pub exp: i64,
@@ -81,6 +86,12 @@ impl UseFile {
         NonZeroU64::new(ino).unwrap_or(NonZeroU64::MAX)
     }
 
+    /// The stored form of a size: saturated at 65,535 (far above any
+    /// token; a larger file is read again at every look, and refused).
+    pub fn size(size: i64) -> i64 {
+        size.clamp(0, i64::from(u16::MAX))
+    }
+
     /// What the renewal rules need.
     pub fn state(&self) -> UseState {
         UseState {
@@ -90,18 +101,96 @@ impl UseFile {
     }
 }
 
-/// One credential of a user.
+/// One credential of a user, in 48 bytes (the scan table keeps one per
+/// credential all the time): the `.use` is packed (see [`Cred::use_file`]).
 #[derive(Debug, Clone)]
 pub struct Cred {
     /// Its file stem (`<service>` or `<service>_<handle>`), interned.
     pub stem: Arc<str>,
     /// The `.top`'s ctime at the last look.
-    pub top_ctime: Ns,
-    /// The `.top`'s ctime when the credential was last handed to the
-    /// scheduler: a different one later means the credd replaced it.
-    pub queued_top: Ns,
+    top_ctime: Ns,
+    /// The `.use`'s inode (0: none), ctime and size (saturated at 65,535).
+    use_ino: u64,
+    use_ctime: Ns,
+    use_size: u16,
+    /// The token's `exp` in seconds after the `.use`'s ctime ([`i32::MIN`]:
+    /// none or unreadable; clamped 68 years away, which decides the same).
+    use_exp: i32,
+    /// Handed to the scheduler at least once.
+    queued: bool,
+    /// The credd replaced the `.top` since it was last handed to the scheduler.
+    top_moved: bool,
+}
+
+impl Cred {
+    /// A credential first seen with this `.top` ctime.
+    pub fn new(stem: Arc<str>, top_ctime: Ns) -> Self {
+        Cred {
+            stem,
+            top_ctime,
+            use_ino: 0,
+            use_ctime: Ns::NEVER,
+            use_size: 0,
+            use_exp: i32::MIN,
+            queued: false,
+            top_moved: false,
+        }
+    }
+
+    /// The `.top`'s ctime at the last look.
+    pub fn top_ctime(&self) -> Ns {
+        self.top_ctime
+    }
+
+    /// Records the `.top`'s ctime of a new look.
+    pub fn set_top_ctime(&mut self, ctime: Ns) {
+        if ctime != self.top_ctime && self.queued {
+            self.top_moved = true;
+        }
+        self.top_ctime = ctime;
+    }
+
+    /// The credential is handed to the scheduler: whether the credd
+    /// replaced its `.top` since the last time (a change clears a backoff,
+    /// a park or a wait for a server).
+    pub fn hand_over(&mut self) -> bool {
+        let changed = self.queued && self.top_moved;
+        self.queued = true;
+        self.top_moved = false;
+        changed
+    }
+
     /// The `.use` at the last look.
-    pub use_file: Option<UseFile>,
+    pub fn use_file(&self) -> Option<UseFile> {
+        let ino = NonZeroU64::new(self.use_ino)?;
+        let exp = match self.use_exp {
+            i32::MIN => i64::MIN,
+            off => self.use_ctime.secs().saturating_add(i64::from(off)),
+        };
+        Some(UseFile {
+            ino,
+            ctime: self.use_ctime,
+            size: i64::from(self.use_size),
+            exp,
+        })
+    }
+
+    /// Records the `.use` of a new look.
+    pub fn set_use_file(&mut self, u: Option<UseFile>) {
+        let Some(u) = u else {
+            self.use_ino = 0;
+            return;
+        };
+        self.use_ino = u.ino.get();
+        self.use_ctime = u.ctime;
+        self.use_size = UseFile::size(u.size) as u16;
+        self.use_exp = match u.exp {
+            i64::MIN => i32::MIN,
+            exp => exp
+                .saturating_sub(u.ctime.secs())
+                .clamp(i64::from(i32::MIN) + 1, i64::from(i32::MAX)) as i32,
+        };
+    }
 }
 
 /// One user directory.
@@ -247,12 +336,7 @@ mod tests {
         let mut t = Table::default();
         for u in ["alice", "bob"] {
             let stem = t.intern("igwn_robot");
-            t.user(u).creds.push(Cred {
-                stem,
-                top_ctime: Ns(1),
-                queued_top: Ns::NEVER,
-                use_file: None,
-            });
+            t.user(u).creds.push(Cred::new(stem, Ns(1)));
         }
         let alice = t.get("alice").map(|u| u.name.clone());
         assert_eq!(alice.as_deref(), Some("alice"));
@@ -270,8 +354,51 @@ mod tests {
     #[test]
     fn a_credential_record_stays_small() {
         // About 100 bytes per credential all the time (docs/performance.md).
-        assert_eq!(std::mem::size_of::<Option<UseFile>>(), 32);
-        assert!(std::mem::size_of::<Cred>() <= 64);
+        assert_eq!(std::mem::size_of::<Cred>(), 48);
+    }
+
+    #[test]
+    fn a_packed_use_file_reads_back_as_it_was() {
+        let mut c = Cred::new(Arc::from("s"), Ns(1));
+        assert_eq!(c.use_file(), None);
+        let ctime = Ns::of(UNIX_EPOCH + Duration::new(1_700_000_000, 5));
+        let u = |exp, size| UseFile {
+            ino: UseFile::ino(7),
+            ctime,
+            size,
+            exp,
+        };
+        for (exp, size) in [
+            (1_700_003_600, 900),
+            (1_699_990_000, 1),
+            (i64::MIN, 0),
+            (1_700_000_000, 65_535),
+        ] {
+            c.set_use_file(Some(u(exp, size)));
+            assert_eq!(c.use_file(), Some(u(exp, size)));
+        }
+        // Beyond 68 years either way: clamped, on the same side of now.
+        c.set_use_file(Some(u(i64::MAX, 10)));
+        assert!(c.use_file().is_some_and(|f| f.exp > 3_000_000_000));
+        c.set_use_file(Some(u(i64::MIN + 1, 10)));
+        assert!(c.use_file().is_some_and(|f| f.exp > i64::MIN && f.exp < 0));
+        c.set_use_file(None);
+        assert_eq!(c.use_file(), None);
+    }
+
+    #[test]
+    fn a_replaced_top_counts_as_changed_once_handed_over() {
+        let mut c = Cred::new(Arc::from("s"), Ns(1));
+        // Replaced before it was ever queued: nothing to clear.
+        c.set_top_ctime(Ns(2));
+        assert!(!c.hand_over());
+        c.set_top_ctime(Ns(2));
+        assert!(!c.hand_over());
+        // Replaced after a hand-over, even with looks in between.
+        c.set_top_ctime(Ns(3));
+        c.set_top_ctime(Ns(3));
+        assert!(c.hand_over());
+        assert!(!c.hand_over());
     }
 
     #[test]
