@@ -120,10 +120,11 @@ impl std::fmt::Display for Key {
     }
 }
 
-/// The kind of work for a key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The kind of work for a key (the default: refresh).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Task {
     /// Renew the `.use` if the rules say so.
+    #[default]
     Refresh,
     /// Create the `.top` for a keytab user on this Vault server (`host:port`), then refresh.
     /// (An `Arc<String>`: one pointer, so that a queued job stays small.)

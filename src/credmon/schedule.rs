@@ -76,18 +76,6 @@ type ReadyKey<K> = (Need, Mono, u32, K);
 /// The ordering key of a job waiting for its not-before time.
 type DelayedKey<K> = (Mono, u32, K);
 
-/// What will run for a credential, and in which order.
-#[derive(Debug, Clone)]
-struct Job<T> {
-    task: T,
-    deadline: Mono,
-    not_before: Mono,
-    /// Arrival order, for ties. It wraps after 2^32 submissions (months at
-    /// 100,000 credentials), which only reorders ties once.
-    seq: u32,
-    need: Need,
-}
-
 /// A submission that arrived while the credential was in flight.
 #[derive(Debug, Clone)]
 struct Again<T> {
@@ -95,19 +83,6 @@ struct Again<T> {
     need: Need,
     deadline: Mono,
     changed: bool,
-}
-
-impl<T> Again<T> {
-    /// A new job for this submission, due at once.
-    fn into_job(self, now: Mono, seq: u32) -> Job<T> {
-        Job {
-            task: self.task,
-            need: self.need,
-            deadline: self.deadline,
-            not_before: now,
-            seq,
-        }
-    }
 }
 
 /// Two submissions for a credential in flight as one: the more urgent one's
@@ -133,30 +108,52 @@ enum Kind {
     Queued,
     /// A worker runs it.
     InFlight,
-    /// Unusable until something changes; the job is kept for [`Scheduler::wake_parked`].
+    /// Unusable until something changes; kept for [`Scheduler::wake_parked`].
     Parked,
-    /// Waiting for its Vault server; the job is kept for [`Scheduler::release`].
+    /// Waiting for its Vault server; kept for [`Scheduler::release`].
     Held,
 }
 
-/// A credential's place: its job, where it is and its failures, in 40
-/// bytes (a submission that arrives while it is in flight is kept aside,
-/// in [`Scheduler::again`]: rare, and a slot stays small without it).
-#[derive(Debug, Clone)]
-struct Slot<T> {
-    job: Job<T>,
-    /// Consecutive failures.
-    failures: u32,
+/// A credential's job — its order, its backoff, where it is — in 24 bytes:
+/// every credential is queued at once in a fill or a mass refresh. Its task
+/// is kept aside unless it is the default one ([`Scheduler::tasks`]), and so
+/// is a submission that arrives while it is in flight ([`Scheduler::again`]).
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    deadline: Mono,
+    not_before: Mono,
+    /// Arrival order, for ties. It wraps after 2^32 submissions (months at
+    /// 100,000 credentials), which only reorders ties once.
+    seq: u32,
+    /// Consecutive failures (saturating).
+    failures: u16,
+    need: Need,
     kind: Kind,
+}
+
+impl Slot {
+    /// A queued job due from `not_before`.
+    fn queued(need: Need, deadline: Mono, not_before: Mono, seq: u32, failures: u32) -> Slot {
+        Slot {
+            deadline,
+            not_before,
+            seq,
+            failures: u16::try_from(failures).unwrap_or(u16::MAX),
+            need,
+            kind: Kind::Queued,
+        }
+    }
 }
 
 /// The scheduler: credentials keyed by `K`, with a task `T` each.
 #[derive(Debug)]
-pub struct Scheduler<K: Ord + Clone, T: Clone> {
+pub struct Scheduler<K: Ord + Clone, T: Clone + Default + PartialEq> {
     /// A B-tree, not a hash table: it grows a node at a time (a hash table
     /// doubles, and holds both tables while it does: 1.6 MB at 10,000
     /// credentials) and gives its room back as credentials leave.
-    slots: BTreeMap<K, Slot<T>>,
+    slots: BTreeMap<K, Slot>,
+    /// The tasks that are not the default one (provisioning: rare).
+    tasks: BTreeMap<K, T>,
     /// Submissions for credentials in flight, run when they finish.
     again: BTreeMap<K, Again<T>>,
     /// The due jobs, most pressing first: a binary heap in one array (a
@@ -173,17 +170,18 @@ pub struct Scheduler<K: Ord + Clone, T: Clone> {
 }
 
 /// Whether a `ready` entry is its credential's queued job.
-fn live<K: Ord, T>(slots: &BTreeMap<K, Slot<T>>, r: &ReadyKey<K>) -> bool {
-    slots.get(&r.3).is_some_and(|s| {
-        s.kind == Kind::Queued && (s.job.need, s.job.deadline, s.job.seq) == (r.0, r.1, r.2)
-    })
+fn live<K: Ord>(slots: &BTreeMap<K, Slot>, r: &ReadyKey<K>) -> bool {
+    slots
+        .get(&r.3)
+        .is_some_and(|s| s.kind == Kind::Queued && (s.need, s.deadline, s.seq) == (r.0, r.1, r.2))
 }
 
-impl<K: Ord + Clone, T: Clone> Scheduler<K, T> {
+impl<K: Ord + Clone, T: Clone + Default + PartialEq> Scheduler<K, T> {
     /// An empty scheduler whose retries follow `backoff`.
     pub fn new(backoff: Backoff) -> Self {
         Self {
             slots: BTreeMap::new(),
+            tasks: BTreeMap::new(),
             again: BTreeMap::new(),
             ready: BinaryHeap::new(),
             ready_live: 0,
@@ -265,12 +263,12 @@ impl<K: Ord + Clone, T: Clone> Scheduler<K, T> {
         self.slots
             .get(key)
             .filter(|s| s.kind == Kind::Queued)
-            .map(|s| s.job.not_before)
+            .map(|s| s.not_before)
     }
 
     /// Consecutive failures of `key` (0 when unknown).
     pub fn failures(&self, key: &K) -> u32 {
-        self.slots.get(key).map_or(0, |s| s.failures)
+        self.slots.get(key).map_or(0, |s| u32::from(s.failures))
     }
 
     /// Asks for work on `key`. `changed` says the credential itself changed
@@ -287,20 +285,21 @@ impl<K: Ord + Clone, T: Clone> Scheduler<K, T> {
         now: Mono,
     ) -> Submitted {
         let seq = self.next_seq();
-        let ask = Again {
-            task,
-            need,
-            deadline,
-            changed,
-        };
         // The copy already held, if any, for the indexes too (see [`Scheduler::key`]).
         let key = self.key(&key).cloned().unwrap_or(key);
         let Some(slot) = self.slots.get_mut(&key) else {
-            self.queue(key, ask.into_job(now, seq), 0, now);
+            self.set_task(&key, task);
+            self.queue(key, Slot::queued(need, deadline, now, seq, 0), now);
             return Submitted::Queued;
         };
         match slot.kind {
             Kind::InFlight => {
+                let ask = Again {
+                    task,
+                    need,
+                    deadline,
+                    changed,
+                };
                 let merged = merge_again(self.again.remove(&key), ask);
                 self.again.insert(key, merged);
                 Submitted::Again
@@ -309,36 +308,39 @@ impl<K: Ord + Clone, T: Clone> Scheduler<K, T> {
                 if changed {
                     slot.failures = 0;
                 }
-                let (job, failures) = (slot.job.clone(), slot.failures);
-                self.merge_queued(key, job, failures, ask, now);
+                let old = *slot;
+                let sooner = (need, deadline) < (old.need, old.deadline);
+                let unblock = changed && old.not_before > now;
+                if sooner || unblock {
+                    self.unindex(&key, &old);
+                    let mut new = old;
+                    if sooner {
+                        (new.need, new.deadline) = (need, deadline);
+                        self.set_task(&key, task);
+                    }
+                    if unblock {
+                        new.not_before = now;
+                    }
+                    self.queue(key, new, now);
+                }
                 Submitted::Merged
             }
             Kind::Parked | Kind::Held if !changed => Submitted::Held,
             Kind::Parked | Kind::Held => {
-                self.queue(key, ask.into_job(now, seq), 0, now);
+                self.set_task(&key, task);
+                self.queue(key, Slot::queued(need, deadline, now, seq, 0), now);
                 Submitted::Queued
             }
         }
     }
 
-    /// A queued job asked for again: it takes the sooner need and deadline
-    /// (with that submission's task), and a change lifts its backoff.
-    fn merge_queued(&mut self, key: K, mut job: Job<T>, failures: u32, ask: Again<T>, now: Mono) {
-        let sooner = (ask.need, ask.deadline) < (job.need, job.deadline);
-        let unblock = ask.changed && job.not_before > now;
-        if !(sooner || unblock) {
-            return;
+    /// Keeps `key`'s task (aside only when it is not the default one).
+    fn set_task(&mut self, key: &K, task: T) {
+        if task == T::default() {
+            self.tasks.remove(key);
+        } else {
+            self.tasks.insert(key.clone(), task);
         }
-        self.unindex(&key, &job);
-        if sooner {
-            job.need = ask.need;
-            job.deadline = ask.deadline;
-            job.task = ask.task;
-        }
-        if unblock {
-            job.not_before = now;
-        }
-        self.queue(key, job, failures, now);
     }
 
     /// Takes the most pressing due job. With `missing_only`, only a job whose
@@ -350,116 +352,109 @@ impl<K: Ord + Clone, T: Clone> Scheduler<K, T> {
         if missing_only && first.0 == Need::Routine {
             return None;
         }
-        let Reverse((_, _, _, key)) = self.ready.pop()?;
+        let Reverse((need, _, _, key)) = self.ready.pop()?;
         self.ready_live = self.ready_live.saturating_sub(1);
-        let slot = self.slots.get_mut(&key)?;
-        slot.kind = Kind::InFlight;
-        let out = (key, slot.job.task.clone(), slot.job.need);
+        if let Some(slot) = self.slots.get_mut(&key) {
+            slot.kind = Kind::InFlight;
+        }
+        let task = self.tasks.get(&key).cloned().unwrap_or_default();
         self.settle();
-        Some(out)
+        Some((key, task, need))
     }
 
     /// Records how the job on `key` ended; `jitter` in `[0, 1]` spreads retries.
     pub fn finish(&mut self, key: &K, how: Finish, now: Mono, jitter: f64) {
-        let Some(slot) = self.slots.get(key) else {
+        let Some(&slot) = self.slots.get(key) else {
             return;
         };
         if slot.kind != Kind::InFlight {
             return;
         }
-        let (job, failures) = (slot.job.clone(), slot.failures);
+        let failures = u32::from(slot.failures);
         let again = self.again.remove(key);
-        let seq = self.next_seq();
-        // What runs next: a newer submission wins over the finished job.
-        let next = |not_before: Mono| match &again {
-            Some(a) => Job {
-                task: a.task.clone(),
-                need: a.need,
-                deadline: a.deadline,
-                not_before,
-                seq,
-            },
-            None => Job {
-                not_before,
-                seq,
-                ..job.clone()
-            },
-        };
         let changed = again.as_ref().is_some_and(|a| a.changed);
-        match how {
-            Finish::Done => match again {
-                Some(_) => self.queue(key.clone(), next(now), 0, now),
-                None => {
-                    self.slots.remove(key);
-                }
-            },
-            Finish::Later(_) if changed => self.queue(key.clone(), next(now), 0, now),
-            Finish::Later(after) => self.queue(key.clone(), next(now + after), failures, now),
-            Finish::Retry { .. } if changed => self.queue(key.clone(), next(now), 0, now),
+        if how == Finish::Done && again.is_none() {
+            self.slots.remove(key);
+            self.tasks.remove(key);
+            return;
+        }
+        if matches!(how, Finish::Park) && !changed {
+            // A parked credential keeps the job it had.
+            let failures = slot.failures.saturating_add(1);
+            let kind = Kind::Parked;
+            self.slots.insert(
+                key.clone(),
+                Slot {
+                    failures,
+                    kind,
+                    ..slot
+                },
+            );
+            return;
+        }
+        // What runs next: a newer submission wins over the finished job.
+        let (need, deadline) = match again {
+            Some(a) => {
+                self.set_task(key, a.task);
+                (a.need, a.deadline)
+            }
+            None => (slot.need, slot.deadline),
+        };
+        let seq = self.next_seq();
+        let next = |not_before: Mono, failures: u32| {
+            Slot::queued(need, deadline, not_before, seq, failures)
+        };
+        let (not_before, failures) = match how {
+            _ if changed => (now, 0),
+            Finish::Done => (now, 0),
+            Finish::Later(after) => (now + after, failures),
             Finish::Retry { at_least } => {
                 let delay = self.backoff.delay(failures, jitter);
                 let delay = at_least.map_or(delay, |d| d.max(delay));
-                let not_before = now + delay;
-                self.queue(
-                    key.clone(),
-                    next(not_before),
-                    failures.saturating_add(1),
-                    now,
-                );
+                (now + delay, failures.saturating_add(1))
             }
-            Finish::Park | Finish::Hold if changed => self.queue(key.clone(), next(now), 0, now),
             Finish::Park | Finish::Hold => {
-                let (job, kind) = match how {
-                    Finish::Hold => (next(now), Kind::Held),
-                    _ => (job, Kind::Parked),
+                let held = Slot {
+                    kind: Kind::Held,
+                    ..next(now, failures.saturating_add(1))
                 };
-                if let Some(slot) = self.slots.get_mut(key) {
-                    *slot = Slot {
-                        job,
-                        failures: failures.saturating_add(1),
-                        kind,
-                    };
-                }
+                self.slots.insert(key.clone(), held);
+                return;
             }
-        }
+        };
+        self.queue(key.clone(), next(not_before, failures), now);
     }
 
     /// Queues a held credential again, due at `now`, keeping its failure
     /// count; false when `key` is not held (it changed or went meanwhile).
     pub fn release(&mut self, key: &K, now: Mono) -> bool {
-        let Some(slot) = self.slots.get(key).filter(|s| s.kind == Kind::Held) else {
+        let Some(&slot) = self.slots.get(key).filter(|s| s.kind == Kind::Held) else {
             return false;
         };
-        let (failures, job) = (slot.failures, slot.job.clone());
-        let job = Job {
-            not_before: now,
-            seq: self.next_seq(),
-            ..job
-        };
-        self.queue(key.clone(), job, failures, now);
+        let seq = self.next_seq();
+        self.queue(
+            key.clone(),
+            Slot::queued(slot.need, slot.deadline, now, seq, u32::from(slot.failures)),
+            now,
+        );
         true
     }
 
     /// Queues every parked credential again at once (a configuration change
     /// may have made it usable); returns how many.
     pub fn wake_parked(&mut self, now: Mono) -> usize {
-        let mut parked: Vec<(K, Job<T>)> = self
+        let mut parked: Vec<(K, Slot)> = self
             .slots
             .iter()
             .filter(|(_, s)| s.kind == Kind::Parked)
-            .map(|(k, s)| (k.clone(), s.job.clone()))
+            .map(|(k, s)| (k.clone(), *s))
             .collect();
         // In their order of arrival, whatever the map's order (replayable runs).
-        parked.sort_by_key(|(_, job)| job.seq);
+        parked.sort_by_key(|(_, s)| s.seq);
         let n = parked.len();
-        for (key, job) in parked {
+        for (key, s) in parked {
             let seq = self.next_seq();
-            let job = Job {
-                not_before: now,
-                seq,
-                ..job
-            };
-            self.queue(key, job, 0, now);
+            self.queue(key, Slot::queued(s.need, s.deadline, now, seq, 0), now);
         }
         n
     }
@@ -476,13 +471,18 @@ impl<K: Ord + Clone, T: Clone> Scheduler<K, T> {
             .collect();
         let mut n = 0;
         for key in delayed {
-            let Some(slot) = self.slots.get(&key).filter(|s| s.kind == Kind::Queued) else {
+            let Some(&slot) = self.slots.get(&key).filter(|s| s.kind == Kind::Queued) else {
                 continue;
             };
-            let (mut job, failures) = (slot.job.clone(), slot.failures);
-            self.unindex(&key, &job);
-            job.not_before = now;
-            self.queue(key, job, failures, now);
+            self.unindex(&key, &slot);
+            self.queue(
+                key,
+                Slot {
+                    not_before: now,
+                    ..slot
+                },
+                now,
+            );
             n += 1;
         }
         n
@@ -490,19 +490,16 @@ impl<K: Ord + Clone, T: Clone> Scheduler<K, T> {
 
     /// Forgets a credential that is gone (an in-flight one finishes first).
     pub fn forget(&mut self, key: &K) {
-        let Some(slot) = self.slots.get(key) else {
+        let Some(&slot) = self.slots.get(key) else {
             return;
         };
-        match slot.kind {
-            Kind::InFlight => {}
-            Kind::Queued => {
-                let job = slot.job.clone();
-                self.slots.remove(key);
-                self.unindex(key, &job);
-            }
-            Kind::Parked | Kind::Held => {
-                self.slots.remove(key);
-            }
+        if slot.kind == Kind::InFlight {
+            return;
+        }
+        self.slots.remove(key);
+        self.tasks.remove(key);
+        if slot.kind == Kind::Queued {
+            self.unindex(key, &slot);
         }
     }
 
@@ -520,33 +517,26 @@ impl<K: Ord + Clone, T: Clone> Scheduler<K, T> {
         self.seq
     }
 
-    /// Puts `job` in the queue of `key` (replacing whatever state it had).
-    fn queue(&mut self, key: K, job: Job<T>, failures: u32, now: Mono) {
-        self.index(&key, &job, now);
-        self.slots.insert(
-            key,
-            Slot {
-                job,
-                failures,
-                kind: Kind::Queued,
-            },
-        );
-    }
-
-    fn index(&mut self, key: &K, job: &Job<T>, now: Mono) {
-        if job.not_before > now {
-            self.delayed.insert((job.not_before, job.seq, key.clone()));
+    /// Puts queued `slot` in place for `key` (replacing whatever state it had).
+    fn queue(&mut self, key: K, slot: Slot, now: Mono) {
+        if slot.not_before > now {
+            self.delayed
+                .insert((slot.not_before, slot.seq, key.clone()));
         } else {
-            self.ready
-                .push(Reverse((job.need, job.deadline, job.seq, key.clone())));
+            let r = (slot.need, slot.deadline, slot.seq, key.clone());
+            self.ready.push(Reverse(r));
             self.ready_live += 1;
         }
+        self.slots.insert(key, slot);
     }
 
     /// Takes a queued job out of its index: out of `delayed` at once; in
     /// `ready` its entry goes stale.
-    fn unindex(&mut self, key: &K, job: &Job<T>) {
-        if !self.delayed.remove(&(job.not_before, job.seq, key.clone())) {
+    fn unindex(&mut self, key: &K, slot: &Slot) {
+        if !self
+            .delayed
+            .remove(&(slot.not_before, slot.seq, key.clone()))
+        {
             self.ready_live = self.ready_live.saturating_sub(1);
             if self.ready.len() > 2 * self.ready_live + 64 {
                 let mut entries = std::mem::take(&mut self.ready).into_vec();
@@ -580,9 +570,9 @@ impl<K: Ord + Clone, T: Clone> Scheduler<K, T> {
             };
             if let Some(s) = self.slots.get(&key)
                 && s.kind == Kind::Queued
-                && s.job.seq == seq
+                && s.seq == seq
             {
-                let r = (s.job.need, s.job.deadline, seq, key);
+                let r = (s.need, s.deadline, seq, key);
                 self.ready.push(Reverse(r));
                 self.ready_live += 1;
             }

@@ -383,7 +383,11 @@ impl Scanner {
         if kind(&st) != SFlag::S_IFREG {
             return None;
         }
-        let (ino, ctime, size) = (UseFile::ino(st.st_ino), Ns::ctime(&st), UseFile::size(st.st_size));
+        let (ino, ctime, size) = (
+            UseFile::ino(st.st_ino),
+            Ns::ctime(&st),
+            UseFile::size(st.st_size),
+        );
         if let Some(c) = cached
             && (c.ino, c.ctime, c.size) == (ino, ctime, size)
         {

@@ -285,7 +285,7 @@ fn a_queued_credential_costs_few_bytes() {
     assert_eq!(size_of::<Key>(), 8);
     assert_eq!(size_of::<Task>(), 8);
     assert_eq!(size_of::<Mono>(), 8);
-    assert!(size_of::<Slot<Task>>() <= 40, "{}", size_of::<Slot<Task>>());
+    assert_eq!(size_of::<Slot>(), 24);
     assert!(size_of::<ReadyKey<Key>>() <= 24);
 }
 
@@ -327,4 +327,31 @@ fn stale_entries_of_the_due_heap_stay_bounded_and_never_run() {
     assert_eq!(drain(&mut s, t(S)), vec!["a"]);
     assert_eq!((s.queued(), s.next_due(t(S))), (0, None));
     assert!(s.ready.is_empty());
+}
+
+#[test]
+fn a_task_other_than_the_default_is_kept_aside_while_the_credential_is_held() {
+    let mut s: Scheduler<&'static str, u8> = Scheduler::new(Backoff {
+        base: 10 * S,
+        cap: 300 * S,
+    });
+    s.submit("k", 7, Need::Missing, t(S), false, t(S));
+    assert_eq!(s.take(t(S), false), Some(("k", 7, Need::Missing)));
+    // retried after its backoff, still the same task
+    s.finish(&"k", Finish::Retry { at_least: None }, t(S), 0.0);
+    assert_eq!(s.take(t(20 * S), false), Some(("k", 7, Need::Missing)));
+    // a resubmission with another task while in flight runs next, with its task
+    s.submit("k", 9, Need::Missing, t(S), true, t(20 * S));
+    s.finish(&"k", Finish::Done, t(20 * S), 0.0);
+    assert_eq!(s.take(t(20 * S), false), Some(("k", 9, Need::Missing)));
+    // parked: it keeps the task it ran with, not an unchanged resubmission's
+    s.submit("k", 0, Need::Missing, t(S), false, t(20 * S));
+    s.finish(&"k", Finish::Park, t(20 * S), 0.0);
+    s.wake_parked(t(21 * S));
+    assert_eq!(s.take(t(21 * S), false), Some(("k", 9, Need::Missing)));
+    // done: nothing of it stays
+    s.finish(&"k", Finish::Done, t(21 * S), 0.0);
+    assert!(!s.holds(&"k") && s.tasks.is_empty());
+    s.submit("k", 0, Need::Routine, t(S), false, t(22 * S));
+    assert_eq!(s.take(t(22 * S), false), Some(("k", 0, Need::Routine)));
 }
