@@ -11,7 +11,9 @@
 //! 1. fill: start → `CREDMON_COMPLETE` with all 10,000 `.use` written; CPU per credential;
 //! 2. SIGHUP → `.use` for a new credential while idle (10 samples);
 //! 3. CPU and context switches (all threads) while idle over `--idle-seconds`
-//!    (default 300) after the first pass settled;
+//!    (default 300), once the credmon has gone quiet after the fill (under
+//!    2 ms of CPU in half a second: the look at the `.use` files it just
+//!    wrote is over);
 //! 4. SIGHUP → `.use` for a new credential right after every `.top` was replaced (5 samples);
 //! 5. the same after a restart with every `.use` near expiry
 //!    (`CREDMON_OAUTH_TOKEN_MINIMUM` 60 s below the token lifetime of 3 h, so
@@ -266,6 +268,25 @@ fn run_seconds(pid: u32) -> Option<f64> {
     Some(ns as f64 / 1e9)
 }
 
+/// Waits (at most 60 s) until the fill's pass has ended (`CREDMON_COMPLETE`)
+/// and what follows it is over (the first look at the `.use` files just
+/// written): the credmon used less than 2 ms of CPU in half a second.
+/// Returns how long that took.
+fn settle(pid: u32, dir: &Path) -> Result<f64, String> {
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(60);
+    let mut last = run_seconds(pid).ok_or("cannot read /proc schedstat")?;
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = run_seconds(pid).ok_or("cannot read /proc schedstat")?;
+        if dir.join("CREDMON_COMPLETE").exists() && now - last < 0.002 {
+            return Ok(start.elapsed().as_secs_f64());
+        }
+        last = now;
+    }
+    Err("the credmon did not go quiet within 60 s of the fill".into())
+}
+
 fn context_switches(pid: u32) -> Option<u64> {
     let mut total = 0;
     for t in std::fs::read_dir(format!("/proc/{pid}/task"))
@@ -498,6 +519,10 @@ fn robot_credmon(
     report(
         "rust peak RSS after the fill MB",
         format!("{:.1}", fill_rss as f64 / 1024.0),
+    );
+    report(
+        "rust quiet after the fill s",
+        format!("{:.1}", settle(pid, &credd.dir)?),
     );
     let c0 = run_seconds(pid).ok_or("cannot read /proc schedstat")?;
     let s0 = context_switches(pid).ok_or("cannot read /proc task status")?;

@@ -77,7 +77,7 @@ fn settled(stamp: Stamp, now: SystemTime) -> bool {
 /// The key is made (an allocation) only for a credential that needs work.
 fn needs_work(
     cfg: &Config,
-    key: impl FnOnce() -> Key,
+    key: impl FnOnce(&Cred) -> Key,
     cred: &mut Cred,
     now: SystemTime,
     out: &mut Vec<Found>,
@@ -90,7 +90,7 @@ fn needs_work(
     let (need, deadline) = schedule::need(use_state, top, now, cfg.minimum, cfg.refresh);
     let changed = cred.hand_over();
     out.push(Found {
-        key: key(),
+        key: key(cred),
         task: Task::Refresh,
         need,
         deadline,
@@ -207,8 +207,8 @@ impl Scanner {
         let user = self.table.user(name);
         let user_name = user.name.clone();
         for c in &mut user.creds {
-            let stem = c.stem.clone();
-            needs_work(cfg, || Key::of(user_name.clone(), stem), c, now, out);
+            let key = |c: &Cred| Key::of(user_name.clone(), c.stem.clone());
+            needs_work(cfg, key, c, now, out);
         }
     }
 
@@ -306,7 +306,7 @@ impl Scanner {
         };
         cred.set_top_ctime(top_ctime);
         cred.set_use_file(use_file);
-        needs_work(cfg, || key, cred, now, out);
+        needs_work(cfg, |_| key, cred, now, out);
     }
 
     /// Removes a user directory's leftover temporary files, once per run.
