@@ -119,7 +119,7 @@ pub fn main(args: CredmonArgs, env: &Env) -> Result<Outcome, CredmonError> {
 /// glibc's default at 10,000; docs/performance.md). The threads' allocations
 /// are short and far between (a worker waits on Vault), so they hardly
 /// contend. Called before any worker thread starts.
-fn few_malloc_arenas() {
+fn one_malloc_arena() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes a glibc tunable; no thread allocates
     // concurrently yet (the workers start later).
@@ -157,7 +157,7 @@ fn check_cred_dir(cfg: &Config) -> Result<SafeDir, String> {
 }
 
 fn run(args: CredmonArgs, cfg: Config, env: Env) -> Result<Outcome, String> {
-    few_malloc_arenas();
+    one_malloc_arena();
     let root = check_cred_dir(&cfg)?;
     let _instance =
         daemon::instance::single_instance(&cfg.cred_dir, Duration::from_secs(10), env.clock())?;

@@ -1,9 +1,9 @@
 //! What the scanner remembers between passes, one small record per user
 //! directory and per credential, so that a pass over an unchanged directory
-//! costs one `stat` and no allocation, and memory grows by a few hundred
-//! bytes per credential: each user name is stored once (shared with the
-//! [`Key`]s handed out), stems are interned (most users share a handful of
-//! service names), times are packed nanoseconds.
+//! costs one `stat` and no allocation, and memory grows by 48 bytes per
+//! credential and a record per user: each user name is stored once (shared
+//! with the [`Key`]s handed out), stems are interned (most users share a
+//! handful of service names), times are packed nanoseconds.
 
 use crate::credmon::policy::UseState;
 use crate::credmon::refresh::Key;
@@ -353,7 +353,7 @@ mod tests {
 
     #[test]
     fn a_credential_record_stays_small() {
-        // About 100 bytes per credential all the time (docs/performance.md).
+        // Kept for every credential all the time (docs/performance.md).
         assert_eq!(std::mem::size_of::<Cred>(), 48);
     }
 
